@@ -1,0 +1,65 @@
+/* RtCtx: one aligned, zero-filled allocation per pool (carved by the compiler's offsets) and
+ * the thread pool. */
+#include "rt_internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POOL_ALIGN 64
+
+bool rt_tensor_is_persistent(const RtTensorInfo *t)
+{
+    return t->pool == RT_POOL_PARAMS || t->pool == RT_POOL_FROZEN || t->pool == RT_POOL_OPTIM ||
+           (t->flags & RT_T_STATE);
+}
+
+bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, RtError *e)
+{
+    *out = NULL;
+    if (!rt_model_validate(m, e))
+        return false;
+    RtCtx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    ctx->model = m;
+    ctx->seed = seed;
+    for (int p = 0; p < RT_POOL_COUNT; p++) {
+        size_t bytes = (m->pool_bytes[p] + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+        if (bytes == 0)
+            continue;
+        ctx->pools[p] = aligned_alloc(POOL_ALIGN, bytes);
+        if (!ctx->pools[p]) {
+            rt_ctx_destroy(ctx);
+            return rt_err(e, RT_ERR_NOMEM, "out of memory allocating pool %d (%zu bytes)", p,
+                          bytes);
+        }
+        memset(ctx->pools[p], 0, bytes);
+    }
+    if (n_threads <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = cpus > 0 ? (int)cpus : 1;
+    }
+    ctx->n_threads = n_threads;
+    if (n_threads > 1) {
+        ctx->threads = rt_threads_create(n_threads - 1);
+        if (!ctx->threads) {
+            rt_ctx_destroy(ctx);
+            return rt_err(e, RT_ERR_NOMEM, "cannot start %d threads", n_threads);
+        }
+    }
+    openblas_set_num_threads(n_threads);
+    *out = ctx;
+    return true;
+}
+
+void rt_ctx_destroy(RtCtx *ctx)
+{
+    if (!ctx)
+        return;
+    rt_threads_destroy(ctx->threads);
+    for (int p = 0; p < RT_POOL_COUNT; p++)
+        free(ctx->pools[p]);
+    free(ctx);
+}

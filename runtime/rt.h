@@ -1,0 +1,194 @@
+/* rt.h: the ABI between relorac-generated training code and the runtime library.
+ * The compiler emits one object defining `const RtModel relorac_model`; the runtime supplies
+ * main() (trainer_main.c), the trainer CLI (rt_main), a thread pool, a GEMM wrapper and a
+ * counter-based RNG. This header depends on the C standard library only, so it builds with
+ * -std=c11 -pedantic and can be included by the code generator and by user programs. */
+#ifndef RELORAC_RT_H
+#define RELORAC_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RT_ABI_VERSION 1
+
+/* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
+ * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it. */
+enum RtPool {
+    RT_POOL_PARAMS,      /* trainable weights (full-rank and adapter factors); checkpointed */
+    RT_POOL_FROZEN,      /* frozen base weights W of adapted linears; checkpointed */
+    RT_POOL_OPTIM,       /* optimizer moments and counters; checkpointed */
+    RT_POOL_ACTIVATIONS, /* forward activations kept for backward; not checkpointed */
+    RT_POOL_SCRATCH,     /* gradients and temporaries; not checkpointed */
+    RT_POOL_COUNT
+};
+
+enum RtDtype {
+    RT_F32,  /* IEEE binary32, safetensors "F32" */
+    RT_BF16, /* bfloat16 (upper half of a binary32), safetensors "BF16" */
+    RT_I32,  /* int32, safetensors "I32" */
+    RT_DTYPE_COUNT
+};
+
+/* RtTensorInfo.flags */
+enum RtTensorFlag {
+    RT_T_PARAM = 1u << 0,     /* a model weight: exported to model.safetensors under hf_name */
+    RT_T_TRAINABLE = 1u << 1, /* updated by the optimizer (informational) */
+    RT_T_ADAPTER_A = 1u << 2, /* LoRA A factor [r, in] */
+    RT_T_ADAPTER_B = 1u << 3, /* LoRA B factor [out, r] */
+    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v) */
+    RT_T_STATE = 1u << 5      /* other state needed to resume (counters); checkpointed in any pool */
+};
+
+/* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
+typedef struct RtTensorInfo {
+    const char *name;    /* unique internal name; the key in trainer.safetensors */
+    const char *hf_name; /* key in the exported model.safetensors; NULL means name */
+    int dtype;           /* enum RtDtype */
+    int rank;            /* 0..4; rank 0 is a scalar of one element */
+    int64_t shape[4];    /* shape[0..rank) */
+    int pool;            /* enum RtPool */
+    size_t offset;       /* bytes from the pool base; a multiple of the element size */
+    unsigned flags;      /* enum RtTensorFlag */
+    /* For a frozen base weight W [out, in] with an adapter: the indices of A [r, in] and
+     * B [out, r] in RtModel.tensors and the scale alpha/r; lora_a = lora_b = -1 otherwise.
+     * The exported weight is W + lora_scale * B @ A (merged in f32). */
+    int lora_a, lora_b;
+    float lora_scale;
+} RtTensorInfo;
+
+/* RtStepStats.events */
+enum RtEvent {
+    RT_EV_RESET = 1u << 0,      /* ReLoRA restart: merged adapters into W, re-initialised them,
+                                   pruned their optimizer moments */
+    RT_EV_WARM_SWITCH = 1u << 1 /* full-rank warm start ended; training switched to ReLoRA */
+};
+
+/* What one train_step reports. */
+typedef struct RtStepStats {
+    float loss;           /* mean cross-entropy of the batch (nats/token), before the update */
+    float lr;             /* learning rate used for this update */
+    float grad_norm;      /* global L2 norm of the gradient, before clipping */
+    unsigned events;      /* enum RtEvent, for events that happened after this step's update */
+    float pruned_fraction;/* with RT_EV_RESET: fraction of adapter moments zeroed (0..1) */
+} RtStepStats;
+
+enum RtDataKind {
+    RT_DATA_TEXT,  /* any file; each byte is one token (vocab >= 256 recommended) */
+    RT_DATA_TOKENS /* llm.c/nanoGPT .bin: 256 x int32 header (20240520, 1, count), uint16 tokens */
+};
+
+/* Trainer defaults baked into the binary; every one has a CLI override. */
+typedef struct RtTrainDefaults {
+    int64_t steps;            /* total optimizer steps (--steps) */
+    int64_t eval_every;       /* validate every N steps; 0 = only at the end (--eval-every) */
+    int64_t eval_batches;     /* validation batches per evaluation (--eval-batches) */
+    int64_t checkpoint_every; /* checkpoint every N steps; 0 = only at the end */
+    int64_t log_every;        /* plain-text progress line every N steps when not on a TTY */
+    uint64_t seed;            /* --seed */
+    int threads;              /* 0 = all online CPUs (--threads) */
+    int data_kind;            /* enum RtDataKind */
+    float val_fraction;       /* last fraction of --data used for validation without --val-data */
+    const char *data_path;    /* --data; NULL = must be given */
+    const char *val_path;     /* --val-data; NULL = split --data */
+    const char *checkpoint_dir; /* --out; NULL = "checkpoints" */
+} RtTrainDefaults;
+
+typedef struct RtCtx RtCtx;
+
+/* The model object emitted by the compiler. Function pointers are called from one thread;
+ * they may use rt_parallel_for and rt_sgemm. They never fail: the runtime has already
+ * validated everything they read. */
+typedef struct RtModel {
+    int abi_version;         /* RT_ABI_VERSION */
+    const char *name;        /* model name from the spec */
+    const char *spec_hash;   /* hash of the spec; a checkpoint of another spec is rejected */
+    const char *config_json; /* Hugging Face config.json text, or NULL */
+    int vocab, batch, seq_len;
+    int n_tensors;
+    const RtTensorInfo *tensors;
+    size_t pool_bytes[RT_POOL_COUNT];
+    RtTrainDefaults defaults;
+    /* Initialise every checkpointed tensor from ctx->seed (pools start zero-filled). */
+    void (*init)(RtCtx *ctx);
+    /* One step at index `step` (0-based; equal across a resume): forward, backward, update,
+     * then any ReLoRA event scheduled after this step. x, y: [batch, seq_len] token ids,
+     * y[b][t] = x[b][t+1]. Must be deterministic in (state, x, y, step). */
+    void (*train_step)(RtCtx *ctx, const int32_t *x, const int32_t *y, int64_t step,
+                       RtStepStats *out);
+    /* Mean cross-entropy (nats/token) of one batch; no state change. */
+    float (*eval_loss)(RtCtx *ctx, const int32_t *x, const int32_t *y);
+    /* Next-token logits after position pos of the window x: [seq_len] (tokens past pos are
+     * padding and must not matter). out: [vocab]. */
+    void (*logits)(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);
+} RtModel;
+
+typedef struct RtThreadPool RtThreadPool;
+
+/* Runtime state handed to the model functions. Created by the trainer. */
+struct RtCtx {
+    const RtModel *model;
+    void *pools[RT_POOL_COUNT]; /* base of each pool (NULL when its size is 0) */
+    uint64_t seed;              /* run seed: all model randomness derives from it */
+    int n_threads;              /* workers in rt_parallel_for, including the caller */
+    RtThreadPool *threads;      /* persistent workers; NULL when n_threads == 1 */
+    void *user;                 /* free for the model's or a test's use; the runtime ignores it */
+};
+
+/* Address of tensor i of ctx->model. */
+static inline void *rt_tensor_data(const RtCtx *ctx, int i)
+{
+    const RtTensorInfo *t = &ctx->model->tensors[i];
+    return (char *)ctx->pools[t->pool] + t->offset;
+}
+
+/* Run fn(arg, begin, end) over [0, n) split into ctx->n_threads contiguous ranges, range i
+ * being [i*n/T, (i+1)*n/T); the caller runs range 0. Returns after all ranges finish. The
+ * split depends only on n and T, never on timing. Nested calls run serially in the caller. */
+void rt_parallel_for(RtCtx *ctx, int64_t n, void (*fn)(void *arg, int64_t begin, int64_t end),
+                     void *arg);
+
+/* C = alpha * op(A) @ op(B) + beta * C, row-major, op(X) = X^T when trans_x != 0.
+ * op(A): [m, k], op(B): [k, n], C: [m, n]; lda/ldb/ldc are row strides in elements. */
+void rt_sgemm(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+              int64_t ldc);
+/* The same over `batch` matrices spaced stride_a/stride_b/stride_c elements apart. */
+void rt_sgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda, int64_t stride_a, const float *b,
+                      int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                      int64_t stride_c, int64_t batch);
+
+/* Counter-based RNG, bit-exact with the compiler's reference executor:
+ *   splitmix64(x): x += 0x9E3779B97F4A7C15; x = (x ^ x>>30) * 0xBF58476D1CE4E5B9;
+ *                  x = (x ^ x>>27) * 0x94D049BB133111EB; return x ^ x>>31
+ *   u64(seed, stream, counter) = splitmix64(splitmix64(seed ^ splitmix64(stream)) + counter)
+ *   uniform = (u64 >> 40) * 2^-24 in [0, 1)
+ *   normal  = sqrt(-2 ln max(u1, 1e-12)) * cos(2 pi u2), u1 = uniform(2c), u2 = uniform(2c+1),
+ *             computed in double, returned as float.
+ * Streams >= RT_STREAM_RUNTIME are reserved for the runtime. */
+#define RT_STREAM_RUNTIME 0xFFFFFFFF00000000ull
+#define RT_STREAM_TRAIN_BATCH (RT_STREAM_RUNTIME + 1)
+#define RT_STREAM_VAL_BATCH (RT_STREAM_RUNTIME + 2)
+#define RT_STREAM_SAMPLE (RT_STREAM_RUNTIME + 3)
+
+uint64_t rt_splitmix64(uint64_t x);
+uint64_t rt_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);
+float rt_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter);
+float rt_rng_normal(uint64_t seed, uint64_t stream, uint64_t counter);
+
+/* bfloat16 conversions (round to nearest even; NaN stays NaN). */
+float rt_bf16_to_f32(uint16_t h);
+uint16_t rt_f32_to_bf16(float f);
+
+/* The trainer CLI (see docs/runtime.md). Returns the process exit status: 0 ok, 2 usage or
+ * I/O error, 130/143 after SIGINT/SIGTERM (a checkpoint was written). Never calls exit(). */
+int rt_main(int argc, char **argv, const RtModel *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,236 @@
+/* Runtime core: the thread pool covers every index exactly once, sgemm agrees with a naive
+ * product for every transpose, pools are carved and zeroed, model tables are validated. */
+#include <check.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+typedef struct Cover {
+    atomic_int *hits;
+    atomic_int calls;
+} Cover;
+
+static void mark(void *arg, int64_t begin, int64_t end)
+{
+    Cover *c = arg;
+    atomic_fetch_add(&c->calls, 1);
+    for (int64_t i = begin; i < end; i++)
+        atomic_fetch_add(&c->hits[i], 1);
+}
+
+static const RtModel empty_model; /* validation is bypassed: only the pool is used */
+
+START_TEST(pool_covers_every_index_once)
+{
+    const int64_t sizes[] = {1, 2, 3, 7, 8, 63, 64, 65, 1000, 4097};
+    for (int threads = 1; threads <= 8; threads++) {
+        RtCtx ctx = {.model = &empty_model, .n_threads = threads};
+        ctx.threads = threads > 1 ? rt_threads_create(threads - 1) : NULL;
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            int64_t n = sizes[k];
+            Cover c = {calloc((size_t)n, sizeof(atomic_int)), 0};
+            for (int rep = 0; rep < 20; rep++)
+                rt_parallel_for(&ctx, n, mark, &c);
+            for (int64_t i = 0; i < n; i++)
+                ck_assert_msg(c.hits[i] == 20, "threads %d n %lld index %lld hit %d times",
+                              threads, (long long)n, (long long)i, (int)c.hits[i]);
+            ck_assert_int_le(c.calls, 20 * threads);
+            free(c.hits);
+        }
+        rt_threads_destroy(ctx.threads);
+    }
+}
+END_TEST
+
+typedef struct Ranges {
+    int64_t begin[16], end[16];
+    int n;
+    RtCtx *ctx;
+} Ranges;
+
+static void record(void *arg, int64_t begin, int64_t end)
+{
+    Ranges *r = arg;
+    int part = (int)(begin * 4 / 100); /* n = 100, 4 threads: range i starts at 25 i */
+    r->begin[part] = begin;
+    r->end[part] = end;
+}
+
+START_TEST(pool_partition_is_fixed)
+{
+    RtCtx ctx = {.model = &empty_model, .n_threads = 4, .threads = rt_threads_create(3)};
+    for (int rep = 0; rep < 50; rep++) {
+        Ranges r = {{0}, {0}, 0, &ctx};
+        rt_parallel_for(&ctx, 100, record, &r);
+        for (int i = 0; i < 4; i++) {
+            ck_assert_int_eq(r.begin[i], 25 * i);
+            ck_assert_int_eq(r.end[i], 25 * (i + 1));
+        }
+    }
+    rt_threads_destroy(ctx.threads);
+}
+END_TEST
+
+
+typedef struct Outer {
+    RtCtx *ctx;
+    Cover inner;
+} Outer;
+
+static void outer(void *arg, int64_t begin, int64_t end)
+{
+    Outer *o = arg;
+    for (int64_t i = begin; i < end; i++)
+        rt_parallel_for(o->ctx, 10, mark, &o->inner);
+}
+
+START_TEST(pool_nested_call_runs_serially)
+{
+    RtCtx ctx = {.model = &empty_model, .n_threads = 3, .threads = rt_threads_create(2)};
+    Outer o = {&ctx, {calloc(10, sizeof(atomic_int)), 0}};
+    rt_parallel_for(&ctx, 6, outer, &o);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(o.inner.hits[i], 6);
+    free(o.inner.hits);
+    rt_threads_destroy(ctx.threads);
+}
+END_TEST
+
+static void naive(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                     (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * ldc + j] = (float)(alpha * s + beta * c[i * ldc + j]);
+        }
+}
+
+START_TEST(sgemm_matches_naive_for_all_transposes)
+{
+    enum { M = 5, N = 7, K = 3, BATCH = 2 };
+    float a[BATCH][M * K], b[BATCH][K * N], c[BATCH][M * N], ref[BATCH][M * N];
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int z = 0; z < BATCH; z++) {
+                for (int i = 0; i < M * K; i++)
+                    a[z][i] = rt_rng_normal(1, 1, (uint64_t)(z * 100 + i));
+                for (int i = 0; i < K * N; i++)
+                    b[z][i] = rt_rng_normal(1, 2, (uint64_t)(z * 100 + i));
+                for (int i = 0; i < M * N; i++)
+                    c[z][i] = ref[z][i] = rt_rng_normal(1, 3, (uint64_t)(z * 100 + i));
+                naive(ta, tb, M, N, K, 0.5f, a[z], ta ? M : K, b[z], tb ? K : N, 2.0f, ref[z],
+                      N);
+            }
+            rt_sgemm_strided(NULL, ta, tb, M, N, K, 0.5f, &a[0][0], ta ? M : K, M * K,
+                             &b[0][0], tb ? K : N, K * N, 2.0f, &c[0][0], N, M * N, BATCH);
+            for (int z = 0; z < BATCH; z++)
+                for (int i = 0; i < M * N; i++)
+                    ck_assert_msg(fabsf(c[z][i] - ref[z][i]) < 1e-4f, "ta %d tb %d", ta, tb);
+        }
+}
+END_TEST
+
+static const RtTensorInfo two_tensors[] = {
+    {"w", NULL, RT_F32, 2, {4, 3}, RT_POOL_FROZEN, 0, RT_T_PARAM, 1, 2, 0.5f},
+    {"a", NULL, RT_F32, 2, {2, 3}, RT_POOL_PARAMS, 0, RT_T_ADAPTER_A, -1, -1, 0},
+    {"b", NULL, RT_F32, 2, {4, 2}, RT_POOL_PARAMS, 24, RT_T_ADAPTER_B, -1, -1, 0},
+};
+
+static void noop_init(RtCtx *c) { (void)c; }
+static void noop_step(RtCtx *c, const int32_t *x, const int32_t *y, int64_t s, RtStepStats *o)
+{
+    (void)c, (void)x, (void)y, (void)s, (void)o;
+}
+static float noop_eval(RtCtx *c, const int32_t *x, const int32_t *y)
+{
+    (void)c, (void)x, (void)y;
+    return 0;
+}
+static void noop_logits(RtCtx *c, const int32_t *x, int64_t p, float *o)
+{
+    (void)c, (void)x, (void)p, (void)o;
+}
+
+static RtModel small_model(void)
+{
+    RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .spec_hash = "h", .vocab = 4,
+                 .batch = 1, .seq_len = 2, .n_tensors = 3, .tensors = two_tensors,
+                 .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48},
+                 .init = noop_init, .train_step = noop_step, .eval_loss = noop_eval,
+                 .logits = noop_logits};
+    return m;
+}
+
+START_TEST(ctx_carves_zeroed_aligned_pools)
+{
+    RtModel m = small_model();
+    RtCtx *ctx;
+    RtError e = {0};
+    ck_assert_msg(rt_ctx_create(&ctx, &m, 2, 5, &e), "%s", e.msg);
+    ck_assert_ptr_nonnull(ctx->pools[RT_POOL_PARAMS]);
+    ck_assert_ptr_null(ctx->pools[RT_POOL_OPTIM]);
+    ck_assert_uint_eq((uintptr_t)ctx->pools[RT_POOL_FROZEN] % 64, 0);
+    float *b = rt_tensor_data(ctx, 2);
+    ck_assert_ptr_eq(b, (char *)ctx->pools[RT_POOL_PARAMS] + 24);
+    for (int i = 0; i < 8; i++)
+        ck_assert(b[i] == 0.0f);
+    ck_assert_uint_eq(ctx->seed, 5);
+    rt_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(model_validate_rejects_bad_tables)
+{
+    RtModel m = small_model();
+    RtError e = {0};
+    ck_assert(rt_model_validate(&m, &e));
+    m.pool_bytes[RT_POOL_PARAMS] = 50; /* b needs [24, 56) */
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_int_eq(e.code, RT_ERR_MODEL);
+    ck_assert_ptr_nonnull(strstr(e.msg, "tensor 'b'"));
+
+    RtTensorInfo bad[3];
+    memcpy(bad, two_tensors, sizeof bad);
+    bad[2].shape[1] = 3; /* B [4, 3] does not match A [2, 3] */
+    m = small_model();
+    m.tensors = bad;
+    m.pool_bytes[RT_POOL_PARAMS] = 128;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "adapter shapes"));
+
+    memcpy(bad, two_tensors, sizeof bad);
+    bad[1].name = "w";
+    e = (RtError){0};
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "two tensors named 'w'"));
+
+    m = small_model();
+    m.abi_version = 99;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_ptr_nonnull(strstr(e.msg, "ABI"));
+}
+END_TEST
+
+Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, pool_covers_every_index_once);
+    tcase_add_test(tc, pool_partition_is_fixed);
+    tcase_add_test(tc, pool_nested_call_runs_serially);
+    tcase_add_test(tc, sgemm_matches_naive_for_all_transposes);
+    tcase_add_test(tc, ctx_carves_zeroed_aligned_pools);
+    tcase_add_test(tc, model_validate_rejects_bad_tables);
+    suite_add_tcase(s, tc);
+    return s;
+}
