@@ -1,0 +1,187 @@
+/* Data loader: text and llm.c .bin files load, every malformed file gives its own error
+ * naming the file, and batches are a pure function of (seed, step, row). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+static char dir[64];
+static char path[128];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/rt_data_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *write_file(const char *name, const void *data, size_t n)
+{
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+    return path;
+}
+
+/* An llm.c token file: header {magic, version, count}, then count uint16 tokens. */
+static const char *write_bin(const char *name, int32_t magic, int32_t version, int32_t count,
+                             const uint16_t *toks, size_t n_written)
+{
+    size_t bytes = 1024 + 2 * n_written;
+    unsigned char *buf = calloc(1, bytes);
+    int32_t hdr[3] = {magic, version, count};
+    memcpy(buf, hdr, sizeof hdr); /* little-endian host */
+    memcpy(buf + 1024, toks, 2 * n_written);
+    const char *p = write_file(name, buf, bytes);
+    free(buf);
+    return p;
+}
+
+START_TEST(data_loads_text_bytes_as_tokens)
+{
+    RtData d;
+    RtError e = {0};
+    const char *p = write_file("a.txt", "hello world", 11);
+    ck_assert_msg(rt_data_open(&d, p, RT_DATA_TEXT, 256, 5, &e), "%s", e.msg);
+    ck_assert_int_eq(d.n, 11);
+    ck_assert_int_eq(rt_data_token(&d, 0), 'h');
+    ck_assert_int_eq(rt_data_token(&d, 10), 'd');
+    rt_data_close(&d);
+}
+END_TEST
+
+START_TEST(data_loads_bin_tokens)
+{
+    uint16_t toks[100];
+    for (int i = 0; i < 100; i++)
+        toks[i] = (uint16_t)(i * 600);
+    RtData d;
+    RtError e = {0};
+    const char *p = write_bin("t.bin", 20240520, 1, 100, toks, 100);
+    ck_assert_msg(rt_data_open(&d, p, RT_DATA_TOKENS, 60000, 10, &e), "%s", e.msg);
+    ck_assert_int_eq(d.n, 100);
+    ck_assert_int_eq(rt_data_token(&d, 99), 99 * 600);
+    rt_data_close(&d);
+}
+END_TEST
+
+static void expect_error(const char *p, int kind, int vocab, int64_t min, int code,
+                         const char *needle)
+{
+    RtData d;
+    RtError e = {0};
+    ck_assert(!rt_data_open(&d, p, kind, vocab, min, &e));
+    ck_assert_int_eq(e.code, code);
+    ck_assert_msg(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
+    ck_assert_msg(strstr(e.msg, p), "message '%s' does not name the file", e.msg);
+    ck_assert_ptr_null(d.map);
+}
+
+START_TEST(data_rejects_bad_magic)
+{
+    uint16_t toks[20] = {0};
+    expect_error(write_bin("m.bin", 12345, 1, 20, toks, 20), RT_DATA_TOKENS, 50257, 5,
+                 RT_ERR_FORMAT, "bad magic 12345");
+}
+END_TEST
+
+START_TEST(data_rejects_bad_version)
+{
+    uint16_t toks[20] = {0};
+    expect_error(write_bin("v.bin", 20240520, 2, 20, toks, 20), RT_DATA_TOKENS, 50257, 5,
+                 RT_ERR_FORMAT, "unsupported version 2");
+}
+END_TEST
+
+START_TEST(data_rejects_truncated_bin)
+{
+    uint16_t toks[20] = {0};
+    expect_error(write_bin("t.bin", 20240520, 1, 40, toks, 20), RT_DATA_TOKENS, 50257, 5,
+                 RT_ERR_TRUNCATED, "header says 40 tokens");
+    expect_error(write_file("h.bin", "abc", 3), RT_DATA_TOKENS, 50257, 5, RT_ERR_TRUNCATED,
+                 "1024-byte header");
+}
+END_TEST
+
+START_TEST(data_rejects_too_short)
+{
+    expect_error(write_file("s.txt", "abc", 3), RT_DATA_TEXT, 256, 33, RT_ERR_EMPTY,
+                 "too short: 3 tokens, need at least 33");
+    expect_error(write_file("e.txt", "", 0), RT_DATA_TEXT, 256, 33, RT_ERR_EMPTY, "empty");
+}
+END_TEST
+
+START_TEST(data_rejects_token_beyond_vocab)
+{
+    uint16_t toks[20] = {0};
+    toks[7] = 500;
+    expect_error(write_bin("o.bin", 20240520, 1, 20, toks, 20), RT_DATA_TOKENS, 500, 5,
+                 RT_ERR_TOKEN, "token 500 at index 7 is >= vocab 500");
+    expect_error(write_file("b.txt", "ab\xff", 3), RT_DATA_TEXT, 128, 2, RT_ERR_TOKEN,
+                 "token 255 at index 2");
+}
+END_TEST
+
+START_TEST(data_rejects_missing_file)
+{
+    snprintf(path, sizeof path, "%s/nope.txt", dir);
+    expect_error(path, RT_DATA_TEXT, 256, 2, RT_ERR_IO, "No such file");
+}
+END_TEST
+
+START_TEST(data_batches_are_deterministic_windows)
+{
+    char text[1000];
+    for (int i = 0; i < 1000; i++)
+        text[i] = (char)(i % 251);
+    RtData d;
+    RtError e = {0};
+    ck_assert(rt_data_open(&d, write_file("w.txt", text, sizeof text), RT_DATA_TEXT, 256, 9, &e));
+    RtSplit s = {&d, 100, 500};
+    int32_t x[4 * 8], y[4 * 8], x2[4 * 8], y2[4 * 8];
+    rt_batch_fill(s, 4, 8, 42, RT_STREAM_TRAIN_BATCH, 7, x, y);
+    rt_batch_fill(s, 4, 8, 42, RT_STREAM_TRAIN_BATCH, 7, x2, y2);
+    ck_assert_mem_eq(x, x2, sizeof x);
+    ck_assert_mem_eq(y, y2, sizeof y);
+    for (int r = 0; r < 4; r++) {
+        /* recover the start from the first token: text[i] = i % 251, window inside [100, 600) */
+        for (int t = 0; t < 7; t++)
+            ck_assert_int_eq(y[r * 8 + t], x[r * 8 + t + 1]);
+        uint64_t off = rt_rng_u64(42, RT_STREAM_TRAIN_BATCH, 7 * 4 + (uint64_t)r) % (500 - 8);
+        ck_assert_int_eq(x[r * 8], (int)((100 + off) % 251));
+        ck_assert_int_eq(y[r * 8 + 7], (int)((100 + off + 8) % 251));
+    }
+    rt_batch_fill(s, 4, 8, 42, RT_STREAM_TRAIN_BATCH, 8, x2, y2);
+    ck_assert(memcmp(x, x2, sizeof x) != 0);
+    rt_data_close(&d);
+}
+END_TEST
+
+Suite *data_suite(void)
+{
+    Suite *s = suite_create("data");
+    TCase *tc = tcase_create("data");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, data_loads_text_bytes_as_tokens);
+    tcase_add_test(tc, data_loads_bin_tokens);
+    tcase_add_test(tc, data_rejects_bad_magic);
+    tcase_add_test(tc, data_rejects_bad_version);
+    tcase_add_test(tc, data_rejects_truncated_bin);
+    tcase_add_test(tc, data_rejects_too_short);
+    tcase_add_test(tc, data_rejects_token_beyond_vocab);
+    tcase_add_test(tc, data_rejects_missing_file);
+    tcase_add_test(tc, data_batches_are_deterministic_windows);
+    suite_add_tcase(s, tc);
+    return s;
+}
