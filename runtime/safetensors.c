@@ -1,0 +1,620 @@
+/* safetensors files: a writer (sorted keys, contiguous data, 8-byte aligned data start) and
+ * a strict reader. Format: u64 little-endian header length N, N bytes of JSON
+ *   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, .., "__metadata__": {..}}
+ * then the data; offsets are relative to the end of the header and must tile it exactly.
+ * The reader rejects anything else: it guards --resume against damaged or foreign files. */
+#include "rt_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_HEADER_BYTES ((uint64_t)100 << 20)
+#define MAX_JSON_INT ((uint64_t)1 << 53)
+
+/* ---- writing ---- */
+
+bool rt_write_all(int fd, const RtIo *io, const char *path, const void *buf, size_t n,
+                      RtError *e)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = io && io->write ? io->write(io->user, fd, p, n) : write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            if (err == ENOSPC || err == EDQUOT)
+                return rt_err(e, RT_ERR_NOSPC, "%s: cannot write: %s", path, strerror(err));
+            return rt_err(e, RT_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* A header key: a tensor (entry >= 0) or the metadata object (entry < 0). */
+typedef struct Key {
+    const char *name;
+    int entry;
+} Key;
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(((const Key *)a)->name, ((const Key *)b)->name);
+}
+
+static int cmp_meta(const void *a, const void *b)
+{
+    return strcmp(((const RtStMeta *)a)->key, ((const RtStMeta *)b)->key);
+}
+
+static size_t entry_bytes(const RtStEntry *t)
+{
+    size_t n = rt_dtype_size(t->dtype);
+    for (int d = 0; d < t->rank; d++)
+        n *= (size_t)t->shape[d];
+    return n;
+}
+
+bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t, int n,
+                    const RtStMeta *meta, int n_meta, RtError *e)
+{
+    Key *keys = malloc(((size_t)n + 1) * sizeof *keys);
+    RtStMeta *sm = malloc(((size_t)n_meta + 1) * sizeof *sm);
+    if (!keys || !sm) {
+        free(keys);
+        free(sm);
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    }
+    int nk = 0;
+    for (int i = 0; i < n; i++)
+        keys[nk++] = (Key){t[i].name, i};
+    if (n_meta > 0)
+        keys[nk++] = (Key){"__metadata__", -1};
+    qsort(keys, (size_t)nk, sizeof *keys, cmp_key);
+    if (n_meta > 0)
+        memcpy(sm, meta, (size_t)n_meta * sizeof *sm);
+    qsort(sm, (size_t)n_meta, sizeof *sm, cmp_meta);
+
+    RtBuf h = {0};
+    size_t off = 0;
+    rt_buf_add(&h, "{", 1);
+    for (int k = 0; k < nk; k++) {
+        if (k)
+            rt_buf_add(&h, ",", 1);
+        rt_json_string(&h, keys[k].name);
+        rt_buf_add(&h, ":{", 2);
+        if (keys[k].entry < 0) {
+            for (int i = 0; i < n_meta; i++) {
+                if (i)
+                    rt_buf_add(&h, ",", 1);
+                rt_json_string(&h, sm[i].key);
+                rt_buf_add(&h, ":", 1);
+                rt_json_string(&h, sm[i].value);
+            }
+        } else {
+            const RtStEntry *te = &t[keys[k].entry];
+            size_t bytes = entry_bytes(te);
+            rt_buf_printf(&h, "\"data_offsets\":[%zu,%zu],\"dtype\":\"%s\",\"shape\":[", off,
+                          off + bytes, rt_dtype_name(te->dtype));
+            for (int d = 0; d < te->rank; d++)
+                rt_buf_printf(&h, "%s%lld", d ? "," : "", (long long)te->shape[d]);
+            rt_buf_add(&h, "]", 1);
+            off += bytes;
+        }
+        rt_buf_add(&h, "}", 1);
+    }
+    rt_buf_add(&h, "}", 1);
+    while ((8 + h.len) % 8)
+        rt_buf_add(&h, " ", 1);
+    bool ok = !h.oom || rt_err(e, RT_ERR_NOMEM, "out of memory");
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
+    ok = ok && rt_write_all(fd, io, path, len8, 8, e) && rt_write_all(fd, io, path, h.p, h.len, e);
+    for (int k = 0; ok && k < nk; k++)
+        if (keys[k].entry >= 0)
+            ok = rt_write_all(fd, io, path, t[keys[k].entry].data, entry_bytes(&t[keys[k].entry]),
+                           e);
+    rt_buf_fini(&h);
+    free(keys);
+    free(sm);
+    return ok;
+}
+
+/* ---- reading ---- */
+
+typedef struct Parser {
+    const char *begin, *s, *end;
+    const char *path;
+    RtError *e;
+} Parser;
+
+static bool fail(Parser *p, const char *what)
+{
+    return rt_err(p->e, RT_ERR_FORMAT, "%s: corrupted header: %s at header byte %ld", p->path,
+                  what, (long)(p->s - p->begin));
+}
+
+static void skip_ws(Parser *p)
+{
+    while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
+        p->s++;
+}
+
+static bool expect(Parser *p, char c)
+{
+    skip_ws(p);
+    if (p->s >= p->end || *p->s != c) {
+        char what[32];
+        snprintf(what, sizeof what, "expected '%c'", c);
+        return fail(p, what);
+    }
+    p->s++;
+    return true;
+}
+
+static bool peek(Parser *p, char c)
+{
+    skip_ws(p);
+    return p->s < p->end && *p->s == c;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool read_hex4(Parser *p, unsigned *out)
+{
+    if (p->end - p->s < 4)
+        return fail(p, "short \\u escape");
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p->s[i]);
+        if (h < 0)
+            return fail(p, "bad \\u escape");
+        v = v * 16 + (unsigned)h;
+    }
+    p->s += 4;
+    *out = v;
+    return true;
+}
+
+static void put_utf8(RtBuf *b, unsigned cp)
+{
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xC0 | cp >> 6);
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | cp >> 12);
+        u[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (unsigned char)(0xF0 | cp >> 18);
+        u[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    rt_buf_add(b, u, n);
+}
+
+/* A JSON string; *out is malloc'd and NUL-terminated. */
+static bool parse_string(Parser *p, char **out)
+{
+    if (!expect(p, '"'))
+        return false;
+    RtBuf b = {0};
+    rt_buf_add(&b, "", 0);
+    for (;;) {
+        if (p->s >= p->end) {
+            rt_buf_fini(&b);
+            return fail(p, "unterminated string");
+        }
+        unsigned char c = (unsigned char)*p->s++;
+        if (c == '"')
+            break;
+        if (c < 0x20) {
+            rt_buf_fini(&b);
+            return fail(p, "control character in string");
+        }
+        if (c != '\\') {
+            rt_buf_add(&b, &c, 1);
+            continue;
+        }
+        if (p->s >= p->end) {
+            rt_buf_fini(&b);
+            return fail(p, "unterminated escape");
+        }
+        char esc = *p->s++, ch;
+        unsigned cp, lo;
+        switch (esc) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u':
+            if (!read_hex4(p, &cp)) {
+                rt_buf_fini(&b);
+                return false;
+            }
+            if (cp >= 0xD800 && cp < 0xDC00) {
+                if (p->end - p->s < 2 || p->s[0] != '\\' || p->s[1] != 'u') {
+                    rt_buf_fini(&b);
+                    return fail(p, "lone surrogate in string");
+                }
+                p->s += 2;
+                if (!read_hex4(p, &lo) || lo < 0xDC00 || lo >= 0xE000) {
+                    rt_buf_fini(&b);
+                    return fail(p, "bad surrogate pair in string");
+                }
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp < 0xE000) {
+                rt_buf_fini(&b);
+                return fail(p, "lone surrogate in string");
+            }
+            if (cp == 0) {
+                rt_buf_fini(&b);
+                return fail(p, "NUL in string");
+            }
+            put_utf8(&b, cp);
+            continue;
+        default: rt_buf_fini(&b); return fail(p, "bad escape in string");
+        }
+        rt_buf_add(&b, &ch, 1);
+    }
+    if (b.oom) {
+        rt_buf_fini(&b);
+        return rt_err(p->e, RT_ERR_NOMEM, "out of memory");
+    }
+    *out = b.p;
+    return true;
+}
+
+/* A non-negative integer without sign, fraction, exponent or leading zeros, below 2^53. */
+static bool parse_uint(Parser *p, uint64_t *out)
+{
+    skip_ws(p);
+    if (p->s >= p->end || *p->s < '0' || *p->s > '9')
+        return fail(p, "expected a non-negative integer");
+    if (*p->s == '0' && p->end - p->s > 1 && p->s[1] >= '0' && p->s[1] <= '9')
+        return fail(p, "integer with a leading zero");
+    uint64_t v = 0;
+    while (p->s < p->end && *p->s >= '0' && *p->s <= '9') {
+        v = v * 10 + (uint64_t)(*p->s++ - '0');
+        if (v > MAX_JSON_INT)
+            return fail(p, "integer too large");
+    }
+    if (p->s < p->end && (*p->s == '.' || *p->s == 'e' || *p->s == 'E'))
+        return fail(p, "expected an integer");
+    *out = v;
+    return true;
+}
+
+static bool parse_meta(Parser *p, RtStFile *f)
+{
+    if (!expect(p, '{'))
+        return false;
+    if (peek(p, '}'))
+        return expect(p, '}');
+    do {
+        char *k = NULL, *v = NULL;
+        if (!parse_string(p, &k))
+            return false;
+        if (!expect(p, ':') || !parse_string(p, &v)) {
+            free(k);
+            return false;
+        }
+        for (int i = 0; i < f->n_meta; i++)
+            if (strcmp(f->meta[i].key, k) == 0) {
+                free(k);
+                free(v);
+                return fail(p, "duplicate metadata key");
+            }
+        RtStMeta *m = realloc(f->meta, ((size_t)f->n_meta + 1) * sizeof *m);
+        if (!m) {
+            free(k);
+            free(v);
+            return rt_err(p->e, RT_ERR_NOMEM, "out of memory");
+        }
+        f->meta = m;
+        f->meta[f->n_meta++] = (RtStMeta){k, v};
+    } while (peek(p, ',') && expect(p, ','));
+    return expect(p, '}');
+}
+
+static bool parse_dtype(Parser *p, int *dtype)
+{
+    char *s;
+    if (!parse_string(p, &s))
+        return false;
+    *dtype = -1;
+    for (int d = 0; d < RT_DTYPE_COUNT; d++)
+        if (strcmp(s, rt_dtype_name(d)) == 0)
+            *dtype = d;
+    if (*dtype < 0) {
+        rt_err(p->e, RT_ERR_FORMAT, "%s: unsupported dtype '%s'", p->path, s);
+        free(s);
+        return false;
+    }
+    free(s);
+    return true;
+}
+
+static bool parse_tensor(Parser *p, RtStTensor *t, uint64_t off[2])
+{
+    bool has_dtype = false, has_shape = false, has_off = false;
+    if (!expect(p, '{'))
+        return false;
+    do {
+        char *k;
+        if (!parse_string(p, &k))
+            return false;
+        if (!expect(p, ':')) {
+            free(k);
+            return false;
+        }
+        bool ok = true;
+        if (strcmp(k, "dtype") == 0 && !has_dtype) {
+            ok = parse_dtype(p, &t->dtype);
+            has_dtype = true;
+        } else if (strcmp(k, "shape") == 0 && !has_shape) {
+            has_shape = true;
+            ok = expect(p, '[');
+            if (ok && !peek(p, ']')) {
+                do {
+                    uint64_t v;
+                    if (t->rank == 4) {
+                        ok = fail(p, "tensor rank above 4");
+                        break;
+                    }
+                    ok = parse_uint(p, &v);
+                    t->shape[t->rank++] = (int64_t)v;
+                } while (ok && peek(p, ',') && expect(p, ','));
+            }
+            ok = ok && expect(p, ']');
+        } else if (strcmp(k, "data_offsets") == 0 && !has_off) {
+            has_off = true;
+            ok = expect(p, '[') && parse_uint(p, &off[0]) && expect(p, ',') &&
+                 parse_uint(p, &off[1]) && expect(p, ']');
+        } else {
+            ok = fail(p, "unknown or repeated tensor field");
+        }
+        free(k);
+        if (!ok)
+            return false;
+    } while (peek(p, ',') && expect(p, ','));
+    if (!expect(p, '}'))
+        return false;
+    if (!has_dtype || !has_shape || !has_off)
+        return fail(p, "tensor entry lacks dtype, shape or data_offsets");
+    return true;
+}
+
+typedef struct Span {
+    uint64_t b, e;
+    int i;
+} Span;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    return x->b < y->b ? -1 : x->b > y->b ? 1 : (x->e > y->e) - (x->e < y->e);
+}
+
+bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e)
+{
+    Parser p = {json, json, json + len, f->path ? f->path : "safetensors", e};
+    Span *spans = NULL;
+    bool ok = expect(&p, '{');
+    if (ok && peek(&p, '}')) {
+        ok = expect(&p, '}');
+        goto done;
+    }
+    while (ok) {
+        char *key;
+        if (!parse_string(&p, &key)) {
+            ok = false;
+            break;
+        }
+        ok = expect(&p, ':');
+        bool dup = (strcmp(key, "__metadata__") == 0 && f->meta) || rt_st_find(f, key);
+        if (ok && dup) {
+            rt_err(e, RT_ERR_FORMAT, "%s: corrupted header: key '%s' appears twice", p.path, key);
+            ok = false;
+        }
+        if (ok && strcmp(key, "__metadata__") == 0) {
+            free(key);
+            if (!f->meta) { /* an empty object still counts as present */
+                f->meta = malloc(sizeof *f->meta);
+                if (!f->meta)
+                    return rt_err(e, RT_ERR_NOMEM, "out of memory");
+            }
+            ok = parse_meta(&p, f);
+        } else if (ok) {
+            RtStTensor t = {.name = key};
+            uint64_t off[2] = {0, 0};
+            RtStTensor *nt = realloc(f->t, ((size_t)f->n + 1) * sizeof *nt);
+            Span *ns = realloc(spans, ((size_t)f->n + 1) * sizeof *ns);
+            if (ns)
+                spans = ns;
+            if (!nt || !ns) {
+                if (nt)
+                    f->t = nt;
+                free(key);
+                ok = rt_err(e, RT_ERR_NOMEM, "out of memory");
+                break;
+            }
+            f->t = nt;
+            ok = parse_tensor(&p, &t, off);
+            t.offset = (size_t)off[0];
+            t.nbytes = (size_t)(off[1] - off[0]);
+            f->t[f->n] = t; /* owned by f from here, even on error */
+            if (ok) {
+                size_t want = rt_dtype_size(t.dtype);
+                for (int d = 0; d < t.rank; d++)
+                    want *= (size_t)t.shape[d];
+                if (off[1] < off[0] || off[1] - off[0] != want)
+                    ok = rt_err(e, RT_ERR_FORMAT,
+                                "%s: corrupted header: tensor '%s' has data_offsets [%llu, %llu] "
+                                "but %s%s needs %zu bytes",
+                                p.path, key, (unsigned long long)off[0],
+                                (unsigned long long)off[1], rt_dtype_name(t.dtype),
+                                t.rank ? " of that shape" : "", want);
+                else if (off[1] > data_len)
+                    ok = rt_err(e, RT_ERR_TRUNCATED,
+                                "%s: truncated: tensor '%s' needs data bytes [%llu, %llu), the "
+                                "file holds %zu",
+                                p.path, key, (unsigned long long)off[0],
+                                (unsigned long long)off[1], data_len);
+                spans[f->n] = (Span){off[0], off[1], f->n};
+            }
+            f->n++;
+        } else {
+            free(key);
+        }
+        if (!ok || !peek(&p, ','))
+            break;
+        ok = expect(&p, ',');
+    }
+    ok = ok && expect(&p, '}');
+done:
+    skip_ws(&p);
+    if (ok && p.s != p.end)
+        ok = fail(&p, "bytes after the header object");
+    if (ok) { /* the tensors must tile the data exactly */
+        qsort(spans, (size_t)f->n, sizeof *spans, cmp_span);
+        uint64_t at = 0;
+        for (int i = 0; ok && i < f->n; i++) {
+            if (spans[i].b != at)
+                ok = rt_err(e, RT_ERR_FORMAT,
+                            "%s: corrupted header: tensor '%s' starts at data byte %llu, "
+                            "expected %llu (overlap or hole)",
+                            p.path, f->t[spans[i].i].name, (unsigned long long)spans[i].b,
+                            (unsigned long long)at);
+            at = spans[i].e;
+        }
+        if (ok && at != data_len)
+            ok = rt_err(e, RT_ERR_FORMAT,
+                        "%s: %llu data bytes after the last tensor (file has %zu, header "
+                        "describes %llu)",
+                        p.path, (unsigned long long)(data_len - at), data_len,
+                        (unsigned long long)at);
+    }
+    free(spans);
+    return ok;
+}
+
+bool rt_st_open(RtStFile *f, const char *path, RtError *e)
+{
+    memset(f, 0, sizeof *f);
+    f->path = strdup(path);
+    if (!f->path)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        int err = errno;
+        rt_st_close(f);
+        return rt_err(e, err == ENOENT ? RT_ERR_MISSING : RT_ERR_IO, "%s: cannot open: %s", path,
+                      strerror(err));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        rt_st_close(f);
+        return rt_err(e, RT_ERR_IO, "%s: not a regular file", path);
+    }
+    f->size = (size_t)st.st_size;
+    if (f->size < 8) {
+        close(fd);
+        rt_st_close(f);
+        return rt_err(e, RT_ERR_TRUNCATED, "%s: truncated: %zu bytes, shorter than the 8-byte "
+                      "header length", path, (size_t)st.st_size);
+    }
+    f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (f->map == MAP_FAILED) {
+        f->map = NULL;
+        int err = errno;
+        rt_st_close(f);
+        return rt_err(e, RT_ERR_IO, "%s: cannot map: %s", path, strerror(err));
+    }
+    const unsigned char *m = f->map;
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)m[i] << (8 * i);
+    bool ok = true;
+    if (hlen > MAX_HEADER_BYTES)
+        ok = rt_err(e, RT_ERR_FORMAT, "%s: corrupted header: header length %llu is implausible",
+                    path, (unsigned long long)hlen);
+    else if (hlen > f->size - 8)
+        ok = rt_err(e, RT_ERR_TRUNCATED,
+                    "%s: truncated: header length is %llu bytes, the file has %zu after it", path,
+                    (unsigned long long)hlen, f->size - 8);
+    else
+        ok = rt_st_parse_header(f, (const char *)m + 8, hlen, f->size - 8 - hlen, e);
+    if (!ok) {
+        rt_st_close(f);
+        return false;
+    }
+    /* data_offsets were checked against the data length; turn them into pointers */
+    for (int i = 0; i < f->n; i++)
+        f->t[i].data = m + 8 + hlen + f->t[i].offset;
+    return true;
+}
+
+void rt_st_close(RtStFile *f)
+{
+    for (int i = 0; i < f->n; i++)
+        free(f->t[i].name);
+    for (int i = 0; i < f->n_meta; i++) {
+        free((char *)f->meta[i].key);
+        free((char *)f->meta[i].value);
+    }
+    free(f->t);
+    free(f->meta);
+    if (f->map)
+        munmap(f->map, f->size);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+const RtStTensor *rt_st_find(const RtStFile *f, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->t[i].name, name) == 0)
+            return &f->t[i];
+    return NULL;
+}
+
+const char *rt_st_meta(const RtStFile *f, const char *key)
+{
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, key) == 0)
+            return f->meta[i].value;
+    return NULL;
+}

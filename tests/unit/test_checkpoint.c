@@ -1,0 +1,434 @@
+/* Checkpoints: safetensors round trips and strict parsing, merged export equals
+ * W + s B A, and every damaged or foreign checkpoint fails with its own error; a full disk
+ * leaves the previous checkpoint byte-identical. Uses the fake model. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+/* The suite loop compiles one source per suite, so the fake model comes in by inclusion. */
+#include "fake_model.c"
+
+static char dir[64];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/rt_ckpt_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *file_in(const char *name)
+{
+    static char buf[4][256]; /* a few live paths at a time */
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static unsigned char *slurp(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *p, const void *b, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+static RtCtx *fake_ctx(const RtModel *m, uint64_t seed)
+{
+    RtCtx *ctx;
+    RtError e = {0};
+    ck_assert_msg(rt_ctx_create(&ctx, m, 2, seed, &e), "%s", e.msg);
+    m->init(ctx);
+    /* give the adapters non-zero values so the merge is visible */
+    float *b = rt_tensor_data(ctx, FK_B);
+    for (int i = 0; i < FAKE_V * FAKE_R; i++)
+        b[i] = rt_rng_normal(seed, 77, (uint64_t)i);
+    return ctx;
+}
+
+static void save_ok(RtCtx *ctx, int64_t step)
+{
+    RtError e = {0};
+    ck_assert_msg(rt_checkpoint_save(ctx, dir, step, NULL, &e), "%s", e.msg);
+}
+
+START_TEST(st_round_trips_sorted_and_aligned)
+{
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    uint16_t h[3] = {rt_f32_to_bf16(1.5f), rt_f32_to_bf16(-2.0f), rt_f32_to_bf16(0.25f)};
+    int32_t step = 42;
+    RtStEntry t[] = {{"zeta", RT_F32, 2, {2, 3}, w},
+                     {"alpha", RT_BF16, 1, {3}, h},
+                     {"mid", RT_I32, 0, {0}, &step}};
+    RtStMeta meta[] = {{"step", "42"}, {"a \"quoted\"\nkey", "v\\1"}};
+    char *p = file_in("x.safetensors");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    RtError e = {0};
+    ck_assert(rt_st_write_fd(fd, NULL, p, t, 3, meta, 2, &e));
+    close(fd);
+
+    size_t n;
+    unsigned char *raw = slurp(p, &n);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)raw[i] << (8 * i);
+    ck_assert_uint_eq((8 + hlen) % 8, 0);
+    raw[8 + hlen] = '\0'; /* header text, keys in sorted order */
+    const char *js = (const char *)raw + 8;
+    const char *ka = strstr(js, "\"__metadata__\""), *kb = strstr(js, "\"alpha\"");
+    const char *kc = strstr(js, "\"mid\""), *kd = strstr(js, "\"zeta\"");
+    ck_assert(ka && kb && kc && kd && ka < kb && kb < kc && kc < kd);
+    ck_assert_ptr_nonnull(strstr(js, "\"alpha\":{\"data_offsets\":[0,6],\"dtype\":\"BF16\","
+                                     "\"shape\":[3]}"));
+    free(raw);
+
+    RtStFile f;
+    ck_assert_msg(rt_st_open(&f, p, &e), "%s", e.msg);
+    ck_assert_int_eq(f.n, 3);
+    const RtStTensor *z = rt_st_find(&f, "zeta");
+    ck_assert(z && z->dtype == RT_F32 && z->rank == 2 && z->shape[0] == 2 && z->shape[1] == 3);
+    ck_assert_mem_eq(z->data, w, sizeof w);
+    const RtStTensor *a = rt_st_find(&f, "alpha");
+    ck_assert(a && a->dtype == RT_BF16 && a->nbytes == 6);
+    ck_assert_mem_eq(a->data, h, sizeof h);
+    const RtStTensor *m = rt_st_find(&f, "mid");
+    ck_assert(m && m->rank == 0 && m->nbytes == 4 && *(const int32_t *)m->data == 42);
+    ck_assert_str_eq(rt_st_meta(&f, "step"), "42");
+    ck_assert_str_eq(rt_st_meta(&f, "a \"quoted\"\nkey"), "v\\1");
+    rt_st_close(&f);
+}
+END_TEST
+
+/* Each header must fail with RT_ERR_FORMAT (data_len bytes of data follow). */
+START_TEST(st_parser_rejects_malformed_headers)
+{
+    static const struct {
+        const char *json;
+        size_t data_len;
+        const char *needle;
+    } bad[] = {
+        {"", 0, "expected '{'"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "expected '}'"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} x", 4,
+         "bytes after the header"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+         "unknown or repeated tensor field"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "lacks dtype, shape or data_offsets"},
+        {"{\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
+         "unsupported dtype 'F16'"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4, "leading zero"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+         "non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4,
+         "expected an integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+         "rank above 4"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, "needs 8 bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+         "overlap or hole"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "overlap or hole"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+         "data bytes after the last tensor"},
+        {"{\"__metadata__\":{\"k\":1}}", 0, "expected '\"'"},
+        {"{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0, "duplicate metadata key"},
+        {"{\"a\\q\":{}}", 0, "bad escape"},
+        {"{\"a\\ud800\":{}}", 0, "lone surrogate"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        RtStFile f = {0};
+        RtError e = {0};
+        bool ok = rt_st_parse_header(&f, bad[i].json, strlen(bad[i].json), bad[i].data_len, &e);
+        ck_assert_msg(!ok, "case %zu parsed: %s", i, bad[i].json);
+        ck_assert_msg(e.code == RT_ERR_FORMAT, "case %zu: code %d (%s)", i, e.code, e.msg);
+        ck_assert_msg(strstr(e.msg, bad[i].needle), "case %zu: '%s' lacks '%s'", i, e.msg,
+                      bad[i].needle);
+        rt_st_close(&f);
+    }
+    /* and the good cases around them */
+    RtStFile f = {0};
+    RtError e = {0};
+    const char *good = " { \"__metadata__\" : { } , \"a\\u00e9\" : {\"shape\":[],\"dtype\":\"I32\","
+                       "\"data_offsets\":[0,4]} }   ";
+    ck_assert_msg(rt_st_parse_header(&f, good, strlen(good), 4, &e), "%s", e.msg);
+    ck_assert_ptr_nonnull(rt_st_find(&f, "a\xc3\xa9"));
+    rt_st_close(&f);
+}
+END_TEST
+
+START_TEST(checkpoint_exports_merged_weight)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 3);
+    save_ok(ctx, 7);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, file_in("model.safetensors"), &e), "%s", e.msg);
+    ck_assert_str_eq(rt_st_meta(&f, "format"), "pt");
+    ck_assert_int_eq(f.n, 3); /* bigram, embed, proj: no adapters, no moments */
+    ck_assert_ptr_null(rt_st_find(&f, "proj.lora_A"));
+    const RtStTensor *w = rt_st_find(&f, "proj.weight");
+    ck_assert(w && w->dtype == RT_F32 && w->shape[0] == FAKE_V && w->shape[1] == FAKE_D);
+    const float *W = rt_tensor_data(ctx, FK_W), *A = rt_tensor_data(ctx, FK_A);
+    const float *B = rt_tensor_data(ctx, FK_B);
+    float max_merge = 0;
+    for (int i = 0; i < FAKE_V; i++)
+        for (int j = 0; j < FAKE_D; j++) {
+            double s = 0;
+            for (int r = 0; r < FAKE_R; r++)
+                s += (double)B[i * FAKE_R + r] * A[r * FAKE_D + j];
+            float want = (float)(W[i * FAKE_D + j] + FAKE_SCALE * s), got;
+            memcpy(&got, (const char *)w->data + 4 * (i * FAKE_D + j), 4);
+            ck_assert_msg(fabsf(got - want) < 1e-5f, "[%d,%d] %g vs %g", i, j, got, want);
+            max_merge = fmaxf(max_merge, fabsf(got - W[i * FAKE_D + j]));
+        }
+    ck_assert(max_merge > 0.01f); /* the merge did something */
+    const RtStTensor *big = rt_st_find(&f, "bigram.weight");
+    ck_assert(big && memcmp(big->data, rt_tensor_data(ctx, FK_BIGRAM), big->nbytes) == 0);
+    rt_st_close(&f);
+
+    ck_assert_msg(rt_st_open(&f, file_in("trainer.safetensors"), &e), "%s", e.msg);
+    const RtStTensor *raw = rt_st_find(&f, "proj"); /* unmerged W */
+    ck_assert(raw && memcmp(raw->data, W, raw->nbytes) == 0);
+    ck_assert_ptr_nonnull(rt_st_find(&f, "opt.v.proj.lora_B"));
+    ck_assert_ptr_null(rt_st_find(&f, "act.logits"));
+    ck_assert_str_eq(rt_st_meta(&f, "step"), "7");
+    ck_assert_str_eq(rt_st_meta(&f, "spec_hash"), fake_model.spec_hash);
+    rt_st_close(&f);
+
+    size_t n;
+    char *cfg = (char *)slurp(file_in("config.json"), &n);
+    ck_assert_uint_eq(n, strlen(fake_model.config_json));
+    ck_assert(memcmp(cfg, fake_model.config_json, n) == 0);
+    free(cfg);
+    rt_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(checkpoint_load_restores_state)
+{
+    RtCtx *a = fake_ctx(&fake_model, 9);
+    *(int32_t *)rt_tensor_data(a, FK_ADAM_T) = 1234;
+    save_ok(a, 55);
+    RtCtx *b = fake_ctx(&fake_model, 1);
+    int64_t step;
+    uint64_t seed;
+    RtError e = {0};
+    ck_assert_msg(rt_checkpoint_load(b, dir, &step, &seed, &e), "%s", e.msg);
+    ck_assert_int_eq(step, 55);
+    ck_assert_uint_eq(seed, 9);
+    for (int p = RT_POOL_PARAMS; p <= RT_POOL_OPTIM; p++)
+        ck_assert(memcmp(a->pools[p], b->pools[p], fake_model.pool_bytes[p]) == 0);
+    rt_ctx_destroy(a);
+    rt_ctx_destroy(b);
+}
+END_TEST
+
+static RtError load_error(const RtModel *m)
+{
+    RtCtx *ctx = fake_ctx(m, 1);
+    int64_t step;
+    uint64_t seed;
+    RtError e = {0};
+    ck_assert(!rt_checkpoint_load(ctx, dir, &step, &seed, &e));
+    rt_ctx_destroy(ctx);
+    return e;
+}
+
+START_TEST(checkpoint_rejects_truncated_file)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 1);
+    rt_ctx_destroy(ctx);
+    char *p = file_in("trainer.safetensors");
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(truncate(p, st.st_size - 100), 0);
+    RtError e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_TRUNCATED);
+    ck_assert_msg(strstr(e.msg, "truncated") && strstr(e.msg, p), "%s", e.msg);
+    ck_assert_int_eq(truncate(p, 200), 0); /* cut inside the header */
+    e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_TRUNCATED);
+    ck_assert_int_eq(truncate(p, 5), 0);
+    e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_TRUNCATED);
+    ck_assert_ptr_nonnull(strstr(e.msg, "8-byte header length"));
+}
+END_TEST
+
+START_TEST(checkpoint_rejects_corrupted_header)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 1);
+    rt_ctx_destroy(ctx);
+    char *p = file_in("trainer.safetensors");
+    size_t n;
+    unsigned char *b = slurp(p, &n);
+    b[8] = '#'; /* the JSON's opening brace */
+    spit(p, b, n);
+    RtError e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "corrupted header"), "%s", e.msg);
+    b[7] = 0x40; /* absurd header length */
+    spit(p, b, n);
+    e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "implausible"));
+    free(b);
+}
+END_TEST
+
+START_TEST(checkpoint_rejects_wrong_shape)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 1);
+    rt_ctx_destroy(ctx);
+    RtTensorInfo t[FK_COUNT];
+    memcpy(t, tensors, sizeof t);
+    t[FK_M_EMBED].shape[1] = 8; /* still fits its pool slot */
+    RtModel m = fake_model;
+    m.tensors = t;
+    RtError e = load_error(&m);
+    ck_assert_int_eq(e.code, RT_ERR_MISMATCH);
+    ck_assert_msg(strstr(e.msg, "tensor 'opt.m.embed' is F32 [256, 16] in the checkpoint, the "
+                                "model expects F32 [256, 8]"),
+                  "%s", e.msg);
+}
+END_TEST
+
+START_TEST(checkpoint_rejects_missing_tensor)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 1);
+    rt_ctx_destroy(ctx);
+    RtTensorInfo t[FK_COUNT];
+    memcpy(t, tensors, sizeof t);
+    t[FK_EMBED].name = "embed2";
+    RtModel m = fake_model;
+    m.tensors = t;
+    RtError e = load_error(&m);
+    ck_assert_int_eq(e.code, RT_ERR_MISSING);
+    ck_assert_msg(strstr(e.msg, "tensor 'embed2' is missing"), "%s", e.msg);
+}
+END_TEST
+
+START_TEST(checkpoint_rejects_other_model)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 1);
+    rt_ctx_destroy(ctx);
+    RtModel m = fake_model;
+    m.name = "other";
+    m.spec_hash = "other-0002";
+    RtError e = load_error(&m);
+    ck_assert_int_eq(e.code, RT_ERR_OTHER_MODEL);
+    ck_assert_msg(strstr(e.msg, "another model: 'fake-bigram' (spec_hash fake-bigram-0001)"),
+                  "%s", e.msg);
+    /* no checkpoint at all */
+    ck_assert_int_eq(unlink(file_in("trainer.safetensors")), 0);
+    e = load_error(&fake_model);
+    ck_assert_int_eq(e.code, RT_ERR_MISSING);
+}
+END_TEST
+
+/* A write hook that lets `budget` bytes through, then sends writes to /dev/full. */
+typedef struct FullDisk {
+    long budget;
+    int devfull;
+} FullDisk;
+
+static ssize_t full_write(void *user, int fd, const void *buf, size_t n)
+{
+    FullDisk *d = user;
+    if (d->budget <= 0)
+        return write(d->devfull, buf, n); /* the real ENOSPC */
+    size_t k = n < (size_t)d->budget ? n : (size_t)d->budget;
+    d->budget -= (long)k;
+    return write(fd, buf, k);
+}
+
+START_TEST(checkpoint_full_disk_keeps_previous)
+{
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    save_ok(ctx, 10);
+    const char *names[] = {"model.safetensors", "trainer.safetensors", "config.json"};
+    unsigned char *before[3];
+    size_t len[3];
+    for (int i = 0; i < 3; i++)
+        before[i] = slurp(file_in(names[i]), &len[i]);
+    float *big = rt_tensor_data(ctx, FK_BIGRAM);
+    big[0] += 1.0f; /* the new checkpoint would differ */
+    /* fail inside the first file, then inside the last one */
+    long budgets[] = {1000, (long)len[0] + (long)len[2] + 5000};
+    for (int k = 0; k < 2; k++) {
+        FullDisk d = {budgets[k], open("/dev/full", O_WRONLY)};
+        ck_assert_int_ge(d.devfull, 0);
+        RtIo io = {full_write, &d};
+        RtError e = {0};
+        ck_assert(!rt_checkpoint_save(ctx, dir, 20, &io, &e));
+        close(d.devfull);
+        ck_assert_int_eq(e.code, RT_ERR_NOSPC);
+        ck_assert_msg(strstr(e.msg, "No space left on device"), "%s", e.msg);
+        for (int i = 0; i < 3; i++) {
+            size_t n;
+            unsigned char *now = slurp(file_in(names[i]), &n);
+            ck_assert_uint_eq(n, len[i]);
+            ck_assert_msg(memcmp(now, before[i], n) == 0, "%s changed", names[i]);
+            free(now);
+            char tmp[64];
+            snprintf(tmp, sizeof tmp, "%s.tmp", names[i]);
+            ck_assert_msg(access(file_in(tmp), F_OK) != 0, "%s left behind", tmp);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        free(before[i]);
+    rt_ctx_destroy(ctx);
+}
+END_TEST
+
+Suite *checkpoint_suite(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("checkpoint");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, st_round_trips_sorted_and_aligned);
+    tcase_add_test(tc, st_parser_rejects_malformed_headers);
+    tcase_add_test(tc, checkpoint_exports_merged_weight);
+    tcase_add_test(tc, checkpoint_load_restores_state);
+    tcase_add_test(tc, checkpoint_rejects_truncated_file);
+    tcase_add_test(tc, checkpoint_rejects_corrupted_header);
+    tcase_add_test(tc, checkpoint_rejects_wrong_shape);
+    tcase_add_test(tc, checkpoint_rejects_missing_tensor);
+    tcase_add_test(tc, checkpoint_rejects_other_model);
+    tcase_add_test(tc, checkpoint_full_disk_keeps_previous);
+    suite_add_tcase(s, tc);
+    return s;
+}
