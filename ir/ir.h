@@ -214,7 +214,14 @@ IrNode *ir_build(IrBuilder *b, IrOpKind op, IrNode **in, int n_in, IrGlobal **gl
 /* Deterministic text: globals sorted by id, functions in order, attributes sorted. */
 void ir_print(const IrModule *m, FILE *out);
 void ir_print_func(const IrModule *m, const IrFunc *f, FILE *out);
-/* Parses the text form; errors go to d with locations in `name`. NULL on error. */
+/* Print options; NULL or a zeroed struct gives the default form (the one golden files use). */
+typedef struct IrPrintOpts {
+    bool locs; /* append loc("file":line:col) to globals and nodes that have a location */
+} IrPrintOpts;
+void ir_print_with(const IrModule *m, const IrPrintOpts *o, FILE *out);
+void ir_print_func_with(const IrModule *m, const IrFunc *f, const IrPrintOpts *o, FILE *out);
+/* Parses the text form; errors go to d with locations in `name`. NULL on error.
+ * Only syntax, names and arity are checked: run ir_verify on the result. */
 IrModule *ir_parse(Arena *a, Diags *d, const char *name, const char *text, size_t len);
 /* Checks every invariant a pass may rely on; records one diagnostic per violation. */
 bool ir_verify(const IrModule *m, Diags *d);
