@@ -1,0 +1,412 @@
+/* report.c: parameter, FLOP and memory accounting for `relorac check` (formulas in
+ * docs/language.md §7), printed as a table or as JSON. Everything is exact integer
+ * arithmetic on the Spec, so the numbers can be checked by hand. */
+#include "report.h"
+
+#include <string.h>
+
+static void add_row(FeReport *r, FeModuleRow row)
+{
+    r->rows[r->n_rows++] = row;
+}
+
+/* Saved activation elements per token of one layer (see §7.3). */
+static int64_t layer_activations(const SpecModel *m, int64_t seq_len, bool relora, const char *visited_buf, int n)
+{
+    (void)visited_buf;
+    (void)n;
+    int64_t per_token = 0;
+    for (int i = 0; i < m->block.n_modules; i++) {
+        const SpecModule *mod = m->block.modules[i];
+        per_token += mod->out_dim;
+        switch (mod->kind) {
+        case SPEC_MOD_ATTENTION:
+            per_token += (mod->heads + 2 * mod->kv_heads) * mod->head_dim; /* q, k, v */
+            per_token += mod->heads * mod->head_dim;                       /* attention output before o */
+            per_token += mod->heads * seq_len;                             /* softmax probabilities */
+            break;
+        case SPEC_MOD_SWIGLU:
+        case SPEC_MOD_GEGLU: per_token += 4 * mod->hidden; break; /* gate, up, act(gate), product */
+        default: break;
+        }
+        if (relora)
+            for (int j = 0; j < mod->n_linears; j++)
+                if (mod->linears[j].is_adapted)
+                    per_token += mod->linears[j].rank; /* A x */
+    }
+    return per_token;
+}
+
+/* Elementwise nodes (add, mul, scale, act) also save their output. */
+static int64_t count_elementwise(const SpecNode *n, char *seen)
+{
+    if (!n || seen[n->id])
+        return 0;
+    seen[n->id] = 1;
+    int64_t c = 0;
+    if (n->kind == SPEC_NODE_ADD || n->kind == SPEC_NODE_MUL || n->kind == SPEC_NODE_SCALE || n->kind == SPEC_NODE_ACT)
+        c += n->dim;
+    return c + count_elementwise(n->a, seen) + count_elementwise(n->b, seen);
+}
+
+void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
+{
+    const SpecModel *m = &s->model;
+    memset(r, 0, sizeof *r);
+    r->has_relora = s->adapter.is_present && s->train.schedule.kind == SPEC_SCHED_RELORA;
+    r->rows = arena_alloc(a, sizeof(FeModuleRow) * (size_t)(m->block.n_modules + 6));
+    int64_t L = m->layers;
+    for (int i = 0; i < m->n_params; i++) {
+        const SpecParam *p = &m->params[i];
+        int64_t tot = spec_param_total(m, p);
+        r->total += tot;
+        if (r->has_relora) {
+            if (p->is_trainable_relora)
+                r->trainable_base += tot;
+            else
+                r->frozen_relora += tot;
+        }
+    }
+    /* Rows: globals and modules, in parameter order. */
+    for (int i = 0; i < m->n_params; i++) {
+        const SpecParam *p = &m->params[i];
+        if (p->is_per_layer)
+            continue;
+        const char *name = p->role == SPEC_PARAM_EMBEDDING ? "embedding"
+                           : p->role == SPEC_PARAM_POSITIONS ? "positions"
+                           : p->role == SPEC_PARAM_HEAD      ? "head"
+                                                             : "norm";
+        if (p->role == SPEC_PARAM_NORM_BIAS) { /* folded into the norm row */
+            FeModuleRow *row = &r->rows[r->n_rows - 1];
+            row->total += p->numel;
+            if (r->has_relora)
+                *(p->is_trainable_relora ? &row->trainable : &row->frozen) += p->numel;
+            continue;
+        }
+        if (p->role == SPEC_PARAM_NORM) {
+            /* The block modules come before the final norm. */
+            for (int j = 0; j < m->block.n_modules; j++) {
+                const SpecModule *mod = m->block.modules[j];
+                FeModuleRow row = {mod->name, spec_module_kind_name(mod->kind), true, 0, 0, 0, 0, 0};
+                for (int k = 0; k < mod->n_params; k++) {
+                    const SpecParam *q = mod->params[k];
+                    row.per_layer += q->numel;
+                    row.total += q->numel * L;
+                    if (r->has_relora)
+                        *(q->is_trainable_relora ? &row.trainable : &row.frozen) += q->numel * L;
+                }
+                if (r->has_relora)
+                    for (int k = 0; k < mod->n_linears; k++)
+                        if (mod->linears[k].is_adapted)
+                            row.lora += mod->linears[k].rank * (mod->linears[k].in + mod->linears[k].out) * L;
+                add_row(r, row);
+            }
+        }
+        FeModuleRow row = {name,
+                           p->role == SPEC_PARAM_NORM ? (m->norm == SPEC_NORM_RMSNORM ? "rmsnorm" : "layernorm") : name,
+                           false, 0, p->numel, 0, 0, 0};
+        if (r->has_relora)
+            *(p->is_trainable_relora ? &row.trainable : &row.frozen) += p->numel;
+        add_row(r, row);
+    }
+    if (r->has_relora)
+        for (int i = 0; i < m->n_linears; i++) {
+            const SpecLinear *l = m->linears[i];
+            if (l->is_adapted) {
+                r->lora += l->rank * (l->in + l->out) * L;
+                r->adapted_per_layer++;
+            }
+        }
+    r->trainable_relora = r->trainable_base + r->lora;
+
+    /* FLOPs per token (§7.2). */
+    int64_t T = s->train.seq_len;
+    r->mm_params = m->vocab * m->dim; /* the head matmul, tied or not */
+    bool head_trainable = false;
+    for (int i = 0; i < m->n_params; i++) {
+        const SpecParam *p = &m->params[i];
+        if (p->role == SPEC_PARAM_HEAD || (m->tied && p->role == SPEC_PARAM_EMBEDDING))
+            head_trainable = p->is_trainable_relora;
+    }
+    if (r->has_relora && !head_trainable)
+        r->mm_frozen += m->vocab * m->dim;
+    for (int i = 0; i < m->n_linears; i++) {
+        const SpecLinear *l = m->linears[i];
+        r->mm_params += l->in * l->out * L;
+        if (r->has_relora && !l->weight->is_trainable_relora)
+            r->mm_frozen += l->in * l->out * L;
+    }
+    for (int i = 0; i < m->block.n_modules; i++) {
+        const SpecModule *mod = m->block.modules[i];
+        if (mod->kind == SPEC_MOD_ATTENTION)
+            r->attn_flops += 12 * mod->heads * mod->head_dim * T * L;
+    }
+    r->flops_full = 6 * r->mm_params + r->attn_flops;
+    r->flops_relora = 6 * (r->mm_params - r->mm_frozen) + 4 * r->mm_frozen + 6 * r->lora + r->attn_flops;
+
+    /* Memory (§7.3). */
+    char *seen = arena_alloc(a, (size_t)m->block.n_nodes + 1);
+    int64_t elementwise = count_elementwise(m->block.ret, seen);
+    int64_t B = s->train.batch;
+    int64_t global = 2 * m->dim + 2 * m->vocab; /* embedding output, final norm output, logits, probabilities */
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        if (ph == FE_PHASE_RELORA && !r->has_relora)
+            continue;
+        int64_t per_layer = layer_activations(m, T, ph == FE_PHASE_RELORA, NULL, 0) + elementwise;
+        r->act_elems[ph] = B * T * (L * per_layer + global);
+        int64_t weights = ph == FE_PHASE_FULL ? r->total : r->total + r->lora;
+        int64_t trainable = ph == FE_PHASE_FULL ? r->total : r->trainable_relora;
+        for (int pr = 0; pr < FE_N_PRECS; pr++) {
+            int64_t bytes = pr == FE_PREC_FP32 ? 4 : 2;
+            FeMemory *mm = &r->mem[ph][pr];
+            mm->weights = weights * bytes;
+            mm->grads = trainable * bytes;
+            mm->optimizer = 2 * trainable * bytes;
+            mm->activations = r->act_elems[ph] * bytes;
+            mm->total = mm->weights + mm->grads + mm->optimizer + mm->activations;
+        }
+    }
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *commas(char *buf, int64_t v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
+    size_t n = strlen(tmp), j = 0;
+    if (v < 0)
+        buf[j++] = '-';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[j++] = ',';
+        buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static const char *mib(char *buf, int64_t bytes)
+{
+    char tmp[40];
+    int64_t tenths = (bytes * 10 + 524288) / 1048576; /* rounded to 0.1 MiB */
+    snprintf(buf, 48, "%s.%lld MiB", commas(tmp, tenths / 10), (long long)(tenths % 10));
+    return buf;
+}
+
+static double pct(int64_t part, int64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
+{
+    const SpecModel *m = &s->model;
+    const SpecTrain *t = &s->train;
+    const SpecSchedule *sc = &t->schedule;
+    char b1[48], b2[48], b3[48], b4[48], b5[48];
+    fprintf(out, "model %s", m->name);
+    if (m->parent)
+        fprintf(out, " (variant of %s)", m->parent);
+    fprintf(out, ": %lld layers, dim %lld, heads %lld, kv_heads %lld, vocab %lld, context %lld\n", (long long)m->layers,
+            (long long)m->dim, (long long)m->heads, (long long)m->kv_heads, (long long)m->vocab, (long long)m->context);
+    fprintf(out, "  norm %s, positions %s, %s head, block modules:", m->norm == SPEC_NORM_RMSNORM ? "rmsnorm" : "layernorm",
+            m->positions == SPEC_POS_LEARNED ? "learned" : "none", m->tied ? "tied" : "untied");
+    for (int i = 0; i < m->block.n_modules; i++)
+        fprintf(out, " %s", m->block.modules[i]->name);
+    fprintf(out, "\n");
+    if (s->adapter.is_present) {
+        fprintf(out, "adapter %s: rank %lld, alpha %g (scale %g), dropout %g, %lld adapted linears per layer:",
+                s->adapter.name, (long long)s->adapter.rank, s->adapter.alpha, s->adapter.scaling, s->adapter.dropout,
+                (long long)r->adapted_per_layer);
+        for (int i = 0; i < m->n_linears; i++)
+            if (m->linears[i]->is_adapted)
+                fprintf(out, " %s", m->linears[i]->full_name);
+        fprintf(out, "\n");
+    }
+    fprintf(out, "train: %s steps x batch %lld x seq_len %lld = %s tokens, adamw lr %g, %s on %s\n",
+            commas(b1, t->steps), (long long)t->batch, (long long)t->seq_len, commas(b2, t->steps * t->batch * t->seq_len),
+            t->optimizer.lr, t->precision == SPEC_BF16 ? "bf16" : "fp32", t->target == SPEC_TARGET_CUDA ? "cuda" : "cpu");
+    if (sc->kind == SPEC_SCHED_RELORA)
+        fprintf(out,
+                "schedule relora: warmup %lld, warm start %lld full-rank steps, then lr %g; merge + reset every %lld "
+                "(%lld merges), restart warmup %lld, prune %g (%s), min_lr_ratio %g\n",
+                (long long)sc->warmup, (long long)sc->warm_start, sc->relora_lr, (long long)sc->reset_every,
+                (long long)sc->n_resets, (long long)sc->restart_warmup, sc->prune,
+                sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->min_lr_ratio);
+    else if (sc->kind == SPEC_SCHED_COSINE)
+        fprintf(out, "schedule cosine: warmup %lld, min_lr_ratio %g\n", (long long)sc->warmup, sc->min_lr_ratio);
+    else
+        fprintf(out, "schedule constant: warmup %lld\n", (long long)sc->warmup);
+
+    fprintf(out, "\n");
+    if (r->has_relora)
+        fprintf(out, "%-14s %-10s %13s %15s %15s %15s %13s\n", "parameters", "kind", "per layer", "total",
+                "relora frozen", "trainable", "lora");
+    else
+        fprintf(out, "%-14s %-10s %13s %15s\n", "parameters", "kind", "per layer", "total");
+    for (int i = 0; i < r->n_rows; i++) {
+        const FeModuleRow *row = &r->rows[i];
+        const char *pl = row->is_per_layer ? commas(b1, row->per_layer) : "-";
+        if (r->has_relora)
+            fprintf(out, "  %-12s %-10s %13s %15s %15s %15s %13s\n", row->name, row->kind, pl, commas(b2, row->total),
+                    commas(b3, row->frozen), commas(b4, row->trainable), commas(b5, row->lora));
+        else
+            fprintf(out, "  %-12s %-10s %13s %15s\n", row->name, row->kind, pl, commas(b2, row->total));
+    }
+    if (r->has_relora)
+        fprintf(out, "  %-12s %-10s %13s %15s %15s %15s %13s\n", "total", "", "", commas(b2, r->total),
+                commas(b3, r->frozen_relora), commas(b4, r->trainable_base), commas(b5, r->lora));
+    else
+        fprintf(out, "  %-12s %-10s %13s %15s\n", "total", "", "", commas(b2, r->total));
+    fprintf(out, "\n");
+    fprintf(out, "total parameters:              %s\n", commas(b1, r->total));
+    fprintf(out, "trainable, full-rank phase:    %s\n", commas(b1, r->total));
+    if (r->has_relora) {
+        fprintf(out, "frozen, ReLoRA phase:          %s\n", commas(b1, r->frozen_relora));
+        fprintf(out, "trainable, ReLoRA phase:       %s (%s full-rank + %s LoRA; %.1f%% of total)\n",
+                commas(b1, r->trainable_relora), commas(b2, r->trainable_base), commas(b3, r->lora),
+                pct(r->trainable_relora, r->total));
+    }
+    fprintf(out, "\nFLOPs per token, forward + backward (seq_len %lld):\n", (long long)t->seq_len);
+    fprintf(out, "  full-rank: 6 x %s matmul params + %s attention = %s\n", commas(b1, r->mm_params),
+            commas(b2, r->attn_flops), commas(b3, r->flops_full));
+    if (r->has_relora)
+        fprintf(out, "  ReLoRA:    6 x %s trainable + 4 x %s frozen + 6 x %s LoRA + %s attention = %s (%.1f%%)\n",
+                commas(b1, r->mm_params - r->mm_frozen), commas(b2, r->mm_frozen), commas(b3, r->lora),
+                commas(b4, r->attn_flops), commas(b5, r->flops_relora), pct(r->flops_relora, r->flops_full));
+    fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
+            (long long)t->seq_len);
+    fprintf(out, "  %-24s %16s %16s\n", "", "fp32", "bf16");
+    static const char *const what[] = {"weights", "gradients", "optimizer", "activations", "total"};
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        if (ph == FE_PHASE_RELORA && !r->has_relora)
+            continue;
+        for (int k = 0; k < 5; k++) {
+            const FeMemory *a = &r->mem[ph][FE_PREC_FP32], *b = &r->mem[ph][FE_PREC_BF16];
+            const int64_t va[] = {a->weights, a->grads, a->optimizer, a->activations, a->total};
+            const int64_t vb[] = {b->weights, b->grads, b->optimizer, b->activations, b->total};
+            fprintf(out, "  %-10s %-13s %16s %16s\n", k == 0 ? (ph == FE_PHASE_FULL ? "full-rank" : "ReLoRA") : "",
+                    what[k], mib(b1, va[k]), mib(b2, vb[k]));
+        }
+    }
+}
+
+static void json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_mem(FILE *out, const FeMemory *m)
+{
+    fprintf(out, "{\"weights\": %lld, \"gradients\": %lld, \"optimizer\": %lld, \"activations\": %lld, \"total\": %lld}",
+            (long long)m->weights, (long long)m->grads, (long long)m->optimizer, (long long)m->activations,
+            (long long)m->total);
+}
+
+void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
+{
+    const SpecModel *m = &s->model;
+    const SpecTrain *t = &s->train;
+    const SpecSchedule *sc = &t->schedule;
+    fprintf(out, "{\n  \"model\": {\"name\": ");
+    json_str(out, m->name);
+    fprintf(out, ", \"parent\": ");
+    if (m->parent)
+        json_str(out, m->parent);
+    else
+        fprintf(out, "null");
+    fprintf(out,
+            ", \"vocab\": %lld, \"dim\": %lld, \"layers\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"context\": %lld, "
+            "\"tied\": %s, \"positions\": \"%s\", \"norm\": \"%s\"},\n",
+            (long long)m->vocab, (long long)m->dim, (long long)m->layers, (long long)m->heads, (long long)m->kv_heads,
+            (long long)m->context, m->tied ? "true" : "false", m->positions == SPEC_POS_LEARNED ? "learned" : "none",
+            m->norm == SPEC_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    if (s->adapter.is_present) {
+        fprintf(out, "  \"adapter\": {\"name\": ");
+        json_str(out, s->adapter.name);
+        fprintf(out, ", \"rank\": %lld, \"alpha\": %g, \"dropout\": %g, \"adapted\": [", (long long)s->adapter.rank,
+                s->adapter.alpha, s->adapter.dropout);
+        int k = 0;
+        for (int i = 0; i < m->n_linears; i++)
+            if (m->linears[i]->is_adapted) {
+                fprintf(out, "%s", k++ ? ", " : "");
+                json_str(out, m->linears[i]->full_name);
+            }
+        fprintf(out, "]},\n");
+    } else {
+        fprintf(out, "  \"adapter\": null,\n");
+    }
+    fprintf(out,
+            "  \"train\": {\"steps\": %lld, \"batch\": %lld, \"seq_len\": %lld, \"lr\": %g, \"precision\": \"%s\", "
+            "\"target\": \"%s\", \"schedule\": {\"kind\": \"%s\", \"warmup\": %lld, \"min_lr_ratio\": %g",
+            (long long)t->steps, (long long)t->batch, (long long)t->seq_len, t->optimizer.lr,
+            t->precision == SPEC_BF16 ? "bf16" : "fp32", t->target == SPEC_TARGET_CUDA ? "cuda" : "cpu",
+            spec_schedule_kind_name(sc->kind), (long long)sc->warmup, sc->min_lr_ratio);
+    if (sc->kind == SPEC_SCHED_RELORA)
+        fprintf(out,
+                ", \"warm_start\": %lld, \"reset_every\": %lld, \"restart_warmup\": %lld, \"prune\": %g, \"reset\": "
+                "\"%s\", \"lr\": %g, \"merges\": %lld",
+                (long long)sc->warm_start, (long long)sc->reset_every, (long long)sc->restart_warmup, sc->prune,
+                sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->relora_lr, (long long)sc->n_resets);
+    fprintf(out, "}},\n  \"modules\": [\n");
+    for (int i = 0; i < r->n_rows; i++) {
+        const FeModuleRow *row = &r->rows[i];
+        fprintf(out, "    {\"name\": ");
+        json_str(out, row->name);
+        fprintf(out, ", \"kind\": ");
+        json_str(out, row->kind);
+        fprintf(out, ", \"per_layer\": %lld, \"total\": %lld, \"relora_frozen\": %lld, \"relora_trainable\": %lld, "
+                     "\"lora\": %lld}%s\n",
+                (long long)(row->is_per_layer ? row->per_layer : 0), (long long)row->total, (long long)row->frozen,
+                (long long)row->trainable, (long long)row->lora, i + 1 < r->n_rows ? "," : "");
+    }
+    fprintf(out, "  ],\n  \"tensors\": [\n");
+    for (int i = 0; i < m->n_params; i++) {
+        const SpecParam *p = &m->params[i];
+        fprintf(out, "    {\"name\": ");
+        json_str(out, p->name);
+        if (p->ndim == 2)
+            fprintf(out, ", \"shape\": [%lld, %lld]", (long long)p->shape[0], (long long)p->shape[1]);
+        else
+            fprintf(out, ", \"shape\": [%lld]", (long long)p->shape[0]);
+        const char *state = !r->has_relora                                          ? "trainable"
+                            : p->role == SPEC_PARAM_LINEAR && p->linear->is_adapted ? "adapted"
+                            : p->is_trainable_relora                                ? "trainable"
+                                                                                    : "frozen";
+        fprintf(out, ", \"count\": %lld, \"relora\": \"%s\", \"decay\": %s}%s\n", (long long)spec_param_total(m, p), state,
+                p->has_decay ? "true" : "false", i + 1 < m->n_params ? "," : "");
+    }
+    fprintf(out, "  ],\n");
+    fprintf(out,
+            "  \"params\": {\"total\": %lld, \"trainable_full_rank\": %lld, \"relora_frozen\": %lld, "
+            "\"relora_trainable\": %lld, \"relora_trainable_full_rank\": %lld, \"lora\": %lld},\n",
+            (long long)r->total, (long long)r->total, (long long)r->frozen_relora, (long long)r->trainable_relora,
+            (long long)r->trainable_base, (long long)r->lora);
+    fprintf(out,
+            "  \"flops_per_token\": {\"seq_len\": %lld, \"matmul_params\": %lld, \"relora_frozen_matmul_params\": %lld, "
+            "\"attention\": %lld, \"full_rank\": %lld, \"relora\": %lld},\n",
+            (long long)t->seq_len, (long long)r->mm_params, (long long)r->mm_frozen, (long long)r->attn_flops,
+            (long long)r->flops_full, (long long)(r->has_relora ? r->flops_relora : 0));
+    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"seq_len\": %lld", (long long)t->batch, (long long)t->seq_len);
+    static const char *const precs[] = {"fp32", "bf16"};
+    for (int pr = 0; pr < FE_N_PRECS; pr++) {
+        fprintf(out, ", \"%s\": {\"full_rank\": ", precs[pr]);
+        json_mem(out, &r->mem[FE_PHASE_FULL][pr]);
+        if (r->has_relora) {
+            fprintf(out, ", \"relora\": ");
+            json_mem(out, &r->mem[FE_PHASE_RELORA][pr]);
+        }
+        fprintf(out, "}");
+    }
+    fprintf(out, "}\n}\n");
+}
