@@ -74,7 +74,8 @@ static void fill_random(double *v, int64_t n, uint64_t stream)
 }
 
 /* Differentiates loss = sum(y * r) w.r.t. every param and compares each gradient element
- * with (L(x + h) - L(x - h)) / 2h, h = 1e-5 max(1, |x|). The error of one element is
+ * with (L(x + h) - L(x - h)) / 2h, h = 1e-5 max(1, |x|), after checking the whole
+ * function (gradient included) passes ir_verify. The error of one element is
  * |analytic - fd| / max(|analytic|, |fd|, 1e-2 * the tensor's largest |fd|): relative,
  * with a floor so elements near zero are judged on the tensor's scale. Returns the max. */
 static double fd_check(Fd *t, IrNode *y)
@@ -90,6 +91,10 @@ static double fd_check(Fd *t, IrNode *y)
         diag_print(&t->d, stderr, false);
     ck_assert(ok);
     t->f->ret = loss;
+    ok = ir_verify(t->m, &t->d);
+    if (!ok)
+        diag_print(&t->d, stderr, false);
+    ck_assert_msg(ok, "the gradient IR does not verify");
 
     IrInterp *it = ir_interp_create(t->m, 17);
     fill_random(ir_interp_global(it, rg), ir_type_numel(rg->type), 1000);
