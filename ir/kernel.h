@@ -1,0 +1,159 @@
+/* Kernel IR: the loop-level form that both backends emit (LLVM for the CPU, CUDA C for
+ * the GPU). The kernelizer turns each fusion group of a graph function into one
+ * kernel; a KProgram is one graph function as a sequence of kernels over planned
+ * buffers. A loop kernel is a parallel loop over `outer` rows with, inside each row,
+ * `n_phases` sequential loops over `inner` columns; scalar SSA instructions compute
+ * loads, math, per-row reductions (usable in later phases) and stores. GEMMs stay
+ * GEMMs (BLAS/cuBLAS) and a few operations are runtime calls.
+ *
+ *   rmsnorm x[N,C], w[C] -> y[N,C] as one loop kernel, outer = N, inner = C:
+ *     %0 = outer_index 0            (phase -1: once per row)
+ *     %1 = imul %0, C               %2 = inner_index      (phase 0)
+ *     %3 = iadd %1, %2              %4 = load x, %3       %5 = mul %4, %4
+ *     %6 = reduce_sum %5            (phase 0; the row sum, visible from phase 1)
+ *     ... phase 1: y[%3'] = x * rsqrt(%6 / C + eps) * w[%2']
+ */
+#ifndef RELORAC_KERNEL_H
+#define RELORAC_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ir.h"
+
+/* A buffer: one planned allocation that kernels read and write. */
+typedef struct KBuf {
+    int id;                 /* index in KProgram.bufs */
+    const char *name;       /* the global's name, or "v<node id>" for a value */
+    IrDType dtype;
+    int64_t numel;
+    IrMemClass cls;         /* the pool it lives in */
+    int64_t offset;         /* bytes from the pool base */
+    const IrGlobal *global; /* set when the buffer holds a global */
+} KBuf;
+
+typedef enum {
+    /* integer (i64) values: indices and offsets */
+    KI_OUTER_INDEX, /* index along outer axis `axis` */
+    KI_INNER_INDEX, /* the column index of the enclosing phase loop */
+    KI_ICONST,      /* ival */
+    KI_IADD, KI_ISUB, KI_IMUL, KI_IDIV, KI_IREM, KI_IMIN, /* a op b (floor semantics: operands >= 0) */
+    KI_ILT, KI_ILE, KI_IEQ, /* comparisons -> bool */
+    KI_LOAD_I,      /* (i64) buf[a] of an i32 buffer */
+    KI_ITOF,        /* (float) a */
+    /* float values (f32 in compiled code, f64 in the kernel interpreter) */
+    KI_CONST,       /* fval */
+    KI_SCALAR_ARG,  /* a host-provided scalar: sarg selects (KS_*) */
+    KI_LOAD,        /* buf[a] */
+    KI_ADD, KI_SUB, KI_MUL, KI_DIV, KI_MAX, KI_MIN,
+    KI_NEG, KI_EXP, KI_LOG, KI_SQRT, KI_TANH, KI_COS, KI_SIN, KI_ABS,
+    KI_FLT, KI_FLE,     /* a < b, a <= b (floats) -> bool */
+    KI_SELECT,          /* c ? a : b (c a bool, a and b both float or both int) */
+    KI_RNG_UNIFORM,     /* uniform(rng(seed, ival = stream, a = counter)) in [0,1) */
+    KI_RNG_NORMAL,      /* normal(rng(seed, ival = stream, a = counter)) */
+    KI_REDUCE_SUM,      /* sum of a over the phase's columns; usable in later phases */
+    KI_REDUCE_MAX,      /* max of a over the phase's columns */
+    KI_STORE,           /* buf[a] = b (an int value into i32 buffers, a float into float ones) */
+    KI_STORE_ADD,       /* buf[a] += b */
+    KI_COUNT
+} KInstrOp;
+
+/* Host scalars a loop kernel may read (KI_SCALAR_ARG). */
+typedef enum { KS_STEP, KS_COUNT } KScalarArg;
+
+typedef struct KInstr {
+    KInstrOp op;
+    int phase;          /* -1: once per outer row before the phase loops; k < n_phases: in loop k;
+                           n_phases: once per row after the loops (reductions are visible) */
+    int a, b, c;        /* operand instruction indices (-1 unused) */
+    int buf;            /* KI_LOAD*, KI_STORE*: buffer id */
+    int axis;           /* KI_OUTER_INDEX */
+    int64_t ival;       /* KI_ICONST; RNG stream */
+    double fval;        /* KI_CONST */
+    int sarg;           /* KI_SCALAR_ARG */
+} KInstr;
+
+typedef enum {
+    K_LOOP,  /* instructions over outer x phases x inner */
+    K_GEMM,  /* batched C = alpha op(A) op(B) + beta C */
+    K_CALL,  /* a runtime routine (see KCallKind) */
+} KernelKind;
+
+typedef enum {
+    KC_PRUNE_MAGNITUDE, /* bufs: x, step: zero exactly ceil(fraction * n) smallest |x|, ties by lower index */
+    KC_PRUNE_RANDOM,    /* bufs: x, step: zero x[i] where uniform(rng(seed, stream, step * n + i)) < fraction */
+    KC_LR_SCHEDULE,     /* bufs: out f32[], step i32[]: out = lr_schedule(step), attrs as the graph op */
+    KC_COUNT
+} KCallKind;
+
+typedef struct KGemm {
+    bool trans_a, trans_b;
+    int64_t m, n, k, batch;
+    int a, b, c;                    /* buffer ids */
+    int64_t off_a, off_b, off_c;    /* element offsets into the buffers */
+    int64_t lda, ldb, ldc;          /* row strides (elements) */
+    int64_t stride_a, stride_b, stride_c; /* batch strides (elements; 0 = shared) */
+    double alpha, beta;
+} KGemm;
+
+typedef struct Kernel {
+    int id;
+    const char *name;        /* "k12_rmsnorm": from the first node's id and op */
+    KernelKind kind;
+    SrcLoc loc;              /* of the graph node(s) it implements */
+    /* K_LOOP */
+    int n_outer;             /* outer rank 0..3; the parallel loop runs over their product */
+    int64_t outer[3];
+    int64_t inner;           /* columns of each phase loop (>= 1) */
+    int n_phases;            /* >= 1 */
+    KInstr *code;
+    int n_code, cap_code;
+    /* K_GEMM */
+    KGemm gemm;
+    /* K_CALL */
+    KCallKind call;
+    int call_bufs[4];
+    int n_call_bufs;
+    IrAttrs call_attrs;      /* the graph node's attributes (fraction, mode, stream, schedule...) */
+} Kernel;
+
+/* One graph function as kernels, in execution order. */
+typedef struct KFunc {
+    const char *name;        /* the graph function's name */
+    Kernel **kernels;
+    int n_kernels, cap_kernels;
+    int ret_buf;             /* buffer holding the returned scalar, or -1 */
+} KFunc;
+
+typedef struct KProgram {
+    Arena *arena;
+    const IrModule *m;
+    KBuf *bufs;
+    int n_bufs, cap_bufs;
+    int *global_buf;         /* IrGlobal id -> buffer id */
+    KFunc **funcs;
+    int n_funcs;
+    int64_t pool_bytes[IR_CLASS_COUNT];
+} KProgram;
+
+/* Turns every function of m into kernels. Uses the fusion groups (IrNode.group) and
+ * memory plan (node attrs) when the passes set them; otherwise one kernel per node and
+ * a buffer per value. False after diagnostics (an op the backends cannot run). */
+KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m);
+KFunc *k_program_func(const KProgram *p, const char *name);
+
+/* Prints kernels readably (for dumps and golden tests). */
+void k_print(const KProgram *p, FILE *out);
+
+/* The kernel interpreter: runs a KFunc over f64 buffers. It checks the kernelizer
+ * against the graph interpreter, independent of any backend. */
+typedef struct KInterp KInterp;
+KInterp *k_interp_create(const KProgram *p, uint64_t seed);
+void k_interp_destroy(KInterp *it);
+double *k_interp_buf(KInterp *it, int buf);
+double k_interp_run(KInterp *it, const KFunc *f, int64_t step);
+
+const char *k_instr_name(KInstrOp op);
+
+#endif
