@@ -703,12 +703,12 @@ static bool check_effect_globals(V *v, const IrNode *n)
 }
 
 /* Re-runs the op's shape rule on a copy and compares with the recorded type. */
-static void check_shape_rule(V *v, const IrNode *n)
+static bool check_shape_rule(V *v, const IrNode *n)
 {
     /* shape.c reads lora_merge's globals as (w, a, b) while ops.def and the interpreter
      * use (w, b, a); check_effect_globals covers lora_merge until the two agree. */
     if (n->op == IR_OP_LORA_MERGE)
-        return;
+        return true;
     Diags scratch;
     diag_init(&scratch, &v->tmp);
     IrNode copy = *n;
@@ -718,10 +718,13 @@ static void check_shape_rule(V *v, const IrNode *n)
         if (strncmp(msg, prefix, strlen(prefix)) == 0)
             msg += strlen(prefix);
         node_err(v, n, "shape rule: %s", msg);
-        return;
+        return false;
     }
-    if (!is_effect(n) && !ir_type_eq(copy.type, n->type))
+    if (!is_effect(n) && !ir_type_eq(copy.type, n->type)) {
         node_err(v, n, "type %s does not match the shape rule's %s", tstr(v, n->type), tstr(v, copy.type));
+        return false;
+    }
+    return true;
 }
 
 /* Names print as a trailing "# name" comment: one line, no padding to lose. */
@@ -877,13 +880,13 @@ static void check_func(V *v, int fi)
             continue; /* a duplicate entry, reported by build_map */
         if (!check_structure(v, n, i, fi, ids, cap_ids))
             continue;
-        v->valid[i] = true;
         bool ok = check_dtypes(v, n);
         ok = check_attrs(v, n) && ok;
         if (ok && is_effect(n))
             ok = check_effect_globals(v, n);
         if (ok)
-            check_shape_rule(v, n);
+            ok = check_shape_rule(v, n);
+        v->valid[i] = ok; /* users of a bad node are not checked against its type */
     }
     if (f->ret) {
         const NodeSlot *s = slot_find(v, f->ret);

@@ -178,6 +178,7 @@ START_TEST(ir_text_round_trips_every_op)
             seen[p->m->funcs[fi]->nodes[i]->op] = true;
     for (int op = 0; op < IR_OP_COUNT; op++)
         ck_assert_msg(seen[op], "op %s is not covered by tiny_ir", ir_op_info[op].name);
+    ck_assert_msg(ir_verify(p->m, &p->diags), "tiny_ir does not verify: %s", p->diags.list[0].msg);
     parsed_free(p);
 }
 END_TEST
