@@ -123,8 +123,8 @@ static void sync_dir(const char *dir)
     }
 }
 
-bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtIo *io,
-                        RtError *e)
+bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
+                        const RtIo *io, RtError *e)
 {
     const RtModel *m = ctx->model;
     if (!rt_mkdir_p(dir, e))
@@ -173,13 +173,22 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     const RtStMeta model_meta[] = {
         {"format", "pt"}, {"relorac_model", m->name}, {"relorac_spec_hash", m->spec_hash},
         {"relorac_step", step_s}};
-    const RtStMeta train_meta[] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
-                                   {"seed", seed_s},           {"spec_hash", m->spec_hash},
-                                   {"step", step_s}};
+    RtStMeta train_meta[8] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
+                              {"seed", seed_s},           {"spec_hash", m->spec_hash},
+                              {"step", step_s}};
+    int n_train_meta = 5;
+    if (run) {
+        train_meta[n_train_meta++] = (RtStMeta){"data_kind", run->data_kind == RT_DATA_TOKENS
+                                                                 ? "tokens" : "text"};
+        if (run->data[0])
+            train_meta[n_train_meta++] = (RtStMeta){"data", run->data};
+        if (run->val_data[0])
+            train_meta[n_train_meta++] = (RtStMeta){"val_data", run->val_data};
+    }
     FileJob jobs[F_COUNT] = {
         [F_MODEL] = {model_t, n_model, model_meta, 4, NULL},
         [F_CONFIG] = {NULL, 0, NULL, 0, m->config_json},
-        [F_TRAINER] = {train_t, n_train, train_meta, 5, NULL},
+        [F_TRAINER] = {train_t, n_train, train_meta, n_train_meta, NULL},
     };
     for (int f = 0; ok && f < F_COUNT; f++) {
         if (f == F_CONFIG && !m->config_json)
@@ -287,7 +296,13 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
     return true;
 }
 
-bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed, RtError *e)
+static void copy_meta(char *dst, size_t cap, const char *v)
+{
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed,
+                        RtRunInfo *run, RtError *e)
 {
     const RtModel *m = ctx->model;
     char *path = path_join(dir, "trainer.safetensors", "");
@@ -312,6 +327,12 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
         ok = rt_err(e, RT_ERR_FORMAT, "%s: metadata lacks a valid step or seed", f.path);
     else
         ok = check_tensors(m, &f, e);
+    if (ok && run) {
+        const char *kind = rt_st_meta(&f, "data_kind");
+        copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data"));
+        copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data"));
+        run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
+    }
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
         if (rt_tensor_is_persistent(t)) {

@@ -149,14 +149,23 @@ bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_l
 /* ---- checkpoint.c ---- */
 #define RT_CKPT_FORMAT "relorac-trainer-1"
 
+/* How the run was started, kept in the trainer metadata so `--resume DIR` alone continues
+ * with the same data. Empty strings mean "not set". */
+typedef struct RtRunInfo {
+    char data[1024], val_data[1024];
+    int data_kind; /* enum RtDataKind */
+} RtRunInfo;
+
 /* Writes model.safetensors (exported weights, adapters merged), config.json (when the model
- * has one) and trainer.safetensors (everything needed to resume, step = steps completed) to
- * dir, each to a temp file first. Only when all three are written and synced are they
- * renamed into place, so a failure leaves the previous checkpoint as it was. */
-bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtIo *io,
-                        RtError *e);
-/* Loads dir/trainer.safetensors into ctx; returns the saved step and seed. */
-bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed, RtError *e);
+ * has one) and trainer.safetensors (everything needed to resume, step = steps completed,
+ * plus run when not NULL) to dir, each to a temp file first. Only when all are written and
+ * synced are they renamed into place, so a failure leaves the previous checkpoint as it was. */
+bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
+                        const RtIo *io, RtError *e);
+/* Loads dir/trainer.safetensors into ctx; returns the saved step, seed and (run != NULL) the
+ * run info. */
+bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed,
+                        RtRunInfo *run, RtError *e);
 /* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
 void rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);

@@ -94,6 +94,16 @@ static float *F(RtCtx *ctx, int i)
     return rt_tensor_data(ctx, i);
 }
 
+/* elements of tensor i (generated code knows these as constants; only rt.h is used) */
+static int64_t numel(const RtCtx *ctx, int i)
+{
+    const RtTensorInfo *t = &ctx->model->tensors[i];
+    int64_t n = 1;
+    for (int d = 0; d < t->rank; d++)
+        n *= t->shape[d];
+    return n;
+}
+
 /* logits [n, V] (pre-softmax) and the activations backward needs. x: [n] */
 static void forward(RtCtx *ctx, const int32_t *x, int64_t n)
 {
@@ -260,7 +270,7 @@ static float relora_reset(RtCtx *ctx, int64_t step)
     int64_t zeroed = 0, total = 0;
     for (int k = 0; k < 4; k++) {
         float *mo = F(ctx, moments[k]);
-        int64_t n = rt_tensor_numel(&ctx->model->tensors[moments[k]]);
+        int64_t n = numel(ctx, moments[k]);
         for (int64_t i = 0; i < n; i++)
             if (rt_rng_uniform(ctx->seed, 0x100u + (uint64_t)moments[k],
                                (uint64_t)step * (uint64_t)n + (uint64_t)i) < PRUNE) {
@@ -283,7 +293,7 @@ static void fake_train_step(RtCtx *ctx, const int32_t *x, const int32_t *y, int6
     int n_set = warm ? 3 : 4;
     double sumsq = 0;
     for (int k = 0; k < n_set; k++) {
-        SumsqJob j = {F(ctx, set[k][1]), rt_tensor_numel(&ctx->model->tensors[set[k][1]]), {0}};
+        SumsqJob j = {F(ctx, set[k][1]), numel(ctx, set[k][1]), {0}};
         int64_t chunks = (j.n + CHUNK - 1) / CHUNK;
         rt_parallel_for(ctx, chunks, sumsq_chunks, &j);
         for (int64_t c = 0; c < chunks; c++)
@@ -299,7 +309,7 @@ static void fake_train_step(RtCtx *ctx, const int32_t *x, const int32_t *y, int6
                      out->lr, out->grad_norm > 1.0f ? 1.0f / out->grad_norm : 1.0f,
                      1.0f - powf(0.9f, (float)*t), 1.0f - powf(0.95f, (float)*t),
                      p->rank == 2 ? 0.01f : 0.0f};
-        rt_parallel_for(ctx, rt_tensor_numel(p), adam_range, &j);
+        rt_parallel_for(ctx, numel(ctx, set[k][0]), adam_range, &j);
     }
     out->events = 0;
     if (step == FAKE_WARM - 1)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# CLI tests of a training binary built like a generated one (tests/unit/fake_model.c linked
+# with runtime/trainer_main.c): help, errors and exit codes, checkpoints, token files,
+# SIGTERM/SIGINT checkpointing, resume from the saved data path, sampling.
+set -u
+BIN=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+expect_rc() { # name want cmd...
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ "$rc" -eq "$want" ]; then ok; else bad "$name: exit $rc, want $want"; cat "$T/err"; fi
+}
+has() { # name file text
+    if grep -qF -- "$3" "$2"; then ok; else bad "$1: '$3' not in $2"; cat "$2"; fi
+}
+
+for i in $(seq 1 3000); do echo "the quick brown fox jumps over the lazy dog $((i % 7))"; done >"$T/data.txt"
+
+expect_rc help 0 "$BIN" --help
+has help "$T/out" "optimizer steps in total (default: 60)"
+
+expect_rc no-data 2 "$BIN" --steps 3 --out "$T/x"
+has no-data "$T/err" "no training data: pass --data PATH"
+
+expect_rc bad-option 2 "$BIN" --data "$T/data.txt" --stepz 3
+has bad-option "$T/err" "unknown option '--stepz'"
+
+expect_rc train 0 "$BIN" --data "$T/data.txt" --steps 30 --out "$T/run" --threads 2 --eval-every 10
+has train "$T/out" "step 10/30 | loss"
+has train "$T/out" "bits/byte"
+has train "$T/out" "step 25: merged adapters, re-initialised, pruned"
+has train "$T/out" "step 30: checkpoint written to $T/run"
+for f in model.safetensors trainer.safetensors config.json metrics.jsonl; do
+    if [ -s "$T/run/$f" ]; then ok; else bad "train: $f missing"; fi
+done
+if [ "$(wc -l <"$T/run/metrics.jsonl")" -eq 30 ]; then ok; else bad "train: metrics lines"; fi
+
+expect_rc sample 0 "$BIN" --sample "the quick" --tokens 30 --out "$T/run"
+if [ "$(head -c 9 "$T/out")" = "the quick" ]; then ok; else bad "sample: prompt not echoed"; fi
+has sample "$T/err" "sampling from $T/run (step 30)"
+
+# llm.c token files: a valid one trains, a damaged one is refused
+python3 - "$T" <<'PY'
+import struct, sys
+d = sys.argv[1]
+toks = [(i * 7) % 200 for i in range(5000)]
+hdr = [20240520, 1, len(toks)] + [0] * 253
+open(d + "/ok.bin", "wb").write(struct.pack("<256i", *hdr) + struct.pack("<%dH" % len(toks), *toks))
+open(d + "/magic.bin", "wb").write(struct.pack("<256i", 1234, 1, 10, *[0] * 253) + bytes(20))
+open(d + "/short.bin", "wb").write(struct.pack("<256i", *hdr) + bytes(100))
+PY
+expect_rc tokens 0 "$BIN" --data "$T/ok.bin" --data-kind tokens --steps 5 --out "$T/tok" --quiet
+expect_rc tokens-sample 0 "$BIN" --data-kind tokens --sample "7 14 21" --tokens 5 --out "$T/tok" --temperature 0
+if grep -qE '^7 14 21( [0-9]+){5}$' "$T/out"; then ok; else bad "tokens-sample: $(cat "$T/out")"; fi
+expect_rc bad-magic 2 "$BIN" --data "$T/magic.bin" --data-kind tokens --out "$T/y"
+has bad-magic "$T/err" "magic.bin: bad magic 1234"
+expect_rc truncated-bin 2 "$BIN" --data "$T/short.bin" --data-kind tokens --out "$T/y"
+has truncated-bin "$T/err" "short.bin: truncated: header says 5000 tokens"
+
+# signals: finish the step, checkpoint, exit 128 + signal; resume needs only --resume
+for sig in TERM INT; do
+    dir="$T/sig$sig"
+    "$BIN" --data "$T/data.txt" --steps 100000000 --out "$dir" --threads 2 >"$T/out" 2>"$T/err" &
+    pid=$!
+    for _ in $(seq 1 500); do
+        [ -f "$dir/metrics.jsonl" ] && [ "$(wc -l <"$dir/metrics.jsonl")" -ge 20 ] && break
+        sleep 0.02
+    done
+    kill -s "$sig" "$pid"
+    wait "$pid"
+    rc=$?
+    want=$([ "$sig" = TERM ] && echo 143 || echo 130)
+    if [ "$rc" -eq "$want" ]; then ok; else bad "SIG$sig: exit $rc, want $want"; fi
+    has "SIG$sig" "$T/err" "stopped by SIG$sig"
+    has "SIG$sig" "$T/err" "resume with: $BIN --resume $dir"
+    n=$(wc -l <"$dir/metrics.jsonl")
+    expect_rc "SIG$sig-resume" 0 "$BIN" --resume "$dir" --steps $((n + 2)) --quiet
+    if [ "$(wc -l <"$dir/metrics.jsonl")" -eq $((n + 2)) ]; then ok; else bad "SIG$sig: resume steps"; fi
+done
+
+cp -r "$T/run" "$T/cut"
+truncate -s 300 "$T/cut/trainer.safetensors"
+expect_rc truncated-checkpoint 2 "$BIN" --resume "$T/cut" --steps 40
+has truncated-checkpoint "$T/err" "trainer.safetensors: truncated"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,388 @@
+/* The trainer (rt_main) driven in-process on the fake model: same seed and resume give
+ * bit-identical checkpoints and losses, errors give exit 2 with a message, SIGTERM writes a
+ * checkpoint and exits 143, a full disk keeps the previous checkpoint, sampling works. */
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+/* The suite loop compiles one source per suite, so the fake model comes in by inclusion. */
+#include "fake_model.c"
+
+static char dir[64];
+static char data_path[128];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/rt_train_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(data_path, sizeof data_path, "%s/data.txt", dir);
+    FILE *f = fopen(data_path, "w");
+    ck_assert_ptr_nonnull(f);
+    static const char *const words[] = {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "and ",
+                                        "then ", "ran ", "away\n"};
+    for (int i = 0; i < 4000; i++)
+        fputs(words[rt_rng_u64(5, 5, (uint64_t)i) % 10], f);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *in_dir(const char *name)
+{
+    static char buf[8][256];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+/* Output captured from one run. */
+typedef struct Run {
+    int rc;
+    char out[16384], err[4096];
+} Run;
+
+static void read_back(FILE *f, char *buf, size_t cap)
+{
+    rewind(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Runs the trainer with the given arguments (NULL-terminated), with an optional io hook. */
+static Run *run_io(const RtIo *io, const char *arg0, ...)
+{
+    char *argv[40] = {"fake-trainer"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    Run *r = calloc(1, sizeof *r);
+    RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+    if (io)
+        h.io = *io;
+    r->rc = rt_main_hooked(argc, argv, &fake_model, &h);
+    read_back(h.out, r->out, sizeof r->out);
+    read_back(h.err, r->err, sizeof r->err);
+    return r;
+}
+#define RUN(...) run_io(NULL, __VA_ARGS__, (const char *)NULL)
+
+static unsigned char *slurp(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+/* Losses by step from a metrics file; returns the number of lines. */
+static int read_losses(const char *path, float *loss, int cap, long long *first_step)
+{
+    size_t n;
+    char *text = (char *)slurp(path, &n);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        long long step;
+        float l;
+        ck_assert_msg(sscanf(line, "{\"step\":%lld,\"loss\":%g", &step, &l) == 2, "bad line %s",
+                      line);
+        if (lines == 0 && first_step)
+            *first_step = step;
+        if (lines < cap)
+            loss[lines] = l;
+        lines++;
+    }
+    free(text);
+    return lines;
+}
+
+START_TEST(trainer_same_seed_is_bit_identical)
+{
+    Run *a = RUN("--data", data_path, "--steps", "30", "--out", in_dir("a"), "--threads", "2",
+                 "--quiet");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    Run *b = RUN("--data", data_path, "--steps", "30", "--out", in_dir("b"), "--threads", "3",
+                 "--quiet");
+    ck_assert_msg(b->rc == 0, "%s", b->err);
+    assert_same_file(in_dir("a/trainer.safetensors"), in_dir("b/trainer.safetensors"));
+    assert_same_file(in_dir("a/model.safetensors"), in_dir("b/model.safetensors"));
+    float la[30], lb[30];
+    ck_assert_int_eq(read_losses(in_dir("a/metrics.jsonl"), la, 30, NULL), 30);
+    ck_assert_int_eq(read_losses(in_dir("b/metrics.jsonl"), lb, 30, NULL), 30);
+    ck_assert(memcmp(la, lb, sizeof la) == 0);
+    ck_assert_msg(la[29] < la[0] - 0.5f, "loss %g -> %g: the fake model does not learn", la[0],
+                  la[29]);
+    Run *c = RUN("--data", data_path, "--steps", "30", "--out", in_dir("c"), "--seed", "7",
+                 "--quiet");
+    ck_assert_int_eq(c->rc, 0);
+    float lc[30];
+    read_losses(in_dir("c/metrics.jsonl"), lc, 30, NULL);
+    ck_assert(memcmp(la, lc, sizeof la) != 0);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
+START_TEST(trainer_resume_matches_uninterrupted)
+{
+    /* 50 steps cross the warm start switch (9) and ReLoRA resets (24, 39) */
+    Run *a = RUN("--data", data_path, "--steps", "50", "--out", in_dir("full"), "--threads", "2",
+                 "--eval-every", "10");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    ck_assert_ptr_nonnull(strstr(a->out, "step 25: merged adapters, re-initialised, pruned"));
+    ck_assert_ptr_nonnull(strstr(a->out, "step 10: warm start done"));
+    ck_assert_ptr_nonnull(strstr(a->out, "bits/byte"));
+    Run *b = RUN("--data", data_path, "--steps", "17", "--out", in_dir("part"), "--threads",
+                 "2", "--quiet", "--eval-every", "10");
+    ck_assert_msg(b->rc == 0, "%s", b->err);
+    Run *c = RUN("--resume", in_dir("part"), "--steps", "50", "--threads", "2", "--eval-every",
+                 "10");
+    ck_assert_msg(c->rc == 0, "%s", c->err);
+    ck_assert_ptr_nonnull(strstr(c->out, "resumed from"));
+    assert_same_file(in_dir("full/trainer.safetensors"), in_dir("part/trainer.safetensors"));
+    assert_same_file(in_dir("full/model.safetensors"), in_dir("part/model.safetensors"));
+    float lf[50], lp[50];
+    ck_assert_int_eq(read_losses(in_dir("full/metrics.jsonl"), lf, 50, NULL), 50);
+    ck_assert_int_eq(read_losses(in_dir("part/metrics.jsonl"), lp, 50, NULL), 50);
+    ck_assert(memcmp(lf, lp, sizeof lf) == 0);
+    /* a checkpoint already at --steps has nothing to do */
+    Run *d = RUN("--resume", in_dir("part"), "--steps", "50");
+    ck_assert_int_eq(d->rc, 0);
+    ck_assert_ptr_nonnull(strstr(d->out, "nothing to do"));
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+END_TEST
+
+START_TEST(trainer_metrics_lines_are_json)
+{
+    Run *a = RUN("--data", data_path, "--steps", "26", "--out", in_dir("m"), "--eval-every",
+                 "25", "--log", in_dir("log.jsonl"), "--quiet");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    ck_assert_str_eq(a->out, "");
+    size_t n;
+    char *text = (char *)slurp(in_dir("log.jsonl"), &n);
+    ck_assert_ptr_nonnull(strstr(text, "{\"step\":0,\"loss\":"));
+    ck_assert_ptr_nonnull(strstr(text, "\"events\":[\"warm_switch\"]"));
+    ck_assert_ptr_nonnull(strstr(text, "\"events\":[\"reset\"],\"pruned_fraction\":0.9"));
+    char *last = strstr(text, "{\"step\":24,");
+    ck_assert_ptr_nonnull(last);
+    ck_assert_ptr_nonnull(strstr(last, "\"val_loss\":"));
+    ck_assert_ptr_nonnull(strstr(last, "\"val_ppl\":"));
+    ck_assert_ptr_nonnull(strstr(last, "\"val_bits_per_byte\":"));
+    ck_assert_ptr_nonnull(strstr(text, "\"tokens_per_s\":"));
+    free(text);
+    free(a);
+}
+END_TEST
+
+START_TEST(trainer_reports_usage_and_data_errors)
+{
+    Run *r = RUN("--steps", "3", "--out", in_dir("x"));
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "no training data: pass --data PATH"));
+    free(r);
+    r = RUN("--data", data_path, "--bogus", "1");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "unknown option '--bogus'"));
+    free(r);
+    r = RUN("--data", data_path, "--steps", "many");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "bad value 'many' for --steps"));
+    free(r);
+    r = RUN("--data", in_dir("missing.txt"), "--out", in_dir("x"));
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_ptr_nonnull(strstr(r->err, "missing.txt: cannot open data file"));
+    free(r);
+    r = RUN("--data", data_path, "--data-kind", "tokens", "--out", in_dir("x"));
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "data.txt: bad magic"), "%s", r->err);
+    free(r);
+    FILE *f = fopen(in_dir("short.txt"), "w");
+    fputs("tiny", f);
+    fclose(f);
+    r = RUN("--data", in_dir("short.txt"), "--out", in_dir("x"));
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "short.txt: too short: 4 tokens, need at least 33"), "%s",
+                  r->err);
+    free(r);
+    r = RUN("--data", data_path, "--resume", in_dir("nowhere"));
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "nowhere/trainer.safetensors: cannot open"), "%s", r->err);
+    free(r);
+    r = RUN("--help");
+    ck_assert_int_eq(r->rc, 0);
+    ck_assert_ptr_nonnull(strstr(r->out, "optimizer steps in total (default: 60)"));
+    ck_assert_ptr_nonnull(strstr(r->out, "fake-bigram"));
+    free(r);
+}
+END_TEST
+
+START_TEST(trainer_resume_rejects_other_model)
+{
+    Run *a = RUN("--data", data_path, "--steps", "2", "--out", in_dir("c"), "--quiet");
+    ck_assert_int_eq(a->rc, 0);
+    RtModel other = fake_model;
+    other.spec_hash = "another-hash";
+    char *argv[] = {"t", "--data", data_path, "--resume", in_dir("c"), "--steps", "4", NULL};
+    RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+    ck_assert_int_eq(rt_main_hooked(7, argv, &other, &h), 2);
+    read_back(h.out, a->out, sizeof a->out);
+    read_back(h.err, a->err, sizeof a->err);
+    ck_assert_msg(strstr(a->err, "checkpoint of another model"), "%s", a->err);
+    free(a);
+}
+END_TEST
+
+static ssize_t enospc_write(void *user, int fd, const void *buf, size_t n)
+{
+    int *devfull = user;
+    (void)fd;
+    return write(*devfull, buf, n);
+}
+
+START_TEST(trainer_full_disk_fails_and_keeps_checkpoint)
+{
+    Run *a = RUN("--data", data_path, "--steps", "5", "--out", in_dir("d"), "--quiet");
+    ck_assert_int_eq(a->rc, 0);
+    size_t n0;
+    unsigned char *before = slurp(in_dir("d/trainer.safetensors"), &n0);
+    int devfull = open("/dev/full", O_WRONLY);
+    ck_assert_int_ge(devfull, 0);
+    RtIo io = {enospc_write, &devfull};
+    Run *b = run_io(&io, "--data", data_path, "--resume", in_dir("d"), "--steps", "8", "--quiet",
+                    (const char *)NULL);
+    close(devfull);
+    ck_assert_int_eq(b->rc, 2);
+    ck_assert_msg(strstr(b->err, "No space left on device") &&
+                      strstr(b->err, "previous checkpoint in") && strstr(b->err, "unchanged"),
+                  "%s", b->err);
+    size_t n1;
+    unsigned char *after = slurp(in_dir("d/trainer.safetensors"), &n1);
+    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+    free(a);
+    free(b);
+}
+END_TEST
+
+START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
+{
+    char *metrics = in_dir("s/metrics.jsonl");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {"t", "--data", data_path, "--steps", "100000000", "--out", in_dir("s"),
+                        "--threads", "2", NULL};
+        RtHooks h = {.out = fopen("/dev/null", "w"), .err = fopen(in_dir("stderr.txt"), "w")};
+        _exit(rt_main_hooked(9, argv, &fake_model, &h));
+    }
+    /* wait until it has logged a few steps */
+    struct stat st;
+    for (int i = 0; i < 2000 && (stat(metrics, &st) != 0 || st.st_size < 2000); i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "child did not exit normally (status %d)", status);
+    ck_assert_int_eq(WEXITSTATUS(status), 143);
+    size_t n;
+    char *err = (char *)slurp(in_dir("stderr.txt"), &n);
+    ck_assert_msg(strstr(err, "stopped by SIGTERM") && strstr(err, "--resume"), "%s", err);
+    free(err);
+    /* the checkpoint holds every logged step, and training continues from it */
+    float loss[4];
+    int logged = read_losses(metrics, loss, 4, NULL);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, in_dir("s/trainer.safetensors"), &e), "%s", e.msg);
+    ck_assert_int_eq(atoi(rt_st_meta(&f, "step")), logged);
+    rt_st_close(&f);
+    char steps[32];
+    snprintf(steps, sizeof steps, "%d", logged + 3);
+    Run *r = RUN("--data", data_path, "--resume", in_dir("s"), "--steps", steps, "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    ck_assert_int_eq(read_losses(metrics, loss, 4, NULL), logged + 3);
+    free(r);
+}
+END_TEST
+
+START_TEST(trainer_samples_from_checkpoint)
+{
+    Run *a = RUN("--data", data_path, "--steps", "40", "--out", in_dir("g"), "--quiet");
+    ck_assert_int_eq(a->rc, 0);
+    Run *b = RUN("--sample", "the cat", "--tokens", "40", "--resume", in_dir("g"));
+    ck_assert_msg(b->rc == 0, "%s", b->err);
+    ck_assert_uint_eq(strlen(b->out), 7 + 40 + 1);
+    ck_assert(strncmp(b->out, "the cat", 7) == 0);
+    ck_assert_ptr_nonnull(strstr(b->err, "sampling from"));
+    Run *c = RUN("--sample", "the cat", "--tokens", "40", "--out", in_dir("g"));
+    ck_assert_str_eq(b->out, c->out);
+    Run *d = RUN("--sample", "the cat", "--tokens", "40", "--out", in_dir("none"),
+                 "--temperature", "0");
+    ck_assert_int_eq(d->rc, 0);
+    ck_assert_ptr_nonnull(strstr(d->err, "initial model"));
+    Run *e = RUN("--sample", "", "--tokens", "4", "--out", in_dir("none"));
+    ck_assert_int_eq(e->rc, 2);
+    ck_assert_ptr_nonnull(strstr(e->err, "non-empty prompt"));
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(e);
+}
+END_TEST
+
+Suite *trainer_suite(void)
+{
+    Suite *s = suite_create("trainer");
+    TCase *tc = tcase_create("trainer");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, trainer_same_seed_is_bit_identical);
+    tcase_add_test(tc, trainer_resume_matches_uninterrupted);
+    tcase_add_test(tc, trainer_metrics_lines_are_json);
+    tcase_add_test(tc, trainer_reports_usage_and_data_errors);
+    tcase_add_test(tc, trainer_resume_rejects_other_model);
+    tcase_add_test(tc, trainer_full_disk_fails_and_keeps_checkpoint);
+    tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
+    tcase_add_test(tc, trainer_samples_from_checkpoint);
+    suite_add_tcase(s, tc);
+    return s;
+}
