@@ -226,7 +226,9 @@ static void run_call(KInterp *it, const Kernel *k)
     double frac = ir_attrs_float(&k->call_attrs, "fraction", 0);
     switch (k->call) {
     case KC_PRUNE_MAGNITUDE: {
-        int64_t z = (int64_t)ceil(frac * (double)n - 1e-9);
+        /* ceil(p n), p n snapped to a nearby integer first (as ir/interp.c and the runtime) */
+        double x0 = frac * (double)n, r0 = nearbyint(x0);
+        int64_t z = fabs(x0 - r0) <= 1e-9 * fmax(1.0, x0) ? (int64_t)r0 : (int64_t)ceil(x0);
         MagIdx *s = malloc(sizeof *s * (size_t)n);
         for (int64_t i = 0; i < n; i++)
             s[i] = (MagIdx){fabs(x[i]), i};
