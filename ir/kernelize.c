@@ -210,8 +210,9 @@ static int operand(KB *kb, const IrNode *n, int i, int idx, int64_t numel_out, i
     const IrNode *x = n->in[i];
     if (in_group(kb, x, group))
         return elem(kb, x, idx, numel_out, group);
-    if (x->op == IR_OP_CONST && x->type.dtype != IR_I32)
-        return fc(kb, 0, ir_attrs_float(&x->attrs, "value", 0));
+    if (x->op == IR_OP_CONST)
+        return x->type.dtype == IR_I32 ? ic(kb, 0, (int64_t)ir_attrs_float(&x->attrs, "value", 0))
+                                       : fc(kb, 0, ir_attrs_float(&x->attrs, "value", 0));
     int64_t nx = ir_type_numel(x->type);
     int off = nx == numel_out ? idx : nx == 1 ? ic(kb, 0, 0) : op2(kb, KI_IREM, 0, idx, ic(kb, 0, nx));
     return load(kb, 0, in_buf(kb, x), off);
@@ -241,6 +242,13 @@ static int elem(KB *kb, const IrNode *n, int idx, int64_t numel_out, int group)
     if (kb->memo[n->id] >= 0)
         return kb->memo[n->id];
     int x = operand(kb, n, 0, idx, numel_out, group), r = -1;
+    bool is_int = n->type.dtype == IR_I32;
+    if (is_int && (n->op == IR_OP_ADD || n->op == IR_OP_SUB || n->op == IR_OP_MUL)) {
+        static const KInstrOp iops[] = {[IR_OP_ADD] = KI_IADD, [IR_OP_SUB] = KI_ISUB, [IR_OP_MUL] = KI_IMUL};
+        r = op2(kb, iops[n->op], 0, x, operand(kb, n, 1, idx, numel_out, group));
+        kb->memo[n->id] = r;
+        return r;
+    }
     switch (n->op) {
     case IR_OP_ADD: r = op2(kb, KI_ADD, 0, x, operand(kb, n, 1, idx, numel_out, group)); break;
     case IR_OP_SUB: r = op2(kb, KI_SUB, 0, x, operand(kb, n, 1, idx, numel_out, group)); break;
