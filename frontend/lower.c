@@ -4,9 +4,11 @@
  * (i32[], the index of the step being run), and one global per parameter tensor,
  * named as in the spec ("layers.3.attention.q.weight"). A linear the adapter targets
  * carries attributes lora_rank, lora_alpha and lora_dropout; the lora-insert pass
- * reads them. @init initialises every parameter; @train computes
+ * reads them. @init initialises every parameter; @train and @eval compute
  *   x = embedding[tokens] (+ positions[0:T]); x = block_i(x) for each layer;
  *   loss = cross_entropy(norm(x) @ head^T, targets)
+ * (the passes differentiate @train and leave @eval a forward pass), and @logits the
+ * same forward for one sequence @sample_tokens [1,T], returning logits [T,V].
  * Every node takes the SrcLoc of the DSL construct it implements. */
 #include "lower.h"
 
@@ -267,24 +269,15 @@ static void set_module_attrs(Lower *l)
     }
 }
 
-IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
+/* The forward pass over `tokens` ([b,T] i32): the mean cross-entropy against
+ * `targets` when given, else the logits [b*T, V]. */
+static IrNode *forward(Lower *l, IrFunc *f, int64_t b, IrGlobal *tokens_g, IrGlobal *targets_g)
 {
-    Lower l;
-    memset(&l, 0, sizeof l);
-    l.a = a;
-    l.d = d;
-    l.s = s;
-    l.B = s->train.batch;
-    l.T = s->train.seq_len;
-    l.m = ir_module_new(a, s->model.name);
-    const SpecModel *md = &s->model;
-    set_module_attrs(&l);
-    make_globals(&l);
-    make_init(&l);
-
-    IrFunc *f = ir_func_new(l.m, "train");
-    ir_builder_init(&l.b, l.m, f, d);
-    l.b.loc = md->loc;
+    const SpecModel *md = &l->s->model;
+    ir_builder_init(&l->b, l->m, f, l->d);
+    int64_t saved_b = l->B;
+    l->B = b;
+    l->b.loc = md->loc;
     const SpecParam *emb = NULL, *pos = NULL, *fnorm = NULL, *fnorm_b = NULL, *head = NULL;
     for (int i = 0; i < md->n_params; i++) {
         const SpecParam *p = &md->params[i];
@@ -299,32 +292,66 @@ IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
         default: break;
         }
     }
-    IrNode *tokens = ir_global_read(&l.b, ir_global_find(l.m, "tokens"));
-    l.b.loc = emb->loc;
-    IrNode *x = ir_embedding(&l.b, read_param(&l, emb), tokens); /* [B,T,C] */
+    l->layer = 0;
+    IrNode *tokens = ir_global_read(&l->b, tokens_g);
+    l->b.loc = emb->loc;
+    IrNode *x = ir_embedding(&l->b, read_param(l, emb), tokens); /* [B,T,C] */
     x->name = "embedding";
     if (pos) {
-        l.b.loc = pos->loc;
-        IrNode *table = ir_slice(&l.b, read_param(&l, pos), 0, 0, l.T); /* [T,C] */
-        x = ir_binary(&l.b, IR_OP_ADD, x, table);
+        l->b.loc = pos->loc;
+        IrNode *table = ir_slice(&l->b, read_param(l, pos), 0, 0, l->T); /* [T,C] */
+        x = ir_binary(&l->b, IR_OP_ADD, x, table);
     }
-    l.memo = ARENA_ARRAY(a, IrNode *, md->block.n_nodes + 1);
-    for (l.layer = 0; l.layer < md->layers; l.layer++) {
-        memset(l.memo, 0, sizeof *l.memo * (size_t)(md->block.n_nodes + 1));
-        x = node(&l, md->block.ret, x);
+    for (l->layer = 0; l->layer < md->layers; l->layer++) {
+        memset(l->memo, 0, sizeof *l->memo * (size_t)(md->block.n_nodes + 1));
+        x = node(l, md->block.ret, x);
     }
-    l.layer = 0;
-    l.b.loc = fnorm->loc;
-    x = norm(&l, x, md->norm == SPEC_NORM_RMSNORM ? SPEC_MOD_RMSNORM : SPEC_MOD_LAYERNORM, fnorm, fnorm_b,
+    l->layer = 0;
+    l->b.loc = fnorm->loc;
+    x = norm(l, x, md->norm == SPEC_NORM_RMSNORM ? SPEC_MOD_RMSNORM : SPEC_MOD_LAYERNORM, fnorm, fnorm_b,
              md->norm_eps);
     x->name = "norm";
-    l.b.loc = head ? head->loc : emb->loc;
-    IrNode *logits = ir_matmul(&l.b, x, read_param(&l, head ? head : emb), false, true); /* [B,T,V] */
+    l->b.loc = head ? head->loc : emb->loc;
+    IrNode *logits = ir_matmul(&l->b, x, read_param(l, head ? head : emb), false, true); /* [B,T,V] */
     logits->name = "head";
-    int64_t rows[2] = {l.B * l.T, md->vocab}, flat[1] = {l.B * l.T};
-    logits = ir_reshape(&l.b, logits, 2, rows);
-    IrNode *targets = ir_reshape(&l.b, ir_global_read(&l.b, ir_global_find(l.m, "targets")), 1, flat);
-    f->ret = ir_cross_entropy(&l.b, logits, targets);
-    f->ret->name = "loss";
-    return l.b.failed ? NULL : l.m;
+    int64_t rows[2] = {l->B * l->T, md->vocab}, flat[1] = {l->B * l->T};
+    logits = ir_reshape(&l->b, logits, 2, rows);
+    l->B = saved_b;
+    if (!targets_g)
+        return logits;
+    IrNode *targets = ir_reshape(&l->b, ir_global_read(&l->b, targets_g), 1, flat);
+    IrNode *loss = ir_cross_entropy(&l->b, logits, targets);
+    loss->name = "loss";
+    return loss;
+}
+
+IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
+{
+    Lower l;
+    memset(&l, 0, sizeof l);
+    l.a = a;
+    l.d = d;
+    l.s = s;
+    l.B = s->train.batch;
+    l.T = s->train.seq_len;
+    l.m = ir_module_new(a, s->model.name);
+    set_module_attrs(&l);
+    make_globals(&l);
+    make_init(&l);
+    l.memo = ARENA_ARRAY(a, IrNode *, s->model.block.n_nodes + 1);
+    IrGlobal *tokens = ir_global_find(l.m, "tokens"), *targets = ir_global_find(l.m, "targets");
+
+    IrFunc *train = ir_func_new(l.m, "train");
+    train->ret = forward(&l, train, l.B, tokens, targets);
+    bool failed = l.b.failed;
+    IrFunc *eval = ir_func_new(l.m, "eval");
+    eval->ret = forward(&l, eval, l.B, tokens, targets);
+    /* Sampling: one sequence, logits at every position. */
+    int64_t one_t[2] = {1, l.T};
+    IrGlobal *sample = ir_global_new(l.m, "sample_tokens", ir_type_make(IR_I32, 2, one_t), IR_CLASS_DATA, 0,
+                                     s->model.loc);
+    IrFunc *logits = ir_func_new(l.m, "logits");
+    logits->ret = forward(&l, logits, 1, sample, NULL);
+    failed = failed || l.b.failed;
+    return failed ? NULL : l.m;
 }

@@ -1,6 +1,7 @@
 /* Lowering: a checked Spec becomes an IR module with the model's globals, an @init
- * function that initialises them, and a @train function computing the mean
- * cross-entropy loss of one batch (forward only; the passes add the rest). */
+ * function that initialises them, @train and @eval computing the mean cross-entropy
+ * loss of one batch (forward only; the passes add the rest), and @logits, the forward
+ * pass of one sequence for sampling. */
 #ifndef RELORAC_LOWER_H
 #define RELORAC_LOWER_H
 
