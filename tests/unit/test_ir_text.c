@@ -567,6 +567,40 @@ START_TEST(ir_text_parses_empty_and_null_input)
 }
 END_TEST
 
+/* docs/ir.md has a table row for every op in ops.def (the first cell names the op). */
+START_TEST(ir_text_docs_list_every_op)
+{
+    const char *root = getenv("RELORAC_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/ir.md", root ? root : ".");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return; /* run outside meson: nothing to compare against */
+    bool listed[IR_OP_COUNT] = {0};
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "| `", 3) != 0)
+            continue;
+        char *end = strchr(line + 1, '|');
+        if (end)
+            *end = '\0';
+        for (char *p = strchr(line, '`'); p; p = strchr(p, '`')) {
+            char *q = strchr(p + 1, '`');
+            if (!q)
+                break;
+            *q = '\0';
+            IrOpKind op = ir_op_lookup(p + 1);
+            if (op != IR_OP_COUNT)
+                listed[op] = true;
+            p = q + 1;
+        }
+    }
+    fclose(f);
+    for (int op = 0; op < IR_OP_COUNT; op++)
+        ck_assert_msg(listed[op], "docs/ir.md has no table row for op %s", ir_op_info[op].name);
+}
+END_TEST
+
 Suite *ir_text_suite(void)
 {
     Suite *s = suite_create("ir_text");
@@ -588,6 +622,7 @@ Suite *ir_text_suite(void)
     tcase_add_test(tc, ir_text_reports_every_bad_line);
     tcase_add_test(tc, ir_text_survives_mutated_input);
     tcase_add_test(tc, ir_text_parses_empty_and_null_input);
+    tcase_add_test(tc, ir_text_docs_list_every_op);
     suite_add_tcase(s, tc);
     return s;
 }
