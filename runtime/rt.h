@@ -128,7 +128,8 @@ typedef struct RtModel {
 
 typedef struct RtThreadPool RtThreadPool;
 
-/* Runtime state handed to the model functions. Created by the trainer. */
+/* Runtime state handed to the model functions. Created by the trainer. Generated code
+ * addresses model, pools and seed by offset: their order is part of RT_ABI_VERSION. */
 struct RtCtx {
     const RtModel *model;
     void *pools[RT_POOL_COUNT]; /* base of each pool (NULL when its size is 0) */
@@ -152,7 +153,8 @@ void rt_parallel_for(RtCtx *ctx, int64_t n, void (*fn)(void *arg, int64_t begin,
                      void *arg);
 
 /* C = alpha * op(A) @ op(B) + beta * C, row-major, op(X) = X^T when trans_x != 0.
- * op(A): [m, k], op(B): [k, n], C: [m, n]; lda/ldb/ldc are row strides in elements. */
+ * op(A): [m, k], op(B): [k, n], C: [m, n]; lda/ldb/ldc are row strides in elements of the
+ * stored (untransposed) matrices. ctx may be NULL. OpenBLAS uses ctx->n_threads threads. */
 void rt_sgemm(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc);

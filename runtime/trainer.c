@@ -89,10 +89,10 @@ static void print_help(Trainer *tr)
     fprintf(f, "  --log-every N          progress line every N steps when not on a terminal "
                "(default: %" PRId64 ")\n",
             d->log_every);
-    fprintf(f, "  --threads N            worker threads (default: %s)\n",
-            d->threads > 0 ? "" : "all CPUs");
     if (d->threads > 0)
-        fprintf(f, "                         (%d)\n", d->threads);
+        fprintf(f, "  --threads N            worker threads (default: %d)\n", d->threads);
+    else
+        fprintf(f, "  --threads N            worker threads (default: all CPUs)\n");
     fprintf(f, "  --seed N               random seed (default: %" PRIu64 ")\n", d->seed);
     fprintf(f, "  --log FILE             metrics as JSON lines (default: DIR/metrics.jsonl)\n");
     fprintf(f, "  --sample TEXT          generate from TEXT with the checkpoint in --resume/--out\n"
