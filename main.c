@@ -24,6 +24,7 @@ typedef struct SpecArgs {
     int n_defines;
     bool is_json;
     bool is_help;
+    bool is_training;
 } SpecArgs;
 
 /* Parses SPEC [-D key=value]... [--model NAME] [--json] [--sweep NAME]; false (after a
@@ -64,6 +65,8 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->sweep = val;
         } else if (!strcmp(s, "--json") && strstr(allow, "json")) {
             a->is_json = true;
+        } else if (!strcmp(s, "--train")) {
+            a->is_training = true;
         } else if (s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
@@ -84,7 +87,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
 static void help_check(FILE *out)
 {
     fprintf(out,
-            "usage: relorac check SPEC [-D key=value]... [--model NAME] [--json]\n"
+            "usage: relorac check SPEC [-D key=value]... [--model NAME] [--json] [--train]\n"
             "\n"
             "Checks a .relora spec and reports parameter counts per module and per training\n"
             "phase, FLOPs per token and a memory estimate (see docs/language.md).\n"
@@ -95,6 +98,7 @@ static void help_check(FILE *out)
             "                 -D model.block.swiglu.hidden=688 (may be repeated)\n"
             "  --model NAME   the model to check (default: the last one declared)\n"
             "  --json         print the report as JSON\n"
+            "  --train        check as for training: missing data files are errors\n"
             "  -h, --help     show this help\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage or I/O error\n");
@@ -154,7 +158,10 @@ static int run_check(int argc, char **argv)
         rc = EXIT_USAGE;
         goto done;
     }
-    FeOptions opt = {.model_name = args.model, .defines = args.defines, .n_defines = args.n_defines};
+    FeOptions opt = {.model_name = args.model,
+                     .defines = args.defines,
+                     .n_defines = args.n_defines,
+                     .is_training = args.is_training};
     const Spec *spec = fe_load_spec_buffer(&arena, &diags, args.path, text, len, &opt);
     diag_print(&diags, stderr, false);
     if (!spec) {

@@ -282,6 +282,18 @@ static const char *val_kind_name(const Val *v)
     return "a value";
 }
 
+/* "a string \"wide\"", "a name 'foo'", "an integer" */
+static const char *val_desc(Ck *ck, const Val *v)
+{
+    if (v->k == V_STR)
+        return arena_sprintf(ck->a, "a string \"%s\"", v->s);
+    if (v->k == V_WORD && v->s)
+        return arena_sprintf(ck->a, "a name '%s'", v->s);
+    if (v->k == V_WORD)
+        return "a call";
+    return val_kind_name(v);
+}
+
 /* Names visible in integer expressions: the model's integer fields (§3.4). */
 typedef struct Env {
     const char *names[8];
@@ -443,8 +455,7 @@ static bool to_int(Ck *ck, const char *name, const AstExpr *e, const Env *env, u
         return false;
     }
     if (v.k != V_INT) {
-        err(ck, e->loc, "'%s' must be an integer (got %s%s%s%s)", name, val_kind_name(&v), v.s ? " '" : "",
-            v.s ? v.s : "", v.s ? "'" : "");
+        err(ck, e->loc, "'%s' must be an integer (got %s)", name, val_desc(ck, &v));
         return false;
     }
     *out = v.i;
@@ -462,8 +473,7 @@ static bool to_num(Ck *ck, const char *name, const AstExpr *e, const Env *env, u
         return false;
     }
     if (v.k != V_INT && v.k != V_FLOAT) {
-        err(ck, e->loc, "'%s' must be a number (got %s%s%s%s)", name, val_kind_name(&v), v.s ? " '" : "",
-            v.s ? v.s : "", v.s ? "'" : "");
+        err(ck, e->loc, "'%s' must be a number (got %s)", name, val_desc(ck, &v));
         return false;
     }
     *out = v.f;
@@ -476,7 +486,7 @@ static bool to_bool(Ck *ck, const char *name, const AstExpr *e, bool *out)
     if (v.k == V_ERR)
         return false;
     if (v.k != V_BOOL) {
-        err(ck, e->loc, "'%s' must be true or false (got %s)", name, val_kind_name(&v));
+        err(ck, e->loc, "'%s' must be true or false (got %s)", name, val_desc(ck, &v));
         return false;
     }
     *out = v.b;
@@ -489,7 +499,7 @@ static bool to_str(Ck *ck, const char *name, const AstExpr *e, const char **out)
     if (v.k == V_ERR)
         return false;
     if (v.k != V_STR) {
-        err(ck, e->loc, "'%s' must be a string in double quotes (got %s)", name, val_kind_name(&v));
+        err(ck, e->loc, "'%s' must be a string in double quotes (got %s)", name, val_desc(ck, &v));
         return false;
     }
     *out = v.s;
@@ -1297,7 +1307,7 @@ static bool check_block(BlockCk *b, const AstStmt *def, SpecBlock *blk)
         ok = false;
     }
     for (int i = 0; i < b->n_locals; i++)
-        if (!b->locals[i].is_used)
+        if (!b->locals[i].is_used && b->locals[i].value)
             warn(ck, b->locals[i].loc, "local '%s' is never used", b->locals[i].name);
     blk->n_locals = b->n_locals;
     blk->locals = arena_alloc(ck->a, sizeof(SpecLocal) * (size_t)(b->n_locals + 1));
@@ -1426,6 +1436,15 @@ static bool model_chain(Ck *ck, const AstItem *item, const AstItem ***chain, int
     while (cur) {
         for (int i = 0; i < k; i++)
             if (list[i] == cur) {
+                /* Report a cycle once: from its member declared first, and not again
+                 * for models that merely inherit from it. */
+                const AstItem *first = list[i];
+                for (int j = i; j < k; j++)
+                    if (list[j]->loc.line < first->loc.line ||
+                        (list[j]->loc.line == first->loc.line && list[j]->loc.col < first->loc.col))
+                        first = list[j];
+                if (i != 0 || first != item)
+                    return false;
                 const char *path = "";
                 for (int j = 0; j < k; j++)
                     path = arena_sprintf(ck->a, "%s%s -> ", path, list[j]->name);
@@ -2063,8 +2082,8 @@ static bool check_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_
             ok = false;
     }
     ok = train_int(ck, &sec, "batch", 8, 1, &t->batch) && ok;
-    ok = train_int(ck, &sec, "seq_len", m->context, 1, &t->seq_len) && ok;
-    if ((e = field(&sec, "seq_len")) && t->seq_len > m->context) {
+    ok = train_int(ck, &sec, "seq_len", m->context > 0 ? m->context : 1, 1, &t->seq_len) && ok;
+    if ((e = field(&sec, "seq_len")) && m->context > 0 && t->seq_len > m->context) {
         err(ck, e->stmt->value->loc, "seq_len must be <= the model context: seq_len = %lld, context = %lld",
             (long long)t->seq_len, (long long)m->context);
         ok = false;
@@ -2156,70 +2175,122 @@ static void check_sweep(Ck *ck, const AstItem *item)
     }
 }
 
-static bool check_override_paths(Ck *ck, AstStmt *const *ovr, int n)
+/* Reports malformed override keys; returns how many valid ones were kept in out. */
+static int check_override_paths(Ck *ck, AstStmt *const *ovr, int n, AstStmt **out)
 {
     static const char *const heads[] = {"model", "adapter", "train"};
-    bool ok = true;
+    int k = 0;
     for (int i = 0; i < n; i++) {
-        const AstStmt *s = ovr[i];
+        AstStmt *s = ovr[i];
         if (s->kind != AST_STMT_ASSIGN) {
             err(ck, s->loc, "an override is 'section.field=value', like train.steps=100");
-            ok = false;
         } else if (find_name(s->path.parts[0], heads, 3) < 0 || s->path.n < 2) {
             const char *hint = s->path.n == 1 ? arena_sprintf(ck->a, " (did you mean 'train.%s' or 'model.%s'?)",
                                                              s->path.parts[0], s->path.parts[0])
                                               : suggest(ck, s->path.parts[0], heads, 3);
             err(ck, s->path.locs[0], "override keys start with model., adapter. or train. (got '%s')%s",
                 fe_path_str(ck->a, &s->path), hint);
-            ok = false;
+        } else {
+            out[k++] = s;
         }
     }
-    return ok;
+    return k;
 }
 
-const Spec *fe_check(Arena *a, Diags *d, const AstFile *f, AstStmt *const *ovr, int n_ovr, const FeOptions *opt)
+static bool loc_before(SrcLoc a, SrcLoc b)
+{
+    if (!a.file || !b.file)
+        return !a.file && b.file;
+    int c = strcmp(a.file, b.file);
+    if (c)
+        return c < 0;
+    return a.line < b.line || (a.line == b.line && a.col < b.col);
+}
+
+/* Orders the diagnostics recorded since `start` by source position (each error or
+ * warning keeps its notes right after it), so that a file's problems read top-down
+ * whatever order the checks ran in. Insertion sort over groups: stable and small. */
+static void sort_diags(Diags *d, int start)
+{
+    int n_groups = 0;
+    int *first = arena_alloc(d->arena, sizeof(int) * (size_t)(d->n - start + 2));
+    for (int i = start; i < d->n; i++)
+        if (d->list[i].level != DIAG_NOTE || i == start)
+            first[n_groups++] = i;
+    first[n_groups] = d->n;
+    int *order = arena_alloc(d->arena, sizeof(int) * (size_t)(n_groups + 1));
+    for (int g = 0; g < n_groups; g++) {
+        int j = g;
+        while (j > 0 && loc_before(d->list[first[g]].loc, d->list[first[order[j - 1]]].loc)) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = g;
+    }
+    DiagEntry *copy = arena_alloc(d->arena, sizeof(DiagEntry) * (size_t)(d->n - start + 1));
+    int k = 0;
+    for (int g = 0; g < n_groups; g++)
+        for (int i = first[order[g]]; i < first[order[g] + 1]; i++)
+            copy[k++] = d->list[i];
+    memcpy(d->list + start, copy, sizeof(DiagEntry) * (size_t)k);
+}
+
+static const Spec *check_file(Ck *ck, const AstFile *f, AstStmt *const *ovr, int n_ovr);
+
+const Spec *fe_check(Arena *a, Diags *d, const AstFile *f, AstStmt *const *ovr_in, int n_ovr_in, const FeOptions *opt)
 {
     static const FeOptions no_opt;
     Ck ck = {.a = a, .d = d, .opt = opt ? opt : &no_opt, .file = f};
+    int start = d->n;
+    AstStmt **ovr = arena_alloc(a, sizeof(AstStmt *) * (size_t)(n_ovr_in + 1));
+    int n_ovr = check_override_paths(&ck, ovr_in, n_ovr_in, ovr);
+    const Spec *spec = check_file(&ck, f, ovr, n_ovr);
+    sort_diags(d, start);
+    return ck.n_errors == 0 ? spec : NULL;
+}
+
+/* The whole file: every model, the adapter, train and sweeps; the selected model
+ * gets the overrides. Returns the Spec (valid only when ck->n_errors stays 0). */
+static const Spec *check_file(Ck *ck, const AstFile *f, AstStmt *const *ovr, int n_ovr)
+{
+    Arena *a = ck->a;
     Spec *spec = ARENA_NEW(a, Spec);
     spec->file = f->name;
     SrcLoc file_loc = {f->name, 0, 0, 0};
-    if (!check_override_paths(&ck, ovr, n_ovr))
-        return NULL;
     const AstItem *adapter = NULL, *train = NULL, *selected = NULL;
     for (int i = 0; i < f->n_items; i++) {
         const AstItem *it = f->items[i];
-        check_body_shape(&ck, it->body, it->n_body, it->kind);
+        check_body_shape(ck, it->body, it->n_body, it->kind);
         if (it->kind == AST_ITEM_MODEL) {
             for (int j = 0; j < i; j++)
                 if (f->items[j]->kind == AST_ITEM_MODEL && !strcmp(f->items[j]->name, it->name)) {
-                    err(&ck, it->name_loc, "model '%s' is declared twice", it->name);
-                    note(&ck, f->items[j]->name_loc, "the first declaration is here");
+                    err(ck, it->name_loc, "model '%s' is declared twice", it->name);
+                    note(ck, f->items[j]->name_loc, "the first declaration is here");
                     break;
                 }
             selected = it;
         } else if (it->kind == AST_ITEM_ADAPTER || it->kind == AST_ITEM_TRAIN) {
             const AstItem **slot = it->kind == AST_ITEM_ADAPTER ? &adapter : &train;
             if (*slot) {
-                err(&ck, it->loc, "only one %s section is allowed", it->kind == AST_ITEM_ADAPTER ? "adapter" : "train");
-                note(&ck, (*slot)->loc, "the first one is here");
+                err(ck, it->loc, "only one %s section is allowed", it->kind == AST_ITEM_ADAPTER ? "adapter" : "train");
+                note(ck, (*slot)->loc, "the first one is here");
             } else {
                 *slot = it;
             }
         } else {
-            check_sweep(&ck, it);
+            check_sweep(ck, it);
         }
     }
-    if (ck.opt->model_name) {
-        selected = find_model(f, ck.opt->model_name);
+    if (ck->opt->model_name) {
+        selected = find_model(f, ck->opt->model_name);
         if (!selected) {
             int nn;
-            const char **names = model_names(&ck, f, &nn);
-            err(&ck, srcloc_none(), "no model named '%s' in %s%s", ck.opt->model_name, f->name,
-                suggest(&ck, ck.opt->model_name, names, nn));
+            const char **names = model_names(ck, f, &nn);
+            err(ck, srcloc_none(), "no model named '%s' in %s%s", ck->opt->model_name, f->name,
+                suggest(ck, ck->opt->model_name, names, nn));
         }
     } else if (!selected) {
-        err(&ck, file_loc, "no model declared (a spec needs 'model NAME { ... }')");
+        err(ck, file_loc, "no model declared (a spec needs 'model NAME { ... }')");
     }
     /* Every other model is checked too, so that an error anywhere is reported. */
     for (int i = 0; i < f->n_items; i++) {
@@ -2227,28 +2298,27 @@ const Spec *fe_check(Arena *a, Diags *d, const AstFile *f, AstStmt *const *ovr, 
         if (it->kind == AST_ITEM_MODEL && it != selected) {
             SpecModel scratch;
             Section sec;
-            check_model(&ck, it, NULL, 0, &scratch, &sec);
+            check_model(ck, it, NULL, 0, &scratch, &sec);
         }
     }
     if (!selected)
         return NULL;
     Section msec;
-    bool model_ok = check_model(&ck, selected, ovr, n_ovr, &spec->model, &msec);
+    bool model_ok = check_model(ck, selected, ovr, n_ovr, &spec->model, &msec);
     for (int i = 0; i < n_ovr; i++)
         if (!strcmp(ovr[i]->path.parts[0], "adapter") && !adapter)
-            err(&ck, ovr[i]->path.locs[0], "cannot override '%s': the spec declares no adapter",
+            err(ck, ovr[i]->path.locs[0], "cannot override '%s': the spec declares no adapter",
                 fe_path_str(a, &ovr[i]->path));
-    if (adapter && model_ok)
-        check_adapter(&ck, adapter, ovr, n_ovr, spec);
-    else if (adapter)
-        spec->adapter.is_present = true;
-    if (model_ok)
-        check_train(&ck, train, ovr, n_ovr, spec);
+    /* Adapter and train fields are checked even when the model failed; what needs
+     * the model (linears, context) is skipped then. */
+    if (adapter)
+        check_adapter(ck, adapter, ovr, n_ovr, spec);
+    check_train(ck, train, ovr, n_ovr, spec);
     if (model_ok && adapter && spec->adapter.is_present && spec->train.schedule.kind != SPEC_SCHED_RELORA &&
-        ck.n_errors == 0)
-        warn(&ck, adapter->name_loc, "adapter '%s' is not used: the schedule is %s(), not relora()", adapter->name,
+        ck->n_errors == 0)
+        warn(ck, adapter->name_loc, "adapter '%s' is not used: the schedule is %s(), not relora()", adapter->name,
              spec_schedule_kind_name(spec->train.schedule.kind));
-    return ck.n_errors == 0 ? spec : NULL;
+    return spec;
 }
 
 const Spec *fe_load_spec_buffer(Arena *a, Diags *d, const char *name, const char *text, size_t len,

@@ -127,7 +127,7 @@ file
     : %empty
     | file item { fe_vec_push(ctx->arena, &ctx->items, $2); }
     | file SEP
-    | file error SEP { yyerrok; }
+    | file error SEP
     ;
 
 /* item = "model" IDENT [":" IDENT] "{" body "}" | "adapter" IDENT "{" body "}"
@@ -314,6 +314,11 @@ static const char *token_text(const FeCtx *c, const DSL_YYLTYPE *l)
     return arena_strndup(c->arena, p + l->first_column - 1, (size_t)n);
 }
 
+static bool is_section_keyword(yysymbol_kind_t k)
+{
+    return k == YYSYMBOL_MODEL || k == YYSYMBOL_ADAPTER || k == YYSYMBOL_TRAIN || k == YYSYMBOL_SWEEP;
+}
+
 static bool is_operator(yysymbol_kind_t k)
 {
     const char *n = yysymbol_name(k);
@@ -347,17 +352,26 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, Fe
     else if (text && tok == YYSYMBOL_BOOL)
         what = arena_sprintf(a, "keyword '%s'", text);
 
+    /* Binary operators are left out when anything else fits; section keywords when
+     * an identifier fits too (they are only path words there); at the end of file
+     * inside a block, only the missing '}' matters. */
     int keep = 0, n_ops = 0;
+    bool has_ident = false, has_close = false;
     yysymbol_kind_t shown[MAX_EXP];
-    if (n > 0) {
-        for (int i = 0; i < n; i++)
-            n_ops += is_operator(exp[i]);
-        for (int i = 0; i < n; i++)
-            if (!is_operator(exp[i]) || n_ops == n)
-                shown[keep++] = exp[i];
+    for (int i = 0; i < n; i++) {
+        n_ops += is_operator(exp[i]);
+        has_ident = has_ident || exp[i] == YYSYMBOL_IDENT;
+        has_close = has_close || !strcmp(yysymbol_name(exp[i]), "'}'");
+    }
+    for (int i = 0; i < n; i++) {
+        if (tok == YYSYMBOL_YYEOF && has_close && strcmp(yysymbol_name(exp[i]), "'}'"))
+            continue;
+        if ((is_operator(exp[i]) && n_ops < n) || (has_ident && is_section_keyword(exp[i])))
+            continue;
+        shown[keep++] = exp[i];
     }
     const char *msg = arena_sprintf(a, "syntax error: unexpected %s", what);
-    if (keep > 0 && n > 0) {
+    if (keep > 0) {
         msg = arena_sprintf(a, "%s, expected ", msg);
         for (int i = 0; i < keep; i++) {
             const char *sep = i == 0 ? "" : i == keep - 1 ? " or " : ", ";

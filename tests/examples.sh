@@ -2,6 +2,7 @@
 # examples.sh RELORAC EXAMPLES_DIR: every example spec passes `relorac check`, and the
 # numbers in the check goldens agree with an independent Python computation.
 relorac=$1
+case $relorac in /*) ;; *) relorac=$(pwd)/$relorac ;; esac
 dir=$2
 status=0
 n=0
