@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ir.h" /* the reference executor's RNG, which must agree bit for bit */
 #include "rt.h"
 
 /* Python reference:
@@ -47,6 +48,21 @@ START_TEST(rng_uniform_and_normal_match_reference)
     ck_assert_uint_eq(bits(rt_rng_normal(1, 2, 3)), 0xbed44014);
     ck_assert_uint_eq(bits(rt_rng_normal(1337, 7, 12345)), 0x3e9e2914);
     ck_assert_uint_eq(bits(rt_rng_normal(42, RT_STREAM_TRAIN_BATCH, 99)), 0xbf6ad729);
+}
+END_TEST
+
+START_TEST(rng_matches_reference_executor)
+{
+    const uint64_t seeds[] = {0, 1, 1337, UINT64_MAX};
+    for (size_t k = 0; k < sizeof seeds / sizeof *seeds; k++)
+        for (uint64_t c = 0; c < 20000; c++) {
+            uint64_t stream = c % 7 == 0 ? RT_STREAM_SAMPLE : c % 13;
+            ck_assert_uint_eq(rt_rng_u64(seeds[k], stream, c), ir_rng_u64(seeds[k], stream, c));
+            ck_assert(rt_rng_uniform(seeds[k], stream, c) ==
+                      (float)ir_rng_uniform(seeds[k], stream, c));
+            ck_assert_uint_eq(bits(rt_rng_normal(seeds[k], stream, c)),
+                              bits((float)ir_rng_normal(seeds[k], stream, c)));
+        }
 }
 END_TEST
 
@@ -109,6 +125,7 @@ Suite *rng_suite(void)
     tcase_add_test(tc, rng_splitmix64_matches_reference);
     tcase_add_test(tc, rng_u64_matches_reference);
     tcase_add_test(tc, rng_uniform_and_normal_match_reference);
+    tcase_add_test(tc, rng_matches_reference_executor);
     tcase_add_test(tc, rng_uniform_stays_in_unit_interval);
     tcase_add_test(tc, rng_normal_has_unit_moments);
     tcase_add_test(tc, rng_streams_and_seeds_differ);
