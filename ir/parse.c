@@ -653,14 +653,19 @@ static bool parse_attr_dict(Parser *P, IrAttrs *as)
     return true;
 }
 
-/* loc("file":line:col), the current token being the word loc. */
+/* loc("file":line:col) or loc(unknown), the current token being the word loc. */
 static bool parse_loc(Parser *P, SrcLoc *loc)
 {
     next(P);
     if (!expect_punct(P, '(', "'(' after loc"))
         return false;
+    if (is_word(P, "unknown")) {
+        next(P);
+        *loc = srcloc_none();
+        return expect_punct(P, ')', "')' to close loc(unknown)");
+    }
     if (P->tok.kind != T_STR) {
-        expected(P, "a file name string in loc(...)");
+        expected(P, "a file name string or unknown in loc(...)");
         return false;
     }
     const char *file = P->tok.s;

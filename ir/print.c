@@ -178,10 +178,16 @@ static void print_attrs(FILE *out, const IrAttrs *as)
     fputc('}', out);
 }
 
+/* loc("file":line:col), or loc(unknown) so that a node without a location does not
+ * pick up one in the IR file when the text is parsed back. */
 static void print_loc(FILE *out, const IrPrintOpts *o, SrcLoc loc)
 {
-    if (!o || !o->locs || !loc.file)
+    if (!o || !o->locs)
         return;
+    if (!loc.file) {
+        fputs(" loc(unknown)", out);
+        return;
+    }
     fputs(" loc(", out);
     print_string(out, loc.file);
     fprintf(out, ":%d:%d)", loc.line, loc.col);

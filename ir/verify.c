@@ -254,9 +254,11 @@ static void check_globals(V *v)
         unsigned known = IR_G_TRAINABLE | IR_G_DECAY | IR_G_EXPORT | IR_G_ADAPTER | IR_G_MOMENT;
         if (g->flags & ~known)
             global_err(v, g, "unknown flag bits 0x%x", g->flags & ~known);
-        if ((g->flags & (IR_G_TRAINABLE | IR_G_ADAPTER)) && g->cls != IR_CLASS_PARAM)
-            global_err(v, g, "%s global must be in class param (got %s)",
-                       g->flags & IR_G_TRAINABLE ? "a trainable" : "an adapter", ir_class_name(g->cls));
+        /* trainable alone allows frozen: ReLoRA's W trains in the full-rank warm start */
+        if ((g->flags & IR_G_TRAINABLE) && g->cls != IR_CLASS_PARAM && g->cls != IR_CLASS_FROZEN)
+            global_err(v, g, "a trainable global must be in class param or frozen (got %s)", ir_class_name(g->cls));
+        if ((g->flags & IR_G_ADAPTER) && g->cls != IR_CLASS_PARAM)
+            global_err(v, g, "an adapter global must be in class param (got %s)", ir_class_name(g->cls));
         if ((g->flags & IR_G_MOMENT) && g->cls != IR_CLASS_OPTIM)
             global_err(v, g, "a moment global must be in class optim (got %s)", ir_class_name(g->cls));
         if ((why = attrs_problem(v, &g->attrs)))
@@ -651,9 +653,8 @@ static bool check_effect_globals(V *v, const IrNode *n)
     bool ok = true;
     if (n->op == IR_OP_ADAMW) {
         const IrGlobal *p = n->gl[0];
-        if (p->cls != IR_CLASS_PARAM || !(p->flags & IR_G_TRAINABLE)) {
-            node_err(v, n, "@%s must be a trainable param global (got class %s%s)", p->name, ir_class_name(p->cls),
-                     p->flags & IR_G_TRAINABLE ? ", trainable" : ", not trainable");
+        if (!(p->flags & IR_G_TRAINABLE)) {
+            node_err(v, n, "@%s must be a trainable global (class %s, not trainable)", p->name, ir_class_name(p->cls));
             ok = false;
         }
         for (int k = 1; k < 3; k++) {

@@ -415,7 +415,7 @@ START_TEST(verify_rejects_adamw_on_untrainable)
 {
     expect_text(body_with("  adamw", "  adamw %9, %5, %6, %8, @base, @w.m, @w.v {beta1 = 0.9, beta2 = 0.999, eps = 1e-08, "
                                      "weight_decay = 0.01}\n"),
-                "func @f: adamw (node 10): @base must be a trainable param global (got class frozen, not trainable)");
+                "func @f: adamw (node 10): @base must be a trainable global (class frozen, not trainable)");
 }
 END_TEST
 
@@ -481,8 +481,16 @@ END_TEST
 START_TEST(verify_rejects_global_flags_and_class)
 {
     Fx *fx = fx_new(BODY);
-    fx->m->globals[6]->flags |= IR_G_TRAINABLE;
-    expect_one(fx, "global @base: a trainable global must be in class param (got frozen)");
+    fx->m->globals[6]->flags |= IR_G_TRAINABLE; /* ReLoRA's W: frozen, trained in the warm start */
+    ck_assert(ir_verify(fx->m, &fx->diags));
+    arena_fini(&fx->arena);
+    free(fx);
+    fx = fx_new(BODY);
+    fx->m->globals[3]->flags |= IR_G_TRAINABLE;
+    expect_one(fx, "global @x: a trainable global must be in class param or frozen (got data)");
+    fx = fx_new(BODY);
+    fx->m->globals[6]->flags |= IR_G_ADAPTER;
+    expect_one(fx, "global @base: an adapter global must be in class param (got frozen)");
     fx = fx_new(BODY);
     ir_global_new(fx->m, "z.m", ir_type_scalar(IR_F32), IR_CLASS_GRAD, IR_G_MOMENT, srcloc_none());
     expect_one(fx, "global @z.m: a moment global must be in class optim (got grad)");
