@@ -186,8 +186,9 @@ float rt_rng_normal(uint64_t seed, uint64_t stream, uint64_t counter);
 float rt_bf16_to_f32(uint16_t h);
 uint16_t rt_f32_to_bf16(float f);
 
-/* The trainer CLI (see docs/runtime.md). Returns the process exit status: 0 ok, 2 usage or
- * I/O error, 130/143 after SIGINT/SIGTERM (a checkpoint was written). Never calls exit(). */
+/* The trainer CLI (see docs/runtime.md). Returns the process exit status: 0 ok, 1 the loss
+ * became NaN/inf (last checkpoint kept), 2 usage, data or checkpoint error, 130/143 after
+ * SIGINT/SIGTERM (a checkpoint was written). Never calls exit(). */
 int rt_main(int argc, char **argv, const RtModel *m);
 
 #ifdef __cplusplus
