@@ -2212,6 +2212,8 @@ static bool loc_before(SrcLoc a, SrcLoc b)
  * whatever order the checks ran in. Insertion sort over groups: stable and small. */
 static void sort_diags(Diags *d, int start)
 {
+    if (d->n - start < 2)
+        return;
     int n_groups = 0;
     int *first = arena_alloc(d->arena, sizeof(int) * (size_t)(d->n - start + 2));
     for (int i = start; i < d->n; i++)

@@ -1,0 +1,279 @@
+/* Checker tests: defaults, names, shapes, the dataflow graph, overrides and rules. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe.h"
+
+typedef struct {
+    Arena arena;
+    Diags diags;
+    const Spec *spec;
+} Fx;
+
+static const Spec *load(Fx *f, const char *text, const char *const *defs, int n_defs, bool training)
+{
+    arena_init(&f->arena);
+    diag_init(&f->diags, &f->arena);
+    FeOptions opt = {.defines = defs, .n_defines = n_defs, .is_training = training};
+    f->spec = fe_load_spec_buffer(&f->arena, &f->diags, "t.relora", text, strlen(text), &opt);
+    return f->spec;
+}
+
+static bool has_msg(const Diags *d, DiagLevel level, const char *needle)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->list[i].level == level && strstr(d->list[i].msg, needle))
+            return true;
+    return false;
+}
+
+#define MODEL_HEAD "model m {\n  vocab = 256; dim = 64; layers = 3; heads = 4; context = 32\n"
+#define LLAMA_BLOCK                                                                                                    \
+    "  block(x) {\n    h = x + attention(rmsnorm(x), rope = 10000)\n"                                                   \
+    "    return h + swiglu(rmsnorm(h), hidden = 4 * dim)\n  }\n}\n"
+
+static const SpecParam *param(const Spec *s, const char *name)
+{
+    for (int i = 0; i < s->model.n_params; i++)
+        if (!strcmp(s->model.params[i].name, name))
+            return &s->model.params[i];
+    return NULL;
+}
+
+START_TEST(check_fills_defaults)
+{
+    Fx f;
+    ck_assert_ptr_nonnull(load(&f, MODEL_HEAD LLAMA_BLOCK, NULL, 0, false));
+    const Spec *s = f.spec;
+    ck_assert_int_eq(s->model.kv_heads, 4);
+    ck_assert_double_eq_tol(s->model.init_std, 0.02, 1e-12);
+    ck_assert(!s->model.tied && s->model.positions == SPEC_POS_NONE && s->model.norm == SPEC_NORM_RMSNORM);
+    ck_assert(!s->adapter.is_present && !s->train.is_present);
+    ck_assert_int_eq(s->train.batch, 8);
+    ck_assert_int_eq(s->train.seq_len, 32); /* = context */
+    ck_assert_int_eq(s->train.steps, 1000);
+    ck_assert_int_eq(s->train.schedule.kind, SPEC_SCHED_COSINE);
+    ck_assert_int_eq(s->train.schedule.warmup, 50);
+    ck_assert_double_eq_tol(s->train.optimizer.lr, 1e-3, 1e-15);
+    ck_assert_double_eq_tol(s->train.optimizer.beta2, 0.999, 1e-15);
+    ck_assert_int_eq(s->train.optimizer.n_no_decay, 3);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_names_modules_and_params)
+{
+    Fx f;
+    ck_assert_ptr_nonnull(load(&f, MODEL_HEAD LLAMA_BLOCK, NULL, 0, false));
+    const SpecBlock *b = &f.spec->model.block;
+    ck_assert_int_eq(b->n_modules, 4);
+    ck_assert_str_eq(b->modules[0]->name, "rmsnorm_1");
+    ck_assert_str_eq(b->modules[1]->name, "attention");
+    ck_assert_str_eq(b->modules[2]->name, "rmsnorm_2");
+    ck_assert_str_eq(b->modules[3]->name, "swiglu");
+    const SpecParam *down = param(f.spec, "layers.{i}.swiglu.down.weight");
+    ck_assert_ptr_nonnull(down);
+    ck_assert_int_eq(down->shape[0], 64);  /* [out, in] */
+    ck_assert_int_eq(down->shape[1], 256);
+    ck_assert_str_eq(spec_param_name(&f.arena, param(f.spec, "layers.{i}.attention.q.weight"), 2),
+                     "layers.2.attention.q.weight");
+    ck_assert_ptr_nonnull(param(f.spec, "embedding.weight"));
+    ck_assert_ptr_nonnull(param(f.spec, "norm.weight"));
+    ck_assert_ptr_nonnull(param(f.spec, "head.weight"));
+    ck_assert_ptr_null(param(f.spec, "positions.weight"));
+    ck_assert_int_eq(f.spec->model.n_linears, 7);
+    ck_assert_str_eq(f.spec->model.linears[6]->full_name, "swiglu.down");
+    ck_assert_ptr_eq(f.spec->model.linears[0]->weight, param(f.spec, "layers.{i}.attention.q.weight"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_builds_the_dataflow_graph)
+{
+    Fx f;
+    ck_assert_ptr_nonnull(load(&f, MODEL_HEAD LLAMA_BLOCK, NULL, 0, false));
+    const SpecBlock *b = &f.spec->model.block;
+    const SpecNode *r = b->ret;
+    ck_assert_int_eq(r->kind, SPEC_NODE_ADD);
+    ck_assert_int_eq(r->a->kind, SPEC_NODE_LOCAL);
+    ck_assert_str_eq(r->a->local, "h");
+    ck_assert_ptr_eq(r->a->a, b->locals[0].value);
+    ck_assert_int_eq(r->b->kind, SPEC_NODE_MODULE);
+    ck_assert_str_eq(r->b->module->name, "swiglu");
+    ck_assert_int_eq(r->b->module->hidden, 256); /* 4 * dim */
+    const SpecNode *h = b->locals[0].value;
+    ck_assert_int_eq(h->a->kind, SPEC_NODE_INPUT);
+    ck_assert_int_eq(h->b->module->kind, SPEC_MOD_ATTENTION);
+    ck_assert(h->b->module->has_rope);
+    ck_assert_int_eq(h->b->a->module->kind, SPEC_MOD_RMSNORM);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_parallel_block_shares_one_norm)
+{
+    Fx f;
+    const char *t = MODEL_HEAD "  kv_heads = 2\n  block(x) {\n    n = layernorm(x, bias = false)\n"
+                               "    return x + attention(n, rope = 10000) + geglu(n, hidden = 100)\n  }\n}\n";
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    const SpecBlock *b = &f.spec->model.block;
+    ck_assert_int_eq(b->n_modules, 3);
+    ck_assert_str_eq(b->modules[0]->name, "layernorm");
+    const SpecModule *att = b->modules[1];
+    ck_assert_int_eq(att->kv_heads, 2);
+    ck_assert_int_eq(att->linears[1].out, 2 * 16); /* k: kv_heads * head_dim */
+    ck_assert_ptr_eq(b->ret->a->b->a->a, b->ret->b->a->a); /* both read the local n */
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_numbers_repeated_kinds_and_honours_names)
+{
+    Fx f;
+    const char *t = MODEL_HEAD "  block(x) {\n    a = linear(x, out = dim, name = \"fc\")\n"
+                               "    return linear(a, out = dim) + linear(x, out = dim) + a\n  }\n}\n";
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    const SpecBlock *b = &f.spec->model.block;
+    ck_assert_str_eq(b->modules[0]->name, "fc");
+    ck_assert_str_eq(b->modules[1]->name, "linear_1");
+    ck_assert_str_eq(b->modules[2]->name, "linear_2");
+    ck_assert_str_eq(f.spec->model.linears[0]->full_name, "fc");
+    arena_fini(&f.arena);
+}
+END_TEST
+
+static const char *const relora_tail =
+    "adapter lora { rank = 8; alpha = 16; targets = [\"attention.?\", \"swiglu.down\"] }\n"
+    "train { steps = 20k; schedule = relora(warm_start = 25%, reset_every = 5000, restart_warmup = 100) }\n";
+
+START_TEST(check_resolves_adapter_and_schedule)
+{
+    Fx f;
+    char t[1024];
+    snprintf(t, sizeof t, "%s%s%s", MODEL_HEAD, LLAMA_BLOCK, relora_tail);
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    const Spec *s = f.spec;
+    ck_assert_int_eq(s->train.schedule.kind, SPEC_SCHED_RELORA);
+    ck_assert_int_eq(s->train.schedule.warm_start, 5000);
+    ck_assert_int_eq(s->train.schedule.n_resets, 2);
+    ck_assert_double_eq_tol(s->train.schedule.relora_lr, 1e-3, 1e-15);
+    ck_assert_double_eq_tol(s->adapter.scaling, 2.0, 1e-12);
+    int adapted = 0;
+    for (int i = 0; i < s->model.n_linears; i++)
+        adapted += s->model.linears[i]->is_adapted;
+    ck_assert_int_eq(adapted, 5);
+    ck_assert(!s->model.linears[4]->is_adapted); /* swiglu.gate */
+    ck_assert(!param(s, "layers.{i}.swiglu.gate.weight")->is_trainable_relora); /* not in trainable */
+    ck_assert(param(s, "layers.{i}.rmsnorm_1.weight")->is_trainable_relora);
+    ck_assert(!param(s, "layers.{i}.rmsnorm_1.weight")->has_decay);
+    ck_assert(param(s, "head.weight")->has_decay);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_applies_overrides)
+{
+    Fx f;
+    char t[1024];
+    snprintf(t, sizeof t, "%s%s%s", MODEL_HEAD, LLAMA_BLOCK, relora_tail);
+    const char *defs[] = {"model.dim=128", "adapter.rank=16", "train.schedule.reset_every=1000",
+                          "model.block.swiglu.hidden=300", "train.steps=10000"};
+    ck_assert_ptr_nonnull(load(&f, t, defs, 5, false));
+    ck_assert_int_eq(f.spec->model.dim, 128);
+    ck_assert_int_eq(f.spec->adapter.rank, 16);
+    ck_assert_int_eq(f.spec->train.schedule.reset_every, 1000);
+    ck_assert_int_eq(f.spec->train.schedule.warm_start, 2500); /* 25% of the new steps */
+    ck_assert_int_eq(f.spec->model.block.modules[3]->hidden, 300);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_variants_inherit_and_override)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "model w : m { dim = 128; block.swiglu.hidden = 100 }\n";
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    ck_assert_str_eq(f.spec->model.name, "w");
+    ck_assert_int_eq(f.spec->model.dim, 128);
+    ck_assert_int_eq(f.spec->model.layers, 3);
+    ck_assert_int_eq(f.spec->model.block.modules[3]->hidden, 100);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_reports_rule_violations)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 0 }\ntrain { seq_len = 64; precision = bf16 }\n";
+    ck_assert_ptr_null(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "lora rank must be > 0 (got 0)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "seq_len must be <= the model context"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "bf16 requires target = cuda"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_missing_data_is_an_error_only_when_training)
+{
+    Fx f, g;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "train { data = text(\"/no/such/file\") }\n";
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_WARNING, "not found"));
+    ck_assert(!f.spec->train.data.exists);
+    ck_assert_ptr_null(load(&g, t, NULL, 0, true));
+    ck_assert(has_msg(&g.diags, DIAG_ERROR, "data file '/no/such/file' not found"));
+    arena_fini(&f.arena);
+    arena_fini(&g.arena);
+}
+END_TEST
+
+START_TEST(check_suggests_names)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 4; targets = [\"atention.q\"] }\n"
+                                           "train { step = 10 }\n";
+    ck_assert_ptr_null(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "unknown target 'atention.q'; did you mean 'attention.q'?"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "unknown field 'step' in train; did you mean 'steps'?"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_selects_model_by_name)
+{
+    Arena a;
+    arena_init(&a);
+    Diags d;
+    diag_init(&d, &a);
+    const char *t = MODEL_HEAD LLAMA_BLOCK "model w : m { dim = 128 }\n";
+    FeOptions opt = {.model_name = "m"};
+    const Spec *s = fe_load_spec_buffer(&a, &d, "t.relora", t, strlen(t), &opt);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s->model.name, "m");
+    opt.model_name = "ww";
+    ck_assert_ptr_null(fe_load_spec_buffer(&a, &d, "t.relora", t, strlen(t), &opt));
+    ck_assert(has_msg(&d, DIAG_ERROR, "no model named 'ww'"));
+    arena_fini(&a);
+}
+END_TEST
+
+Suite *check_suite(void)
+{
+    Suite *s = suite_create("check");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, check_fills_defaults);
+    tcase_add_test(tc, check_names_modules_and_params);
+    tcase_add_test(tc, check_builds_the_dataflow_graph);
+    tcase_add_test(tc, check_parallel_block_shares_one_norm);
+    tcase_add_test(tc, check_numbers_repeated_kinds_and_honours_names);
+    tcase_add_test(tc, check_resolves_adapter_and_schedule);
+    tcase_add_test(tc, check_applies_overrides);
+    tcase_add_test(tc, check_variants_inherit_and_override);
+    tcase_add_test(tc, check_reports_rule_violations);
+    tcase_add_test(tc, check_missing_data_is_an_error_only_when_training);
+    tcase_add_test(tc, check_suggests_names);
+    tcase_add_test(tc, check_selects_model_by_name);
+    suite_add_tcase(s, tc);
+    return s;
+}
