@@ -682,15 +682,15 @@ static bool check_effect_globals(V *v, const IrNode *n)
             ok = false;
         }
     } else if (n->op == IR_OP_LORA_MERGE) {
-        /* @w[O,I] += scale * @b[O,R] @ @a[R,I] */
-        IrType w = n->gl[0]->type, b = n->gl[1]->type, a = n->gl[2]->type;
+        /* lora_merge @w[O,I], @a[R,I], @b[O,R]: w += scale * b @ a (ops.def) */
+        IrType w = n->gl[0]->type, a = n->gl[1]->type, b = n->gl[2]->type;
         if (n->gl[0] == n->gl[1] || n->gl[0] == n->gl[2] || n->gl[1] == n->gl[2]) {
-            node_err(v, n, "@w, @b and @a must be three different globals");
+            node_err(v, n, "@w, @a and @b must be three different globals");
             ok = false;
         } else if (w.rank != 2 || b.rank != 2 || a.rank != 2 || b.dim[0] != w.dim[0] || a.dim[1] != w.dim[1] ||
                    b.dim[1] != a.dim[0]) {
-            node_err(v, n, "needs @w[O,I] += @b[O,R] @ @a[R,I] (got @%s %s, @%s %s, @%s %s)", n->gl[0]->name,
-                     tstr(v, w), n->gl[1]->name, tstr(v, b), n->gl[2]->name, tstr(v, a));
+            node_err(v, n, "needs @w[O,I], @a[R,I], @b[O,R] (got @%s %s, @%s %s, @%s %s)", n->gl[0]->name,
+                     tstr(v, w), n->gl[1]->name, tstr(v, a), n->gl[2]->name, tstr(v, b));
             ok = false;
         }
     } else if (n->op == IR_OP_STORE) {

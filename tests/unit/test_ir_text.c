@@ -94,7 +94,7 @@ static const char tiny_ir[] =
     "\n"
     "func @relora_reset {\n"
     "  %0 = global @step : i32[]\n"
-    "  lora_merge @q.weight, @q.lora_b, @q.lora_a {scale = 2.0}  # merge q\n"
+    "  lora_merge @q.weight, @q.lora_a, @q.lora_b {scale = 2.0}  # merge q\n"
     "  init_uniform %0, @q.lora_a {bound = 0.35355339059327373, stream = 7}\n"
     "  init_const @q.lora_b {value = 0.0}\n"
     "  prune %0, @embedding.weight.m {fraction = 0.99, mode = \"magnitude\"}\n"
@@ -216,7 +216,7 @@ START_TEST(ir_text_parse_builds_the_graph)
     ck_assert_str_eq(ir_attrs_str(&g->attrs, "hf_name", ""), "model.embed_tokens.weight");
     ck_assert_int_eq(ir_global_find(p->m, "grad.q")->type.dtype, IR_BF16);
     IrNode *merge = p->m->funcs[1]->nodes[1];
-    ck_assert_ptr_eq(merge->gl[1], ir_global_find(p->m, "q.lora_b"));
+    ck_assert_ptr_eq(merge->gl[1], ir_global_find(p->m, "q.lora_a"));
     ck_assert_ptr_null(p->m->funcs[1]->ret);
     parsed_free(p);
 }

@@ -33,7 +33,7 @@
     "  %8 = add %4, %7 : i32[]\n"                                                                              \
     "  %9 = const {value = 0.5} : f32[4,3]\n"                                                                  \
     "  adamw %9, %5, %6, %8, @w, @w.m, @w.v {beta1 = 0.9, beta2 = 0.999, eps = 1e-08, weight_decay = 0.01}\n" \
-    "  lora_merge @base, @b, @a {scale = 0.5}\n"                                                               \
+    "  lora_merge @base, @a, @b {scale = 0.5}\n"                                                               \
     "  store %8, @step\n"                                                                                      \
     "  ret %2\n"
 
@@ -446,10 +446,10 @@ END_TEST
 
 START_TEST(verify_rejects_lora_merge_shapes)
 {
-    expect_text(body_with("  lora_merge", "  lora_merge @base, @a, @b {scale = 0.5}\n"),
-                "func @f: lora_merge (node 11): needs @w[O,I] += @b[O,R] @ @a[R,I] (got @base f32[4,3], @a f32[2,3], "
-                "@b f32[4,2])");
-    expect_text(body_with("  lora_merge", "  lora_merge @base, @b, @a\n"),
+    expect_text(body_with("  lora_merge", "  lora_merge @base, @b, @a {scale = 0.5}\n"),
+                "func @f: lora_merge (node 11): needs @w[O,I], @a[R,I], @b[O,R] (got @base f32[4,3], @b f32[4,2], "
+                "@a f32[2,3])");
+    expect_text(body_with("  lora_merge", "  lora_merge @base, @a, @b\n"),
                 "func @f: lora_merge (node 11): missing attribute 'scale' (a number)");
 }
 END_TEST
