@@ -11,6 +11,9 @@
 #include "arena.h"
 #include "diag.h"
 #include "fe.h"
+#include "kernel.h"
+#include "lower.h"
+#include "pm.h"
 #include "report.h"
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
@@ -25,7 +28,25 @@ typedef struct SpecArgs {
     bool is_json;
     bool is_help;
     bool is_training;
+    const char *after;  /* dump-ir --after PASS|all */
+    const char *passes; /* --passes a,b,c */
+    const char *out;    /* build -o FILE */
+    const char *cpu;    /* build --cpu NAME */
+    bool is_kernels;    /* dump-ir --kernels */
 } SpecArgs;
+
+/* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
+ * argv[*i] is another option. Sets *missing when the value is absent. */
+static const char *option_value(const char *name, int argc, char **argv, int *i, bool *missing)
+{
+    size_t n = strlen(name);
+    const char *s = argv[*i];
+    if (strncmp(s, name, n) != 0 || (s[n] != '\0' && s[n] != '='))
+        return NULL;
+    const char *val = s[n] == '=' ? s + n + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    *missing = !val || !*val;
+    return *missing ? NULL : val;
+}
 
 /* Parses SPEC [-D key=value]... [--model NAME] [--json] [--sweep NAME]; false (after a
  * message) on a usage error. `allow` lists the long options the command accepts. */
@@ -67,6 +88,31 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->is_json = true;
         } else if (!strcmp(s, "--train")) {
             a->is_training = true;
+        } else if (!strcmp(s, "--kernels") && strstr(allow, "kernels")) {
+            a->is_kernels = true;
+        } else if (strstr(allow, "after") && (!strncmp(s, "--after", 7) || !strncmp(s, "--passes", 8))) {
+            bool missing = false;
+            const char *v = option_value("--after", argc, argv, &i, &missing);
+            if (v)
+                a->after = v;
+            else if (!missing && (v = option_value("--passes", argc, argv, &i, &missing)))
+                a->passes = v;
+            if (missing || !v) {
+                fprintf(stderr, "relorac %s: %s needs a pass name (see relorac %s --help)\n", cmd, s, cmd);
+                return false;
+            }
+        } else if (strstr(allow, "output") && (!strcmp(s, "-o") || !strncmp(s, "--cpu", 5))) {
+            bool missing = false;
+            const char *v = !strcmp(s, "-o") ? (i + 1 < argc ? argv[++i] : NULL)
+                                             : option_value("--cpu", argc, argv, &i, &missing);
+            if (!v || !*v) {
+                fprintf(stderr, "relorac %s: %s needs a value (see relorac %s --help)\n", cmd, s, cmd);
+                return false;
+            }
+            if (!strcmp(s, "-o"))
+                a->out = v;
+            else
+                a->cpu = v;
         } else if (s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
@@ -241,6 +287,183 @@ done:
     return rc;
 }
 
+static void help_dump_ir(FILE *out)
+{
+    int n;
+    const Pass *const *list = pass_list(&n);
+    fprintf(out,
+            "usage: relorac dump-ir SPEC [--after PASS|all] [--passes a,b,...] [--kernels]\n"
+            "                            [-D key=value]... [--model NAME]\n"
+            "\n"
+            "Prints the IR of a spec: as lowered (no option), after a pass of the pipeline\n"
+            "(--after), or as kernels after the whole pipeline (--kernels). docs/ir.md\n"
+            "describes the text form.\n"
+            "\n"
+            "passes, in pipeline order:\n");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "  %-12s %s\n", list[i]->name, list[i]->summary);
+    fprintf(out,
+            "\n"
+            "options:\n"
+            "  --after PASS   print the module after PASS (all: after every pass)\n"
+            "  --passes LIST  run only these passes (comma-separated, pipeline order)\n"
+            "  --kernels      print the loop-level kernels of every function\n"
+            "  -D key=value   override a field (see relorac check --help)\n"
+            "  --model NAME   the model (default: the last one declared)\n");
+}
+
+static void help_opt(FILE *out)
+{
+    fprintf(out,
+            "usage: relorac opt FILE.ir --passes a,b,...\n"
+            "\n"
+            "Parses IR in its text form, runs the given passes over it (verifying after\n"
+            "each) and prints the result.\n");
+}
+
+/* Splits "a,b,c" into an arena array; checks every name is a pass. */
+static bool split_passes(Arena *a, const char *list, const char ***out, int *n)
+{
+    *n = 0;
+    *out = ARENA_ARRAY(a, const char *, strlen(list) + 1);
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char *name = arena_strndup(a, p, len);
+        if (!pass_find(name)) {
+            fprintf(stderr, "relorac: unknown pass '%s' (relorac dump-ir --help lists them)\n", name);
+            return false;
+        }
+        (*out)[(*n)++] = name;
+        p += len + (e ? 1 : 0);
+    }
+    return true;
+}
+
+/* Spec -> lowered IR -> (some of) the pipeline. NULL after printing diagnostics. */
+static IrModule *compile_spec(Arena *arena, Diags *diags, const SpecArgs *args, const PassOptions *po, bool run_passes)
+{
+    size_t len;
+    char *text = read_spec(arena, args->path, &len);
+    if (!text)
+        return NULL;
+    FeOptions opt = {.model_name = args->model,
+                     .defines = args->defines,
+                     .n_defines = args->n_defines,
+                     .is_training = args->is_training};
+    const Spec *spec = fe_load_spec_buffer(arena, diags, args->path, text, len, &opt);
+    IrModule *m = spec ? fe_lower(arena, diags, spec) : NULL;
+    if (m && run_passes) {
+        PassCtx pc = {arena, diags, m, PROP_LOWERED};
+        if (!pass_pipeline_run(&pc, po))
+            m = NULL;
+    }
+    diag_print(diags, stderr, false);
+    return m;
+}
+
+static int run_dump_ir(int argc, char **argv)
+{
+    SpecArgs args;
+    volatile int rc = EXIT_USAGE;
+    if (!parse_spec_args("dump-ir", argc, argv, &args, "model after kernels"))
+        goto out;
+    if (args.is_help) {
+        help_dump_ir(stdout);
+        rc = EXIT_OK;
+        goto out;
+    }
+    Arena arena;
+    arena_init(&arena);
+    jmp_buf oom;
+    if (setjmp(oom)) {
+        fprintf(stderr, "relorac: out of memory\n");
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    arena.oom_jmp = &oom;
+    Diags diags;
+    diag_init(&diags, &arena);
+    if (args.after && strcmp(args.after, "all") != 0 && !pass_find(args.after)) {
+        fprintf(stderr, "relorac dump-ir: unknown pass '%s' (relorac dump-ir --help lists them)\n", args.after);
+        goto done;
+    }
+    PassOptions po = {.verify_each = true, .dump_after = args.after, .dump = stdout};
+    if (args.passes && !split_passes(&arena, args.passes, (const char ***)&po.only, &po.n_only))
+        goto done;
+    bool run = args.after || args.passes || args.is_kernels;
+    IrModule *m = compile_spec(&arena, &diags, &args, &po, run);
+    if (!m) {
+        rc = diags.n_errors ? EXIT_DIAG : EXIT_USAGE;
+        goto done;
+    }
+    rc = EXIT_OK;
+    if (args.is_kernels) {
+        Diags kd;
+        diag_init(&kd, &arena);
+        KProgram *p = k_program_build(&arena, &kd, m);
+        diag_print(&kd, stderr, false);
+        if (!p)
+            rc = EXIT_DIAG;
+        else
+            k_print(p, stdout);
+    } else if (!run) {
+        ir_print(m, stdout);
+    }
+done:
+    arena_fini(&arena);
+out:
+    free(args.defines);
+    return rc;
+}
+
+static int run_opt(int argc, char **argv)
+{
+    SpecArgs args;
+    volatile int rc = EXIT_USAGE;
+    if (!parse_spec_args("opt", argc, argv, &args, "after"))
+        goto out;
+    if (args.is_help) {
+        help_opt(stdout);
+        rc = EXIT_OK;
+        goto out;
+    }
+    Arena arena;
+    arena_init(&arena);
+    jmp_buf oom;
+    if (setjmp(oom)) {
+        fprintf(stderr, "relorac: out of memory\n");
+        goto done;
+    }
+    arena.oom_jmp = &oom;
+    Diags diags;
+    diag_init(&diags, &arena);
+    PassOptions po = {.verify_each = true};
+    if (args.passes && !split_passes(&arena, args.passes, (const char ***)&po.only, &po.n_only))
+        goto done;
+    size_t len;
+    char *text = read_spec(&arena, args.path, &len);
+    if (!text)
+        goto done;
+    IrModule *m = ir_parse(&arena, &diags, args.path, text, len);
+    if (m && ir_verify(m, &diags)) {
+        PassCtx pc = {&arena, &diags, m, ~0u};
+        if (pass_pipeline_run(&pc, &po)) {
+            ir_print(m, stdout);
+            rc = EXIT_OK;
+        }
+    }
+    diag_print(&diags, stderr, false);
+    if (rc != EXIT_OK)
+        rc = EXIT_DIAG;
+done:
+    arena_fini(&arena);
+out:
+    free(args.defines);
+    return rc;
+}
+
 typedef struct Command {
     const char *name;
     const char *summary;
@@ -250,6 +473,8 @@ typedef struct Command {
 static const Command commands[] = {
     {"check", "check a spec; report parameters, FLOPs and memory", run_check},
     {"sweep", "list and check the variants of the spec's sweeps", run_sweep},
+    {"dump-ir", "print the IR of a spec, as lowered or after a pass", run_dump_ir},
+    {"opt", "run passes over IR in its text form", run_opt},
 };
 
 static void usage(FILE *out)
