@@ -1,0 +1,57 @@
+/* cg.h: the LLVM backend's public API. It turns a kernel program (ir/kernel.h) into one
+ * native object that defines `const RtModel relorac_model` (runtime/rt.h) and links it with
+ * the runtime library into a standalone training binary; it can also dump the LLVM IR and
+ * JIT-compile the module in-process (tests). No LLVM type appears here. */
+#ifndef RELORAC_CG_H
+#define RELORAC_CG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kernel.h"
+
+typedef struct CgOptions {
+    const char *cpu;         /* target CPU ("skylake-avx512"); NULL: the host CPU */
+    const char *features;    /* target features; NULL: the host's when cpu is NULL, else "" */
+    int opt_level;           /* 0: no IR optimisation; 1..3: default<On> (default 3 when 0 and
+                                !no_opt) */
+    bool no_opt;             /* skip the IR pipeline entirely (opt_level ignored) */
+    const char *cc;          /* linker driver; NULL: "cc" */
+    const char *runtime_lib; /* librelorac_rt.a; NULL: the build tree's (RELORAC_RUNTIME_LIB) */
+    const char *link_args;   /* extra space-separated linker arguments, or NULL */
+    bool keep_object;        /* keep OUT.o next to the executable */
+    int64_t serial_below;    /* loop kernels with fewer elements run without rt_parallel_for;
+                                0: 16384 */
+} CgOptions;
+
+/* Emits, optimises, verifies and compiles p into an object and links it with the runtime
+ * (the object also defines main(), which calls rt_main). False after diagnostics. */
+bool cg_build_executable(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d);
+/* Only the object file (no main()). */
+bool cg_emit_object(const KProgram *p, const CgOptions *opt, const char *obj_path, Diags *d);
+/* Writes the module as LLVM text; optimised unless opt->no_opt. */
+bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d);
+
+/* In-process compilation (MCJIT) of the same module, for tests. The module references the
+ * runtime symbols rt_parallel_for, rt_sgemm_strided, rt_rng_normal, rt_prune_magnitude,
+ * rt_prune_random, rt_lr_schedule and libm; syms maps those the process does not export. */
+typedef void (*CgFnPtr)(void);
+typedef struct CgSymbol {
+    const char *name;
+    CgFnPtr fn; /* cast any function to CgFnPtr */
+} CgSymbol;
+
+typedef struct CgJit CgJit;
+CgJit *cg_jit_create(const KProgram *p, const CgOptions *opt, const CgSymbol *syms, int n_syms,
+                     Diags *d);
+/* Address of a defined symbol: "relorac_model" or "relorac_fn_<func>", a host function
+ * `float (RtCtx *ctx, int64_t step, int64_t prune_stats[2])` that runs one KFunc (prune
+ * calls add zeroed/total counts to prune_stats); 0 when absent. */
+uintptr_t cg_jit_lookup(CgJit *j, const char *name);
+void cg_jit_destroy(CgJit *j);
+
+/* The runtime pool a memory class lives in (enum RtPool). */
+int cg_class_pool(IrMemClass c);
+
+#endif

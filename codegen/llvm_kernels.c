@@ -1,0 +1,572 @@
+/* Loop kernels (K_LOOP) as LLVM functions. Each kernel becomes the rt_parallel_for callback
+ *   void <func>.<kernel>(i8 *args, i64 begin, i64 end)
+ * which loads its buffer pointers from `args` and calls <func>.<kernel>.body, whose pointer
+ * parameters carry `noalias` when no other buffer of the kernel overlaps them; O3 inlines
+ * the body and keeps that as scoped alias metadata, so the phase loops vectorise without
+ * runtime checks. The body loops over rows [begin, end) and, per row, runs the phase -1
+ * instructions, then each phase as a bottom-tested loop over `inner` columns whose per-row
+ * reductions are loop-carried phis. Floats are f32; integer instructions are i64. */
+#include <math.h>
+#include <string.h>
+
+#include <llvm-c/DebugInfo.h>
+
+#include "llvm_cg.h"
+
+typedef struct KEmit {
+    CgCtx *c;
+    const Kernel *k;
+    LLVMValueRef *bufptr;  /* program buffer id -> typed pointer parameter, or NULL */
+    LLVMValueRef seed, step;
+    LLVMValueRef outer_idx[3];
+    LLVMValueRef inner;    /* the current phase's column index; NULL in the row preamble */
+    int cur_phase;         /* -1 row preamble, k phase loop k, n_phases after the loops */
+    LLVMValueRef *val;     /* per instruction */
+    LLVMValueRef *red_acc; /* per reduction instruction: the accumulator phi */
+} KEmit;
+
+static bool is_reduce(KInstrOp op)
+{
+    return op == KI_REDUCE_SUM || op == KI_REDUCE_MAX;
+}
+
+static bool is_store(KInstrOp op)
+{
+    return op == KI_STORE || op == KI_STORE_ADD;
+}
+
+static bool is_buf_op(KInstrOp op)
+{
+    return op == KI_LOAD || op == KI_LOAD_I || is_store(op);
+}
+
+static LLVMTypeRef elem_type(CgCtx *c, IrDType t)
+{
+    switch (t) {
+    case IR_F32: return c->t_f32;
+    case IR_BF16: return c->t_i16;
+    case IR_I32: return c->t_i32;
+    }
+    CG_ASSERT(0);
+    return NULL;
+}
+
+static unsigned elem_size(IrDType t)
+{
+    return t == IR_BF16 ? 2 : 4;
+}
+
+/* ---- value coercions: instructions are i64 (ints), f32 (floats) or i1 (bools) ---- */
+
+static LLVMValueRef as_f32(KEmit *e, LLVMValueRef v)
+{
+    CgCtx *c = e->c;
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (t == c->t_f32)
+        return v;
+    if (t == c->t_i1)
+        return LLVMBuildUIToFP(c->b, v, c->t_f32, "");
+    return LLVMBuildSIToFP(c->b, v, c->t_f32, "");
+}
+
+static LLVMValueRef as_i64(KEmit *e, LLVMValueRef v)
+{
+    CgCtx *c = e->c;
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (t == c->t_i64)
+        return v;
+    if (t == c->t_i1)
+        return LLVMBuildZExt(c->b, v, c->t_i64, "");
+    return LLVMBuildFPToSI(c->b, v, c->t_i64, "");
+}
+
+static LLVMValueRef as_bool(KEmit *e, LLVMValueRef v)
+{
+    CgCtx *c = e->c;
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (t == c->t_i1)
+        return v;
+    if (t == c->t_i64)
+        return LLVMBuildICmp(c->b, LLVMIntNE, v, cg_const_i64(c, 0), "");
+    return LLVMBuildFCmp(c->b, LLVMRealUNE, v, cg_const_f32(c, 0.0), "");
+}
+
+/* ---- buffer access ---- */
+
+static LLVMValueRef elem_ptr(KEmit *e, int buf, LLVMValueRef idx)
+{
+    CgCtx *c = e->c;
+    CG_ASSERT(buf >= 0 && buf < c->p->n_bufs && e->bufptr[buf]);
+    LLVMValueRef i = as_i64(e, idx);
+    return LLVMBuildInBoundsGEP2(c->b, elem_type(c, c->p->bufs[buf].dtype), e->bufptr[buf], &i, 1,
+                                 "");
+}
+
+/* Loads buf[idx]: f32 and bf16 give f32, i32 gives i64. */
+static LLVMValueRef load_elem(KEmit *e, int buf, LLVMValueRef idx)
+{
+    CgCtx *c = e->c;
+    IrDType dt = c->p->bufs[buf].dtype;
+    LLVMValueRef v = LLVMBuildLoad2(c->b, elem_type(c, dt), elem_ptr(e, buf, idx), "");
+    LLVMSetAlignment(v, elem_size(dt));
+    switch (dt) {
+    case IR_F32: return v;
+    case IR_I32: return LLVMBuildSExt(c->b, v, c->t_i64, "");
+    case IR_BF16: {
+        LLVMValueRef u = LLVMBuildShl(c->b, LLVMBuildZExt(c->b, v, c->t_i32, ""),
+                                      cg_const_i32(c, 16), "");
+        return LLVMBuildBitCast(c->b, u, c->t_f32, "");
+    }
+    }
+    CG_ASSERT(0);
+    return NULL;
+}
+
+/* f32 -> bf16 bits, round to nearest even, NaN kept quiet (as rt_f32_to_bf16). */
+static LLVMValueRef f32_to_bf16(KEmit *e, LLVMValueRef f)
+{
+    CgCtx *c = e->c;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef u = LLVMBuildBitCast(b, f, c->t_i32, "");
+    LLVMValueRef is_nan = LLVMBuildAnd(
+        b,
+        LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, u, cg_const_i32(c, 0x7F800000), ""),
+                      cg_const_i32(c, 0x7F800000), ""),
+        LLVMBuildICmp(b, LLVMIntNE, LLVMBuildAnd(b, u, cg_const_i32(c, 0x007FFFFF), ""),
+                      cg_const_i32(c, 0), ""),
+        "");
+    LLVMValueRef hi = LLVMBuildLShr(b, u, cg_const_i32(c, 16), "");
+    LLVMValueRef nan = LLVMBuildOr(b, hi, cg_const_i32(c, 0x40), "");
+    LLVMValueRef bias = LLVMBuildAdd(b, cg_const_i32(c, 0x7FFF),
+                                     LLVMBuildAnd(b, hi, cg_const_i32(c, 1), ""), "");
+    LLVMValueRef r = LLVMBuildLShr(b, LLVMBuildAdd(b, u, bias, ""), cg_const_i32(c, 16), "");
+    return LLVMBuildTrunc(b, LLVMBuildSelect(b, is_nan, nan, r, ""), c->t_i16, "");
+}
+
+static void store_elem(KEmit *e, int buf, LLVMValueRef idx, LLVMValueRef v, bool add)
+{
+    CgCtx *c = e->c;
+    IrDType dt = c->p->bufs[buf].dtype;
+    LLVMValueRef ptr = elem_ptr(e, buf, idx);
+    LLVMValueRef raw;
+    if (add) {
+        LLVMValueRef old = load_elem(e, buf, idx);
+        v = LLVMTypeOf(old) == c->t_i64 ? LLVMBuildAdd(c->b, old, as_i64(e, v), "")
+                                         : LLVMBuildFAdd(c->b, old, as_f32(e, v), "");
+    }
+    switch (dt) {
+    case IR_F32: raw = as_f32(e, v); break;
+    case IR_I32: raw = LLVMBuildTrunc(c->b, as_i64(e, v), c->t_i32, ""); break;
+    case IR_BF16: raw = f32_to_bf16(e, as_f32(e, v)); break;
+    default: CG_ASSERT(0); return;
+    }
+    LLVMValueRef st = LLVMBuildStore(c->b, raw, ptr);
+    LLVMSetAlignment(st, elem_size(dt));
+}
+
+/* ---- RNG: uniform inlined (vectorisable), normal through the runtime ---- */
+
+static uint64_t splitmix64_const(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static LLVMValueRef splitmix64(KEmit *e, LLVMValueRef x)
+{
+    CgCtx *c = e->c;
+    LLVMBuilderRef b = c->b;
+    LLVMTypeRef t = c->t_i64;
+    x = LLVMBuildAdd(b, x, LLVMConstInt(t, 0x9E3779B97F4A7C15ull, 0), "");
+    x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, LLVMConstInt(t, 30, 0), ""), ""),
+                     LLVMConstInt(t, 0xBF58476D1CE4E5B9ull, 0), "");
+    x = LLVMBuildMul(b, LLVMBuildXor(b, x, LLVMBuildLShr(b, x, LLVMConstInt(t, 27, 0), ""), ""),
+                     LLVMConstInt(t, 0x94D049BB133111EBull, 0), "");
+    return LLVMBuildXor(b, x, LLVMBuildLShr(b, x, LLVMConstInt(t, 31, 0), ""), "");
+}
+
+/* rt_rng_uniform(seed, stream, counter): (u64 >> 40) * 2^-24, exact in f32. */
+static LLVMValueRef rng_uniform(KEmit *e, uint64_t stream, LLVMValueRef counter)
+{
+    CgCtx *c = e->c;
+    LLVMValueRef key = splitmix64(
+        e, LLVMBuildXor(c->b, e->seed, LLVMConstInt(c->t_i64, splitmix64_const(stream), 0), ""));
+    LLVMValueRef u = splitmix64(e, LLVMBuildAdd(c->b, key, as_i64(e, counter), ""));
+    LLVMValueRef top = LLVMBuildLShr(c->b, u, LLVMConstInt(c->t_i64, 40, 0), "");
+    return LLVMBuildFMul(c->b, LLVMBuildUIToFP(c->b, top, c->t_f32, ""),
+                         cg_const_f32(c, 1.0 / 16777216.0), "");
+}
+
+static LLVMValueRef call1(KEmit *e, const char *intr, LLVMValueRef x)
+{
+    LLVMTypeRef fty;
+    LLVMValueRef f = cg_intrinsic(e->c, intr, e->c->t_f32, &fty);
+    return LLVMBuildCall2(e->c->b, fty, f, &x, 1, "");
+}
+
+static LLVMValueRef call2(KEmit *e, const char *intr, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMTypeRef fty;
+    LLVMValueRef f = cg_intrinsic(e->c, intr, e->c->t_f32, &fty);
+    LLVMValueRef args[2] = {x, y};
+    return LLVMBuildCall2(e->c->b, fty, f, args, 2, "");
+}
+
+/* ---- instructions ---- */
+
+static void emit_instr(KEmit *e, int i);
+
+/* The value of instruction i. A value computed in an earlier phase is the one of that
+ * phase's last column (its loop body dominates everything after it), as in the kernel
+ * interpreter; a reduction is its row total once its phase is done. A value not yet
+ * computed (a forward reference) is computed here. */
+static LLVMValueRef val(KEmit *e, int i)
+{
+    CG_ASSERT(i >= 0 && i < e->k->n_code && !is_store(e->k->code[i].op));
+    if (!e->val[i]) {
+        CG_ASSERT(!is_reduce(e->k->code[i].op)); /* a reduction is visible in later phases only */
+        emit_instr(e, i);
+    }
+    return e->val[i];
+}
+
+static LLVMValueRef fbin(KEmit *e, const KInstr *in,
+                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
+                                            const char *))
+{
+    return fn(e->c->b, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
+}
+
+static LLVMValueRef ibin(KEmit *e, const KInstr *in,
+                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
+                                            const char *))
+{
+    return fn(e->c->b, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
+}
+
+static LLVMValueRef icmp(KEmit *e, const KInstr *in, LLVMIntPredicate p)
+{
+    return LLVMBuildICmp(e->c->b, p, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
+}
+
+static void emit_instr(KEmit *e, int i)
+{
+    CgCtx *c = e->c;
+    LLVMBuilderRef b = c->b;
+    const KInstr *in = &e->k->code[i];
+    LLVMValueRef v = NULL;
+    switch (in->op) {
+    case KI_OUTER_INDEX:
+        CG_ASSERT(in->axis >= 0 && in->axis < e->k->n_outer);
+        v = e->outer_idx[in->axis];
+        break;
+    case KI_INNER_INDEX: CG_ASSERT(e->inner); v = e->inner; break;
+    case KI_ICONST: v = cg_const_i64(c, in->ival); break;
+    case KI_IADD: v = ibin(e, in, LLVMBuildNSWAdd); break;
+    case KI_ISUB: v = ibin(e, in, LLVMBuildNSWSub); break;
+    case KI_IMUL: v = ibin(e, in, LLVMBuildNSWMul); break;
+    case KI_IDIV: v = ibin(e, in, LLVMBuildUDiv); break; /* operands >= 0 */
+    case KI_IREM: v = ibin(e, in, LLVMBuildURem); break;
+    case KI_IMIN: {
+        LLVMValueRef x = as_i64(e, val(e, in->a)), y = as_i64(e, val(e, in->b));
+        v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, y, ""), x, y, "");
+        break;
+    }
+    case KI_ILT: v = icmp(e, in, LLVMIntSLT); break;
+    case KI_ILE: v = icmp(e, in, LLVMIntSLE); break;
+    case KI_IEQ: v = icmp(e, in, LLVMIntEQ); break;
+    case KI_LOAD_I: v = as_i64(e, load_elem(e, in->buf, val(e, in->a))); break;
+    case KI_ITOF: v = as_f32(e, val(e, in->a)); break;
+    case KI_CONST: v = cg_const_f32(c, in->fval); break;
+    case KI_SCALAR_ARG:
+        CG_ASSERT(in->sarg == KS_STEP);
+        v = e->step; /* i64; consumers convert (a float use sees (float)step) */
+        break;
+    case KI_LOAD: v = as_f32(e, load_elem(e, in->buf, val(e, in->a))); break;
+    case KI_ADD: v = fbin(e, in, LLVMBuildFAdd); break;
+    case KI_SUB: v = fbin(e, in, LLVMBuildFSub); break;
+    case KI_MUL: v = fbin(e, in, LLVMBuildFMul); break;
+    case KI_DIV: v = fbin(e, in, LLVMBuildFDiv); break;
+    case KI_MAX:
+        v = call2(e, "llvm.maxnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
+        break;
+    case KI_MIN:
+        v = call2(e, "llvm.minnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
+        break;
+    case KI_NEG: v = LLVMBuildFNeg(b, as_f32(e, val(e, in->a)), ""); break;
+    case KI_EXP: v = call1(e, "llvm.exp", as_f32(e, val(e, in->a))); break;
+    case KI_LOG: v = call1(e, "llvm.log", as_f32(e, val(e, in->a))); break;
+    case KI_SQRT: v = call1(e, "llvm.sqrt", as_f32(e, val(e, in->a))); break;
+    case KI_COS: v = call1(e, "llvm.cos", as_f32(e, val(e, in->a))); break;
+    case KI_SIN: v = call1(e, "llvm.sin", as_f32(e, val(e, in->a))); break;
+    case KI_ABS: v = call1(e, "llvm.fabs", as_f32(e, val(e, in->a))); break;
+    case KI_TANH: {
+        LLVMValueRef x = as_f32(e, val(e, in->a));
+        v = LLVMBuildCall2(b, c->t_tanhf, c->f_tanhf, &x, 1, "");
+        break;
+    }
+    case KI_FLT:
+        v = LLVMBuildFCmp(b, LLVMRealOLT, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
+        break;
+    case KI_FLE:
+        v = LLVMBuildFCmp(b, LLVMRealOLE, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
+        break;
+    case KI_SELECT: {
+        /* a ? b : c (operand order of the kernel interpreter) */
+        LLVMValueRef cond = as_bool(e, val(e, in->a));
+        LLVMValueRef x = val(e, in->b), y = val(e, in->c);
+        if (LLVMTypeOf(x) == c->t_f32 || LLVMTypeOf(y) == c->t_f32) {
+            x = as_f32(e, x);
+            y = as_f32(e, y);
+        } else {
+            x = as_i64(e, x);
+            y = as_i64(e, y);
+        }
+        v = LLVMBuildSelect(b, cond, x, y, "");
+        break;
+    }
+    case KI_RNG_UNIFORM: v = rng_uniform(e, (uint64_t)in->ival, val(e, in->a)); break;
+    case KI_RNG_NORMAL: {
+        LLVMValueRef args[3] = {e->seed, LLVMConstInt(c->t_i64, (uint64_t)in->ival, 0),
+                                as_i64(e, val(e, in->a))};
+        v = LLVMBuildCall2(b, c->t_rng_normal, c->f_rng_normal, args, 3, "");
+        break;
+    }
+    case KI_REDUCE_SUM:
+        CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
+        v = LLVMBuildFAdd(b, e->red_acc[i], as_f32(e, val(e, in->a)), "");
+        break;
+    case KI_REDUCE_MAX:
+        CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
+        v = call2(e, "llvm.maxnum", e->red_acc[i], as_f32(e, val(e, in->a)));
+        break;
+    case KI_STORE:
+    case KI_STORE_ADD:
+        store_elem(e, in->buf, val(e, in->a), val(e, in->b), in->op == KI_STORE_ADD);
+        return;
+    case KI_COUNT: CG_ASSERT(0);
+    }
+    CG_ASSERT(v);
+    e->val[i] = v;
+}
+
+/* !llvm.loop !{self, !{"llvm.loop.vectorize.enable", i1 true}}: lets the vectoriser reorder
+ * this loop's reductions (the only fast-math the kernels use; see docs/codegen.md). */
+static void mark_loop_reorderable(CgCtx *c, LLVMValueRef br)
+{
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->llc, NULL, 0);
+    const char *key = "llvm.loop.vectorize.enable";
+    LLVMMetadataRef opt[2] = {LLVMMDStringInContext2(c->llc, key, strlen(key)),
+                              LLVMValueAsMetadata(LLVMConstInt(c->t_i1, 1, 0))};
+    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->llc, opt, 2)};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(c->llc, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, loop);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->llc, "llvm.loop", 9),
+                    LLVMMetadataAsValue(c->llc, loop));
+}
+
+/* Does instruction i depend on the row (an outer index)? memo: 0 unknown, 1 no, 2 yes. */
+static bool depends_on_row(const Kernel *k, int i, char *memo)
+{
+    if (i < 0)
+        return false;
+    if (memo[i])
+        return memo[i] == 2;
+    const KInstr *in = &k->code[i];
+    bool dep = in->op == KI_OUTER_INDEX;
+    if (!dep && in->op != KI_REDUCE_SUM && in->op != KI_REDUCE_MAX)
+        dep = depends_on_row(k, in->a, memo) || depends_on_row(k, in->b, memo) ||
+              depends_on_row(k, in->c, memo);
+    else if (!dep) /* a reduction's value is per row whatever it sums */
+        dep = true;
+    memo[i] = dep ? 2 : 1;
+    return dep;
+}
+
+static int64_t kernel_rows(const Kernel *k)
+{
+    int64_t rows = 1;
+    for (int i = 0; i < k->n_outer; i++)
+        rows *= k->outer[i];
+    return rows;
+}
+
+/* The body: loops over rows [begin, end) and the phases. */
+static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRef end)
+{
+    CgCtx *c = e->c;
+    const Kernel *k = e->k;
+    LLVMBuilderRef b = c->b;
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->llc, fn, "entry");
+    LLVMBasicBlockRef row_bb = LLVMAppendBasicBlockInContext(c->llc, fn, "row");
+    LLVMBasicBlockRef exit_bb = LLVMAppendBasicBlockInContext(c->llc, fn, "exit");
+    LLVMPositionBuilderAtEnd(b, entry);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, begin, end, ""), row_bb, exit_bb);
+
+    LLVMPositionBuilderAtEnd(b, row_bb);
+    LLVMValueRef r = LLVMBuildPhi(b, c->t_i64, "r");
+    /* row -> outer indices, row-major: r = (i0 * outer1 + i1) * outer2 + i2 */
+    LLVMValueRef rem = r;
+    for (int ax = k->n_outer - 1; ax >= 1; ax--) {
+        LLVMValueRef dim = cg_const_i64(c, k->outer[ax]);
+        e->outer_idx[ax] = LLVMBuildURem(b, rem, dim, "");
+        rem = LLVMBuildUDiv(b, rem, dim, "");
+    }
+    if (k->n_outer >= 1)
+        e->outer_idx[0] = rem;
+
+    e->cur_phase = -1;
+    e->inner = NULL;
+    for (int i = 0; i < k->n_code; i++)
+        if (k->code[i].phase == -1 && !e->val[i])
+            emit_instr(e, i);
+
+    for (int ph = 0; ph < k->n_phases; ph++) {
+        LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+        LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->llc, fn, "phase");
+        LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->llc, fn, "phase.done");
+        LLVMBuildBr(b, loop);
+        LLVMPositionBuilderAtEnd(b, loop);
+        LLVMValueRef j = LLVMBuildPhi(b, c->t_i64, "j");
+        bool has_red = false;
+        for (int i = 0; i < k->n_code; i++)
+            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+                e->red_acc[i] = LLVMBuildPhi(b, c->t_f32, "acc");
+                has_red = true;
+            }
+        e->cur_phase = ph;
+        e->inner = j;
+        for (int i = 0; i < k->n_code; i++)
+            if (k->code[i].phase == ph && !e->val[i])
+                emit_instr(e, i);
+        LLVMValueRef j1 = LLVMBuildNUWAdd(b, j, cg_const_i64(c, 1), "");
+        LLVMValueRef more = LLVMBuildICmp(b, LLVMIntSLT, j1, cg_const_i64(c, k->inner), "");
+        LLVMBasicBlockRef last = LLVMGetInsertBlock(b);
+        LLVMValueRef br = LLVMBuildCondBr(b, more, loop, done);
+        if (has_red)
+            mark_loop_reorderable(c, br);
+        LLVMValueRef zero = cg_const_i64(c, 0);
+        LLVMAddIncoming(j, &zero, &pre, 1);
+        LLVMAddIncoming(j, &j1, &last, 1);
+        for (int i = 0; i < k->n_code; i++)
+            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+                LLVMValueRef init = cg_const_f32(c, k->code[i].op == KI_REDUCE_SUM ? 0.0 : -INFINITY);
+                LLVMAddIncoming(e->red_acc[i], &init, &pre, 1);
+                LLVMAddIncoming(e->red_acc[i], &e->val[i], &last, 1);
+            }
+        LLVMPositionBuilderAtEnd(b, done);
+    }
+
+    /* phase n_phases: once per row after the loops */
+    e->cur_phase = k->n_phases;
+    e->inner = NULL;
+    for (int i = 0; i < k->n_code; i++)
+        if (k->code[i].phase == k->n_phases && !e->val[i])
+            emit_instr(e, i);
+
+    LLVMValueRef r1 = LLVMBuildNUWAdd(b, r, cg_const_i64(c, 1), "");
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(b);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, r1, end, ""), row_bb, exit_bb);
+    LLVMAddIncoming(r, &begin, &entry, 1);
+    LLVMAddIncoming(r, &r1, &last, 1);
+    LLVMPositionBuilderAtEnd(b, exit_bb);
+    LLVMBuildRetVoid(b);
+}
+
+static bool overlaps(const CgBufLoc *x, const CgBufLoc *y)
+{
+    return x->pool == y->pool && x->offset < y->offset + y->bytes &&
+           y->offset < x->offset + x->bytes;
+}
+
+LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
+                            int **bufs_out, int *n_bufs_out, bool *serial)
+{
+    CG_ASSERT(k->kind == K_LOOP && k->n_phases >= 1 && k->inner >= 1 && k->n_outer >= 0 &&
+              k->n_outer <= 3);
+    const KProgram *p = c->p;
+    LLVMBuilderRef b = c->b;
+
+    /* the kernel's buffers, in order of first use */
+    int *bufs = ARENA_ARRAY(c->a, int, k->n_code + 1), nb = 0;
+    char *memo = ARENA_ARRAY(c->a, char, k->n_code + 1);
+    *serial = false;
+    for (int i = 0; i < k->n_code; i++) {
+        const KInstr *in = &k->code[i];
+        if (!is_buf_op(in->op))
+            continue;
+        CG_ASSERT(in->buf >= 0 && in->buf < p->n_bufs);
+        int j = 0;
+        while (j < nb && bufs[j] != in->buf)
+            j++;
+        if (j == nb)
+            bufs[nb++] = in->buf;
+        if (is_store(in->op) && kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
+            *serial = true;
+    }
+
+    const char *name = arena_sprintf(c->a, "%s.%s", f->name, k->name ? k->name : arena_sprintf(c->a, "k%d", k->id));
+    /* args: {i8 *buf[nb], i64 seed, i64 step} */
+    LLVMTypeRef *fields = ARENA_ARRAY(c->a, LLVMTypeRef, nb + 2);
+    for (int i = 0; i < nb; i++)
+        fields[i] = c->t_p8;
+    fields[nb] = c->t_i64;
+    fields[nb + 1] = c->t_i64;
+    LLVMTypeRef st = LLVMStructTypeInContext(c->llc, fields, (unsigned)nb + 2, 0);
+
+    /* body(T *noalias buf..., i64 seed, i64 step, i64 begin, i64 end) */
+    LLVMTypeRef *params = ARENA_ARRAY(c->a, LLVMTypeRef, nb + 4);
+    for (int i = 0; i < nb; i++)
+        params[i] = LLVMPointerType(elem_type(c, p->bufs[bufs[i]].dtype), 0);
+    for (int i = 0; i < 4; i++)
+        params[nb + i] = c->t_i64;
+    LLVMTypeRef body_ty = LLVMFunctionType(c->t_void, params, (unsigned)nb + 4, 0);
+    LLVMValueRef body = LLVMAddFunction(c->mod, arena_sprintf(c->a, "%s.body", name), body_ty);
+    LLVMSetLinkage(body, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (int i = 0; i < nb; i++) {
+        bool alone = true;
+        for (int j = 0; j < nb; j++)
+            if (j != i && overlaps(&c->loc[bufs[i]], &c->loc[bufs[j]]))
+                alone = false;
+        if (alone)
+            LLVMAddAttributeAtIndex(body, (unsigned)i + 1,
+                                    LLVMCreateEnumAttribute(c->llc, noalias, 0));
+    }
+
+    KEmit e;
+    memset(&e, 0, sizeof e);
+    e.c = c;
+    e.k = k;
+    e.bufptr = ARENA_ARRAY(c->a, LLVMValueRef, p->n_bufs + 1);
+    for (int i = 0; i < nb; i++)
+        e.bufptr[bufs[i]] = LLVMGetParam(body, (unsigned)i);
+    e.seed = LLVMGetParam(body, (unsigned)nb);
+    e.step = LLVMGetParam(body, (unsigned)nb + 1);
+    e.val = ARENA_ARRAY(c->a, LLVMValueRef, k->n_code + 1);
+    e.red_acc = ARENA_ARRAY(c->a, LLVMValueRef, k->n_code + 1);
+    emit_body(&e, body, LLVMGetParam(body, (unsigned)nb + 2), LLVMGetParam(body, (unsigned)nb + 3));
+
+    /* the rt_parallel_for callback */
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, c->t_kernel_fn);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->llc, fn, "entry"));
+    LLVMValueRef args = LLVMBuildBitCast(b, LLVMGetParam(fn, 0), LLVMPointerType(st, 0), "args");
+    LLVMValueRef *call_args = ARENA_ARRAY(c->a, LLVMValueRef, nb + 4);
+    for (int i = 0; i < nb + 2; i++) {
+        LLVMValueRef fp = LLVMBuildStructGEP2(b, st, args, (unsigned)i, "");
+        LLVMValueRef v = LLVMBuildLoad2(b, fields[i], fp, "");
+        call_args[i] = i < nb ? LLVMBuildBitCast(b, v, params[i], "") : v;
+    }
+    call_args[nb + 2] = LLVMGetParam(fn, 1);
+    call_args[nb + 3] = LLVMGetParam(fn, 2);
+    LLVMBuildCall2(b, body_ty, body, call_args, (unsigned)nb + 4, "");
+    LLVMBuildRetVoid(b);
+
+    *args_ty = st;
+    *bufs_out = bufs;
+    *n_bufs_out = nb;
+    return fn;
+}
