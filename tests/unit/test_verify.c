@@ -449,6 +449,8 @@ START_TEST(verify_rejects_lora_merge_shapes)
     expect_text(body_with("  lora_merge", "  lora_merge @base, @b, @a {scale = 0.5}\n"),
                 "func @f: lora_merge (node 11): needs @w[O,I], @a[R,I], @b[O,R] (got @base f32[4,3], @b f32[4,2], "
                 "@a f32[2,3])");
+    expect_text(body_with("  lora_merge", "  lora_merge @base, @a, @a {scale = 0.5}\n"),
+                "func @f: lora_merge (node 11): @w, @a and @b must be three different globals");
     expect_text(body_with("  lora_merge", "  lora_merge @base, @a, @b\n"),
                 "func @f: lora_merge (node 11): missing attribute 'scale' (a number)");
 }
