@@ -1,0 +1,144 @@
+/* relora: the ReLoRA event functions, built from module attributes only.
+ * Requires: PROP_LORA | PROP_OPTIM. Provides: PROP_RELORA. Only with a relora schedule.
+ *
+ * @switch: the end of the full-rank warm start. Zeroes every Adam moment: the ReLoRA
+ *   phase starts from a fresh optimizer state, as the reference code does when it
+ *   loads a warmed-up model (relora-notes §1.7); Adam's t restarts at 1 with it
+ *   (optimizer pass: t = step - warm_start + 1).
+ * @relora_reset: for every adapted W, in this order
+ *   lora_merge @W, @A, @B {scale = s}       W += s B A                  (§1.3)
+ *   init_uniform(@step) @A {bound = 1/sqrt(I), stream = 1 + A's id}  a fresh draw: the
+ *                                             counter is step * numel + i, so every reset
+ *                                             (and @init, at step 0) draws different values
+ *   init_const @B {value = 0}                the function is unchanged by the reset
+ *   prune(@step) on each adapter moment (A's and B's m and v, independently per tensor)
+ *       {fraction = relora.prune, mode = relora.reset; random: stream = PRUNE_STREAM +
+ *        the moment's id}                                                   (§1.4)
+ *   Adam's step count is kept across resets (as in the reference code), so bias
+ *   correction is ~1 right after a reset and the surviving moments give updates of a
+ *   few times lr * sign(g): this is why the jagged schedule re-warms the LR from 0.
+ *
+ * When the host calls them (module attributes; t = step - relora.warm_start):
+ *   @switch       before the step with step == relora.warm_start, when warm_start > 0;
+ *   @relora_reset right after the step with t % relora.reset_every == 0 and
+ *                 t >= relora.reset_every (that step ran at LR 0).
+ * Recorded as relora.switch_before_step and relora.first_reset_after_step too.
+ *
+ *   after:
+ *     func @relora_reset {
+ *       %0 = global @step : i32[]
+ *       lora_merge @layers.0.attention.q.weight, @layers.0.attention.q.lora_a, @layers.0.attention.q.lora_b {scale = 2.0}
+ *       init_uniform %0, @layers.0.attention.q.lora_a {bound = 0.25, stream = 40}
+ *       init_const @layers.0.attention.q.lora_b {value = 0.0}
+ *       prune %0, @layers.0.attention.q.lora_a.adam_m {fraction = 0.99, mode = "magnitude"}
+ *       ...
+ *     } */
+#include "pm.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { PRUNE_STREAM = 1 << 21 };
+
+static IrGlobal *moment_of(IrModule *m, const IrGlobal *p, const char *suffix)
+{
+    return ir_global_find(m, arena_sprintf(m->arena, "%s.%s", p->name, suffix));
+}
+
+static void make_switch(PassCtx *ctx)
+{
+    IrModule *m = ctx->m;
+    IrFunc *f = ir_func_new(m, "switch");
+    IrBuilder b;
+    ir_builder_init(&b, m, f, ctx->diags);
+    for (int i = 0; i < m->n_globals; i++) {
+        IrGlobal *g = m->globals[i];
+        if (!(g->flags & IR_G_MOMENT))
+            continue;
+        b.loc = g->loc;
+        IrAttrs as = {0};
+        ir_attrs_set_float(m->arena, &as, "value", 0.0);
+        ir_build(&b, IR_OP_INIT_CONST, NULL, 0, &g, 1, &as);
+    }
+    ir_func_renumber(f);
+}
+
+static bool make_reset(PassCtx *ctx)
+{
+    IrModule *m = ctx->m;
+    const IrAttrs *ma = &m->attrs;
+    double frac = ir_attrs_float(ma, "relora.prune", 0.0);
+    const char *mode = ir_attrs_str(ma, "relora.reset", "magnitude");
+    IrFunc *f = ir_func_new(m, "relora_reset");
+    IrBuilder b;
+    ir_builder_init(&b, m, f, ctx->diags);
+    IrGlobal *step_g = ir_global_find(m, "step");
+    b.loc = step_g->loc;
+    IrNode *step = ir_global_read(&b, step_g);
+    int n_globals = m->n_globals;
+    for (int i = 0; i < n_globals; i++) {
+        IrGlobal *w = m->globals[i];
+        const IrAttr *la = ir_attrs_get(&w->attrs, "lora_a"), *lb = ir_attrs_get(&w->attrs, "lora_b");
+        if (!la || !lb)
+            continue;
+        IrGlobal *a = ir_global_find(m, la->s), *bg = ir_global_find(m, lb->s);
+        if (!a || !bg) {
+            diag_error(ctx->diags, w->loc, "relora: adapter globals of @%s are missing", w->name);
+            return false;
+        }
+        b.loc = w->loc;
+        IrAttrs ms = {0}, us = {0}, zs = {0};
+        /* operand order (w, a, b) as in ops.def, the interpreter and the kernelizer */
+        IrGlobal *mg[3] = {w, a, bg};
+        ir_attrs_set_float(m->arena, &ms, "scale", ir_attrs_float(&w->attrs, "lora_scale", 1.0));
+        ir_build(&b, IR_OP_LORA_MERGE, NULL, 0, mg, 3, &ms);
+        ir_attrs_set_float(m->arena, &us, "bound", 1.0 / sqrt((double)a->type.dim[1]));
+        ir_attrs_set_int(m->arena, &us, "stream", 1 + a->id);
+        ir_build(&b, IR_OP_INIT_UNIFORM, &step, 1, &a, 1, &us);
+        ir_attrs_set_float(m->arena, &zs, "value", 0.0);
+        ir_build(&b, IR_OP_INIT_CONST, NULL, 0, &bg, 1, &zs);
+        IrGlobal *factors[2] = {a, bg};
+        static const char *const suffix[2] = {"adam_m", "adam_v"};
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < 2; j++) {
+                IrGlobal *mom = moment_of(m, factors[k], suffix[j]);
+                if (!mom)
+                    continue;
+                IrAttrs ps = {0};
+                ir_attrs_set_float(m->arena, &ps, "fraction", frac);
+                ir_attrs_set_str(m->arena, &ps, "mode", mode);
+                if (strcmp(mode, "random") == 0)
+                    ir_attrs_set_int(m->arena, &ps, "stream", PRUNE_STREAM + mom->id);
+                b.loc = factors[k]->loc;
+                ir_build(&b, IR_OP_PRUNE, &step, 1, &mom, 1, &ps);
+            }
+    }
+    ir_func_renumber(f);
+    return !b.failed;
+}
+
+static bool relora_run(PassCtx *ctx)
+{
+    IrModule *m = ctx->m;
+    if (strcmp(ir_attrs_str(&m->attrs, "schedule.kind", ""), "relora") != 0)
+        return true;
+    if (!ir_global_find(m, "step")) {
+        diag_error(ctx->diags, srcloc_none(), "relora: the module has no @step global");
+        return false;
+    }
+    int64_t ws = ir_attrs_int(&m->attrs, "relora.warm_start", 0), r = ir_attrs_int(&m->attrs, "relora.reset_every", 0);
+    make_switch(ctx);
+    if (!make_reset(ctx))
+        return false;
+    ir_attrs_set_int(m->arena, &m->attrs, "relora.switch_before_step", ws);
+    ir_attrs_set_int(m->arena, &m->attrs, "relora.first_reset_after_step", ws + r);
+    return true;
+}
+
+const Pass pass_relora = {
+    .name = "relora",
+    .summary = "build @switch (fresh optimizer state) and @relora_reset (merge, re-init, prune)",
+    .requires = PROP_LORA | PROP_OPTIM,
+    .provides = PROP_RELORA,
+    .run = relora_run,
+};
