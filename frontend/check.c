@@ -147,6 +147,11 @@ typedef struct Section {
 
 static void section_add(Ck *ck, Section *s, const AstStmt *st, int skip, bool is_override)
 {
+    /* A stray `return` is reported by check_body_shape; an override naming only the
+     * section (`-D adapter=1`) has no field: neither is an entry. */
+    if (st->kind == AST_STMT_RETURN || (st->kind == AST_STMT_ASSIGN && st->path.n - skip < 1) ||
+        (st->kind != AST_STMT_ASSIGN && !st->name))
+        return;
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 16;
         s->e = arena_grow(ck->a, s->e, (size_t)s->n, (size_t)cap, sizeof *s->e);
