@@ -1,0 +1,257 @@
+/* The optimizer pass, in the reference executor (f64):
+ *  - @lr at chosen steps (start, end of warmup, around each reset, end) equals the
+ *    closed form written out here from the reference code's lambda (relora-notes §1.5);
+ *  - Adam's t is step - phase_start + 1;
+ *  - @grad_norm is the L2 norm of every stored gradient; the first AdamW step moves
+ *    each entry by lr * g' / (|g'| + eps), g' = g * min(1, clip / (norm + 1e-6));
+ *  - weight decay only on decay-flagged globals; clip = 0 gives gscale 1. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe.h"
+#include "lower.h"
+#include "pm.h"
+
+#define SPEC_FMT                                                                                                    \
+    "model m {\n"                                                                                                   \
+    "  vocab = 32; dim = 8; layers = 1; heads = 2; context = 8\n"                                                  \
+    "  block(x) {\n"                                                                                                \
+    "    h = x + attention(rmsnorm(x), rope = 10000)\n"                                                            \
+    "    return h + swiglu(rmsnorm(h), hidden = 16)\n"                                                             \
+    "  }\n"                                                                                                         \
+    "}\n"                                                                                                           \
+    "adapter lora { rank = 2; alpha = 4; dropout = 0.0; targets = [\"attention.*\", \"swiglu.*\"]\n"             \
+    "               trainable = [\"embedding\", \"norms\", \"head\"] }\n"                                           \
+    "train {\n"                                                                                                     \
+    "  batch = 2; seq_len = 4; steps = 200; clip = %s\n"                                                            \
+    "  optimizer = adamw(lr = 3e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.1,\n"                       \
+    "                    no_decay = [\"norms\", \"biases\", \"embedding\"])\n"                                         \
+    "  schedule = relora(warmup = 10, warm_start = %d, reset_every = 50, restart_warmup = 10,\n"                   \
+    "                    min_lr_ratio = 0.1, prune = 0.99, lr = 6e-3)\n"                                              \
+    "}\n"
+
+typedef struct {
+    Arena a;
+    Diags d;
+    IrModule *m;
+} Built;
+
+static const char *const PIPELINE[] = {"lora-insert", "lora-fuse", "autodiff", "lora-fuse-grad", "optimizer",
+                                       "relora"};
+
+static void build(Built *bt, const char *clip, int warm_start)
+{
+    char text[2048];
+    snprintf(text, sizeof text, SPEC_FMT, clip, warm_start);
+    arena_init(&bt->a);
+    diag_init(&bt->d, &bt->a);
+    FeCtx ctx;
+    fe_ctx_init(&ctx, &bt->a, &bt->d);
+    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
+    FeOptions opt = {0};
+    const Spec *s = parsed ? fe_check(&bt->a, &bt->d, ctx.ast, NULL, 0, &opt) : NULL;
+    bt->m = s ? fe_lower(&bt->a, &bt->d, s) : NULL;
+    bool ok = bt->m != NULL;
+    if (ok) {
+        PassCtx pc = {&bt->a, &bt->d, bt->m, PROP_LOWERED};
+        PassOptions po = {PIPELINE, 6, true, NULL, NULL};
+        ok = pass_pipeline_run(&pc, &po);
+    }
+    if (!ok)
+        diag_print(&bt->d, stderr, true);
+    ck_assert(ok);
+}
+
+static IrGlobal *glob(const Built *bt, const char *name)
+{
+    IrGlobal *g = ir_global_find(bt->m, name);
+    ck_assert_msg(g != NULL, "no global @%s", name);
+    return g;
+}
+
+static const IrNode *named(const IrFunc *f, const char *name)
+{
+    for (int i = 0; i < f->n_nodes; i++)
+        if (f->nodes[i]->name && strcmp(f->nodes[i]->name, name) == 0)
+            return f->nodes[i];
+    ck_abort_msg("no node named %s in @%s", name, f->name);
+    return NULL;
+}
+
+static void set_data(IrInterp *it, const Built *bt, uint64_t salt)
+{
+    IrGlobal *tok = glob(bt, "tokens"), *tgt = glob(bt, "targets");
+    for (int64_t i = 0; i < ir_type_numel(tok->type); i++) {
+        ir_interp_global(it, tok)[i] = (double)(ir_rng_u64(7, salt, (uint64_t)i) % 32);
+        ir_interp_global(it, tgt)[i] = (double)(ir_rng_u64(7, salt + 1, (uint64_t)i) % 32);
+    }
+}
+
+/* Reference code's lambda (training_utils.py, cosine_restarts), t the scheduler step of
+ * the ReLoRA stage, N its length, W1 its first warmup. */
+static double mult_jagged(long t, long N, long W1, long R, long Wr, double m)
+{
+    if (t < W1)
+        return (double)t / (double)W1;
+    long k = t / R, j = t % R;
+    if (j < Wr && t >= R)
+        return ((double)j / (double)Wr) *
+               (m + (1 - m) * 0.5 * (1 + cos(M_PI * (double)(k * R + Wr - W1) / (double)(N - W1))));
+    return m + (1 - m) * 0.5 * (1 + cos(M_PI * (double)(t - W1) / (double)(N - W1)));
+}
+
+/* Plain warmup + cosine to m (the full-rank stage over all N steps). */
+static double mult_cosine(long t, long N, long W, double m)
+{
+    if (t < W)
+        return (double)t / (double)W;
+    return m + (1 - m) * 0.5 * (1 + cos(M_PI * (double)(t - W) / (double)(N - W)));
+}
+
+START_TEST(optimizer_lr_matches_closed_form_and_adam_t)
+{
+    Built bt;
+    build(&bt, "1.0", 20);
+    IrInterp *it = ir_interp_create(bt.m, 1);
+    ir_interp_run(it, ir_func_find(bt.m, "init"));
+    set_data(it, &bt, 1);
+    IrFunc *full = ir_func_find(bt.m, "train_full"), *lora = ir_func_find(bt.m, "train_lora");
+    const long steps[] = {0, 5, 10, 19, 20, 25, 30, 31, 69, 70, 71, 75, 80, 81, 119, 120, 121, 169, 170, 171, 180, 199};
+    int n = (int)(sizeof steps / sizeof steps[0]);
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        long s = steps[i];
+        bool is_lora = s >= 20;
+        IrFunc *f = is_lora ? lora : full;
+        ir_interp_global(it, glob(&bt, "step"))[0] = (double)s;
+        ir_interp_run(it, f);
+        double got = ir_interp_global(it, glob(&bt, "lr"))[0];
+        double want = is_lora ? 6e-3 * mult_jagged(s - 20, 180, 10, 50, 10, 0.1) : 3e-3 * mult_cosine(s, 200, 10, 0.1);
+        long t = (long)ir_interp_value(it, named(f, "adam_t"))[0];
+        printf("step %3ld (@%s): lr %.10e, closed form %.10e; adam t %ld\n", s, f->name, got, want, t);
+        worst = fmax(worst, fabs(got - want));
+        ck_assert_int_eq(t, is_lora ? s - 20 + 1 : s + 1);
+    }
+    printf("lr: largest absolute difference from the closed form over %d steps: %.3g\n", n, worst);
+    ck_assert_double_lt(worst, 1e-15);
+    ir_interp_destroy(it);
+    arena_fini(&bt.a);
+}
+END_TEST
+
+START_TEST(optimizer_first_adamw_step_and_clipping)
+{
+    Built bt;
+    build(&bt, "0.05", 20);
+    IrModule *m = bt.m;
+    IrInterp *it = ir_interp_create(m, 2);
+    ir_interp_run(it, ir_func_find(m, "init"));
+    ir_interp_run(it, ir_func_find(m, "switch"));
+    set_data(it, &bt, 3);
+    /* Snapshot every global, run the first ReLoRA step (t = 1). */
+    double **before = calloc((size_t)m->n_globals, sizeof(double *));
+    for (int i = 0; i < m->n_globals; i++) {
+        int64_t n = ir_type_numel(m->globals[i]->type);
+        before[i] = malloc(sizeof(double) * (size_t)n);
+        memcpy(before[i], ir_interp_global(it, m->globals[i]), sizeof(double) * (size_t)n);
+    }
+    ir_interp_global(it, glob(&bt, "step"))[0] = 25; /* lr > 0, t = 6: bias corrections */
+    ir_interp_run(it, ir_func_find(m, "train_lora"));
+    double lr = ir_interp_global(it, glob(&bt, "lr"))[0], norm = ir_interp_global(it, glob(&bt, "grad_norm"))[0];
+    double ss = 0;
+    for (int i = 0; i < m->n_globals; i++)
+        if (m->globals[i]->cls == IR_CLASS_GRAD && ir_global_find(m, ir_attrs_str(&m->globals[i]->attrs, "grad_of", ""))->cls != IR_CLASS_FROZEN)
+            for (int64_t j = 0; j < ir_type_numel(m->globals[i]->type); j++)
+                ss += ir_interp_global(it, m->globals[i])[j] * ir_interp_global(it, m->globals[i])[j];
+    double gs = fmin(1.0, 0.05 / (norm + 1e-6));
+    printf("first ReLoRA step: lr %.6e, grad norm %.10f (sqrt of the sum over stored gradients %.10f), gscale %.6f\n",
+           lr, norm, sqrt(ss), gs);
+    ck_assert_double_eq_tol(norm, sqrt(ss), 1e-12 * norm);
+    ck_assert_double_lt(gs, 1.0); /* clipping active */
+    /* Every trainable moved by the closed-form first AdamW step at t = 6; frozen W did not. */
+    double worst = 0;
+    int n_checked = 0, n_frozen = 0;
+    double c1 = 1 - pow(0.9, 6), c2 = 1 - pow(0.999, 6);
+    for (int i = 0; i < m->n_globals; i++) {
+        IrGlobal *p = m->globals[i];
+        const double *now = ir_interp_global(it, p);
+        int64_t n = ir_type_numel(p->type);
+        if (p->cls == IR_CLASS_FROZEN) {
+            ck_assert_int_eq(memcmp(now, before[i], sizeof(double) * (size_t)n), 0);
+            n_frozen++;
+            continue;
+        }
+        IrGlobal *gg = ir_global_find(m, arena_sprintf(&bt.a, "%s.grad", p->name));
+        if (p->cls != IR_CLASS_PARAM || !gg)
+            continue;
+        double wd = (p->flags & IR_G_DECAY) ? 0.1 : 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            double g = ir_interp_global(it, gg)[j] * gs;
+            double mh = 0.1 * g / c1, vh = 0.001 * g * g / c2;
+            double want = before[i][j] - lr * wd * before[i][j] - lr * mh / (sqrt(vh) + 1e-8);
+            worst = fmax(worst, fabs(now[j] - want));
+        }
+        n_checked++;
+    }
+    printf("first ReLoRA step: %d trainables match the closed-form AdamW update (largest difference %.3g); %d "
+           "frozen W unchanged\n",
+           n_checked, worst, n_frozen);
+    ck_assert_int_eq(n_checked, 14 + 1 + 3 + 1); /* adapters, embedding, norms, head */
+    ck_assert_int_eq(n_frozen, 7);
+    ck_assert_double_lt(worst, 1e-15);
+    for (int i = 0; i < m->n_globals; i++)
+        free(before[i]);
+    free(before);
+    ir_interp_destroy(it);
+    arena_fini(&bt.a);
+}
+END_TEST
+
+START_TEST(optimizer_decay_flags_and_no_clip)
+{
+    Built bt;
+    build(&bt, "0.0", 0);
+    ck_assert_ptr_null(ir_func_find(bt.m, "train_full"));
+    const IrFunc *f = ir_func_find(bt.m, "train_lora");
+    int n_adamw = 0, n_decay = 0, n_clip = 0;
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *n = f->nodes[i];
+        n_clip += n->op == IR_OP_CLIP_SCALE;
+        if (n->op != IR_OP_ADAMW)
+            continue;
+        n_adamw++;
+        double wd = ir_attrs_float(&n->attrs, "weight_decay", -1);
+        ck_assert_double_eq(wd, (n->gl[0]->flags & IR_G_DECAY) ? 0.1 : 0.0);
+        n_decay += wd > 0;
+        ck_assert_int_eq(n->in[2]->op, IR_OP_CONST); /* clip = 0: gscale is 1 */
+        ck_assert_double_eq(ir_attrs_float(&n->in[2]->attrs, "value", 0), 1.0);
+        ck_assert_str_eq(ir_attrs_str(&n->gl[1]->attrs, "moment_of", ""), n->gl[0]->name);
+        ck_assert(n->gl[1]->flags & IR_G_MOMENT);
+        ck_assert_int_eq(n->gl[1]->cls, IR_CLASS_OPTIM);
+    }
+    const IrNode *lr = named(f, "lr");
+    printf("train_lora without warm start: %d adamw (%d with weight decay: the head), %d clip_scale; lr_schedule "
+           "warmup %lld (schedule.warmup), offset %lld\n",
+           n_adamw, n_decay, n_clip, (long long)ir_attrs_int(&lr->attrs, "warmup", -1),
+           (long long)ir_attrs_int(&lr->attrs, "offset", -1));
+    ck_assert_int_eq(n_adamw, 19);
+    ck_assert_int_eq(n_clip, 0);
+    ck_assert_int_eq(ir_attrs_int(&lr->attrs, "warmup", -1), 10);
+    ck_assert_int_eq(ir_attrs_int(&lr->attrs, "offset", -1), 0);
+    arena_fini(&bt.a);
+}
+END_TEST
+
+Suite *optimizer_suite(void)
+{
+    Suite *s = suite_create("optimizer");
+    TCase *tc = tcase_create("optimizer");
+    tcase_add_test(tc, optimizer_lr_matches_closed_form_and_adam_t);
+    tcase_add_test(tc, optimizer_first_adamw_step_and_clipping);
+    tcase_add_test(tc, optimizer_decay_flags_and_no_clip);
+    suite_add_tcase(s, tc);
+    return s;
+}
