@@ -143,6 +143,45 @@ typedef struct KProgram {
 KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m);
 KFunc *k_program_func(const KProgram *p, const char *name);
 
+/* ---- buffer planning (ir/kplan.c) ----
+ * Globals get fixed, non-overlapping offsets in their class pools, in id order. Values
+ * (activation, scratch) share bytes by liveness: a value buffer is live from the first
+ * kernel of its function that touches it to the last (the returned one to the end), and
+ * functions run one at a time, so their values may share space. Slots are placed
+ * largest first at the best-fitting gap among the slots live at the same time, 64-byte
+ * aligned. An elementwise output may take the bytes of an input that dies in the same
+ * kernel (in place) only when every read of that input is at the store's own index:
+ * docs/passes.md, memplan. k_program_build plans with the defaults. */
+
+/* Where a buffer is live: kernels [first, last] of p->funcs[func]. func = K_LIVE_NEVER:
+ * no kernel touches it; K_LIVE_ALWAYS: a global, or a value used by several functions. */
+enum { K_LIVE_NEVER = -1, K_LIVE_ALWAYS = -2 };
+typedef struct KLive {
+    int func;
+    int first, last;
+} KLive;
+
+/* A zeroed struct (or NULL) asks for the default plan: reuse, best fit, in place. */
+typedef struct KPlanOptions {
+    bool no_reuse;    /* every buffer its own bytes, in id order: the layout before planning */
+    bool first_fit;   /* the lowest gap that fits instead of the smallest */
+    bool no_in_place; /* never give an output the bytes of an input dying in its kernel */
+} KPlanOptions;
+
+typedef struct KPlan {
+    KLive *live;                         /* per buffer */
+    int *in_place_of;                    /* per buffer: the buffer whose bytes it took, or -1 */
+    int n_in_place;
+    int64_t lower_bound[IR_CLASS_COUNT]; /* most bytes live at one kernel (no plan does better) */
+} KPlan;
+
+/* Live ranges of every buffer (an arena array of p->n_bufs). */
+KLive *k_program_liveness(Arena *a, const KProgram *p);
+/* True when two buffers may be live during one kernel. */
+bool k_live_overlap(const KLive *x, const KLive *y);
+/* Sets every KBuf.offset and KProgram.pool_bytes; the plan lives in p->arena. */
+KPlan *k_program_plan(KProgram *p, const KPlanOptions *o);
+
 /* Prints kernels readably (for dumps and golden tests). */
 void k_print(const KProgram *p, FILE *out);
 

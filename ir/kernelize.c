@@ -44,10 +44,7 @@ static int buf_new(KB *kb, const char *name, IrDType dt, int64_t numel, IrMemCla
     b->name = name;
     b->dtype = dt;
     b->numel = numel > 0 ? numel : 1;
-    b->cls = cls;
-    int64_t bytes = b->numel * 4;
-    b->offset = p->pool_bytes[cls];
-    p->pool_bytes[cls] += (bytes + 63) / 64 * 64;
+    b->cls = cls; /* offset: set by k_program_plan once all kernels exist */
     return p->n_bufs++;
 }
 
@@ -1109,7 +1106,10 @@ KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m)
     p->funcs = ARENA_ARRAY(a, KFunc *, m->n_funcs + 1);
     for (int i = 0; i < m->n_funcs && kb.ok; i++)
         p->funcs[p->n_funcs++] = build_func(&kb, m->funcs[i]);
-    return kb.ok ? p : NULL;
+    if (!kb.ok)
+        return NULL;
+    k_program_plan(p, NULL);
+    return p;
 }
 
 KFunc *k_program_func(const KProgram *p, const char *name)
