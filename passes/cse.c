@@ -4,15 +4,17 @@
  * on the other side of an effect that writes that global (docs/ir.md: a read sees the
  * effects listed before it). Names do not matter; the kept node keeps its own.
  * Requires: nothing. Provides: part of PROP_CLEAN. Renumbers functions that changed.
- *   before:  %0 = global @w : f32[4,4]               after:  %0 = global @w : f32[4,4]
- *            %1 = global @x : f32[2,4]                       %1 = global @x : f32[2,4]
- *            %2 = matmul %1, %0 {...} : f32[2,4]             %2 = matmul %1, %0 {...} : f32[2,4]
- *            %3 = global @w : f32[4,4]                       %3 = add %2, %2 : f32[2,4]
- *            %4 = matmul %1, %3 {...} : f32[2,4]             store %3, @w
- *            %5 = add %2, %4 : f32[2,4]                      %5 = global @w : f32[4,4]
- *            store %5, @w                                    store %5, @x
- *            %7 = global @w : f32[4,4]     (a read after the store: not merged with %0)
- *            store %7, @x */
+ *   before:  %0 = global @w : f32[4,4]                  after:  %0 = global @w : f32[4,4]
+ *            %1 = global @x : f32[2,4]                          %1 = global @x : f32[2,4]
+ *            %2 = matmul %1, %0 {...} : f32[2,4]                %2 = matmul %1, %0 {...} : f32[2,4]
+ *            %3 = global @w : f32[4,4]                          %3 = add %2, %2 : f32[2,4]
+ *            %4 = matmul %1, %3 {...} : f32[2,4]                store %3, @x
+ *            %5 = add %2, %4 : f32[2,4]                         %5 = global @x : f32[2,4]
+ *            store %5, @x                                       %6 = add %5, %1 : f32[2,4]
+ *            %7 = global @x : f32[2,4]                          ret %6
+ *            %8 = add %7, %1 : f32[2,4]
+ *            ret %8
+ * (%3 and %4 merge into %0 and %2; %7 reads @x after the store, so it stays.) */
 #include <string.h>
 
 #include "clean.h"

@@ -6,11 +6,15 @@
  * time). The offsets are not stored in the IR: k_program_build recomputes the same plan
  * deterministically for the backends.
  * Requires: nothing (run last: any later change invalidates PROP_MEMPLAN). Provides: PROP_MEMPLAN.
- *   before:  module m {                      after:  module m {
- *              attr batch = 2                          attr batch = 2
- *              ...                                     attr mem.activation.bytes = 12288
- *                                                      attr mem.data.bytes = 128
- *                                                      ... one per class ...
+ *   after (the tiny LLaMA of tests/unit/test_memplan.c, full rank):
+ *     attr mem.activation.bytes = 23808
+ *     attr mem.data.bytes = 192
+ *     attr mem.frozen.bytes = 0
+ *     attr mem.grad.bytes = 19776
+ *     attr mem.optim.bytes = 39552
+ *     attr mem.param.bytes = 19776
+ *     attr mem.scratch.bytes = 21440
+ *     attr mem.state.bytes = 192
  * (functions unchanged). */
 #include "memplan.h"
 
