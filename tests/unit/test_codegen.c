@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "fe.h"
+#include "lower.h"
+#include "pm.h"
 #include "kernel.h"
 #include "rt.h"
 #include "rt_internal.h"
@@ -846,6 +849,87 @@ START_TEST(codegen_tensor_table_describes_globals)
 }
 END_TEST
 
+/* ---- the whole pipeline: compiled train_step against the graph interpreter ---- */
+
+/* examples/tiny.relora, shrunk, with pruning off (magnitude pruning of 99% of the moments
+ * makes f32 and f64 pick different entries at the boundary, and the runs then diverge
+ * by design). 12 steps cross the switch (after step 3) and two resets (after 7 and 10). */
+START_TEST(codegen_train_step_matches_graph_interpreter)
+{
+    const char *root = getenv("RELORAC_SOURCE_ROOT");
+    if (!root)
+        return; /* run outside meson: no sources */
+    Arena a;
+    Diags d;
+    arena_init(&a);
+    diag_init(&d, &a);
+    static const char *const defs[] = {
+        "train.steps=40",          "train.schedule.warmup=2", "train.schedule.reset_every=3",
+        "train.schedule.restart_warmup=1", "train.schedule.prune=0", "train.batch=2",
+        "train.seq_len=16",        "model.layers=1",
+    };
+    FeOptions fo = {.defines = defs, .n_defines = (int)(sizeof defs / sizeof defs[0])};
+    const Spec *spec = fe_load_spec(&a, &d, arena_sprintf(&a, "%s/examples/tiny.relora", root), &fo);
+    ck_assert_ptr_nonnull(spec);
+    IrModule *m = fe_lower(&a, &d, spec);
+    ck_assert_ptr_nonnull(m);
+    PassCtx pc = {&a, &d, m, PROP_LOWERED};
+    PassOptions po = {0};
+    ck_assert(pass_pipeline_run(&pc, &po));
+    ck_assert_int_eq(ir_attrs_int(&m->attrs, "relora.warm_start", 0), 4);
+    KProgram *p = k_program_build(&a, &d, m);
+    ck_assert_ptr_nonnull(p);
+    CgJit *jit = cg_jit_create(p, NULL, rt_syms, (int)(sizeof rt_syms / sizeof rt_syms[0]), &d);
+    if (!jit)
+        diag_print(&d, stderr, false);
+    ck_assert_ptr_nonnull(jit);
+    const RtModel *md = (const RtModel *)cg_jit_lookup(jit, "relorac_model");
+    RtCtx *ctx;
+    RtError e = {0};
+    if (!rt_ctx_create(&ctx, md, 2, 42, &e))
+        ck_abort_msg("rt_ctx_create: %s", e.msg);
+    md->init(ctx);
+    IrInterp *it = ir_interp_create(m, 42);
+    ir_interp_run(it, ir_func_find(m, "init"));
+    int bt = md->batch * md->seq_len;
+    int32_t x[32], y[32];
+    ck_assert_int_eq(bt, 32);
+    double *gx = ir_interp_global(it, ir_global_find(m, "tokens"));
+    double *gy = ir_interp_global(it, ir_global_find(m, "targets"));
+    double *gs = ir_interp_global(it, ir_global_find(m, "step"));
+    for (int s = 0; s < 12; s++) {
+        for (int i = 0; i < bt; i++)
+            x[i] = (int32_t)(rt_rng_u64(1, (uint64_t)s, (uint64_t)i) % 256);
+        for (int i = 0; i < bt; i++)
+            y[i] = i % md->seq_len == md->seq_len - 1 ? x[i] : x[i + 1];
+        RtStepStats st;
+        md->train_step(ctx, x, y, s, &st);
+        for (int i = 0; i < bt; i++) {
+            gx[i] = x[i];
+            gy[i] = y[i];
+        }
+        gs[0] = s;
+        double want = ir_interp_run(it, ir_func_find(m, s < 4 ? "train_full" : "train_lora"));
+        unsigned ev = 0;
+        if (s == 3) {
+            ir_interp_run(it, ir_func_find(m, "switch"));
+            ev |= RT_EV_WARM_SWITCH;
+        }
+        if (s - 4 >= 3 && (s - 4) % 3 == 0) {
+            ir_interp_run(it, ir_func_find(m, "relora_reset"));
+            ev |= RT_EV_RESET;
+        }
+        ck_assert_msg(fabs(st.loss - want) <= 1e-5, "step %d: loss %.7f, interpreter %.7f", s, st.loss, want);
+        ck_assert_uint_eq(st.events, ev);
+        ck_assert(st.lr >= 0 && st.grad_norm > 0);
+    }
+    ir_interp_destroy(it);
+    rt_ctx_destroy(ctx);
+    cg_jit_destroy(jit);
+    arena_fini(&a);
+}
+END_TEST
+
 /* ---- a linked executable ---- */
 
 START_TEST(codegen_builds_executable_without_libllvm)
@@ -909,5 +993,9 @@ Suite *codegen_suite(void)
     tcase_add_test(tc, codegen_builds_executable_without_libllvm);
     tcase_add_test(tc, codegen_reports_bad_gemm_dtype);
     suite_add_tcase(s, tc);
+    TCase *e2e = tcase_create("pipeline");
+    tcase_set_timeout(e2e, 600);
+    tcase_add_test(e2e, codegen_train_step_matches_graph_interpreter);
+    suite_add_tcase(s, e2e);
     return s;
 }
