@@ -13,6 +13,7 @@
 #include "lower.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -245,6 +246,20 @@ static void set_module_attrs(Lower *l)
     ir_attrs_set_int(a, at, "train.steps", s->train.steps);
     ir_attrs_set_int(a, at, "train.seed", (int64_t)s->train.seed);
     ir_attrs_set_float(a, at, "train.clip", s->train.clip);
+    ir_attrs_set_int(a, at, "train.eval_every", s->train.eval_every);
+    ir_attrs_set_int(a, at, "train.eval_batches", s->train.eval_batches);
+    ir_attrs_set_int(a, at, "train.checkpoint_every", s->train.checkpoint_every);
+    ir_attrs_set_float(a, at, "train.val_fraction", s->train.val_fraction);
+    ir_attrs_set_str(a, at, "train.target", s->train.target == SPEC_TARGET_CUDA ? "cuda" : "cpu");
+    ir_attrs_set_str(a, at, "train.precision", s->train.precision == SPEC_BF16 ? "bf16" : "fp32");
+    if (s->train.checkpoint_dir)
+        ir_attrs_set_str(a, at, "train.out", s->train.checkpoint_dir);
+    if (s->train.data.kind != SPEC_DATA_NONE) {
+        ir_attrs_set_str(a, at, "train.data", s->train.data.path);
+        ir_attrs_set_str(a, at, "train.data_kind", s->train.data.kind == SPEC_DATA_TOKENS ? "tokens" : "text");
+    }
+    if (s->train.val_data.kind != SPEC_DATA_NONE)
+        ir_attrs_set_str(a, at, "train.val_data", s->train.val_data.path);
     ir_attrs_set_float(a, at, "optim.lr", s->train.optimizer.lr);
     ir_attrs_set_float(a, at, "optim.beta1", s->train.optimizer.beta1);
     ir_attrs_set_float(a, at, "optim.beta2", s->train.optimizer.beta2);
@@ -267,6 +282,84 @@ static void set_module_attrs(Lower *l)
         ir_attrs_set_float(a, at, "adapter.alpha", s->adapter.alpha);
         ir_attrs_set_float(a, at, "adapter.dropout", s->adapter.dropout);
     }
+}
+
+/* ---- Hugging Face names ----
+ * A block that is exactly LLaMA's (rmsnorm, rope attention, rmsnorm, swiglu; no biases,
+ * no learned positions, final rmsnorm) exports under transformers' LlamaForCausalLM
+ * names with a config.json, so the merged checkpoint loads there. Other blocks keep the
+ * spec's own names. */
+
+static const SpecModule *llama_modules(const SpecModel *md, const SpecModule **norm1, const SpecModule **norm2)
+{
+    const SpecBlock *b = &md->block;
+    if (b->n_modules != 4 || md->positions != SPEC_POS_NONE || md->norm != SPEC_NORM_RMSNORM)
+        return NULL;
+    const SpecModule *m0 = b->modules[0], *m1 = b->modules[1], *m2 = b->modules[2], *m3 = b->modules[3];
+    if (m0->kind != SPEC_MOD_RMSNORM || m1->kind != SPEC_MOD_ATTENTION || m2->kind != SPEC_MOD_RMSNORM ||
+        m3->kind != SPEC_MOD_SWIGLU || !m1->has_rope || m1->has_bias || m3->has_bias)
+        return NULL;
+    /* the dataflow: h = x + attention(norm1(x)); return h + swiglu(norm2(h)) */
+    const SpecNode *r = b->ret;
+    while (r->kind == SPEC_NODE_LOCAL)
+        r = r->a;
+    if (r->kind != SPEC_NODE_ADD)
+        return NULL;
+    *norm1 = m0;
+    *norm2 = m2;
+    return m1;
+}
+
+static void name_for_hf(Lower *l)
+{
+    const SpecModel *md = &l->s->model;
+    const SpecModule *n1, *n2, *attn = llama_modules(md, &n1, &n2);
+    if (!attn)
+        return;
+    Arena *a = l->a;
+    for (int i = 0; i < l->m->n_globals; i++) {
+        IrGlobal *g = l->m->globals[i];
+        const char *hf = NULL;
+        int layer;
+        char local[128];
+        if (!strcmp(g->name, "embedding.weight"))
+            hf = "model.embed_tokens.weight";
+        else if (!strcmp(g->name, "norm.weight"))
+            hf = "model.norm.weight";
+        else if (!strcmp(g->name, "head.weight"))
+            hf = "lm_head.weight";
+        else if (sscanf(g->name, "layers.%d.%127s", &layer, local) == 2) {
+            const char *dot = strchr(local, '.');
+            size_t mlen = dot ? (size_t)(dot - local) : strlen(local);
+            const char *rest = dot ? dot + 1 : "";
+            if (strlen(n1->name) == mlen && !strncmp(local, n1->name, mlen) && !strcmp(rest, "weight"))
+                hf = arena_sprintf(a, "model.layers.%d.input_layernorm.weight", layer);
+            else if (strlen(n2->name) == mlen && !strncmp(local, n2->name, mlen) && !strcmp(rest, "weight"))
+                hf = arena_sprintf(a, "model.layers.%d.post_attention_layernorm.weight", layer);
+            else if (mlen == strlen(attn->name) && !strncmp(local, attn->name, mlen) && strlen(rest) == 8 &&
+                     !strcmp(rest + 1, ".weight"))
+                hf = arena_sprintf(a, "model.layers.%d.self_attn.%c_proj.weight", layer, rest[0]);
+            else if (mlen == strlen(md->block.modules[3]->name) && !strncmp(local, md->block.modules[3]->name, mlen) &&
+                     (!strcmp(rest, "gate.weight") || !strcmp(rest, "up.weight") || !strcmp(rest, "down.weight")))
+                hf = arena_sprintf(a, "model.layers.%d.mlp.%.*s_proj.weight", layer, (int)(strlen(rest) - 7), rest);
+        }
+        if (hf)
+            ir_attrs_set_str(a, &g->attrs, "hf_name", hf);
+    }
+    const SpecModule *mlp = md->block.modules[3];
+    ir_attrs_set_str(a, &l->m->attrs, "hf.config_json",
+                     arena_sprintf(a,
+                                   "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+                                   "  \"hidden_size\": %lld,\n  \"intermediate_size\": %lld,\n"
+                                   "  \"num_attention_heads\": %lld,\n  \"num_key_value_heads\": %lld,\n"
+                                   "  \"num_hidden_layers\": %lld,\n  \"vocab_size\": %lld,\n"
+                                   "  \"max_position_embeddings\": %lld,\n  \"rms_norm_eps\": %g,\n"
+                                   "  \"rope_theta\": %g,\n  \"hidden_act\": \"silu\",\n"
+                                   "  \"tie_word_embeddings\": %s,\n  \"attention_bias\": false,\n"
+                                   "  \"torch_dtype\": \"float32\"\n}\n",
+                                   (long long)md->dim, (long long)mlp->hidden, (long long)attn->heads,
+                                   (long long)attn->kv_heads, (long long)md->layers, (long long)md->vocab,
+                                   (long long)md->context, n1->eps, attn->rope_theta, md->tied ? "true" : "false"));
 }
 
 /* The forward pass over `tokens` ([b,T] i32): the mean cross-entropy against
@@ -337,6 +430,7 @@ IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
     l.m = ir_module_new(a, s->model.name);
     set_module_attrs(&l);
     make_globals(&l);
+    name_for_hf(&l);
     make_init(&l);
     l.memo = ARENA_ARRAY(a, IrNode *, s->model.block.n_nodes + 1);
     IrGlobal *tokens = ir_global_find(l.m, "tokens"), *targets = ir_global_find(l.m, "targets");
