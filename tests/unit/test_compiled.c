@@ -1,0 +1,438 @@
+/* The compiled training binary against the reference executor, and its behaviour as a
+ * program. For a tiny spec (with a warm start, a switch to ReLoRA and a reset inside
+ * ten steps, and a full-rank one), `relorac build` produces a trainer; it is run on a
+ * small text file, and:
+ *   - its losses for steps 0..9 match the graph interpreter (f64) fed the very same
+ *     batches (the runtime's own sampler) within 1e-4 relative;
+ *   - every tensor of its checkpoint after one step (and after a reset) matches the
+ *     interpreter's state within 1e-4 relative, measured per tensor as
+ *     max|compiled - reference| / max|reference| (elementwise ratios are meaningless
+ *     for entries that are sums with cancellation, such as tiny Adam moments);
+ *   - resuming from a checkpoint at step 4 gives losses bit-identical to the
+ *     uninterrupted run, and two runs with one seed write identical checkpoints;
+ *   - it rejects a missing data file, a corrupt .bin file, a truncated checkpoint and
+ *     another model's checkpoint with a message and a non-zero exit;
+ *   - it does not link LLVM. */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fe.h"
+#include "lower.h"
+#include "pm.h"
+#include "rt.h"
+#include "rt_internal.h"
+
+static const char TEXT[] =
+    "In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+    "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. "
+    "And God said, Let there be light: and there was light. And God saw the light, that it was good: and "
+    "God divided the light from the darkness. And God called the light Day, and the darkness he called "
+    "Night. And the evening and the morning were the first day.\n";
+
+static const char SPEC_RELORA[] =
+    "model t {\n"
+    "  vocab = 256; dim = 32; layers = 2; heads = 4; kv_heads = 2; context = 16\n"
+    "  block(x) {\n"
+    "    h = x + attention(rmsnorm(x), rope = 10000)\n"
+    "    return h + swiglu(rmsnorm(h), hidden = 48)\n"
+    "  }\n"
+    "}\n"
+    "adapter lora { rank = 4; alpha = 8; targets = [\"attention.*\", \"swiglu.*\"] }\n"
+    "train {\n"
+    "  data = text(\"%s\"); batch = 3; seq_len = 16; steps = 12; seed = 7\n"
+    "  optimizer = adamw(lr = 3e-3, weight_decay = 0.01)\n"
+    "  clip = 1.0; eval_every = 0; checkpoint_every = 0\n"
+    "  schedule = relora(warmup = 2, warm_start = 3, reset_every = 3, restart_warmup = 1, prune = 0.9)\n"
+    "}\n";
+
+static const char SPEC_FULL[] =
+    "model f {\n"
+    "  vocab = 256; dim = 32; layers = 2; heads = 2; context = 16\n"
+    "  positions = learned; norm = layernorm; bias = true; tied = true\n"
+    "  block(x) {\n"
+    "    h = x + attention(layernorm(x), rope = none)\n"
+    "    return h + linear(gelu(linear(layernorm(h), out = 64, name = \"fc\")), out = dim, name = \"proj\")\n"
+    "  }\n"
+    "}\n"
+    "train {\n"
+    "  data = text(\"%s\"); batch = 2; seq_len = 16; steps = 12; seed = 3\n"
+    "  optimizer = adamw(lr = 2e-3)\n"
+    "  eval_every = 0; checkpoint_every = 0\n"
+    "  schedule = cosine(warmup = 2)\n"
+    "}\n";
+
+typedef struct {
+    char dir[256];
+    char data[300], spec[300], bin[300];
+} Work;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+/* Builds the spec (its data path filled in) into w->bin. */
+static void setup(Work *w, const char *spec_fmt)
+{
+    const char *relorac = getenv("RELORAC");
+    ck_assert_msg(relorac != NULL, "RELORAC must name the relorac binary (meson sets it)");
+    snprintf(w->dir, sizeof w->dir, "/tmp/relorac-compiled-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(w->dir));
+    snprintf(w->data, sizeof w->data, "%s/data.txt", w->dir);
+    snprintf(w->spec, sizeof w->spec, "%s/t.relora", w->dir);
+    snprintf(w->bin, sizeof w->bin, "%s/trainer", w->dir);
+    FILE *f = fopen(w->data, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 30; i++)
+        fputs(TEXT, f);
+    fclose(f);
+    char spec[4096];
+    int n = snprintf(spec, sizeof spec, spec_fmt, w->data);
+    write_file(w->spec, spec, (size_t)n);
+    ck_assert_int_eq(sh("%s build %s -o %s", relorac, w->spec, w->bin), 0);
+}
+
+static void teardown(Work *w)
+{
+    sh("rm -rf %s", w->dir);
+}
+
+/* Losses from DIR/metrics.jsonl, by step. */
+static int read_losses(const char *dir, double *loss, int max)
+{
+    char path[512], line[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *s = strstr(line, "\"step\":"), *l = strstr(line, "\"loss\":");
+        if (!s || !l)
+            continue;
+        int step = atoi(s + 7);
+        if (step >= 0 && step < max) {
+            loss[step] = strtod(l + 7, NULL);
+            if (step + 1 > n)
+                n = step + 1;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+typedef struct {
+    Arena a;
+    Diags d;
+    IrModule *m;
+    IrInterp *it;
+    RtData data;
+    RtSplit train;
+    int64_t B, T, warm, every;
+    uint64_t seed;
+} Ref;
+
+static void ref_init(Ref *r, const Work *w)
+{
+    arena_init(&r->a);
+    diag_init(&r->d, &r->a);
+    FeOptions opt = {0};
+    const Spec *s = fe_load_spec(&r->a, &r->d, w->spec, &opt);
+    r->m = s ? fe_lower(&r->a, &r->d, s) : NULL;
+    PassCtx pc = {&r->a, &r->d, r->m, PROP_LOWERED};
+    PassOptions po = {0};
+    if (!r->m || !pass_pipeline_run(&pc, &po))
+        diag_print(&r->d, stderr, false);
+    ck_assert_ptr_nonnull(r->m);
+    ck_assert_int_eq(r->d.n_errors, 0);
+    r->B = s->train.batch;
+    r->T = s->train.seq_len;
+    r->seed = s->train.seed;
+    r->warm = ir_attrs_int(&r->m->attrs, "relora.warm_start", 0);
+    r->every = ir_attrs_int(&r->m->attrs, "relora.reset_every", 0);
+    r->it = ir_interp_create(r->m, r->seed);
+    ir_interp_run(r->it, ir_func_find(r->m, "init"));
+    RtError e = {0};
+    ck_assert_msg(rt_data_open(&r->data, w->data, RT_DATA_TEXT, 256, r->T + 1, &e), "%s", e.msg);
+    /* the trainer's split: the last val_fraction (a float in the binary) is validation */
+    float frac = (float)s->train.val_fraction;
+    int64_t n = r->data.n, n_val = (int64_t)((double)n * frac);
+    r->train = (RtSplit){&r->data, 0, n - n_val};
+}
+
+static void ref_fini(Ref *r)
+{
+    rt_data_close(&r->data);
+    ir_interp_destroy(r->it);
+    arena_fini(&r->a);
+}
+
+static void set_global(Ref *r, const char *name, const int32_t *v, int64_t n)
+{
+    double *g = ir_interp_global(r->it, ir_global_find(r->m, name));
+    for (int64_t i = 0; i < n; i++)
+        g[i] = v[i];
+}
+
+/* One step as the generated host code runs it: phase function, switch, reset. */
+static double ref_step(Ref *r, int64_t step)
+{
+    int64_t n = r->B * r->T;
+    int32_t *x = malloc(sizeof(int32_t) * (size_t)n), *y = malloc(sizeof(int32_t) * (size_t)n);
+    rt_batch_fill(r->train, (int)r->B, (int)r->T, r->seed, RT_STREAM_TRAIN_BATCH, (uint64_t)step, x, y);
+    set_global(r, "tokens", x, n);
+    set_global(r, "targets", y, n);
+    int32_t s32 = (int32_t)step;
+    set_global(r, "step", &s32, 1);
+    IrFunc *lora = ir_func_find(r->m, "train_lora");
+    IrFunc *f = lora && step >= r->warm ? lora : ir_func_find(r->m, "train_full");
+    if (lora && r->warm > 0 && step == r->warm)
+        ir_interp_run(r->it, ir_func_find(r->m, "switch"));
+    double loss = ir_interp_run(r->it, f);
+    int64_t t = step - r->warm;
+    if (lora && r->every > 0 && t >= r->every && t % r->every == 0)
+        ir_interp_run(r->it, ir_func_find(r->m, "relora_reset"));
+    free(x);
+    free(y);
+    return loss;
+}
+
+static void compare_losses(const char *spec_fmt, const char *label)
+{
+    Work w;
+    setup(&w, spec_fmt);
+    ck_assert_int_eq(sh("%s --data %s --steps 10 --out %s/run --threads 2 --quiet", w.bin, w.data, w.dir), 0);
+    char run[300];
+    snprintf(run, sizeof run, "%s/run", w.dir);
+    double got[16] = {0};
+    ck_assert_int_eq(read_losses(run, got, 16), 10);
+    Ref r;
+    ref_init(&r, &w);
+    double worst = 0;
+    for (int s = 0; s < 10; s++) {
+        double want = ref_step(&r, s);
+        double err = fabs(got[s] - want) / fabs(want);
+        printf("%s: step %d: compiled %.7f reference %.7f (rel. diff %.2g)\n", label, s, got[s], want, err);
+        fflush(stdout);
+        if (err > worst)
+            worst = err;
+    }
+    printf("%s: largest relative loss difference over 10 steps: %.3g\n", label, worst);
+    ck_assert_double_lt(worst, 1e-4);
+    ref_fini(&r);
+    teardown(&w);
+}
+
+START_TEST(compiled_relora_losses_match_the_reference)
+{
+    compare_losses(SPEC_RELORA, "relora");
+}
+END_TEST
+
+START_TEST(compiled_full_rank_losses_match_the_reference)
+{
+    compare_losses(SPEC_FULL, "full-rank");
+}
+END_TEST
+
+/* Every tensor the trainer checkpoints, after `steps` steps, against the interpreter. */
+static void compare_state(const char *spec_fmt, int steps, const char *label)
+{
+    Work w;
+    setup(&w, spec_fmt);
+    ck_assert_int_eq(sh("%s --data %s --steps %d --out %s/run --threads 2 --quiet", w.bin, w.data, steps, w.dir), 0);
+    Ref r;
+    ref_init(&r, &w);
+    for (int s = 0; s < steps; s++)
+        ref_step(&r, s);
+    char path[400];
+    snprintf(path, sizeof path, "%s/run/trainer.safetensors", w.dir);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, path, &e), "%s", e.msg);
+    int compared = 0;
+    double worst = 0;
+    const char *worst_name = "";
+    int64_t worst_at = 0;
+    double worst_got = 0, worst_want = 0;
+    int zero_grad = 0;
+    for (int i = 0; i < r.m->n_globals; i++) {
+        IrGlobal *g = r.m->globals[i];
+        const RtStTensor *t = rt_st_find(&f, g->name);
+        if (!t || t->dtype != RT_F32)
+            continue;
+        /* A parameter whose exact gradient is zero (an attention key bias: softmax is
+         * shift-invariant) has moments that are pure roundoff in both runs; check only
+         * that the compiled run left it (nearly) where the reference did. */
+        const char *base = ir_attrs_str(&g->attrs, "moment_of", g->name);
+        IrGlobal *v = ir_global_find(r.m, arena_sprintf(&r.a, "%s.adam_v", base));
+        if (v) {
+            const double *vv = ir_interp_global(r.it, v);
+            double vmax = 0;
+            for (int64_t j = 0; j < ir_type_numel(v->type); j++)
+                vmax = fmax(vmax, vv[j]);
+            if (vmax < 1e-20 && ir_attrs_get(&r.m->attrs, "optim.lr")) {
+                if (!strcmp(base, g->name)) {
+                    const float *got = t->data;
+                    const double *want = ir_interp_global(r.it, g);
+                    for (int64_t j = 0; j < ir_type_numel(g->type); j++)
+                        ck_assert_double_le(fabs(got[j] - want[j]), 1e-6);
+                    zero_grad++;
+                }
+                continue;
+            }
+        }
+        int64_t n = ir_type_numel(g->type);
+        ck_assert_uint_eq(t->nbytes, (size_t)n * 4);
+        const float *got = t->data;
+        const double *want = ir_interp_global(r.it, g);
+        double scale = 0;
+        for (int64_t j = 0; j < n; j++)
+            scale = fmax(scale, fabs(want[j]));
+        for (int64_t j = 0; j < n; j++) {
+            double err = fabs(got[j] - want[j]) / fmax(scale, 1e-30);
+            if (err > worst) {
+                worst = err;
+                worst_name = g->name;
+                worst_at = j;
+                worst_got = got[j];
+                worst_want = want[j];
+            }
+        }
+        compared++;
+    }
+    printf("%s: %d checkpointed tensors after %d step(s) (%d not trained in that phase or with an exactly zero gradient: checked to within 1e-6 absolute); "
+           "largest relative difference %.3g (%s[%lld]: compiled %.9g, reference %.9g)\n",
+           label, compared, steps, zero_grad, worst, worst_name, (long long)worst_at, worst_got, worst_want);
+    fflush(stdout);
+    ck_assert_int_gt(compared, 10);
+    ck_assert_double_lt(worst, 1e-4);
+    rt_st_close(&f);
+    ref_fini(&r);
+    teardown(&w);
+}
+
+START_TEST(compiled_state_after_one_step_matches_the_reference)
+{
+    compare_state(SPEC_RELORA, 1, "relora");
+    compare_state(SPEC_FULL, 1, "full-rank");
+}
+END_TEST
+
+START_TEST(compiled_state_after_reset_matches_the_reference)
+{
+    /* steps 0-2 full rank, 3 switches to ReLoRA, the reset runs after step 6 */
+    compare_state(SPEC_RELORA, 7, "relora");
+}
+END_TEST
+
+static bool same_file(const char *a, const char *b)
+{
+    return sh("cmp -s %s %s", a, b) == 0;
+}
+
+START_TEST(compiled_resume_is_bit_identical)
+{
+    Work w;
+    setup(&w, SPEC_RELORA);
+    ck_assert_int_eq(sh("%s --data %s --steps 10 --out %s/a --threads 2 --quiet", w.bin, w.data, w.dir), 0);
+    ck_assert_int_eq(sh("%s --data %s --steps 10 --out %s/b --threads 1 --quiet", w.bin, w.data, w.dir), 0);
+    ck_assert_int_eq(sh("%s --data %s --steps 4 --out %s/c --threads 2 --quiet", w.bin, w.data, w.dir), 0);
+    ck_assert_int_eq(sh("%s --resume %s/c --steps 10 --out %s/c --threads 2 --quiet", w.bin, w.dir, w.dir), 0);
+    char a[400], b[400], c[400];
+    double la[16], lc[16];
+    snprintf(a, sizeof a, "%s/a", w.dir);
+    snprintf(c, sizeof c, "%s/c", w.dir);
+    ck_assert_int_eq(read_losses(a, la, 16), 10);
+    ck_assert_int_eq(read_losses(c, lc, 16), 10);
+    for (int s = 0; s < 10; s++)
+        ck_assert_msg(la[s] == lc[s], "step %d: %.9g uninterrupted vs %.9g resumed", s, la[s], lc[s]);
+    snprintf(a, sizeof a, "%s/a/trainer.safetensors", w.dir);
+    snprintf(b, sizeof b, "%s/b/trainer.safetensors", w.dir);
+    snprintf(c, sizeof c, "%s/c/trainer.safetensors", w.dir);
+    ck_assert_msg(same_file(a, b), "same seed, 1 vs 2 threads: checkpoints differ");
+    ck_assert_msg(same_file(a, c), "resumed run's checkpoint differs from the uninterrupted one");
+    teardown(&w);
+}
+END_TEST
+
+START_TEST(compiled_binary_rejects_bad_inputs)
+{
+    Work w;
+    setup(&w, SPEC_RELORA);
+    /* missing data */
+    ck_assert_int_eq(sh("%s --data %s/nope.txt --steps 2 --out %s/x --quiet 2>%s/err", w.bin, w.dir, w.dir, w.dir), 2);
+    ck_assert_int_eq(sh("grep -q nope.txt %s/err", w.dir), 0);
+    /* a corrupt llm.c token file */
+    char bad[400];
+    snprintf(bad, sizeof bad, "%s/bad.bin", w.dir);
+    write_file(bad, "not a token file at all, just text", 34);
+    ck_assert_int_eq(sh("%s --data %s --data-kind tokens --steps 2 --out %s/x --quiet 2>%s/err", w.bin, bad, w.dir,
+                        w.dir),
+                     2);
+    ck_assert_int_eq(sh("grep -q bad.bin %s/err", w.dir), 0);
+    /* a truncated checkpoint */
+    ck_assert_int_eq(sh("%s --data %s --steps 2 --out %s/ok --quiet", w.bin, w.data, w.dir), 0);
+    ck_assert_int_eq(sh("cp -r %s/ok %s/trunc && truncate -s 100 %s/trunc/trainer.safetensors", w.dir, w.dir, w.dir), 0);
+    ck_assert_int_ne(sh("%s --resume %s/trunc --steps 4 --quiet 2>%s/err", w.bin, w.dir, w.dir), 0);
+    ck_assert_int_eq(sh("grep -q trainer.safetensors %s/err", w.dir), 0);
+    /* another model's checkpoint */
+    Work other;
+    setup(&other, SPEC_FULL);
+    ck_assert_int_eq(sh("%s --data %s --steps 1 --out %s/ok --quiet", other.bin, other.data, other.dir), 0);
+    ck_assert_int_ne(sh("%s --resume %s/ok --data %s --steps 4 --quiet 2>%s/err", w.bin, other.dir, w.data, w.dir), 0);
+    ck_assert_int_eq(sh("test -s %s/err", w.dir), 0);
+    /* the first checkpoint is still intact */
+    ck_assert_int_eq(sh("%s --resume %s/ok --steps 3 --quiet", w.bin, w.dir), 0);
+    teardown(&other);
+    teardown(&w);
+}
+END_TEST
+
+START_TEST(compiled_binary_does_not_link_llvm)
+{
+    Work w;
+    setup(&w, SPEC_RELORA);
+    ck_assert_int_eq(sh("ldd %s > %s/ldd.txt", w.bin, w.dir), 0);
+    ck_assert_int_ne(sh("grep -qi llvm %s/ldd.txt", w.dir), 0);
+    teardown(&w);
+}
+END_TEST
+
+Suite *compiled_suite(void)
+{
+    Suite *s = suite_create("compiled");
+    TCase *tc = tcase_create("compiled");
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, compiled_relora_losses_match_the_reference);
+    tcase_add_test(tc, compiled_full_rank_losses_match_the_reference);
+    tcase_add_test(tc, compiled_state_after_one_step_matches_the_reference);
+    tcase_add_test(tc, compiled_state_after_reset_matches_the_reference);
+    tcase_add_test(tc, compiled_resume_is_bit_identical);
+    tcase_add_test(tc, compiled_binary_rejects_bad_inputs);
+    tcase_add_test(tc, compiled_binary_does_not_link_llvm);
+    suite_add_tcase(s, tc);
+    return s;
+}
