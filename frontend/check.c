@@ -1007,7 +1007,10 @@ static SpecModule *prim_norm(BlockCk *b, const Call *c, const char *name, SpecNo
     if (kind == SPEC_MOD_LAYERNORM)
         ok = kw_bool(b, c, "bias", true, &mod->has_bias) && ok;
     if (ok && mod->eps <= 0) {
-        err(b->ck, kwarg(c, "eps")->value->loc, "norm eps must be > 0 (got %g)", mod->eps);
+        /* eps comes from the call, or from the model's norm_eps (reported there) */
+        const KwArg *k = kwarg(c, "eps");
+        if (k)
+            err(b->ck, k->value->loc, "norm eps must be > 0 (got %g)", mod->eps);
         ok = false;
     }
     return ok ? mod : NULL;
