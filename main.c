@@ -14,6 +14,7 @@
 #include "fe.h"
 #include "kernel.h"
 #include "lower.h"
+#include "memplan.h"
 #include "pm.h"
 #include "report.h"
 
@@ -34,6 +35,7 @@ typedef struct SpecArgs {
     const char *out;    /* build -o FILE */
     const char *cpu;    /* build --cpu NAME */
     bool is_kernels;    /* dump-ir --kernels */
+    bool no_plan;       /* check --no-plan */
 } SpecArgs;
 
 /* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
@@ -89,6 +91,8 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->is_json = true;
         } else if (!strcmp(s, "--train")) {
             a->is_training = true;
+        } else if (!strcmp(s, "--no-plan") && strstr(allow, "plan")) {
+            a->no_plan = true;
         } else if (!strcmp(s, "--kernels") && strstr(allow, "kernels")) {
             a->is_kernels = true;
         } else if (strstr(allow, "after") && (!strncmp(s, "--after", 7) || !strncmp(s, "--passes", 8))) {
@@ -146,6 +150,7 @@ static void help_check(FILE *out)
             "  --model NAME   the model to check (default: the last one declared)\n"
             "  --json         print the report as JSON\n"
             "  --train        check as for training: missing data files are errors\n"
+            "  --no-plan      skip the passes and the memory plan (the planned-memory table)\n"
             "  -h, --help     show this help\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage or I/O error\n");
@@ -175,10 +180,66 @@ static char *read_spec(Arena *a, const char *path, size_t *len)
     return text;
 }
 
+/* The planned bytes of the functions of one phase alone: values as planned for just
+ * those functions, globals as the ones they touch (64-byte aligned, as the planner). */
+static bool plan_phase(Arena *a, const IrModule *m, const char *train_fn, const char *const *others, int64_t out[IR_CLASS_COUNT])
+{
+    IrFunc *train = ir_func_find(m, train_fn);
+    if (!train)
+        return false;
+    IrModule sub = *m;
+    sub.funcs = ARENA_ARRAY(a, IrFunc *, m->n_funcs + 1);
+    sub.n_funcs = sub.cap_funcs = 0;
+    sub.funcs[sub.n_funcs++] = train;
+    for (int i = 0; others[i]; i++) {
+        IrFunc *f = ir_func_find(m, others[i]);
+        if (f)
+            sub.funcs[sub.n_funcs++] = f;
+    }
+    Diags d;
+    diag_init(&d, a);
+    int64_t bytes[IR_CLASS_COUNT];
+    if (!pass_memplan_compute(a, &d, &sub, bytes))
+        return false;
+    bool *used = ARENA_ARRAY(a, bool, m->n_globals + 1);
+    for (int i = 0; i < sub.n_funcs; i++)
+        for (int j = 0; j < sub.funcs[i]->n_nodes; j++) {
+            const IrNode *n = sub.funcs[i]->nodes[j];
+            for (int k = 0; k < n->n_gl; k++)
+                used[n->gl[k]->id] = true;
+        }
+    for (int c = 0; c < IR_CLASS_COUNT; c++)
+        out[c] = c == IR_CLASS_ACTIVATION || c == IR_CLASS_SCRATCH ? bytes[c] : 0;
+    for (int i = 0; i < m->n_globals; i++)
+        if (used[i])
+            out[m->globals[i]->cls] += (ir_type_numel(m->globals[i]->type) * 4 + 63) / 64 * 64;
+    return true;
+}
+
+/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
+ * cannot be compiled yet (the check report stands without a plan). */
+static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+{
+    Diags d;
+    diag_init(&d, a);
+    IrModule *m = fe_lower(a, &d, spec);
+    PassCtx pc = {a, &d, m, PROP_LOWERED};
+    PassOptions po = {0};
+    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, r->plan_program))
+        return false;
+    static const char *const full_others[] = {"eval", "logits", NULL};
+    static const char *const relora_others[] = {"relora_reset", "eval", "logits", NULL};
+    r->plan_has_phase[FE_PHASE_FULL] = plan_phase(a, m, "train_full", full_others, r->plan_phase[FE_PHASE_FULL]);
+    r->plan_has_phase[FE_PHASE_RELORA] =
+        plan_phase(a, m, "train_lora", relora_others, r->plan_phase[FE_PHASE_RELORA]);
+    r->has_plan = true;
+    return true;
+}
+
 static int run_check(int argc, char **argv)
 {
     SpecArgs args;
-    if (!parse_spec_args("check", argc, argv, &args, "model json")) {
+    if (!parse_spec_args("check", argc, argv, &args, "model json plan")) {
         free(args.defines);
         return EXIT_USAGE;
     }
@@ -217,6 +278,8 @@ static int run_check(int argc, char **argv)
     }
     FeReport report;
     fe_report_compute(&arena, spec, &report);
+    if (!args.no_plan)
+        check_plan(&arena, spec, &report);
     if (args.is_json)
         fe_report_print_json(stdout, spec, &report);
     else

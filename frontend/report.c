@@ -198,6 +198,26 @@ static double pct(int64_t part, int64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* The planned pools, per class: what the binary allocates, and each phase's own need. */
+static void print_plan(FILE *out, const FeReport *r)
+{
+    char b1[48], b2[48], b3[48];
+    fprintf(out, "\nplanned memory (memplan; bytes of each pool, fp32):\n");
+    fprintf(out, "  %-12s %16s %16s %16s\n", "class", "full-rank phase", "ReLoRA phase", "program");
+    int64_t tot[FE_N_PHASES] = {0}, tot_p = 0;
+    for (int c = 0; c < IR_CLASS_COUNT; c++) {
+        for (int ph = 0; ph < FE_N_PHASES; ph++)
+            tot[ph] += r->plan_phase[ph][c];
+        tot_p += r->plan_program[c];
+        fprintf(out, "  %-12s %16s %16s %16s\n", ir_class_name((IrMemClass)c),
+                r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, r->plan_phase[FE_PHASE_FULL][c]) : "-",
+                r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, r->plan_phase[FE_PHASE_RELORA][c]) : "-",
+                mib(b3, r->plan_program[c]));
+    }
+    fprintf(out, "  %-12s %16s %16s %16s\n", "total", r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, tot[FE_PHASE_FULL]) : "-",
+            r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, tot[FE_PHASE_RELORA]) : "-", mib(b3, tot_p));
+}
+
 void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
 {
     const SpecModel *m = &s->model;
@@ -289,6 +309,8 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
                     what[k], mib(b1, va[k]), mib(b2, vb[k]));
         }
     }
+    if (r->has_plan)
+        print_plan(out, r);
 }
 
 static void json_str(FILE *out, const char *s)
@@ -408,5 +430,23 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
         }
         fprintf(out, "}");
     }
-    fprintf(out, "}\n}\n");
+    fprintf(out, "}");
+    if (r->has_plan) {
+        static const char *const ph_names[] = {"full_rank", "relora"};
+        fprintf(out, ",\n  \"planned_bytes\": {\"program\": {");
+        for (int c = 0; c < IR_CLASS_COUNT; c++)
+            fprintf(out, "%s\"%s\": %lld", c ? ", " : "", ir_class_name((IrMemClass)c), (long long)r->plan_program[c]);
+        fprintf(out, "}");
+        for (int ph = 0; ph < FE_N_PHASES; ph++) {
+            if (!r->plan_has_phase[ph])
+                continue;
+            fprintf(out, ", \"%s\": {", ph_names[ph]);
+            for (int c = 0; c < IR_CLASS_COUNT; c++)
+                fprintf(out, "%s\"%s\": %lld", c ? ", " : "", ir_class_name((IrMemClass)c),
+                        (long long)r->plan_phase[ph][c]);
+            fprintf(out, "}");
+        }
+        fprintf(out, "}");
+    }
+    fprintf(out, "\n}\n");
 }

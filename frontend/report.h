@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ir.h"
 #include "spec.h"
 
 typedef struct FeModuleRow {
@@ -44,6 +45,13 @@ typedef struct FeReport {
     int64_t flops_relora;      /* 6 (mm_params - mm_frozen) + 4 mm_frozen + 6 lora + attn_flops */
     int64_t act_elems[FE_N_PHASES]; /* saved activation elements for batch x seq_len */
     FeMemory mem[FE_N_PHASES][FE_N_PRECS];
+    /* The memory plan, filled in by the driver after running the passes (the frontend
+     * does not run them): bytes per memory class for the program a training binary
+     * allocates, and for the functions of each phase alone. */
+    bool has_plan;
+    bool plan_has_phase[FE_N_PHASES];
+    int64_t plan_program[IR_CLASS_COUNT];
+    int64_t plan_phase[FE_N_PHASES][IR_CLASS_COUNT];
 } FeReport;
 
 void fe_report_compute(Arena *a, const Spec *s, FeReport *r);
