@@ -141,16 +141,18 @@ typedef struct Entry {
 
 typedef struct Section {
     const char *what;      /* "model 'tiny'", "adapter 'lora'", "train" */
+    bool has_defs;         /* a model: definitions (`block(x) { ... }`) are entries */
     Entry *e;
     int n, cap;
 } Section;
 
 static void section_add(Ck *ck, Section *s, const AstStmt *st, int skip, bool is_override)
 {
-    /* A stray `return` is reported by check_body_shape; an override naming only the
-     * section (`-D adapter=1`) has no field: neither is an entry. */
+    /* A stray `return`, or a definition outside a model, is reported by
+     * check_body_shape; an override naming only the section (`-D adapter=1`) has no
+     * field: none of them is an entry. */
     if (st->kind == AST_STMT_RETURN || (st->kind == AST_STMT_ASSIGN && st->path.n - skip < 1) ||
-        (st->kind != AST_STMT_ASSIGN && !st->name))
+        (st->kind == AST_STMT_DEF && (!s->has_defs || !st->name)))
         return;
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 16;
@@ -204,19 +206,29 @@ static void check_body_shape(Ck *ck, AstStmt *const *body, int n, AstItemKind ki
     }
 }
 
-/* The last whole assignment of name (n == 1); NULL if none. Marks it used. */
+/* The last whole assignment of name (n == 1); NULL if none. Marks them used. Its
+ * stmt->value is never NULL: a definition with a field's name (`dim(x) { }`) is not
+ * a value; it stays unused and check_unknown_fields reports it. */
 static Entry *field(Section *s, const char *name)
 {
     Entry *found = NULL;
-    for (int i = 0; i < s->n; i++) {
-        if (s->e[i].n == 1 && !strcmp(s->e[i].parts[0], name)) {
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].n == 1 && s->e[i].stmt->kind == AST_STMT_ASSIGN && !strcmp(s->e[i].parts[0], name))
             found = &s->e[i];
-        }
-    }
     if (found)
         for (int i = 0; i < s->n; i++)
-            if (s->e[i].n == 1 && !strcmp(s->e[i].parts[0], name))
+            if (s->e[i].n == 1 && s->e[i].stmt->kind == AST_STMT_ASSIGN && !strcmp(s->e[i].parts[0], name))
                 s->e[i].is_used = true;
+    return found;
+}
+
+/* The last whole entry named name, assignment or definition; NULL if none. */
+static Entry *last_entry(Section *s, const char *name)
+{
+    Entry *found = NULL;
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].n == 1 && !strcmp(s->e[i].parts[0], name))
+            found = &s->e[i];
     return found;
 }
 
@@ -228,7 +240,10 @@ static void check_unknown_fields(Ck *ck, Section *s, const char *const *known, i
         Entry *e = &s->e[i];
         if (e->is_used)
             continue;
-        if (find_name(e->parts[0], known, n_known) < 0) {
+        if (e->stmt->kind == AST_STMT_DEF && find_name(e->parts[0], known, n_known) >= 0) {
+            err(ck, e->locs[0], "'%s' is a field, not a definition: set it with '%s = ...'", e->parts[0],
+                e->parts[0]);
+        } else if (find_name(e->parts[0], known, n_known) < 0) {
             if (e->stmt->kind == AST_STMT_DEF)
                 err(ck, e->locs[0], "unknown definition '%s' in %s%s", e->parts[0], s->what,
                     suggest(ck, e->parts[0], known, n_known));
@@ -1521,7 +1536,7 @@ static bool check_model(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_
     m->name = item->name;
     m->parent = item->parent;
     m->loc = item->name_loc;
-    *sec = (Section){.what = arena_sprintf(ck->a, "model '%s'", item->name)};
+    *sec = (Section){.what = arena_sprintf(ck->a, "model '%s'", item->name), .has_defs = true};
     if (!model_chain(ck, item, &chain, &n_chain))
         return false;
     for (int i = 0; i < n_chain; i++)
@@ -1589,7 +1604,7 @@ static bool check_model(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_
         ok = false;
     }
 
-    Entry *def = field(sec, "block");
+    Entry *def = last_entry(sec, "block");
     if (def && def->stmt->kind != AST_STMT_DEF) {
         err(ck, def->locs[0], "'block' must be defined as 'block(x) { ... return ... }'");
         def = NULL;
