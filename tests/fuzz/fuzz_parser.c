@@ -8,6 +8,14 @@
 #include "fe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__ubsan_default_options(void);
+
+/* UBSan only prints by default, and libFuzzer would carry on: make any report a
+ * crash (with its stack) so that it lands in the artifacts like an ASan one. */
+const char *__ubsan_default_options(void)
+{
+    return "halt_on_error=1:print_stacktrace=1";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
