@@ -375,6 +375,27 @@ static Val arith(Ck *ck, const AstExpr *e, Val l, Val r)
     return v_float(out);
 }
 
+/* -v for the number v, the operand of e (AST_NEG). */
+static Val negate(Ck *ck, const AstExpr *e, Val v)
+{
+    if (v.k == V_INT) {
+        if (v.i == INT64_MIN) {
+            err(ck, e->loc, "integer overflow in '-'");
+            return v_err();
+        }
+        v.i = -v.i;
+        v.f = -v.f;
+        return v;
+    }
+    if (v.k == V_FLOAT) {
+        v.f = -v.f;
+        return v;
+    }
+    if (v.k != V_ERR)
+        err(ck, e->loc, "'-' needs a number (got %s)", val_kind_name(&v));
+    return v_err();
+}
+
 static Val eval_num(Ck *ck, const AstExpr *e)
 {
     if (e->suffix == '%') {
@@ -413,25 +434,7 @@ static Val eval_const(Ck *ck, const AstExpr *e, const Env *env, int depth)
     case AST_LIST:
     case AST_TUPLE: return (Val){.k = V_LIST, .e = e};
     case AST_CALL: return (Val){.k = V_WORD, .s = NULL, .e = e};
-    case AST_NEG: {
-        Val v = eval_const(ck, e->lhs, env, depth + 1);
-        if (v.k == V_INT) {
-            if (v.i == INT64_MIN) {
-                err(ck, e->loc, "integer overflow in '-'");
-                return v_err();
-            }
-            v.i = -v.i;
-            v.f = -v.f;
-            return v;
-        }
-        if (v.k == V_FLOAT) {
-            v.f = -v.f;
-            return v;
-        }
-        if (v.k != V_ERR)
-            err(ck, e->loc, "'-' needs a number (got %s)", val_kind_name(&v));
-        return v_err();
-    }
+    case AST_NEG: return negate(ck, e, eval_const(ck, e->lhs, env, depth + 1));
     case AST_BINARY: {
         Val l = eval_const(ck, e->lhs, env, depth + 1);
         Val r = eval_const(ck, e->rhs, env, depth + 1);
@@ -1194,12 +1197,7 @@ static Val eval_block(BlockCk *b, const AstExpr *e, int depth)
             n->scale = -1;
             return (Val){.k = V_TENSOR, .node = n};
         }
-        if (v.k == V_INT || v.k == V_FLOAT) {
-            v.i = -v.i;
-            v.f = -v.f;
-            return v;
-        }
-        return v_err();
+        return negate(ck, e, v);
     }
     case AST_BINARY: {
         Val l = eval_block(b, e->lhs, depth + 1);
