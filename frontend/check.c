@@ -470,7 +470,12 @@ static bool to_int(Ck *ck, const char *name, const AstExpr *e, const Env *env, u
                             "reset_every, val_fraction and prune)", name);
             return false;
         }
-        *out = (int64_t)floor(v.f * (double)pct_base + 1e-9);
+        double steps = floor(v.f * (double)pct_base + 1e-9);
+        if (!(steps > -0x1p62 && steps < 0x1p62)) { /* NaN too: keep the cast below defined */
+            err(ck, e->loc, "'%s' is out of range (got %g%% of %lld steps)", name, v.f * 100, (long long)pct_base);
+            return false;
+        }
+        *out = (int64_t)steps;
         return true;
     }
     if (v.k == V_FLOAT) {
