@@ -241,7 +241,8 @@ static int cmp_key(const void *pa, const void *pb)
 }
 
 /* Fills every adapter moment with values that have many ties, runs the reset and
- * checks each tensor independently against a sort done here. */
+ * checks each v against a sort done here (exactly ceil(p n) smallest zeroed, ties by
+ * lower index) and each m against v's mask (m survives exactly where v does). */
 static void check_magnitude_prune(double p, const char *ptext)
 {
     Built bt;
@@ -256,8 +257,10 @@ static void check_magnitude_prune(double p, const char *ptext)
             continue;
         int64_t n = ir_type_numel(g->type);
         double *v = ir_interp_global(it, g);
-        for (int64_t j = 0; j < n; j++) /* 13 distinct magnitudes, both signs: ties everywhere */
-            v[j] = (double)(ir_rng_u64(4, (uint64_t)i, (uint64_t)j) % 13) * ((j & 1) ? -1.0 : 1.0);
+        /* 13 distinct magnitudes: ties everywhere; m signed, v (a second moment) >= 0 */
+        bool is_v = strstr(g->name, ".adam_v") != NULL;
+        for (int64_t j = 0; j < n; j++)
+            v[j] = (double)(ir_rng_u64(4, (uint64_t)i, (uint64_t)j) % 13) * ((j & 1) && !is_v ? -1.0 : 1.0);
         saved[i] = malloc(sizeof(double) * (size_t)n);
         memcpy(saved[i], v, sizeof(double) * (size_t)n);
     }
@@ -276,6 +279,17 @@ static void check_magnitude_prune(double p, const char *ptext)
             continue;
         }
         n_mom++;
+        if (strstr(g->name, ".adam_m")) {
+            /* m is pruned with v's mask: kept exactly where v survived */
+            const char *vname = arena_sprintf(&bt.a, "%.*s.adam_v", (int)(strlen(g->name) - 7), g->name);
+            IrGlobal *vg = ir_global_find(m, vname);
+            ck_assert_ptr_nonnull(vg);
+            const double *vafter = ir_interp_global(it, vg);
+            for (int64_t j = 0; j < n; j++)
+                ck_assert_msg(v[j] == (vafter[j] > 0 ? saved[i][j] : 0.0), "@%s[%lld]: %g, v after %g", g->name,
+                              (long long)j, v[j], vafter[j]);
+            continue;
+        }
         int64_t k = (int64_t)ceil(p * (double)n - 1e-9);
         double *key = malloc(sizeof(double) * 2 * (size_t)n);
         for (int64_t j = 0; j < n; j++) {
@@ -471,12 +485,15 @@ START_TEST(relora_200_steps_loss_falls_without_divergence)
         ck_assert_msg(isfinite(loss[s]), "loss at step %d is not finite", s);
     ck_assert_double_lt(fabs(loss[0] - log(256.0)), 0.1);
     ck_assert_double_lt(mean(loss, 190, 200), mean(loss, 0, 10) - 1.5);
-    /* No divergence: 11-20 steps after each reset the loss is back near its level
-     * before it (the transient right after a reset is printed, see the closing note),
-     * and the step before each reset ran at LR 0. */
+    /* No divergence: in the 10 steps after each reset the loss stays within 0.5 of its
+     * level before it and the gradient norm stays small (pruning m with v's mask; see
+     * passes/relora.c), 11-20 steps after it is back near that level, and the step
+     * before each reset ran at LR 0. */
     for (int k = 1; k <= 3; k++) {
         int64_t r = 20 + 50 * k;
-        ck_assert_double_lt(mean(loss, r + 11, r + 21), mean(loss, r - 5, r + 1) + 1.0);
+        ck_assert_double_lt(maxv(loss, r + 1, r + 11), mean(loss, r - 5, r + 1) + 0.5);
+        ck_assert_double_lt(maxv(norm, r + 1, r + 11), 5.0);
+        ck_assert_double_lt(mean(loss, r + 11, r + 21), mean(loss, r - 5, r + 1) + 0.2);
         ck_assert_double_eq(lr[r], 0.0);
     }
     ck_assert_double_lt(maxv(loss, 20, 30), mean(loss, 15, 20) + 0.25);
@@ -484,42 +501,6 @@ START_TEST(relora_200_steps_loss_falls_without_divergence)
 }
 END_TEST
 
-/* Appends to @relora_reset: m *= (v > 0) for every adapter moment pair (relu_grad(m, v)
- * = m * (v > 0), v >= 0), so no entry keeps m once its v was pruned. An experiment
- * only, not what the pass emits. */
-static void add_moment_guard(Built *bt)
-{
-    IrModule *m = bt->m;
-    IrFunc *f = func(bt, "relora_reset");
-    IrBuilder b;
-    ir_builder_init(&b, m, f, &bt->d);
-    for (int i = 0; i < m->n_globals; i++) {
-        IrGlobal *g = m->globals[i];
-        if (!(g->flags & IR_G_ADAPTER))
-            continue;
-        IrGlobal *gm = glob(bt, arena_sprintf(&bt->a, "%s.adam_m", g->name));
-        IrGlobal *gv = glob(bt, arena_sprintf(&bt->a, "%s.adam_v", g->name));
-        IrNode *x = ir_binary(&b, IR_OP_RELU_GRAD, ir_global_read(&b, gm), ir_global_read(&b, gv));
-        ir_build(&b, IR_OP_STORE, &x, 1, &gm, 1, NULL);
-    }
-    ir_func_renumber(f);
-    ck_assert(!b.failed && ir_verify(m, &bt->d));
-}
-
-START_TEST(relora_moment_guard_experiment)
-{
-    Built bt;
-    build(&bt, "0.0", 10, "0.99", "magnitude");
-    add_moment_guard(&bt);
-    double loss[200], lr[200], norm[200];
-    int n_resets;
-    run_relora(&bt, loss, lr, norm, &n_resets);
-    report_run("experiment (restart_warmup 10, m zeroed where v pruned)", loss, lr, norm, n_resets);
-    for (int s = 0; s < 200; s++)
-        ck_assert_msg(isfinite(loss[s]), "loss at step %d is not finite", s);
-    arena_fini(&bt.a);
-}
-END_TEST
 
 /* Contrast, not a claim: the same run with no LR re-warm after the switch and resets. */
 START_TEST(relora_restart_warmup_zero_contrast)
@@ -548,7 +529,6 @@ Suite *relora_suite(void)
     tcase_add_test(tc, relora_switch_zeroes_every_moment);
     tcase_add_test(tc, relora_200_steps_loss_falls_without_divergence);
     tcase_add_test(tc, relora_restart_warmup_zero_contrast);
-    tcase_add_test(tc, relora_moment_guard_experiment);
     suite_add_tcase(s, tc);
     return s;
 }
