@@ -1351,6 +1351,11 @@ static const char *const model_fields[] = {"vocab", "dim", "layers", "heads", "k
                                            "tied", "positions", "norm", "norm_eps", "norm_bias", "bias", "block"};
 static const char *const model_dotted[] = {"block"};
 
+/* The most parameters (all layers) a model may have: about 1.1 trillion. With this
+ * bound every count derived from the model (totals, LoRA factors, FLOPs, bytes)
+ * fits in an int64_t. */
+#define MAX_PARAMS ((int64_t)1 << 40)
+
 static SpecParam *param_add(Ck *ck, AstVec *params, const char *local, bool per_layer, SpecParamRole role, int ndim,
                             int64_t d0, int64_t d1, SrcLoc loc)
 {
@@ -1362,7 +1367,8 @@ static SpecParam *param_add(Ck *ck, AstVec *params, const char *local, bool per_
     p->ndim = ndim;
     p->shape[0] = d0;
     p->shape[1] = ndim == 2 ? d1 : 0;
-    p->numel = ndim == 2 ? d0 * d1 : d0;
+    if (__builtin_mul_overflow(d0, ndim == 2 ? d1 : 1, &p->numel))
+        p->numel = INT64_MAX; /* over MAX_PARAMS: reported by build_params */
     p->loc = loc;
     fe_vec_push(ck->a, params, p);
     return p;
@@ -1432,6 +1438,20 @@ static void build_params(Ck *ck, SpecModel *m, SrcLoc model_loc)
     }
     m->n_linears = lins.n;
     m->linears = (SpecLinear **)lins.data;
+    int64_t total = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const SpecParam *p = &m->params[i];
+        int64_t n;
+        if (__builtin_mul_overflow(p->numel, p->is_per_layer ? m->layers : 1, &n) ||
+            __builtin_add_overflow(total, n, &total) || total > MAX_PARAMS) {
+            err(ck, p->loc, "model '%s' is too large: more than 2^40 (about 1.1 trillion) parameters, reached at '%s' %s%s", m->name,
+                p->name,
+                p->ndim == 2 ? arena_sprintf(ck->a, "[%lld, %lld]", (long long)p->shape[0], (long long)p->shape[1])
+                             : arena_sprintf(ck->a, "[%lld]", (long long)p->shape[0]),
+                p->is_per_layer ? arena_sprintf(ck->a, " in each of %lld layers", (long long)m->layers) : "");
+            break;
+        }
+    }
 }
 
 static const AstItem *find_model(const AstFile *f, const char *name)
