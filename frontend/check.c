@@ -2203,9 +2203,14 @@ static bool check_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_
 }
 
 /* sweep NAME { section.field = [v1, v2, ...] ... } (§6): shape only here. */
+/* The most variants one sweep may expand to: each is a whole check, so a grid of a
+ * few dozen keys would otherwise run for hours and exhaust memory. */
+#define MAX_SWEEP_VARIANTS 10000
+
 static void check_sweep(Ck *ck, const AstItem *item)
 {
     static const char *const heads[] = {"model", "adapter", "train"};
+    int64_t n_variants = 1; /* stops growing past the limit, so it cannot overflow */
     for (int i = 0; i < item->n_body; i++) {
         const AstStmt *s = item->body[i];
         if (s->kind != AST_STMT_ASSIGN)
@@ -2218,7 +2223,12 @@ static void check_sweep(Ck *ck, const AstItem *item)
         if (s->value->kind != AST_LIST || s->value->n_items == 0)
             err(ck, s->value->loc, "sweep values must be a non-empty list like [128, 256] (got %s)",
                 fe_expr_kind_name(s->value));
+        else if (n_variants <= MAX_SWEEP_VARIANTS)
+            n_variants *= s->value->n_items;
     }
+    if (n_variants > MAX_SWEEP_VARIANTS)
+        err(ck, item->name_loc, "sweep '%s' has more than %d variants (the product of its list lengths); split it into "
+                                "smaller sweeps", item->name, MAX_SWEEP_VARIANTS);
 }
 
 /* Reports malformed override keys; returns how many valid ones were kept in out. */
