@@ -1538,6 +1538,10 @@ static bool model_int(Ck *ck, Section *s, const char *name, int64_t def, bool re
         err(ck, e->stmt->value->loc, "model %s must be > 0 (got %lld)", name, (long long)*out);
         return false;
     }
+    if (*out > INT32_MAX) {
+        err(ck, e->stmt->value->loc, "model %s must be < 2^31 (got %lld)", name, (long long)*out);
+        return false;
+    }
     return true;
 }
 
@@ -2095,6 +2099,13 @@ static bool train_int(Ck *ck, Section *sec, const char *name, int64_t def, int64
         err(ck, e->stmt->value->loc, "train.%s must be >= %lld (got %lld)", name, (long long)min, (long long)*out);
         return false;
     }
+    /* steps count optimizer steps of one run; the other sizes are ints in the trainer */
+    int64_t max = strcmp(name, "steps") == 0 ? (int64_t)1 << 40 : INT32_MAX;
+    if (*out > max) {
+        err(ck, e->stmt->value->loc, "train.%s must be < %s (got %lld)", name, max == INT32_MAX ? "2^31" : "2^40",
+            (long long)*out);
+        return false;
+    }
     return true;
 }
 
@@ -2132,6 +2143,18 @@ static bool check_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_
     if ((e = field(&sec, "seq_len")) && m->context > 0 && t->seq_len > m->context) {
         err(ck, e->stmt->value->loc, "seq_len must be <= the model context: seq_len = %lld, context = %lld",
             (long long)t->seq_len, (long long)m->context);
+        ok = false;
+    }
+    /* One step's activations (a generous over-estimate, in doubles so it cannot
+     * overflow) must stay far below anything a machine holds: this bounds every
+     * size product the report, the lowering and the kernels compute. */
+    double acts = (double)m->layers * (double)t->batch * (double)t->seq_len *
+                  ((double)m->dim * 16.0 + (double)m->heads * (double)t->seq_len * 2.0 + (double)m->vocab);
+    if (ok && ck->n_errors == 0 && acts > 0x1p44) {
+        Entry *be = field(&sec, "batch");
+        err(ck, be ? be->stmt->value->loc : at,
+            "the run is too large: one step's activations would be about %.3g elements (the limit is 2^44); "
+            "lower batch, seq_len or the model size", acts);
         ok = false;
     }
     bool steps_ok = train_int(ck, &sec, "steps", 1000, 1, &t->steps);
