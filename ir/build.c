@@ -27,15 +27,7 @@ IrNode *ir_build(IrBuilder *b, IrOpKind op, IrNode **in, int n_in, IrGlobal **gl
 {
     IrNode *n = ir_node_new(b->m, b->f, op, in, n_in, gl, n_gl, b->loc);
     if (attrs)
-        for (int i = 0; i < attrs->n; i++) {
-            const IrAttr *a = &attrs->items[i];
-            switch (a->kind) {
-            case IR_ATTR_INT: ir_attrs_set_int(b->m->arena, &n->attrs, a->key, a->i); break;
-            case IR_ATTR_FLOAT: ir_attrs_set_float(b->m->arena, &n->attrs, a->key, a->f); break;
-            case IR_ATTR_STR: ir_attrs_set_str(b->m->arena, &n->attrs, a->key, a->s); break;
-            case IR_ATTR_INTS: ir_attrs_set_ints(b->m->arena, &n->attrs, a->key, a->ints, a->n_ints); break;
-            }
-        }
+        ir_attrs_copy(b->m->arena, &n->attrs, attrs);
     return finish(b, n);
 }
 

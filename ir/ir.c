@@ -146,6 +146,19 @@ void ir_attrs_set_ints(Arena *a, IrAttrs *as, const char *key, const int64_t *v,
     at->n_ints = n;
 }
 
+void ir_attrs_copy(Arena *a, IrAttrs *dst, const IrAttrs *src)
+{
+    for (int i = 0; i < src->n; i++) {
+        const IrAttr *at = &src->items[i];
+        switch (at->kind) {
+        case IR_ATTR_INT: ir_attrs_set_int(a, dst, at->key, at->i); break;
+        case IR_ATTR_FLOAT: ir_attrs_set_float(a, dst, at->key, at->f); break;
+        case IR_ATTR_STR: ir_attrs_set_str(a, dst, at->key, at->s); break;
+        case IR_ATTR_INTS: ir_attrs_set_ints(a, dst, at->key, at->ints, at->n_ints); break;
+        }
+    }
+}
+
 const IrAttr *ir_attrs_get(const IrAttrs *as, const char *key)
 {
     int lo = 0, hi = as->n;
@@ -268,6 +281,16 @@ IrNode *ir_node_new(IrModule *m, IrFunc *f, IrOpKind op, IrNode **in, int n_in, 
     n->n_gl = n_gl;
     f->nodes[f->n_nodes++] = n;
     return n;
+}
+
+IrNode *ir_node_copy(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *in)
+{
+    IrNode *c = ir_node_new(m, f, n->op, (IrNode **)in, n->n_in, n->gl, n->n_gl, n->loc);
+    c->type = n->type;
+    c->name = n->name;
+    c->group = n->group;
+    ir_attrs_copy(m->arena, &c->attrs, &n->attrs);
+    return c;
 }
 
 void ir_func_renumber(IrFunc *f)

@@ -88,6 +88,8 @@ void ir_attrs_set_float(Arena *a, IrAttrs *as, const char *key, double v);
 void ir_attrs_set_str(Arena *a, IrAttrs *as, const char *key, const char *v);
 void ir_attrs_set_ints(Arena *a, IrAttrs *as, const char *key, const int64_t *v, int n);
 const IrAttr *ir_attrs_get(const IrAttrs *as, const char *key);
+/* Sets every attribute of src in dst (keeping dst's others). */
+void ir_attrs_copy(Arena *a, IrAttrs *dst, const IrAttrs *src);
 /* Typed getters return dflt when the key is absent; a float getter accepts an int attr. */
 int64_t ir_attrs_int(const IrAttrs *as, const char *key, int64_t dflt);
 double ir_attrs_float(const IrAttrs *as, const char *key, double dflt);
@@ -173,6 +175,9 @@ IrFunc *ir_func_find(const IrModule *m, const char *name);
 IrNode *ir_node_new(IrModule *m, IrFunc *f, IrOpKind op, IrNode **in, int n_in, IrGlobal **gl, int n_gl, SrcLoc loc);
 /* Applies the shape rule; on a mismatch records a diagnostic at n->loc and returns false. */
 bool ir_node_infer(IrNode *n, Diags *d);
+/* Appends to f a copy of n (op, globals, type, attributes, name, group, location)
+ * whose value operands are in[0..n->n_in): how passes rebuild a function. */
+IrNode *ir_node_copy(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *in);
 /* Renumbers nodes 0..n-1 in order (after a pass rewrote the list). */
 void ir_func_renumber(IrFunc *f);
 

@@ -930,15 +930,7 @@ static void call_kernel(KB *kb, const IrNode *n, KCallKind call, int b0, int b1)
     k->call_bufs[0] = b0;
     k->call_bufs[1] = b1;
     k->n_call_bufs = 2;
-    for (int i = 0; i < n->attrs.n; i++) {
-        const IrAttr *at = &n->attrs.items[i];
-        switch (at->kind) {
-        case IR_ATTR_INT: ir_attrs_set_int(kb->a, &k->call_attrs, at->key, at->i); break;
-        case IR_ATTR_FLOAT: ir_attrs_set_float(kb->a, &k->call_attrs, at->key, at->f); break;
-        case IR_ATTR_STR: ir_attrs_set_str(kb->a, &k->call_attrs, at->key, at->s); break;
-        case IR_ATTR_INTS: ir_attrs_set_ints(kb->a, &k->call_attrs, at->key, at->ints, at->n_ints); break;
-        }
-    }
+    ir_attrs_copy(kb->a, &k->call_attrs, &n->attrs);
 }
 
 /* A scalar i32 operand (a step) as a buffer for runtime calls: consts get one. */

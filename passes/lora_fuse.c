@@ -42,30 +42,13 @@ typedef struct {
     IrModule *m;
 } Fuse;
 
-static void attrs_copy(Arena *a, IrAttrs *dst, const IrAttrs *src)
-{
-    for (int i = 0; i < src->n; i++) {
-        const IrAttr *at = &src->items[i];
-        switch (at->kind) {
-        case IR_ATTR_INT: ir_attrs_set_int(a, dst, at->key, at->i); break;
-        case IR_ATTR_FLOAT: ir_attrs_set_float(a, dst, at->key, at->f); break;
-        case IR_ATTR_STR: ir_attrs_set_str(a, dst, at->key, at->s); break;
-        case IR_ATTR_INTS: ir_attrs_set_ints(a, dst, at->key, at->ints, at->n_ints); break;
-        }
-    }
-}
-
+/* A copy of n appended through b, operands mapped through map (old id -> new node). */
 static IrNode *copy_node(Fuse *s, IrBuilder *b, const IrNode *n, IrNode **map)
 {
     IrNode **in = n->n_in > 0 ? ARENA_ARRAY(s->ctx->arena, IrNode *, n->n_in) : NULL;
     for (int k = 0; k < n->n_in; k++)
         in[k] = map[n->in[k]->id];
-    IrNode *c = ir_node_new(b->m, b->f, n->op, in, n->n_in, n->gl, n->n_gl, n->loc);
-    c->type = n->type;
-    c->name = n->name;
-    c->group = n->group;
-    attrs_copy(s->m->arena, &c->attrs, &n->attrs);
-    return c;
+    return ir_node_copy(b->m, b->f, n, in);
 }
 
 /* The global read by `y = x G^T` (2-D G), or NULL. */
