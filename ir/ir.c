@@ -293,6 +293,15 @@ IrNode *ir_node_copy(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *in)
     return c;
 }
 
+IrNode *ir_node_copy_mapped(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *map)
+{
+    IrNode *in[8];
+    IrNode **ops = n->n_in <= 8 ? in : ARENA_ARRAY(m->arena, IrNode *, n->n_in);
+    for (int k = 0; k < n->n_in; k++)
+        ops[k] = map[n->in[k]->id];
+    return ir_node_copy(m, f, n, ops);
+}
+
 void ir_func_renumber(IrFunc *f)
 {
     for (int i = 0; i < f->n_nodes; i++)

@@ -178,6 +178,8 @@ bool ir_node_infer(IrNode *n, Diags *d);
 /* Appends to f a copy of n (op, globals, type, attributes, name, group, location)
  * whose value operands are in[0..n->n_in): how passes rebuild a function. */
 IrNode *ir_node_copy(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *in);
+/* The same with operand i replaced by map[n->in[i]->id] (old node id -> new node). */
+IrNode *ir_node_copy_mapped(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *map);
 /* Renumbers nodes 0..n-1 in order (after a pass rewrote the list). */
 void ir_func_renumber(IrFunc *f);
 

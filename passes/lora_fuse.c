@@ -42,14 +42,6 @@ typedef struct {
     IrModule *m;
 } Fuse;
 
-/* A copy of n appended through b, operands mapped through map (old id -> new node). */
-static IrNode *copy_node(Fuse *s, IrBuilder *b, const IrNode *n, IrNode **map)
-{
-    IrNode **in = n->n_in > 0 ? ARENA_ARRAY(s->ctx->arena, IrNode *, n->n_in) : NULL;
-    for (int k = 0; k < n->n_in; k++)
-        in[k] = map[n->in[k]->id];
-    return ir_node_copy(b->m, b->f, n, in);
-}
 
 /* The global read by `y = x G^T` (2-D G), or NULL. */
 static IrGlobal *xwt_global(const IrNode *n)
@@ -109,7 +101,7 @@ static bool fuse_func(Fuse *s, IrFunc *f)
             continue; /* mapped when its base matmul was fused */
         IrNode *pa = partner[o->id];
         if (!pa) {
-            map[o->id] = copy_node(s, &b, o, map);
+            map[o->id] = ir_node_copy_mapped(b.m, b.f, o, map);
             continue;
         }
         IrGlobal *ga = pa->in[1]->gl[0];

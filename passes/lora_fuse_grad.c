@@ -33,14 +33,6 @@ typedef struct {
     IrModule *m;
 } Narrow;
 
-/* A copy of n appended through b, operands mapped through map (old id -> new node). */
-static IrNode *copy_node(Narrow *s, IrBuilder *b, const IrNode *n, IrNode **map)
-{
-    IrNode **in = n->n_in > 0 ? ARENA_ARRAY(s->ctx->arena, IrNode *, n->n_in) : NULL;
-    for (int k = 0; k < n->n_in; k++)
-        in[k] = map[n->in[k]->id];
-    return ir_node_copy(b->m, b->f, n, in);
-}
 
 /* g = matmul(dy[N,K], x[N,I], trans_a) : [K,I], read only through axis-0 slices. */
 static bool is_narrowable(const IrNode *g, IrNode *const *users_slice_ok)
@@ -117,7 +109,7 @@ static bool narrow_func(Narrow *s, IrFunc *f)
             map[o->id]->name = o->name;
             continue;
         }
-        map[o->id] = copy_node(s, &b, o, map);
+        map[o->id] = ir_node_copy_mapped(b.m, b.f, o, map);
     }
     if (b.failed)
         return false;

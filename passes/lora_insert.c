@@ -46,14 +46,6 @@ typedef struct {
     IrModule *m;
 } Ins;
 
-/* A copy of n appended through b, operands mapped through map (old id -> new node). */
-static IrNode *copy_node(Ins *s, IrBuilder *b, const IrNode *n, IrNode **map)
-{
-    IrNode **in = n->n_in > 0 ? ARENA_ARRAY(s->ctx->arena, IrNode *, n->n_in) : NULL;
-    for (int k = 0; k < n->n_in; k++)
-        in[k] = map[n->in[k]->id];
-    return ir_node_copy(b->m, b->f, n, in);
-}
 
 /* The adapted W of a matmul y = x W^T, or NULL. */
 static IrGlobal *adapted_weight(const IrNode *n)
@@ -104,7 +96,7 @@ static bool adapt_func(Ins *s, IrFunc *dst, const IrFunc *src, bool train)
     IrNode *step = NULL;
     for (int i = 0; i < n_src; i++) {
         const IrNode *n = old[i];
-        IrNode *c = copy_node(s, &b, n, map);
+        IrNode *c = ir_node_copy_mapped(b.m, b.f, n, map);
         IrGlobal *w = adapted_weight(n);
         if (w) {
             b.loc = n->loc;
