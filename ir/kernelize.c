@@ -1,7 +1,9 @@
 /* Kernelizer: graph functions become sequences of loop kernels, GEMMs and runtime
  * calls over buffers (kernel.h). Each op has one lowering here; an elementwise fusion
  * group (IrNode.group) becomes one loop kernel that stores only the values used
- * outside the group. Reshapes and global reads alias their operand's buffer.
+ * outside the group. Reshapes and global reads alias their operand's buffer; a value
+ * stored into a global is computed in the global's buffer (store forwarding); a
+ * concatenated GEMM operand is read as two GEMMs over its parts, never copied.
  *
  * Index conventions: a value is dense row-major. An elementwise kernel over a value of
  * n elements with last axis C runs outer = n / C rows of inner = C columns; the flat
@@ -24,6 +26,8 @@ typedef struct {
     int *group_size;
     int loss_index;      /* position of f->ret in f->nodes (activations: defined before, used after) */
     int *memo;           /* node id -> instr in the kernel being built (elementwise) */
+    bool *forwarded;     /* node id -> a STORE whose value was computed in the global's own buffer */
+    bool *virtual_concat; /* node id -> a CONCAT read only by GEMMs, which read its parts instead */
     Kernel *k;
     bool ok;
 } KB;
@@ -785,9 +789,55 @@ static void rope_kernel(KB *kb, const IrNode *n)
 
 /* ---- GEMM ---- */
 
+/* matmul(a, concat(P, Q) along axis 0) as two GEMMs over the parts, so that the
+ * concatenation (e.g. the fused LoRA weight [W; A]) is never copied:
+ *   trans_b: y[M, O+R] = a [W;A]^T: columns [0,O) = a W^T, [O,O+R) = a A^T (ldc = O+R);
+ *   else:    y[M, I] = a[M, O+R] [W;A] = a[:, 0:O] W + a[:, O:O+R] A (one buffer, beta 1). */
+static void split_concat_gemm(KB *kb, const IrNode *n)
+{
+    const IrNode *a = n->in[0], *cat = n->in[1];
+    bool tb = ir_attrs_int(&n->attrs, "trans_b", 0) != 0;
+    int64_t rows = cat->in[0]->type.dim[0], rest = cat->in[1]->type.dim[0], cols = cat->type.dim[1];
+    int64_t K = a->type.dim[a->type.rank - 1], M = ir_type_numel(a->type) / K;
+    int out = value_buf(kb, n), abuf = in_buf(kb, a);
+    for (int part = 0; part < 2; part++) {
+        Kernel *k = kernel_new(kb, K_GEMM, n, part ? "gemm_b" : "gemm_a");
+        KGemm *g = &k->gemm;
+        int64_t len = part ? rest : rows, start = part ? rows : 0;
+        g->b = in_buf(kb, cat->in[part]);
+        g->a = abuf;
+        g->c = out;
+        g->m = M;
+        g->batch = 1;
+        g->alpha = 1.0;
+        g->trans_b = tb;
+        if (tb) {
+            g->k = cols;
+            g->n = len;
+            g->lda = K;
+            g->ldb = cols;
+            g->ldc = rows + rest;
+            g->off_c = start;
+            g->beta = 0.0;
+        } else {
+            g->k = len;
+            g->n = cols;
+            g->lda = K;
+            g->off_a = start;
+            g->ldb = cols;
+            g->ldc = cols;
+            g->beta = part ? 1.0 : 0.0;
+        }
+    }
+}
+
 static void matmul_kernel(KB *kb, const IrNode *n)
 {
     const IrNode *a = n->in[0], *b = n->in[1];
+    if (kb->virtual_concat[b->id]) {
+        split_concat_gemm(kb, n);
+        return;
+    }
     bool ta = ir_attrs_int(&n->attrs, "trans_a", 0) != 0, tb = ir_attrs_int(&n->attrs, "trans_b", 0) != 0;
     IrType at = a->type, bt = b->type;
     int64_t ar = at.dim[at.rank - 2], ac = at.dim[at.rank - 1];
@@ -967,6 +1017,9 @@ static void node_kernels(KB *kb, const IrNode *n)
     case IR_OP_TRANSPOSE:
     case IR_OP_SLICE:
     case IR_OP_CONCAT:
+        if (!kb->virtual_concat[n->id])
+            layout_op(kb, n);
+        break;
     case IR_OP_PAD: layout_op(kb, n); break;
     case IR_OP_SUM:
     case IR_OP_REDUCE_TO: sum_kernel(kb, n); break;
@@ -993,6 +1046,8 @@ static void node_kernels(KB *kb, const IrNode *n)
         break;
     }
     case IR_OP_STORE: {
+        if (kb->forwarded[n->id])
+            break;
         int src = in_buf(kb, n->in[0]), dst = global_buf(kb, n->gl[0]);
         IrType t = n->gl[0]->type;
         int64_t s[IR_MAX_RANK];
@@ -1029,6 +1084,63 @@ static bool group_is_fusible(KB *kb, int group, int last_index)
     return true;
 }
 
+/* Store forwarding: `store %x, @g` where %x is computed by this function into a buffer
+ * of its own becomes "compute %x in @g's buffer" (no copy), when nothing in the
+ * function reads or writes @g before the store and %x is stored only once. */
+static void forward_stores(KB *kb, const IrFunc *f)
+{
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *st = f->nodes[i];
+        if (st->op != IR_OP_STORE)
+            continue;
+        const IrNode *x = st->in[0];
+        const IrGlobal *g = st->gl[0];
+        if (x->op == IR_OP_GLOBAL || x->op == IR_OP_RESHAPE || x->op == IR_OP_CONST || x == f->ret ||
+            kb->node_buf[x->id] >= 0 || !ir_type_eq(x->type, g->type))
+            continue;
+        bool clean = true;
+        for (int j = 0; j < f->n_nodes && clean; j++) {
+            const IrNode *o = f->nodes[j];
+            if (o == st)
+                continue;
+            for (int k = 0; k < o->n_gl; k++)
+                if (o->gl[k] == g && (j < i || o->op != IR_OP_GLOBAL))
+                    clean = false;
+            if (o->op == IR_OP_STORE && o->in[0] == x)
+                clean = false;
+        }
+        if (!clean)
+            continue;
+        kb->node_buf[x->id] = global_buf(kb, g);
+        kb->forwarded[st->id] = true;
+    }
+}
+
+/* A concat along axis 0 of two matrices whose every user is a GEMM reading it as its
+ * 2-D right operand (not transposed on the left) is never materialised. */
+static void find_virtual_concats(KB *kb, const IrFunc *f)
+{
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *c = f->nodes[i];
+        if (c->op != IR_OP_CONCAT || c->type.rank != 2 || ir_attrs_int(&c->attrs, "axis", 0) != 0 || c == f->ret ||
+            c->type.dtype != IR_F32)
+            continue;
+        bool ok = true;
+        int users = 0;
+        for (int j = i + 1; j < f->n_nodes && ok; j++) {
+            const IrNode *u = f->nodes[j];
+            for (int k = 0; k < u->n_in; k++) {
+                if (u->in[k] != c)
+                    continue;
+                users++;
+                if (u->op != IR_OP_MATMUL || k != 1 || ir_attrs_int(&u->attrs, "trans_a", 0))
+                    ok = false;
+            }
+        }
+        kb->virtual_concat[c->id] = ok && users > 0;
+    }
+}
+
 static KFunc *build_func(KB *kb, const IrFunc *f)
 {
     KFunc *kf = ARENA_NEW(kb->a, KFunc);
@@ -1061,6 +1173,10 @@ static KFunc *build_func(KB *kb, const IrFunc *f)
     for (int i = 0; i < f->n_nodes; i++)
         if (f->nodes[i] == f->ret)
             kb->loss_index = i;
+    kb->forwarded = ARENA_ARRAY(kb->a, bool, max_id);
+    kb->virtual_concat = ARENA_ARRAY(kb->a, bool, max_id);
+    forward_stores(kb, f);
+    find_virtual_concats(kb, f);
 
     for (int i = 0; i < f->n_nodes && kb->ok; i++) {
         const IrNode *n = f->nodes[i];
