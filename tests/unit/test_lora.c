@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe.h"
-#include "lower.h"
-#include "pm.h"
+#include "tutil.h"
 
 #define SPEC_FMT                                                                                                    \
     "model m {\n"                                                                                                   \
@@ -34,79 +32,27 @@
     "  schedule = relora(warmup = 5, warm_start = %d, reset_every = 20, restart_warmup = 5, lr = 2e-3)\n"        \
     "}\n"
 
-typedef struct {
-    Arena a;
-    Diags d;
-    IrModule *m;
-} Built;
-
-static void build(Built *bt, const char *dropout, int warm_start, const char *const *passes, int n_passes)
+static void build(TuModel *bt, const char *dropout, int warm_start, const char *const *passes, int n_passes)
 {
     char text[2048];
     snprintf(text, sizeof text, SPEC_FMT, dropout, warm_start);
-    arena_init(&bt->a);
-    diag_init(&bt->d, &bt->a);
-    FeCtx ctx;
-    fe_ctx_init(&ctx, &bt->a, &bt->d);
-    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
-    FeOptions opt = {0};
-    const Spec *s = parsed ? fe_check(&bt->a, &bt->d, ctx.ast, NULL, 0, &opt) : NULL;
-    bt->m = s ? fe_lower(&bt->a, &bt->d, s) : NULL;
-    bool ok = bt->m != NULL;
-    if (ok) {
-        PassCtx pc = {&bt->a, &bt->d, bt->m, PROP_LOWERED};
-        PassOptions po = {passes, n_passes, true, NULL, NULL};
-        ok = pass_pipeline_run(&pc, &po);
-    }
-    if (!ok)
-        diag_print(&bt->d, stderr, true);
-    ck_assert(ok);
+    tu_build(bt, text, passes, n_passes);
 }
 
 static const char *const UNFUSED[] = {"lora-insert", "autodiff"};
 static const char *const FUSED[] = {"lora-insert", "lora-fuse", "autodiff", "lora-fuse-grad"};
-static const char *const ALL_MINE[] = {"lora-insert", "lora-fuse", "autodiff", "lora-fuse-grad", "optimizer", "relora"};
-
-static IrGlobal *glob(const Built *bt, const char *name)
-{
-    IrGlobal *g = ir_global_find(bt->m, name);
-    ck_assert_msg(g != NULL, "no global @%s", name);
-    return g;
-}
-
-static void set_data(IrInterp *it, const Built *bt, uint64_t salt)
-{
-    IrGlobal *tok = glob(bt, "tokens"), *tgt = glob(bt, "targets");
-    for (int64_t i = 0; i < ir_type_numel(tok->type); i++) {
-        ir_interp_global(it, tok)[i] = (double)(ir_rng_u64(7, salt, (uint64_t)i) % 64);
-        ir_interp_global(it, tgt)[i] = (double)(ir_rng_u64(7, salt + 1, (uint64_t)i) % 64);
-    }
-}
-
-/* Every float global a little off its init, B factors nonzero: gradients are generic. */
-static void perturb(IrInterp *it, const Built *bt)
-{
-    for (int i = 0; i < bt->m->n_globals; i++) {
-        IrGlobal *g = bt->m->globals[i];
-        if (g->cls != IR_CLASS_PARAM && g->cls != IR_CLASS_FROZEN)
-            continue;
-        double *v = ir_interp_global(it, g);
-        for (int64_t j = 0; j < ir_type_numel(g->type); j++)
-            v[j] += 0.1 * (ir_rng_uniform(5, (uint64_t)i, (uint64_t)j) - 0.5);
-    }
-}
 
 START_TEST(lora_insert_makes_functions_adapters_and_links)
 {
-    Built bt;
-    build(&bt, "0.1", 10, ALL_MINE, 6);
+    TuModel bt;
+    build(&bt, "0.1", 10, tu_relora_passes, TU_N_RELORA_PASSES);
     const char *want[] = {"init", "train_full", "eval", "logits", "train_lora", "switch", "relora_reset"};
     ck_assert_int_eq(bt.m->n_funcs, 7);
     for (int i = 0; i < 7; i++)
         ck_assert_ptr_nonnull(ir_func_find(bt.m, want[i]));
     ck_assert_ptr_null(ir_func_find(bt.m, "train"));
-    IrGlobal *w = glob(&bt, "layers.1.swiglu.down.weight"), *a = glob(&bt, "layers.1.swiglu.down.lora_a");
-    IrGlobal *b = glob(&bt, "layers.1.swiglu.down.lora_b");
+    IrGlobal *w = tu_glob(&bt, "layers.1.swiglu.down.weight"), *a = tu_glob(&bt, "layers.1.swiglu.down.lora_a");
+    IrGlobal *b = tu_glob(&bt, "layers.1.swiglu.down.lora_b");
     ck_assert_int_eq(a->type.dim[0], 4);
     ck_assert_int_eq(a->type.dim[1], 40); /* [R, I] */
     ck_assert_int_eq(b->type.dim[0], 24);
@@ -147,17 +93,17 @@ START_TEST(lora_insert_makes_functions_adapters_and_links)
     ck_assert_double_le(amax, 1 / sqrt(40.0));
     ck_assert_double_eq(bmax, 0);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(lora_insert_fresh_adapters_keep_the_base_function)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, UNFUSED, 2);
     IrInterp *it = ir_interp_create(bt.m, 3);
     ir_interp_run(it, ir_func_find(bt.m, "init"));
-    set_data(it, &bt, 1);
+    tu_set_tokens(it, bt.m, 1);
     double full = ir_interp_run(it, ir_func_find(bt.m, "train_full"));
     double lora = ir_interp_run(it, ir_func_find(bt.m, "train_lora"));
     double ev = ir_interp_run(it, ir_func_find(bt.m, "eval"));
@@ -167,45 +113,39 @@ START_TEST(lora_insert_fresh_adapters_keep_the_base_function)
     /* Both factors get a gradient (B = 0 gives A none, but B's is nonzero; the
      * reference code's A = B = 0 gives neither). */
     double gb = 0;
-    IrGlobal *bg = glob(&bt, "layers.0.attention.q.lora_b.grad");
+    IrGlobal *bg = tu_glob(&bt, "layers.0.attention.q.lora_b.grad");
     for (int64_t j = 0; j < ir_type_numel(bg->type); j++)
         gb = fmax(gb, fabs(ir_interp_global(it, bg)[j]));
     ck_assert_double_gt(gb, 0);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(lora_adapter_gradients_match_finite_differences)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.1", 0, FUSED, 4);
     IrFunc *f = ir_func_find(bt.m, "train_lora");
     IrInterp *it = ir_interp_create(bt.m, 11);
     ir_interp_run(it, ir_func_find(bt.m, "init"));
-    perturb(it, &bt);
-    set_data(it, &bt, 2);
-    ir_interp_global(it, glob(&bt, "step"))[0] = 3;
+    tu_perturb_params(it, bt.m);
+    tu_set_tokens(it, bt.m, 2);
+    ir_interp_global(it, tu_glob(&bt, "step"))[0] = 3;
     double worst = 0;
     int n = 0;
     for (int i = 0; i < bt.m->n_globals; i++) {
         IrGlobal *g = bt.m->globals[i];
         if (!(g->flags & IR_G_ADAPTER))
             continue;
-        IrGlobal *gg = glob(&bt, arena_sprintf(&bt.a, "%s.grad", g->name));
+        IrGlobal *gg = tu_glob(&bt, arena_sprintf(&bt.a, "%s.grad", g->name));
         ir_interp_run(it, f);
         double *w = ir_interp_global(it, g);
         for (int s = 0; s < 3; s++) {
             int64_t j = (int64_t)(ir_rng_u64(3, (uint64_t)i, (uint64_t)s) % (uint64_t)ir_type_numel(g->type));
             ir_interp_run(it, f);
             double an = ir_interp_global(it, gg)[j];
-            double x0 = w[j], h = 1e-5;
-            w[j] = x0 + h;
-            double lp = ir_interp_run(it, f);
-            w[j] = x0 - h;
-            double lm = ir_interp_run(it, f);
-            w[j] = x0;
-            double fd = (lp - lm) / (2 * h);
+            double fd = tu_central_difference(it, f, w, j, 1e-5);
             worst = fmax(worst, fabs(fd - an) / fmax(fmax(fabs(fd), fabs(an)), 1e-4));
             n++;
         }
@@ -215,23 +155,23 @@ START_TEST(lora_adapter_gradients_match_finite_differences)
            n, worst);
     ck_assert_double_lt(worst, 5e-6); /* central differences, h = 1e-5 */
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(lora_fused_equals_unfused)
 {
-    Built u, fz;
+    TuModel u, fz;
     build(&u, "0.0", 0, UNFUSED, 2);
     build(&fz, "0.0", 0, FUSED, 4);
     ck_assert_int_eq(u.m->n_globals, fz.m->n_globals);
     IrInterp *iu = ir_interp_create(u.m, 21), *ifz = ir_interp_create(fz.m, 21);
     ir_interp_run(iu, ir_func_find(u.m, "init"));
     ir_interp_run(ifz, ir_func_find(fz.m, "init"));
-    perturb(iu, &u);
-    perturb(ifz, &fz);
-    set_data(iu, &u, 4);
-    set_data(ifz, &fz, 4);
+    tu_perturb_params(iu, u.m);
+    tu_perturb_params(ifz, fz.m);
+    tu_set_tokens(iu, u.m, 4);
+    tu_set_tokens(ifz, fz.m, 4);
     double lu = ir_interp_run(iu, ir_func_find(u.m, "train_lora"));
     double lf = ir_interp_run(ifz, ir_func_find(fz.m, "train_lora"));
     double eu = ir_interp_run(iu, ir_func_find(u.m, "eval"));
@@ -242,7 +182,7 @@ START_TEST(lora_fused_equals_unfused)
         IrGlobal *g = u.m->globals[i];
         if (g->cls != IR_CLASS_GRAD)
             continue;
-        IrGlobal *g2 = glob(&fz, g->name);
+        IrGlobal *g2 = tu_glob(&fz, g->name);
         const double *a = ir_interp_global(iu, g), *b = ir_interp_global(ifz, g2);
         double scale = 0;
         for (int64_t j = 0; j < ir_type_numel(g->type); j++)
@@ -260,8 +200,8 @@ START_TEST(lora_fused_equals_unfused)
     ck_assert_double_lt(worst, 1e-10);
     ir_interp_destroy(iu);
     ir_interp_destroy(ifz);
-    arena_fini(&u.a);
-    arena_fini(&fz.a);
+    tu_fini(&u);
+    tu_fini(&fz);
 }
 END_TEST
 
@@ -280,8 +220,8 @@ static bool is_wshape(const IrModule *m, IrType t, int64_t extra)
 
 START_TEST(lora_train_lora_has_no_w_gradient)
 {
-    Built bt;
-    build(&bt, "0.0", 10, ALL_MINE, 6);
+    TuModel bt;
+    build(&bt, "0.0", 10, tu_relora_passes, TU_N_RELORA_PASSES);
     const IrModule *m = bt.m;
     const IrFunc *f = ir_func_find(m, "train_lora");
     int concat = 0, w_gemm = 0, wa_gemm = 0, da_gemm = 0, w_refs = 0;
@@ -325,13 +265,13 @@ START_TEST(lora_train_lora_has_no_w_gradient)
     ck_assert_int_eq(w_refs, 0);
     ck_assert_int_eq(w_grads, 14);
     ck_assert_int_eq(w_moments, 28);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(lora_fuse_skips_linears_with_dropout)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.1", 10, FUSED, 4);
     int concat = 0;
     const IrFunc *f = ir_func_find(bt.m, "train_lora"), *ev = ir_func_find(bt.m, "eval");
@@ -342,7 +282,7 @@ START_TEST(lora_fuse_skips_linears_with_dropout)
     for (int i = 0; i < ev->n_nodes; i++)
         concat += ev->nodes[i]->op == IR_OP_CONCAT;
     ck_assert_int_eq(concat, 14); /* @eval has no dropout: fused */
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 

@@ -14,42 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe.h"
 #include "kernel.h"
-#include "lower.h"
 #include "memplan.h"
-#include "pm.h"
+#include "tutil.h"
 
-static const char *const LLAMA =
-    "model m {\n"
-    "  vocab = 32; dim = 16; layers = 2; heads = 4; kv_heads = 2; context = 8\n"
-    "  block(x) {\n"
-    "    h = x + attention(rmsnorm(x), rope = 10000)\n"
-    "    return h + swiglu(rmsnorm(h), hidden = 24)\n"
-    "  }\n"
-    "}\n"
-    "train { batch = 2; seq_len = 6; steps = 10 }\n";
-
-static const char *const GPT2 =
-    "model m {\n"
-    "  vocab = 32; dim = 16; layers = 2; heads = 2; context = 8\n"
-    "  tied = true; positions = learned; norm = layernorm; bias = true\n"
-    "  block(x) {\n"
-    "    h = x + attention(layernorm(x), rope = none)\n"
-    "    return h + linear(gelu(linear(layernorm(h), out = 64, name = \"fc\")), out = dim, name = \"proj\")\n"
-    "  }\n"
-    "}\n"
-    "train { batch = 2; seq_len = 6; steps = 10 }\n";
-
-/* LLAMA with LoRA adapters on every block linear, ReLoRA from step 0. */
+/* tu_spec_llama with LoRA adapters on every block linear, ReLoRA from step 0. */
 static const char *const LORA =
-    "model m {\n"
-    "  vocab = 32; dim = 16; layers = 2; heads = 4; kv_heads = 2; context = 8\n"
-    "  block(x) {\n"
-    "    h = x + attention(rmsnorm(x), rope = 10000)\n"
-    "    return h + swiglu(rmsnorm(h), hidden = 24)\n"
-    "  }\n"
-    "}\n"
+    TU_LLAMA_MODEL
     "adapter lora {\n"
     "  rank = 4; alpha = 8; dropout = 0.1\n"
     "  targets = [\"attention.q\", \"attention.k\", \"attention.v\", \"attention.o\", \"swiglu.gate\", "
@@ -59,42 +30,8 @@ static const char *const LORA =
     "train { batch = 2; seq_len = 6; steps = 100\n"
     "  schedule = relora(warmup = 5, warm_start = 0, reset_every = 20, restart_warmup = 2) }\n";
 
-typedef struct {
-    Arena a;
-    Diags d;
-    IrModule *m;
-} Mod;
-
-static void lower_only(Mod *l, const char *text)
-{
-    arena_init(&l->a);
-    diag_init(&l->d, &l->a);
-    FeCtx ctx;
-    fe_ctx_init(&ctx, &l->a, &l->d);
-    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
-    FeOptions opt = {0};
-    const Spec *s = parsed ? fe_check(&l->a, &l->d, ctx.ast, NULL, 0, &opt) : NULL;
-    l->m = s ? fe_lower(&l->a, &l->d, s) : NULL;
-    if (!l->m)
-        diag_print(&l->d, stderr, true);
-    ck_assert_ptr_nonnull(l->m);
-}
-
-static void run_pipeline(Mod *l)
-{
-    PassCtx pc = {&l->a, &l->d, l->m, PROP_LOWERED};
-    PassOptions po = {NULL, 0, true, NULL, NULL};
-    bool ok = pass_pipeline_run(&pc, &po);
-    if (!ok)
-        diag_print(&l->d, stderr, true);
-    ck_assert(ok);
-}
-
-static void build(Mod *l, const char *text)
-{
-    lower_only(l, text);
-    run_pipeline(l);
-}
+/* The whole pipeline, memory plan included. */
+static void build(TuModel *l, const char *text) { tu_build(l, text, NULL, 0); }
 
 static const char *train_name(const IrModule *m)
 {
@@ -142,7 +79,7 @@ static int count_conflicts(const KProgram *p, const KPlan *plan, int *n_live_pai
 
 static void check_no_overlap(const char *text, const char *label)
 {
-    Mod l;
+    TuModel l;
     build(&l, text);
     KProgram *p = k_program_build(&l.a, &l.d, l.m);
     ck_assert_ptr_nonnull(p);
@@ -158,13 +95,13 @@ static void check_no_overlap(const char *text, const char *label)
             ck_assert_int_le(p->bufs[i].offset + p->bufs[i].numel * 4, p->pool_bytes[p->bufs[i].cls]);
         }
     }
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(memplan_live_buffers_never_share_bytes)
 {
-    check_no_overlap(LLAMA, "llama");
-    check_no_overlap(GPT2, "gpt2");
+    check_no_overlap(tu_spec_llama, "llama");
+    check_no_overlap(tu_spec_gpt2, "gpt2");
     check_no_overlap(LORA, "lora");
 }
 END_TEST
@@ -353,11 +290,7 @@ static double pooled_run(KInterp *it, const Pooled *pl, const char *func)
 
 static void set_data(const IrModule *m, double *tok, double *tgt, double *step, uint64_t salt)
 {
-    int64_t vocab = ir_attrs_int(&m->attrs, "vocab", 0), n = ir_type_numel(ir_global_find(m, "tokens")->type);
-    for (int64_t i = 0; i < n; i++) {
-        tok[i] = (double)(ir_rng_u64(7, salt, (uint64_t)i) % (uint64_t)vocab);
-        tgt[i] = (double)(ir_rng_u64(7, salt + 1, (uint64_t)i) % (uint64_t)vocab);
-    }
+    tu_fill_tokens(m, tok, tgt, salt);
     *step = 3 + (double)salt; /* past any warmup, so that the lr is not 0 */
 }
 
@@ -366,7 +299,7 @@ static double diff(double a, double b) { return fabs(a - b) / fmax(fabs(a), 1.0)
 /* init, two train steps and eval, in the graph interpreter and the pooled kernels. */
 static void check_pooled(const char *text, const char *label)
 {
-    Mod l;
+    TuModel l;
     build(&l, text);
     KProgram *p = k_program_build(&l.a, &l.d, l.m);
     ck_assert_ptr_nonnull(p);
@@ -403,13 +336,13 @@ static void check_pooled(const char *text, const char *label)
     ck_assert_double_le(worst, 1e-12);
     k_interp_destroy(ki);
     ir_interp_destroy(gi);
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(memplan_pooled_kernels_compute_the_graph_results)
 {
-    check_pooled(LLAMA, "llama");
-    check_pooled(GPT2, "gpt2");
+    check_pooled(tu_spec_llama, "llama");
+    check_pooled(tu_spec_gpt2, "gpt2");
     check_pooled(LORA, "lora");
 }
 END_TEST
@@ -426,7 +359,7 @@ static void class_line(const char *what, const int64_t *b)
 
 static void plan_sizes(const char *text, const char *label, int64_t *seq_out, int64_t *plan_out)
 {
-    Mod l;
+    TuModel l;
     build(&l, text);
     KProgram *p = k_program_build(&l.a, &l.d, l.m);
     ck_assert_ptr_nonnull(p);
@@ -458,15 +391,15 @@ static void plan_sizes(const char *text, const char *label, int64_t *seq_out, in
                      seq[IR_CLASS_ACTIVATION] + seq[IR_CLASS_SCRATCH]);
     *seq_out = total(seq);
     *plan_out = total(best);
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(memplan_is_smaller_than_the_sequential_layout)
 {
     int64_t seq, plan;
-    plan_sizes(LLAMA, "llama", &seq, &plan);
+    plan_sizes(tu_spec_llama, "llama", &seq, &plan);
     ck_assert_int_lt(plan, seq);
-    plan_sizes(GPT2, "gpt2", &seq, &plan);
+    plan_sizes(tu_spec_gpt2, "gpt2", &seq, &plan);
     ck_assert_int_lt(plan, seq);
     plan_sizes(LORA, "lora", &seq, &plan);
     ck_assert_int_lt(plan, seq);
@@ -477,12 +410,12 @@ END_TEST
 
 static int64_t aligned(int64_t numel) { return (numel * 4 + 63) / 64 * 64; }
 
-/* The planned pools of LLAMA, with the block linears frozen (class frozen, not
+/* The planned pools of tu_spec_llama, with the block linears frozen (class frozen, not
  * trainable: no gradient, no moments) when `freeze`; *frozen_bytes gets their bytes. */
 static void llama_pools(bool freeze, int64_t *bytes, int64_t *frozen_bytes)
 {
-    Mod l;
-    lower_only(&l, LLAMA);
+    TuModel l;
+    tu_lower(&l, tu_spec_llama);
     *frozen_bytes = 0;
     for (int i = 0; i < l.m->n_globals && freeze; i++) {
         IrGlobal *g = l.m->globals[i];
@@ -492,9 +425,9 @@ static void llama_pools(bool freeze, int64_t *bytes, int64_t *frozen_bytes)
         g->flags &= ~(unsigned)IR_G_TRAINABLE;
         *frozen_bytes += aligned(ir_type_numel(g->type));
     }
-    run_pipeline(&l);
+    tu_run_passes(&l, NULL, 0);
     ck_assert(pass_memplan_bytes(l.m, bytes));
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(memplan_frozen_weights_need_no_gradient_or_optimizer_memory)
@@ -508,7 +441,7 @@ START_TEST(memplan_frozen_weights_need_no_gradient_or_optimizer_memory)
     printf("  peak: %lld -> %lld bytes, %lld lower; gradient + optimizer of the frozen weights: 3 x %lld = %lld\n",
            (long long)total(full), (long long)total(fz), (long long)(total(full) - total(fz)), (long long)w,
            (long long)(3 * w));
-    /* LLAMA: 14 block linears of 16x16, 8x16 (k, v) and 16x24 / 24x16 (swiglu): 15360 bytes */
+    /* tu_spec_llama: 14 block linears of 16x16, 8x16 (k, v) and 16x24 / 24x16 (swiglu): 15360 bytes */
     ck_assert_int_eq(w, 15360);
     ck_assert_int_eq(fz[IR_CLASS_PARAM] + fz[IR_CLASS_FROZEN], full[IR_CLASS_PARAM] + full[IR_CLASS_FROZEN]);
     ck_assert_int_eq(full[IR_CLASS_GRAD] - fz[IR_CLASS_GRAD], w);
@@ -522,8 +455,8 @@ END_TEST
  * gradient and moments; the adapters cost their own (4 x rank x (in + out) floats each). */
 START_TEST(memplan_relora_phase_against_full_rank)
 {
-    Mod full, lora;
-    build(&full, LLAMA);
+    TuModel full, lora;
+    build(&full, tu_spec_llama);
     build(&lora, LORA);
     int64_t fb[IR_CLASS_COUNT], lb[IR_CLASS_COUNT], w = 0, ab = 0;
     ck_assert(pass_memplan_bytes(full.m, fb));
@@ -542,8 +475,8 @@ START_TEST(memplan_relora_phase_against_full_rank)
     ck_assert_int_eq(fb[IR_CLASS_GRAD] - lb[IR_CLASS_GRAD], w - ab);
     ck_assert_int_eq(fb[IR_CLASS_OPTIM] - lb[IR_CLASS_OPTIM], 2 * (w - ab));
     ck_assert_int_eq(lb[IR_CLASS_PARAM] + lb[IR_CLASS_FROZEN], fb[IR_CLASS_PARAM] + ab);
-    arena_fini(&full.a);
-    arena_fini(&lora.a);
+    tu_fini(&full);
+    tu_fini(&lora);
 }
 END_TEST
 
@@ -625,8 +558,8 @@ END_TEST
 
 START_TEST(memplan_pass_records_the_plans_pool_bytes)
 {
-    Mod l;
-    build(&l, LLAMA);
+    TuModel l;
+    build(&l, tu_spec_llama);
     int64_t recorded[IR_CLASS_COUNT];
     ck_assert(pass_memplan_bytes(l.m, recorded));
     KProgram *p = k_program_build(&l.a, &l.d, l.m);
@@ -647,12 +580,12 @@ START_TEST(memplan_pass_records_the_plans_pool_bytes)
     int64_t again[IR_CLASS_COUNT];
     ck_assert(pass_memplan_compute(&l.a, &l.d, l.m, again));
     ck_assert_mem_eq(again, recorded, sizeof again);
-    arena_fini(&l.a);
+    tu_fini(&l);
 
-    Mod bare;
-    lower_only(&bare, LLAMA);
+    TuModel bare;
+    tu_lower(&bare, tu_spec_llama);
     ck_assert(!pass_memplan_bytes(bare.m, recorded));
-    arena_fini(&bare.a);
+    tu_fini(&bare);
 }
 END_TEST
 

@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe.h"
-#include "lower.h"
-#include "pm.h"
+#include "tutil.h"
 
 #define SPEC_FMT                                                                                                    \
     "model m {\n"                                                                                                   \
@@ -33,43 +31,11 @@
     "                    min_lr_ratio = 0.1, prune = 0.99, lr = 6e-3)\n"                                              \
     "}\n"
 
-typedef struct {
-    Arena a;
-    Diags d;
-    IrModule *m;
-} Built;
-
-static const char *const PIPELINE[] = {"lora-insert", "lora-fuse", "autodiff", "lora-fuse-grad", "optimizer",
-                                       "relora"};
-
-static void build(Built *bt, const char *clip, int warm_start)
+static void build(TuModel *bt, const char *clip, int warm_start)
 {
     char text[2048];
     snprintf(text, sizeof text, SPEC_FMT, clip, warm_start);
-    arena_init(&bt->a);
-    diag_init(&bt->d, &bt->a);
-    FeCtx ctx;
-    fe_ctx_init(&ctx, &bt->a, &bt->d);
-    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
-    FeOptions opt = {0};
-    const Spec *s = parsed ? fe_check(&bt->a, &bt->d, ctx.ast, NULL, 0, &opt) : NULL;
-    bt->m = s ? fe_lower(&bt->a, &bt->d, s) : NULL;
-    bool ok = bt->m != NULL;
-    if (ok) {
-        PassCtx pc = {&bt->a, &bt->d, bt->m, PROP_LOWERED};
-        PassOptions po = {PIPELINE, 6, true, NULL, NULL};
-        ok = pass_pipeline_run(&pc, &po);
-    }
-    if (!ok)
-        diag_print(&bt->d, stderr, true);
-    ck_assert(ok);
-}
-
-static IrGlobal *glob(const Built *bt, const char *name)
-{
-    IrGlobal *g = ir_global_find(bt->m, name);
-    ck_assert_msg(g != NULL, "no global @%s", name);
-    return g;
+    tu_build(bt, text, tu_relora_passes, TU_N_RELORA_PASSES);
 }
 
 static const IrNode *named(const IrFunc *f, const char *name)
@@ -79,15 +45,6 @@ static const IrNode *named(const IrFunc *f, const char *name)
             return f->nodes[i];
     ck_abort_msg("no node named %s in @%s", name, f->name);
     return NULL;
-}
-
-static void set_data(IrInterp *it, const Built *bt, uint64_t salt)
-{
-    IrGlobal *tok = glob(bt, "tokens"), *tgt = glob(bt, "targets");
-    for (int64_t i = 0; i < ir_type_numel(tok->type); i++) {
-        ir_interp_global(it, tok)[i] = (double)(ir_rng_u64(7, salt, (uint64_t)i) % 32);
-        ir_interp_global(it, tgt)[i] = (double)(ir_rng_u64(7, salt + 1, (uint64_t)i) % 32);
-    }
 }
 
 /* Reference code's lambda (training_utils.py, cosine_restarts), t the scheduler step of
@@ -113,11 +70,11 @@ static double mult_cosine(long t, long N, long W, double m)
 
 START_TEST(optimizer_lr_matches_closed_form_and_adam_t)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "1.0", 20);
     IrInterp *it = ir_interp_create(bt.m, 1);
     ir_interp_run(it, ir_func_find(bt.m, "init"));
-    set_data(it, &bt, 1);
+    tu_set_tokens(it, bt.m, 1);
     IrFunc *full = ir_func_find(bt.m, "train_full"), *lora = ir_func_find(bt.m, "train_lora");
     const long steps[] = {0, 5, 10, 19, 20, 25, 30, 31, 69, 70, 71, 75, 80, 81, 119, 120, 121, 169, 170, 171, 180, 199};
     int n = (int)(sizeof steps / sizeof steps[0]);
@@ -126,9 +83,9 @@ START_TEST(optimizer_lr_matches_closed_form_and_adam_t)
         long s = steps[i];
         bool is_lora = s >= 20;
         IrFunc *f = is_lora ? lora : full;
-        ir_interp_global(it, glob(&bt, "step"))[0] = (double)s;
+        ir_interp_global(it, tu_glob(&bt, "step"))[0] = (double)s;
         ir_interp_run(it, f);
-        double got = ir_interp_global(it, glob(&bt, "lr"))[0];
+        double got = ir_interp_global(it, tu_glob(&bt, "lr"))[0];
         double want = is_lora ? 6e-3 * mult_jagged(s - 20, 180, 10, 50, 10, 0.1) : 3e-3 * mult_cosine(s, 200, 10, 0.1);
         long t = (long)ir_interp_value(it, named(f, "adam_t"))[0];
         printf("step %3ld (@%s): lr %.10e, closed form %.10e; adam t %ld\n", s, f->name, got, want, t);
@@ -138,19 +95,19 @@ START_TEST(optimizer_lr_matches_closed_form_and_adam_t)
     printf("lr: largest absolute difference from the closed form over %d steps: %.3g\n", n, worst);
     ck_assert_double_lt(worst, 1e-15);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(optimizer_first_adamw_step_and_clipping)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.05", 20);
     IrModule *m = bt.m;
     IrInterp *it = ir_interp_create(m, 2);
     ir_interp_run(it, ir_func_find(m, "init"));
     ir_interp_run(it, ir_func_find(m, "switch"));
-    set_data(it, &bt, 3);
+    tu_set_tokens(it, bt.m, 3);
     /* Snapshot every global, run the first ReLoRA step (t = 1). */
     double **before = calloc((size_t)m->n_globals, sizeof(double *));
     for (int i = 0; i < m->n_globals; i++) {
@@ -158,9 +115,9 @@ START_TEST(optimizer_first_adamw_step_and_clipping)
         before[i] = malloc(sizeof(double) * (size_t)n);
         memcpy(before[i], ir_interp_global(it, m->globals[i]), sizeof(double) * (size_t)n);
     }
-    ir_interp_global(it, glob(&bt, "step"))[0] = 25; /* lr > 0, t = 6: bias corrections */
+    ir_interp_global(it, tu_glob(&bt, "step"))[0] = 25; /* lr > 0, t = 6: bias corrections */
     ir_interp_run(it, ir_func_find(m, "train_lora"));
-    double lr = ir_interp_global(it, glob(&bt, "lr"))[0], norm = ir_interp_global(it, glob(&bt, "grad_norm"))[0];
+    double lr = ir_interp_global(it, tu_glob(&bt, "lr"))[0], norm = ir_interp_global(it, tu_glob(&bt, "grad_norm"))[0];
     double ss = 0;
     for (int i = 0; i < m->n_globals; i++)
         if (m->globals[i]->cls == IR_CLASS_GRAD && ir_global_find(m, ir_attrs_str(&m->globals[i]->attrs, "grad_of", ""))->cls != IR_CLASS_FROZEN)
@@ -206,13 +163,13 @@ START_TEST(optimizer_first_adamw_step_and_clipping)
         free(before[i]);
     free(before);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(optimizer_decay_flags_and_no_clip)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 0);
     ck_assert_ptr_null(ir_func_find(bt.m, "train_full"));
     const IrFunc *f = ir_func_find(bt.m, "train_lora");
@@ -241,7 +198,7 @@ START_TEST(optimizer_decay_flags_and_no_clip)
     ck_assert_int_eq(n_clip, 0);
     ck_assert_int_eq(ir_attrs_int(&lr->attrs, "warmup", -1), 10);
     ck_assert_int_eq(ir_attrs_int(&lr->attrs, "offset", -1), 0);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 

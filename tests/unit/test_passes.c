@@ -10,29 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe.h"
 #include "fuse.h"
 #include "kernel.h"
-#include "lower.h"
-#include "pm.h"
+#include "tutil.h"
 
 /* ---- hand-written IR ---- */
 
-typedef struct {
-    Arena a;
-    Diags d;
-    IrModule *m;
-} Mod;
-
-static void parse_ok(Mod *x, const char *text)
+static void parse_ok(TuModel *x, const char *text)
 {
     arena_init(&x->a);
     diag_init(&x->d, &x->a);
     x->m = ir_parse(&x->a, &x->d, "t.ir", text, strlen(text));
-    bool ok = x->m && ir_verify(x->m, &x->d);
-    if (!ok)
-        diag_print(&x->d, stderr, true);
-    ck_assert(ok);
+    tu_assert_ok(x, x->m && ir_verify(x->m, &x->d));
 }
 
 static char *print_module(const IrModule *m)
@@ -45,35 +34,25 @@ static char *print_module(const IrModule *m)
     return buf;
 }
 
-static void run_passes(Arena *a, Diags *d, IrModule *m, const char *const *names, int n)
-{
-    PassCtx pc = {a, d, m, PROP_LOWERED};
-    PassOptions po = {names, n, true, NULL, NULL};
-    bool ok = pass_pipeline_run(&pc, &po);
-    if (!ok)
-        diag_print(d, stderr, true);
-    ck_assert(ok);
-}
-
 /* Parses `in`, runs the named passes (pipeline order), compares the printed module. */
 static void check_pass(const char *pass, const char *in, const char *want)
 {
-    Mod x;
+    TuModel x;
     parse_ok(&x, in);
-    run_passes(&x.a, &x.d, x.m, &pass, 1);
+    tu_run_passes(&x, &pass, 1);
     char *got = print_module(x.m);
     if (strcmp(got, want) != 0)
         printf("%s: got\n%s\nwant\n%s\n", pass, got, want);
     ck_assert_str_eq(got, want);
     /* the result is canonical text: it reads back to itself */
-    Mod y;
+    TuModel y;
     parse_ok(&y, got);
     char *again = print_module(y.m);
     ck_assert_str_eq(again, got);
     free(again);
     free(got);
-    arena_fini(&y.a);
-    arena_fini(&x.a);
+    tu_fini(&y);
+    tu_fini(&x);
 }
 
 #define HEADER                                                                                                    \
@@ -298,7 +277,7 @@ END_TEST
 /* Every group fuse makes passes the kernelizer's rule, and the kernelizer fuses it. */
 START_TEST(fuse_never_makes_an_illegal_group)
 {
-    Mod x;
+    TuModel x;
     parse_ok(&x, HEADER "func @f {\n"
                         "  %0 = global @x : f32[2,4]\n"
                         "  %1 = silu %0 : f32[2,4]\n"
@@ -322,49 +301,11 @@ START_TEST(fuse_never_makes_an_illegal_group)
     /* the rule itself: putting %5 into group 0 would make it illegal */
     f->nodes[5]->group = 0;
     ck_assert(!pass_fuse_group_legal(f, 0));
-    arena_fini(&x.a);
+    tu_fini(&x);
 }
 END_TEST
 
 /* ---- whole models ---- */
-
-static const char *const LLAMA =
-    "model m {\n"
-    "  vocab = 32; dim = 16; layers = 2; heads = 4; kv_heads = 2; context = 8\n"
-    "  block(x) {\n"
-    "    h = x + attention(rmsnorm(x), rope = 10000)\n"
-    "    return h + swiglu(rmsnorm(h), hidden = 24)\n"
-    "  }\n"
-    "}\n"
-    "train { batch = 2; seq_len = 6; steps = 10 }\n";
-
-static const char *const GPT2 =
-    "model m {\n"
-    "  vocab = 32; dim = 16; layers = 2; heads = 2; context = 8\n"
-    "  tied = true; positions = learned; norm = layernorm; bias = true\n"
-    "  block(x) {\n"
-    "    h = x + attention(layernorm(x), rope = none)\n"
-    "    return h + linear(gelu(linear(layernorm(h), out = 64, name = \"fc\")), out = dim, name = \"proj\")\n"
-    "  }\n"
-    "}\n"
-    "train { batch = 2; seq_len = 6; steps = 10 }\n";
-
-static void lower_text(Mod *l, const char *text)
-{
-    arena_init(&l->a);
-    diag_init(&l->d, &l->a);
-    FeCtx ctx;
-    fe_ctx_init(&ctx, &l->a, &l->d);
-    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
-    FeOptions opt = {0};
-    const Spec *s = parsed ? fe_check(&l->a, &l->d, ctx.ast, NULL, 0, &opt) : NULL;
-    l->m = s ? fe_lower(&l->a, &l->d, s) : NULL;
-    if (!l->m)
-        diag_print(&l->d, stderr, true);
-    ck_assert_ptr_nonnull(l->m);
-    const char *only[] = {"autodiff"};
-    run_passes(&l->a, &l->d, l->m, only, 1);
-}
 
 /* An AdamW step for every global with a stored gradient, after the gradient stores,
  * as the optimizer pass appends it (a constant lr, t = 1), so that the whole model
@@ -398,21 +339,13 @@ static void append_adamw(IrModule *m, IrFunc *f)
     ck_assert(!b.failed);
 }
 
-static void lower_train_step(Mod *l, const char *text)
+/* The model lowered and differentiated, with append_adamw's step. */
+static void lower_train_step(TuModel *l, const char *text)
 {
-    lower_text(l, text);
+    static const char *const autodiff[] = {"autodiff"};
+    tu_build(l, text, autodiff, 1);
     append_adamw(l->m, ir_func_find(l->m, "train"));
     ck_assert(ir_verify(l->m, &l->d));
-}
-
-static void set_tokens(IrModule *m, double *tok, double *tgt)
-{
-    IrGlobal *g = ir_global_find(m, "tokens");
-    int64_t vocab = ir_attrs_int(&m->attrs, "vocab", 0);
-    for (int64_t i = 0; i < ir_type_numel(g->type); i++) {
-        tok[i] = (double)(ir_rng_u64(7, 5, (uint64_t)i) % (uint64_t)vocab);
-        tgt[i] = (double)(ir_rng_u64(7, 6, (uint64_t)i) % (uint64_t)vocab);
-    }
 }
 
 /* After init and one train step: the loss and every global, in global-id order. */
@@ -422,22 +355,33 @@ typedef struct {
     int64_t n;
 } Result;
 
-static Result graph_run(IrModule *m)
+/* The loss and a copy of every global's values, src[i] those of global i. */
+static Result result_copy(const IrModule *m, double loss, double *const *src)
 {
-    IrInterp *it = ir_interp_create(m, 42);
-    ir_interp_run(it, ir_func_find(m, "init"));
-    set_tokens(m, ir_interp_global(it, ir_global_find(m, "tokens")), ir_interp_global(it, ir_global_find(m, "targets")));
-    Result r = {0, NULL, 0};
-    r.loss = ir_interp_run(it, ir_func_find(m, "train"));
+    Result r = {loss, NULL, 0};
     for (int i = 0; i < m->n_globals; i++)
         r.n += ir_type_numel(m->globals[i]->type);
     r.vals = malloc(sizeof(double) * (size_t)r.n);
     int64_t at = 0;
     for (int i = 0; i < m->n_globals; i++) {
         int64_t k = ir_type_numel(m->globals[i]->type);
-        memcpy(r.vals + at, ir_interp_global(it, m->globals[i]), sizeof(double) * (size_t)k);
+        memcpy(r.vals + at, src[i], sizeof(double) * (size_t)k);
         at += k;
     }
+    return r;
+}
+
+static Result graph_run(IrModule *m)
+{
+    IrInterp *it = ir_interp_create(m, 42);
+    ir_interp_run(it, ir_func_find(m, "init"));
+    tu_set_tokens(it, m, 5);
+    double loss = ir_interp_run(it, ir_func_find(m, "train"));
+    double **src = malloc(sizeof *src * (size_t)m->n_globals);
+    for (int i = 0; i < m->n_globals; i++)
+        src[i] = ir_interp_global(it, m->globals[i]);
+    Result r = result_copy(m, loss, src);
+    free(src);
     ir_interp_destroy(it);
     return r;
 }
@@ -446,19 +390,14 @@ static Result kernel_run(IrModule *m, KProgram *p)
 {
     KInterp *it = k_interp_create(p, 42);
     k_interp_run(it, k_program_func(p, "init"), 0);
-    set_tokens(m, k_interp_buf(it, p->global_buf[ir_global_find(m, "tokens")->id]),
-               k_interp_buf(it, p->global_buf[ir_global_find(m, "targets")->id]));
-    Result r = {0, NULL, 0};
-    r.loss = k_interp_run(it, k_program_func(p, "train"), 0);
+    tu_fill_tokens(m, k_interp_buf(it, p->global_buf[ir_global_find(m, "tokens")->id]),
+                   k_interp_buf(it, p->global_buf[ir_global_find(m, "targets")->id]), 5);
+    double loss = k_interp_run(it, k_program_func(p, "train"), 0);
+    double **src = malloc(sizeof *src * (size_t)m->n_globals);
     for (int i = 0; i < m->n_globals; i++)
-        r.n += ir_type_numel(m->globals[i]->type);
-    r.vals = malloc(sizeof(double) * (size_t)r.n);
-    int64_t at = 0;
-    for (int i = 0; i < m->n_globals; i++) {
-        int64_t k = ir_type_numel(m->globals[i]->type);
-        memcpy(r.vals + at, k_interp_buf(it, p->global_buf[i]), sizeof(double) * (size_t)k);
-        at += k;
-    }
+        src[i] = k_interp_buf(it, p->global_buf[i]);
+    Result r = result_copy(m, loss, src);
+    free(src);
     k_interp_destroy(it);
     return r;
 }
@@ -488,12 +427,12 @@ static int count_nodes(const IrModule *m)
 
 static void check_clean_keeps_results(const char *text, const char *label)
 {
-    Mod l;
+    TuModel l;
     lower_train_step(&l, text);
     Result before = graph_run(l.m);
     int n0 = count_nodes(l.m);
     const char *clean[] = {"dce", "cse", "constfold"};
-    run_passes(&l.a, &l.d, l.m, clean, 3);
+    tu_run_passes(&l, clean, 3);
     int n1 = count_nodes(l.m);
     Result after = graph_run(l.m);
     double d = result_diff(&before, &after);
@@ -504,13 +443,13 @@ static void check_clean_keeps_results(const char *text, const char *label)
     ck_assert_double_le(d, 1e-12);
     free(before.vals);
     free(after.vals);
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(clean_passes_keep_loss_and_gradients)
 {
-    check_clean_keeps_results(LLAMA, "llama");
-    check_clean_keeps_results(GPT2, "gpt2");
+    check_clean_keeps_results(tu_spec_llama, "llama");
+    check_clean_keeps_results(tu_spec_gpt2, "gpt2");
 }
 END_TEST
 
@@ -521,15 +460,15 @@ static int count_kernels(const KProgram *p, const char *func)
 
 static void check_fuse(const char *text, const char *label)
 {
-    Mod l;
+    TuModel l;
     lower_train_step(&l, text);
     const char *clean[] = {"dce", "cse", "constfold"};
-    run_passes(&l.a, &l.d, l.m, clean, 3);
+    tu_run_passes(&l, clean, 3);
     KProgram *p0 = k_program_build(&l.a, &l.d, l.m);
     ck_assert_ptr_nonnull(p0);
     int k0 = count_kernels(p0, "train");
     const char *fuse[] = {"fuse"};
-    run_passes(&l.a, &l.d, l.m, fuse, 1);
+    tu_run_passes(&l, fuse, 1);
     int groups = 0, members = 0;
     for (int fi = 0; fi < l.m->n_funcs; fi++) {
         const IrFunc *f = l.m->funcs[fi];
@@ -556,13 +495,13 @@ static void check_fuse(const char *text, const char *label)
     ck_assert_double_le(d, 1e-12);
     free(g.vals);
     free(k.vals);
-    arena_fini(&l.a);
+    tu_fini(&l);
 }
 
 START_TEST(fuse_gives_fewer_kernels_and_the_same_results)
 {
-    check_fuse(LLAMA, "llama");
-    check_fuse(GPT2, "gpt2");
+    check_fuse(tu_spec_llama, "llama");
+    check_fuse(tu_spec_gpt2, "gpt2");
 }
 END_TEST
 

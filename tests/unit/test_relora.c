@@ -14,9 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fe.h"
-#include "lower.h"
-#include "pm.h"
+#include "tutil.h"
 
 #define SPEC_FMT                                                                                                    \
     "model m {\n"                                                                                                   \
@@ -48,56 +46,17 @@ static const char TEXT[] =
     "crossed the same stretch of water ten thousand times, and he knew that the river was patient, that it kept its "
     "own counsel, and that it did not care at all where anyone wanted to go.";
 
-typedef struct {
-    Arena a;
-    Diags d;
-    IrModule *m;
-} Built;
-
-static const char *const PIPELINE[] = {"lora-insert", "lora-fuse", "autodiff", "lora-fuse-grad", "optimizer",
-                                       "relora"};
-
-static void build(Built *bt, const char *dropout, int restart_warmup, const char *prune, const char *mode)
+static void build(TuModel *bt, const char *dropout, int restart_warmup, const char *prune, const char *mode)
 {
     char text[2048];
     snprintf(text, sizeof text, SPEC_FMT, dropout, restart_warmup, prune, mode);
-    arena_init(&bt->a);
-    diag_init(&bt->d, &bt->a);
-    FeCtx ctx;
-    fe_ctx_init(&ctx, &bt->a, &bt->d);
-    bool parsed = fe_parse_buffer(&ctx, "t.relora", text, strlen(text));
-    FeOptions opt = {0};
-    const Spec *s = parsed ? fe_check(&bt->a, &bt->d, ctx.ast, NULL, 0, &opt) : NULL;
-    bt->m = s ? fe_lower(&bt->a, &bt->d, s) : NULL;
-    bool ok = bt->m != NULL;
-    if (ok) {
-        PassCtx pc = {&bt->a, &bt->d, bt->m, PROP_LOWERED};
-        PassOptions po = {PIPELINE, 6, true, NULL, NULL};
-        ok = pass_pipeline_run(&pc, &po);
-    }
-    if (!ok)
-        diag_print(&bt->d, stderr, true);
-    ck_assert(ok);
-}
-
-static IrFunc *func(const Built *bt, const char *name)
-{
-    IrFunc *f = ir_func_find(bt->m, name);
-    ck_assert_msg(f != NULL, "no function @%s", name);
-    return f;
-}
-
-static IrGlobal *glob(const Built *bt, const char *name)
-{
-    IrGlobal *g = ir_global_find(bt->m, name);
-    ck_assert_msg(g != NULL, "no global @%s", name);
-    return g;
+    tu_build(bt, text, tu_relora_passes, TU_N_RELORA_PASSES);
 }
 
 /* Batch of step `step`: windows of TEXT at deterministic offsets; targets = next byte. */
-static void set_batch(IrInterp *it, const Built *bt, int64_t step, uint64_t salt)
+static void set_batch(IrInterp *it, const TuModel *bt, int64_t step, uint64_t salt)
 {
-    IrGlobal *tok = glob(bt, "tokens"), *tgt = glob(bt, "targets");
+    IrGlobal *tok = tu_glob(bt, "tokens"), *tgt = tu_glob(bt, "targets");
     int64_t B = tok->type.dim[0], T = tok->type.dim[1], len = (int64_t)strlen(TEXT);
     double *x = ir_interp_global(it, tok), *y = ir_interp_global(it, tgt);
     for (int64_t b = 0; b < B; b++) {
@@ -109,13 +68,13 @@ static void set_batch(IrInterp *it, const Built *bt, int64_t step, uint64_t salt
     }
 }
 
-static void set_step(IrInterp *it, const Built *bt, int64_t step)
+static void set_step(IrInterp *it, const TuModel *bt, int64_t step)
 {
-    ir_interp_global(it, glob(bt, "step"))[0] = (double)step;
+    ir_interp_global(it, tu_glob(bt, "step"))[0] = (double)step;
 }
 
 /* Gives every B factor small nonzero values, so the adapters change the function. */
-static void perturb_b(IrInterp *it, const Built *bt)
+static void perturb_b(IrInterp *it, const TuModel *bt)
 {
     for (int i = 0; i < bt->m->n_globals; i++) {
         IrGlobal *g = bt->m->globals[i];
@@ -139,24 +98,24 @@ static double max_rel(const double *a, const double *b, int64_t n)
 
 START_TEST(relora_reset_keeps_loss_and_logits)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, "0.99", "magnitude");
     IrInterp *it = ir_interp_create(bt.m, 5);
-    ir_interp_run(it, func(&bt, "init"));
+    ir_interp_run(it, tu_func(&bt, "init"));
     perturb_b(it, &bt);
     set_batch(it, &bt, 0, 1);
-    IrGlobal *sample = glob(&bt, "sample_tokens");
+    IrGlobal *sample = tu_glob(&bt, "sample_tokens");
     for (int64_t t = 0; t < ir_type_numel(sample->type); t++)
         ir_interp_global(it, sample)[t] = (unsigned char)TEXT[t];
-    IrFunc *eval = func(&bt, "eval"), *logits = func(&bt, "logits");
+    IrFunc *eval = tu_func(&bt, "eval"), *logits = tu_func(&bt, "logits");
     double before = ir_interp_run(it, eval);
     int64_t nl = ir_type_numel(logits->ret->type);
     double *lg0 = malloc(sizeof(double) * (size_t)nl);
     ir_interp_run(it, logits);
     memcpy(lg0, ir_interp_value(it, logits->ret), sizeof(double) * (size_t)nl);
 
-    IrGlobal *w = glob(&bt, "layers.0.attention.q.weight"), *a = glob(&bt, "layers.0.attention.q.lora_a");
-    IrGlobal *b = glob(&bt, "layers.0.attention.q.lora_b");
+    IrGlobal *w = tu_glob(&bt, "layers.0.attention.q.weight"), *a = tu_glob(&bt, "layers.0.attention.q.lora_a");
+    IrGlobal *b = tu_glob(&bt, "layers.0.attention.q.lora_b");
     int64_t O = w->type.dim[0], I = w->type.dim[1], R = a->type.dim[0];
     double s = ir_attrs_float(&w->attrs, "lora_scale", 0);
     double *want = malloc(sizeof(double) * (size_t)(O * I)), *a0 = malloc(sizeof(double) * (size_t)(R * I));
@@ -169,7 +128,7 @@ START_TEST(relora_reset_keeps_loss_and_logits)
             want[o * I + i] = ir_interp_global(it, w)[o * I + i] + s * acc;
         }
     set_step(it, &bt, 70);
-    ir_interp_run(it, func(&bt, "relora_reset"));
+    ir_interp_run(it, tu_func(&bt, "relora_reset"));
     double werr = max_rel(want, ir_interp_global(it, w), O * I);
     double bmax = 0, amax = 0, adiff = 0;
     for (int64_t j = 0; j < O * R; j++)
@@ -196,24 +155,24 @@ START_TEST(relora_reset_keeps_loss_and_logits)
     free(a0);
     free(lg0);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(relora_each_reset_draws_a_new_a)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, "0.99", "magnitude");
     IrInterp *it = ir_interp_create(bt.m, 5);
-    ir_interp_run(it, func(&bt, "init"));
-    IrGlobal *a = glob(&bt, "layers.0.swiglu.up.lora_a");
+    ir_interp_run(it, tu_func(&bt, "init"));
+    IrGlobal *a = tu_glob(&bt, "layers.0.swiglu.up.lora_a");
     int64_t n = ir_type_numel(a->type);
     double *prev = malloc(sizeof(double) * (size_t)n);
     int64_t steps[3] = {70, 120, 170};
     memcpy(prev, ir_interp_global(it, a), sizeof(double) * (size_t)n);
     for (int k = 0; k < 3; k++) {
         set_step(it, &bt, steps[k]);
-        ir_interp_run(it, func(&bt, "relora_reset"));
+        ir_interp_run(it, tu_func(&bt, "relora_reset"));
         int same = 0;
         for (int64_t j = 0; j < n; j++)
             same += ir_interp_global(it, a)[j] == prev[j];
@@ -223,12 +182,12 @@ START_TEST(relora_each_reset_draws_a_new_a)
     /* The same step and seed give the same draw. */
     IrInterp *it2 = ir_interp_create(bt.m, 5);
     set_step(it2, &bt, 170);
-    ir_interp_run(it2, func(&bt, "relora_reset"));
+    ir_interp_run(it2, tu_func(&bt, "relora_reset"));
     ck_assert_int_eq(memcmp(prev, ir_interp_global(it2, a), sizeof(double) * (size_t)n), 0);
     ir_interp_destroy(it2);
     free(prev);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
@@ -245,7 +204,7 @@ static int cmp_key(const void *pa, const void *pb)
  * lower index) and each m against v's mask (m survives exactly where v does). */
 static void check_magnitude_prune(double p, const char *ptext)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, ptext, "magnitude");
     IrInterp *it = ir_interp_create(bt.m, 5);
     IrModule *m = bt.m;
@@ -265,7 +224,7 @@ static void check_magnitude_prune(double p, const char *ptext)
         memcpy(saved[i], v, sizeof(double) * (size_t)n);
     }
     set_step(it, &bt, 70);
-    ir_interp_run(it, func(&bt, "relora_reset"));
+    ir_interp_run(it, tu_func(&bt, "relora_reset"));
     for (int i = 0; i < m->n_globals; i++) {
         IrGlobal *g = m->globals[i];
         if (!saved[i])
@@ -322,7 +281,7 @@ static void check_magnitude_prune(double p, const char *ptext)
         free(saved[i]);
     free(saved);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 
 START_TEST(relora_magnitude_prune_zeroes_ceil_pn_smallest)
@@ -334,7 +293,7 @@ START_TEST(relora_magnitude_prune_zeroes_ceil_pn_smallest)
 END_TEST
 
 /* Zero count of every adapter moment after a random-mode reset, with values all nonzero. */
-static int64_t random_prune(Built *bt, uint64_t seed, double *frac_out, uint64_t *hash)
+static int64_t random_prune(TuModel *bt, uint64_t seed, double *frac_out, uint64_t *hash)
 {
     IrInterp *it = ir_interp_create(bt->m, seed);
     for (int i = 0; i < bt->m->n_globals; i++) {
@@ -344,7 +303,7 @@ static int64_t random_prune(Built *bt, uint64_t seed, double *frac_out, uint64_t
                 ir_interp_global(it, g)[j] = 1.0 + (double)j;
     }
     set_step(it, bt, 120);
-    ir_interp_run(it, func(bt, "relora_reset"));
+    ir_interp_run(it, tu_func(bt, "relora_reset"));
     int64_t zeros = 0, total = 0;
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < bt->m->n_globals; i++) {
@@ -367,7 +326,7 @@ static int64_t random_prune(Built *bt, uint64_t seed, double *frac_out, uint64_t
 
 START_TEST(relora_random_prune_reproducible_from_seed)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, "0.9", "random");
     double f1, f2, f3;
     uint64_t h1, h2, h3;
@@ -380,20 +339,20 @@ START_TEST(relora_random_prune_reproducible_from_seed)
     ck_assert(h1 != h3);
     ck_assert_double_lt(fabs(f1 - 0.9), 0.03);
     ck_assert_double_lt(fabs(f3 - 0.9), 0.03);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 START_TEST(relora_switch_zeroes_every_moment)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, "0.99", "magnitude");
     IrInterp *it = ir_interp_create(bt.m, 5);
     int n = 0;
     for (int i = 0; i < bt.m->n_globals; i++)
         if (bt.m->globals[i]->flags & IR_G_MOMENT)
             ir_interp_global(it, bt.m->globals[i])[0] = 3.0;
-    ir_interp_run(it, func(&bt, "switch"));
+    ir_interp_run(it, tu_func(&bt, "switch"));
     for (int i = 0; i < bt.m->n_globals; i++) {
         IrGlobal *g = bt.m->globals[i];
         if (!(g->flags & IR_G_MOMENT))
@@ -407,32 +366,32 @@ START_TEST(relora_switch_zeroes_every_moment)
     ck_assert_int_eq(ir_attrs_int(&bt.m->attrs, "relora.switch_before_step", -1), 20);
     ck_assert_int_eq(ir_attrs_int(&bt.m->attrs, "relora.first_reset_after_step", -1), 70);
     ir_interp_destroy(it);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
 /* The host loop: @switch before step warm_start, train_full / train_lora, @relora_reset
  * after a step with t % R == 0, t >= R. losses[s] gets step s's loss. */
-static void run_relora(const Built *bt, double *losses, double *lrs, double *norms, int *n_resets)
+static void run_relora(const TuModel *bt, double *losses, double *lrs, double *norms, int *n_resets)
 {
     const IrAttrs *ma = &bt->m->attrs;
     int64_t steps = ir_attrs_int(ma, "train.steps", 0), ws = ir_attrs_int(ma, "relora.warm_start", 0);
     int64_t R = ir_attrs_int(ma, "relora.reset_every", 0);
     IrInterp *it = ir_interp_create(bt->m, 1234);
-    ir_interp_run(it, func(bt, "init"));
-    IrFunc *full = func(bt, "train_full"), *lora = func(bt, "train_lora");
+    ir_interp_run(it, tu_func(bt, "init"));
+    IrFunc *full = tu_func(bt, "train_full"), *lora = tu_func(bt, "train_lora");
     *n_resets = 0;
     for (int64_t s = 0; s < steps; s++) {
         if (ws > 0 && s == ws)
-            ir_interp_run(it, func(bt, "switch"));
+            ir_interp_run(it, tu_func(bt, "switch"));
         set_step(it, bt, s);
         set_batch(it, bt, s, 2);
         losses[s] = ir_interp_run(it, s < ws ? full : lora);
-        lrs[s] = ir_interp_global(it, glob(bt, "lr"))[0];
-        norms[s] = ir_interp_global(it, glob(bt, "grad_norm"))[0];
+        lrs[s] = ir_interp_global(it, tu_glob(bt, "lr"))[0];
+        norms[s] = ir_interp_global(it, tu_glob(bt, "grad_norm"))[0];
         int64_t t = s - ws;
         if (s >= ws && t >= R && t % R == 0) {
-            ir_interp_run(it, func(bt, "relora_reset"));
+            ir_interp_run(it, tu_func(bt, "relora_reset"));
             (*n_resets)++;
         }
     }
@@ -474,7 +433,7 @@ static void report_run(const char *label, const double *loss, const double *lr, 
 
 START_TEST(relora_200_steps_loss_falls_without_divergence)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 10, "0.99", "magnitude");
     double loss[200], lr[200], norm[200];
     int n_resets;
@@ -497,7 +456,7 @@ START_TEST(relora_200_steps_loss_falls_without_divergence)
         ck_assert_double_eq(lr[r], 0.0);
     }
     ck_assert_double_lt(maxv(loss, 20, 30), mean(loss, 15, 20) + 0.25);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
@@ -505,7 +464,7 @@ END_TEST
 /* Contrast, not a claim: the same run with no LR re-warm after the switch and resets. */
 START_TEST(relora_restart_warmup_zero_contrast)
 {
-    Built bt;
+    TuModel bt;
     build(&bt, "0.0", 0, "0.99", "magnitude");
     double loss[200], lr[200], norm[200];
     int n_resets;
@@ -513,7 +472,7 @@ START_TEST(relora_restart_warmup_zero_contrast)
     report_run("contrast (restart_warmup 0)", loss, lr, norm, n_resets);
     for (int s = 0; s < 200; s++)
         ck_assert_msg(isfinite(loss[s]), "loss at step %d is not finite", s);
-    arena_fini(&bt.a);
+    tu_fini(&bt);
 }
 END_TEST
 
