@@ -799,7 +799,7 @@ static void split_concat_gemm(KB *kb, const IrNode *n)
     bool tb = ir_attrs_int(&n->attrs, "trans_b", 0) != 0;
     int64_t rows = cat->in[0]->type.dim[0], rest = cat->in[1]->type.dim[0], cols = cat->type.dim[1];
     int64_t K = a->type.dim[a->type.rank - 1], M = ir_type_numel(a->type) / K;
-    int out = value_buf(kb, n), abuf = in_buf(kb, a);
+    int out = value_buf(kb, n), abuf = kb->virtual_concat[a->id] ? -1 : in_buf(kb, a);
     for (int part = 0; part < 2; part++) {
         Kernel *k = kernel_new(kb, K_GEMM, n, part ? "gemm_b" : "gemm_a");
         KGemm *g = &k->gemm;
@@ -827,6 +827,11 @@ static void split_concat_gemm(KB *kb, const IrNode *n)
             g->ldb = cols;
             g->ldc = cols;
             g->beta = part ? 1.0 : 0.0;
+            if (kb->virtual_concat[a->id]) { /* a = [dy | dz] along its last axis: read the parts */
+                g->a = in_buf(kb, a->in[part]);
+                g->lda = len;
+                g->off_a = 0;
+            }
         }
     }
 }
@@ -1135,6 +1140,31 @@ static void find_virtual_concats(KB *kb, const IrFunc *f)
                 users++;
                 if (u->op != IR_OP_MATMUL || k != 1 || ir_attrs_int(&u->attrs, "trans_a", 0))
                     ok = false;
+            }
+        }
+        kb->virtual_concat[c->id] = ok && users > 0;
+    }
+    /* [dy | dz] along the last axis, read only as the left operand of such a GEMM split
+     * at the same place: dx = dy W + dz A reads dy and dz where they are. */
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *c = f->nodes[i];
+        int64_t axis = ir_attrs_int(&c->attrs, "axis", -1);
+        if (c->op != IR_OP_CONCAT || c->type.rank < 2 || axis != c->type.rank - 1 || c == f->ret ||
+            c->type.dtype != IR_F32)
+            continue;
+        bool ok = true;
+        int users = 0;
+        for (int j = i + 1; j < f->n_nodes && ok; j++) {
+            const IrNode *u = f->nodes[j];
+            for (int k = 0; k < u->n_in; k++) {
+                if (u->in[k] != c)
+                    continue;
+                users++;
+                const IrNode *w = u->n_in > 1 ? u->in[1] : NULL;
+                ok = u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
+                     !ir_attrs_int(&u->attrs, "trans_b", 0) && w && kb->virtual_concat[w->id] &&
+                     w->in[0]->type.dim[0] == c->in[0]->type.dim[axis] &&
+                     w->in[1]->type.dim[0] == c->in[1]->type.dim[axis] && ok;
             }
         }
         kb->virtual_concat[c->id] = ok && users > 0;

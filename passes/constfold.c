@@ -2,6 +2,8 @@
  *   scale, add, sub, mul, relu, silu, gelu of `const` operands  -> const of the result type
  *   reshape of a const                                            -> const of the new type
  *   scale x {alpha = 1.0}, x * 1, 1 * x, x + 0, 0 + x, x - 0      -> x, when x has the result's type
+ *   add(pad(a, start 0), pad(b, start = len(a))) tiling the axis  -> concat(a, b): the
+ *     gradient of the fused LoRA GEMM's two slices, without zero-filling twice
  * (the last row only for float dtypes: i32 consts hold steps and indices). A folded node
  * becomes a `const` in place (same id, name and location); a dropped identity's uses move
  * to x. Nodes that only the folded ones used (their `const` operands) go too; other dead
@@ -118,6 +120,32 @@ static void sweep(Arena *scratch, IrFunc *f, bool *touched, int bound)
     pass_func_remove(f, keep);
 }
 
+/* add(pad(a), pad(b)) where the two pads tile their axis exactly: *lo gets the operand
+ * padded at 0, *hi the other. */
+static bool pads_tile(const IrNode *n, IrNode **lo, IrNode **hi, int64_t *axis)
+{
+    if (n->op != IR_OP_ADD || n->in[0]->op != IR_OP_PAD || n->in[1]->op != IR_OP_PAD)
+        return false;
+    const IrNode *p = n->in[0], *q = n->in[1];
+    int64_t ax = ir_attrs_int(&p->attrs, "axis", -1);
+    if (ax < 0 || ax != ir_attrs_int(&q->attrs, "axis", -2) || !ir_type_eq(p->type, n->type) ||
+        !ir_type_eq(q->type, n->type))
+        return false;
+    if (ir_attrs_int(&q->attrs, "start", -1) == 0) {
+        const IrNode *t = p;
+        p = q;
+        q = t;
+    }
+    int64_t len = p->in[0]->type.dim[ax];
+    if (ir_attrs_int(&p->attrs, "start", -1) != 0 || ir_attrs_int(&q->attrs, "start", -1) != len ||
+        len + q->in[0]->type.dim[ax] != n->type.dim[ax])
+        return false;
+    *lo = p->in[0];
+    *hi = q->in[0];
+    *axis = ax;
+    return true;
+}
+
 static int fold_func(Arena *scratch, Arena *ir_arena, IrFunc *f)
 {
     int bound = pass_func_id_bound(f);
@@ -132,7 +160,8 @@ static int fold_func(Arena *scratch, Arena *ir_arena, IrFunc *f)
         if (ir_op_info[n->op].flags & OPF_EFFECT)
             continue;
         double v;
-        IrNode *x;
+        IrNode *x, *lo, *hi;
+        int64_t axis;
         if (n->op == IR_OP_RESHAPE && is_const(n->in[0], &v)) {
             touched[n->in[0]->id] = true;
             make_const(ir_arena, n, v);
@@ -143,6 +172,16 @@ static int fold_func(Arena *scratch, Arena *ir_arena, IrFunc *f)
         } else if ((x = identity_of(n))) {
             repl[n->id] = x;
             touched[n->id] = true;
+        } else if (pads_tile(n, &lo, &hi, &axis)) {
+            touched[n->in[0]->id] = touched[n->in[1]->id] = true;
+            IrNode **in = ARENA_ARRAY(ir_arena, IrNode *, 2);
+            in[0] = lo;
+            in[1] = hi;
+            n->op = IR_OP_CONCAT;
+            n->in = in;
+            n->attrs = (IrAttrs){0};
+            n->group = -1;
+            ir_attrs_set_int(ir_arena, &n->attrs, "axis", axis);
         } else {
             continue;
         }
@@ -164,6 +203,6 @@ static bool constfold_run(PassCtx *ctx)
 
 const Pass pass_constfold = {
     .name = "constfold",
-    .summary = "fold ops on constants; drop x*1, x+0, scale by 1",
+    .summary = "fold ops on constants; drop x*1, x+0, scale by 1; add of tiling pads -> concat",
     .run = constfold_run,
 };
