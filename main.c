@@ -1,7 +1,7 @@
 /* relorac: the driver. The only code that reads argv/env or calls exit().
- * Subcommands live in one table (name, summary, help, run) so that others can add
- * dump-ir, build and run next to check and sweep. Exit codes: 0 ok, 1 diagnostics,
- * 2 usage or I/O errors. */
+ * Subcommands live in one table (name, summary, options, help, run) so that others
+ * can add dump-ir, build and run next to check and sweep; each run gets its parsed
+ * arguments and an arena. Exit codes: 0 ok, 1 diagnostics, 2 usage or I/O errors. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -236,103 +236,47 @@ static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
     return true;
 }
 
-static int run_check(int argc, char **argv)
+static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
 {
-    SpecArgs args;
-    if (!parse_spec_args("check", argc, argv, &args, "model json plan")) {
-        free(args.defines);
-        return EXIT_USAGE;
-    }
-    if (args.is_help) {
-        help_check(stdout);
-        free(args.defines);
-        return EXIT_OK;
-    }
-    Arena arena;
-    arena_init(&arena);
-    jmp_buf oom;
-    int rc;
-    if (setjmp(oom)) {
-        fprintf(stderr, "relorac: out of memory\n");
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    arena.oom_jmp = &oom;
-    Diags diags;
-    diag_init(&diags, &arena);
     size_t len;
-    char *text = read_spec(&arena, args.path, &len);
-    if (!text) {
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    FeOptions opt = {.model_name = args.model,
-                     .defines = args.defines,
-                     .n_defines = args.n_defines,
-                     .is_training = args.is_training};
-    const Spec *spec = fe_load_spec_buffer(&arena, &diags, args.path, text, len, &opt);
-    diag_print(&diags, stderr, false);
-    if (!spec) {
-        rc = EXIT_DIAG;
-        goto done;
-    }
+    char *text = read_spec(arena, args->path, &len);
+    if (!text)
+        return EXIT_USAGE;
+    FeOptions opt = {.model_name = args->model,
+                     .defines = args->defines,
+                     .n_defines = args->n_defines,
+                     .is_training = args->is_training};
+    const Spec *spec = fe_load_spec_buffer(arena, diags, args->path, text, len, &opt);
+    diag_print(diags, stderr, false);
+    if (!spec)
+        return EXIT_DIAG;
     FeReport report;
-    fe_report_compute(&arena, spec, &report);
-    if (!args.no_plan)
-        check_plan(&arena, spec, &report);
-    if (args.is_json)
+    fe_report_compute(arena, spec, &report);
+    if (!args->no_plan)
+        check_plan(arena, spec, &report);
+    if (args->is_json)
         fe_report_print_json(stdout, spec, &report);
     else
         fe_report_print(stdout, spec, &report);
-    rc = EXIT_OK;
-done:
-    arena_fini(&arena);
-    free(args.defines);
-    return rc;
+    return EXIT_OK;
 }
 
-static int run_sweep(int argc, char **argv)
+static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
 {
-    SpecArgs args;
-    if (!parse_spec_args("sweep", argc, argv, &args, "model sweep")) {
-        free(args.defines);
-        return EXIT_USAGE;
-    }
-    if (args.is_help) {
-        help_sweep(stdout);
-        free(args.defines);
-        return EXIT_OK;
-    }
-    Arena arena;
-    arena_init(&arena);
-    jmp_buf oom;
-    int rc;
-    if (setjmp(oom)) {
-        fprintf(stderr, "relorac: out of memory\n");
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    arena.oom_jmp = &oom;
-    Diags diags;
-    diag_init(&diags, &arena);
     size_t len;
-    char *text = read_spec(&arena, args.path, &len);
-    if (!text) {
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    FeOptions opt = {.model_name = args.model, .defines = args.defines, .n_defines = args.n_defines};
+    char *text = read_spec(arena, args->path, &len);
+    if (!text)
+        return EXIT_USAGE;
+    FeOptions opt = {.model_name = args->model, .defines = args->defines, .n_defines = args->n_defines};
     FeVariant *vars;
     int n;
-    bool ok = fe_sweep_expand(&arena, &diags, args.path, text, len, &opt, args.sweep, &vars, &n);
-    diag_print(&diags, stderr, false);
-    if (!ok) {
-        rc = EXIT_DIAG;
-        goto done;
-    }
+    bool ok = fe_sweep_expand(arena, diags, args->path, text, len, &opt, args->sweep, &vars, &n);
+    diag_print(diags, stderr, false);
+    if (!ok)
+        return EXIT_DIAG;
     if (n == 0)
-        printf("no sweeps in %s\n", args.path);
-    rc = EXIT_OK;
+        printf("no sweeps in %s\n", args->path);
+    int rc = EXIT_OK;
     for (int i = 0; i < n; i++) {
         if (!vars[i].spec) {
             printf("%-40s error\n", vars[i].name);
@@ -340,14 +284,11 @@ static int run_sweep(int argc, char **argv)
             continue;
         }
         FeReport r;
-        fe_report_compute(&arena, vars[i].spec, &r);
+        fe_report_compute(arena, vars[i].spec, &r);
         printf("%-40s params %13lld  relora trainable %13lld  flops/token %15lld\n", vars[i].name, (long long)r.total,
                (long long)(r.has_relora ? r.trainable_relora : r.total),
                (long long)(r.has_relora ? r.flops_relora : r.flops_full));
     }
-done:
-    arena_fini(&arena);
-    free(args.defines);
     return rc;
 }
 
@@ -427,104 +368,52 @@ static IrModule *compile_spec(Arena *arena, Diags *diags, const SpecArgs *args, 
     return m;
 }
 
-static int run_dump_ir(int argc, char **argv)
+static int run_dump_ir(const SpecArgs *args, Arena *arena, Diags *diags)
 {
-    SpecArgs args;
-    volatile int rc = EXIT_USAGE;
-    if (!parse_spec_args("dump-ir", argc, argv, &args, "model after kernels"))
-        goto out;
-    if (args.is_help) {
-        help_dump_ir(stdout);
-        rc = EXIT_OK;
-        goto out;
+    if (args->after && strcmp(args->after, "all") != 0 && !pass_find(args->after)) {
+        fprintf(stderr, "relorac dump-ir: unknown pass '%s' (relorac dump-ir --help lists them)\n", args->after);
+        return EXIT_USAGE;
     }
-    Arena arena;
-    arena_init(&arena);
-    jmp_buf oom;
-    if (setjmp(oom)) {
-        fprintf(stderr, "relorac: out of memory\n");
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    arena.oom_jmp = &oom;
-    Diags diags;
-    diag_init(&diags, &arena);
-    if (args.after && strcmp(args.after, "all") != 0 && !pass_find(args.after)) {
-        fprintf(stderr, "relorac dump-ir: unknown pass '%s' (relorac dump-ir --help lists them)\n", args.after);
-        goto done;
-    }
-    PassOptions po = {.verify_each = true, .dump_after = args.after, .dump = stdout};
-    if (args.passes && !split_passes(&arena, args.passes, (const char ***)&po.only, &po.n_only))
-        goto done;
-    bool run = args.after || args.passes || args.is_kernels;
-    IrModule *m = compile_spec(&arena, &diags, &args, &po, run);
-    if (!m) {
-        rc = diags.n_errors ? EXIT_DIAG : EXIT_USAGE;
-        goto done;
-    }
-    rc = EXIT_OK;
-    if (args.is_kernels) {
+    PassOptions po = {.verify_each = true, .dump_after = args->after, .dump = stdout};
+    if (args->passes && !split_passes(arena, args->passes, (const char ***)&po.only, &po.n_only))
+        return EXIT_USAGE;
+    bool run = args->after || args->passes || args->is_kernels;
+    IrModule *m = compile_spec(arena, diags, args, &po, run);
+    if (!m)
+        return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
+    if (args->is_kernels) {
         Diags kd;
-        diag_init(&kd, &arena);
-        KProgram *p = k_program_build(&arena, &kd, m);
+        diag_init(&kd, arena);
+        KProgram *p = k_program_build(arena, &kd, m);
         diag_print(&kd, stderr, false);
         if (!p)
-            rc = EXIT_DIAG;
-        else
-            k_print(p, stdout);
+            return EXIT_DIAG;
+        k_print(p, stdout);
     } else if (!run) {
         ir_print(m, stdout);
     }
-done:
-    arena_fini(&arena);
-out:
-    free(args.defines);
-    return rc;
+    return EXIT_OK;
 }
 
-static int run_opt(int argc, char **argv)
+static int run_opt(const SpecArgs *args, Arena *arena, Diags *diags)
 {
-    SpecArgs args;
-    volatile int rc = EXIT_USAGE;
-    if (!parse_spec_args("opt", argc, argv, &args, "after"))
-        goto out;
-    if (args.is_help) {
-        help_opt(stdout);
-        rc = EXIT_OK;
-        goto out;
-    }
-    Arena arena;
-    arena_init(&arena);
-    jmp_buf oom;
-    if (setjmp(oom)) {
-        fprintf(stderr, "relorac: out of memory\n");
-        goto done;
-    }
-    arena.oom_jmp = &oom;
-    Diags diags;
-    diag_init(&diags, &arena);
     PassOptions po = {.verify_each = true};
-    if (args.passes && !split_passes(&arena, args.passes, (const char ***)&po.only, &po.n_only))
-        goto done;
+    if (args->passes && !split_passes(arena, args->passes, (const char ***)&po.only, &po.n_only))
+        return EXIT_USAGE;
     size_t len;
-    char *text = read_spec(&arena, args.path, &len);
+    char *text = read_spec(arena, args->path, &len);
     if (!text)
-        goto done;
-    IrModule *m = ir_parse(&arena, &diags, args.path, text, len);
-    if (m && ir_verify(m, &diags)) {
-        PassCtx pc = {&arena, &diags, m, ~0u};
+        return EXIT_USAGE;
+    int rc = EXIT_DIAG;
+    IrModule *m = ir_parse(arena, diags, args->path, text, len);
+    if (m && ir_verify(m, diags)) {
+        PassCtx pc = {arena, diags, m, ~0u};
         if (pass_pipeline_run(&pc, &po)) {
             ir_print(m, stdout);
             rc = EXIT_OK;
         }
     }
-    diag_print(&diags, stderr, false);
-    if (rc != EXIT_OK)
-        rc = EXIT_DIAG;
-done:
-    arena_fini(&arena);
-out:
-    free(args.defines);
+    diag_print(diags, stderr, false);
     return rc;
 }
 
@@ -546,70 +435,85 @@ static void help_build(FILE *out)
             "exit status: 0 ok, 1 the spec has errors, 2 usage, I/O or toolchain error\n");
 }
 
-static int run_build(int argc, char **argv)
+static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
 {
-    SpecArgs args;
-    volatile int rc = EXIT_USAGE;
-    if (!parse_spec_args("build", argc, argv, &args, "model output"))
-        goto out;
-    if (args.is_help) {
-        help_build(stdout);
-        rc = EXIT_OK;
-        goto out;
-    }
-    if (!args.out) {
+    if (!args->out) {
         fprintf(stderr, "relorac build: no output given (-o BIN)\n");
-        goto out;
+        return EXIT_USAGE;
     }
-    Arena arena;
-    arena_init(&arena);
-    jmp_buf oom;
-    if (setjmp(oom)) {
-        fprintf(stderr, "relorac: out of memory\n");
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    arena.oom_jmp = &oom;
-    Diags diags;
-    diag_init(&diags, &arena);
     PassOptions po = {0};
-    IrModule *m = compile_spec(&arena, &diags, &args, &po, true);
-    if (!m) {
-        rc = diags.n_errors ? EXIT_DIAG : EXIT_USAGE;
-        goto done;
-    }
+    IrModule *m = compile_spec(arena, diags, args, &po, true);
+    if (!m)
+        return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
     if (strcmp(ir_attrs_str(&m->attrs, "train.target", "cpu"), "cuda") == 0) {
         fprintf(stderr, "relorac build: target = cuda is not available yet; use target = cpu\n");
-        rc = EXIT_DIAG;
-        goto done;
+        return EXIT_DIAG;
     }
     Diags cd;
-    diag_init(&cd, &arena);
-    KProgram *p = k_program_build(&arena, &cd, m);
-    CgOptions co = {.cpu = args.cpu};
-    bool ok = p && cg_build_executable(p, &co, args.out, &cd);
+    diag_init(&cd, arena);
+    KProgram *p = k_program_build(arena, &cd, m);
+    CgOptions co = {.cpu = args->cpu};
+    bool ok = p && cg_build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
-    rc = ok ? EXIT_OK : EXIT_USAGE;
-done:
-    arena_fini(&arena);
-out:
-    free(args.defines);
-    return rc;
+    return ok ? EXIT_OK : EXIT_USAGE;
 }
 
+/* A command: the long options it accepts (`allow`, as parse_spec_args takes them), its
+ * --help, and its work, which gets the parsed arguments, the compilation's arena and
+ * diagnostics in it, and returns the exit code. */
 typedef struct Command {
     const char *name;
     const char *summary;
-    int (*run)(int argc, char **argv); /* argv after the command name */
+    const char *allow;
+    void (*help)(FILE *out);
+    int (*run)(const SpecArgs *args, Arena *arena, Diags *diags);
 } Command;
 
 static const Command commands[] = {
-    {"check", "check a spec; report parameters, FLOPs and memory", run_check},
-    {"sweep", "list and check the variants of the spec's sweeps", run_sweep},
-    {"build", "compile a spec into a standalone training binary", run_build},
-    {"dump-ir", "print the IR of a spec, as lowered or after a pass", run_dump_ir},
-    {"opt", "run passes over IR in its text form", run_opt},
+    {"check", "check a spec; report parameters, FLOPs and memory", "model json plan", help_check, run_check},
+    {"sweep", "list and check the variants of the spec's sweeps", "model sweep", help_sweep, run_sweep},
+    {"build", "compile a spec into a standalone training binary", "model output", help_build, run_build},
+    {"dump-ir", "print the IR of a spec, as lowered or after a pass", "model after kernels", help_dump_ir,
+     run_dump_ir},
+    {"opt", "run passes over IR in its text form", "after", help_opt, run_opt},
 };
+
+/* c->run, with the arena's out-of-memory handler set here: running out ends the
+ * command with a message and EXIT_USAGE. The arena belongs to the caller, so no local
+ * of this function changes between setjmp and longjmp (nothing needs volatile). */
+static int run_guarded(const Command *c, const SpecArgs *args, Arena *arena)
+{
+    jmp_buf oom;
+    if (setjmp(oom)) {
+        fprintf(stderr, "relorac: out of memory\n");
+        return EXIT_USAGE;
+    }
+    arena->oom_jmp = &oom;
+    Diags diags;
+    diag_init(&diags, arena);
+    return c->run(args, arena, &diags);
+}
+
+/* Parses the command's arguments (argv after its name); prints its help for -h or
+ * --help, or runs it in a fresh arena that is freed when it returns. */
+static int run_command(const Command *c, int argc, char **argv)
+{
+    SpecArgs args;
+    int rc;
+    if (!parse_spec_args(c->name, argc, argv, &args, c->allow)) {
+        rc = EXIT_USAGE;
+    } else if (args.is_help) {
+        c->help(stdout);
+        rc = EXIT_OK;
+    } else {
+        Arena arena;
+        arena_init(&arena);
+        rc = run_guarded(c, &args, &arena);
+        arena_fini(&arena);
+    }
+    free(args.defines);
+    return rc;
+}
 
 static void usage(FILE *out)
 {
@@ -639,7 +543,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 2, argv + 2);
+            return run_command(&commands[i], argc - 2, argv + 2);
     fprintf(stderr, "relorac: unknown command '%s' (see relorac --help)\n", argv[1]);
     return EXIT_USAGE;
 }
