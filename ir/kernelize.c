@@ -28,6 +28,7 @@ typedef struct {
     int *memo;           /* node id -> instr in the kernel being built (elementwise) */
     bool *forwarded;     /* node id -> a STORE whose value was computed in the global's own buffer */
     bool *virtual_concat; /* node id -> a CONCAT read only by GEMMs, which read its parts instead */
+    bool *virtual_slice;  /* node id -> a last-axis SLICE whose users read it in place */
     Kernel *k;
     bool ok;
 } KB;
@@ -215,6 +216,13 @@ static int operand(KB *kb, const IrNode *n, int i, int idx, int64_t numel_out, i
         return x->type.dtype == IR_I32 ? ic(kb, 0, (int64_t)ir_attrs_float(&x->attrs, "value", 0))
                                        : fc(kb, 0, ir_attrs_float(&x->attrs, "value", 0));
     int64_t nx = ir_type_numel(x->type);
+    if (kb->virtual_slice[x->id]) { /* x = src[..., start:start+W]: row * full + start + col */
+        int64_t w = last_dim(x->type), full = last_dim(x->in[0]->type);
+        int64_t start = ir_attrs_int(&x->attrs, "start", 0);
+        int row = op2(kb, KI_IDIV, 0, idx, ic(kb, 0, w)), col = op2(kb, KI_IREM, 0, idx, ic(kb, 0, w));
+        int off = op2(kb, KI_IADD, 0, op2(kb, KI_IMUL, 0, row, ic(kb, 0, full)), op2(kb, KI_IADD, 0, col, ic(kb, 0, start)));
+        return load(kb, 0, in_buf(kb, x->in[0]), off);
+    }
     int off = nx == numel_out ? idx : nx == 1 ? ic(kb, 0, 0) : op2(kb, KI_IREM, 0, idx, ic(kb, 0, nx));
     return load(kb, 0, in_buf(kb, x), off);
 }
@@ -855,10 +863,15 @@ static void matmul_kernel(KB *kb, const IrNode *n)
     g->m = ta ? ac : ar;
     g->k = ta ? ar : ac;
     g->n = tb ? br : bc;
-    g->a = in_buf(kb, a);
+    g->a = kb->virtual_slice[a->id] ? -1 : in_buf(kb, a);
     g->b = in_buf(kb, b);
     g->c = value_buf(kb, n);
     g->lda = ac;
+    if (kb->virtual_slice[a->id]) { /* rows of a are columns [start, start+ac) of its source */
+        g->a = in_buf(kb, a->in[0]);
+        g->lda = last_dim(a->in[0]->type);
+        g->off_a = ir_attrs_int(&a->attrs, "start", 0);
+    }
     g->ldb = bc;
     g->ldc = g->n;
     g->alpha = 1.0;
@@ -1018,9 +1031,12 @@ static void node_kernels(KB *kb, const IrNode *n)
     case IR_OP_LAYERNORM: layernorm_kernel(kb, n); break;
     case IR_OP_ROPE: rope_kernel(kb, n); break;
     case IR_OP_SOFTMAX: softmax_kernel(kb, n); break;
+    case IR_OP_SLICE:
+        if (!kb->virtual_slice[n->id])
+            layout_op(kb, n);
+        break;
     case IR_OP_REPEAT_KV:
     case IR_OP_TRANSPOSE:
-    case IR_OP_SLICE:
     case IR_OP_CONCAT:
         if (!kb->virtual_concat[n->id])
             layout_op(kb, n);
@@ -1171,6 +1187,35 @@ static void find_virtual_concats(KB *kb, const IrFunc *f)
     }
 }
 
+/* A slice along the last axis whose every user reads it element by element at its own
+ * index (an elementwise op over the same element count) or as the left operand of a
+ * GEMM with a shared 2-D right operand is read in place: no copy. */
+static void find_virtual_slices(KB *kb, const IrFunc *f)
+{
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *sl = f->nodes[i];
+        if (sl->op != IR_OP_SLICE || sl->type.rank < 1 || ir_attrs_int(&sl->attrs, "axis", -1) != sl->type.rank - 1 ||
+            sl == f->ret || sl->type.dtype != IR_F32 || kb->virtual_slice[sl->in[0]->id] ||
+            kb->virtual_concat[sl->in[0]->id])
+            continue;
+        bool ok = true;
+        int users = 0;
+        for (int j = i + 1; j < f->n_nodes && ok; j++) {
+            const IrNode *u = f->nodes[j];
+            for (int k = 0; k < u->n_in; k++) {
+                if (u->in[k] != sl)
+                    continue;
+                users++;
+                bool elem = (ir_op_info[u->op].flags & OPF_ELEMWISE) && ir_type_numel(u->type) == ir_type_numel(sl->type);
+                bool gemm = u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
+                            u->in[1]->type.rank == 2 && !kb->virtual_concat[u->in[1]->id];
+                ok = ok && (elem || gemm);
+            }
+        }
+        kb->virtual_slice[sl->id] = ok && users > 0;
+    }
+}
+
 static KFunc *build_func(KB *kb, const IrFunc *f)
 {
     KFunc *kf = ARENA_NEW(kb->a, KFunc);
@@ -1205,8 +1250,10 @@ static KFunc *build_func(KB *kb, const IrFunc *f)
             kb->loss_index = i;
     kb->forwarded = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_concat = ARENA_ARRAY(kb->a, bool, max_id);
+    kb->virtual_slice = ARENA_ARRAY(kb->a, bool, max_id);
     forward_stores(kb, f);
     find_virtual_concats(kb, f);
+    find_virtual_slices(kb, f);
 
     for (int i = 0; i < f->n_nodes && kb->ok; i++) {
         const IrNode *n = f->nodes[i];
