@@ -49,7 +49,9 @@ bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, 
             return rt_err(e, RT_ERR_NOMEM, "cannot start %d threads", n_threads);
         }
     }
-    openblas_set_num_threads(n_threads);
+    /* GEMMs are split over this pool (blas.c); OpenBLAS's own workers would spin beside
+     * it, three runnable threads on two cores. */
+    openblas_set_num_threads(1);
     *out = ctx;
     return true;
 }
