@@ -3,7 +3,9 @@
  * machine for the host CPU (or --cpu), the new pass manager at default<O3>, verification in
  * ReturnStatus mode, object emission, linking with the runtime library through the system
  * `cc`, and MCJIT for tests. Each LLVM handle is owned by one struct and disposed there. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -253,10 +255,29 @@ static bool verify(CgCtx *c, const char *when)
     return true;
 }
 
+/* Tells LLVM's vectoriser it may call glibc's libmvec (x86-64): exp, log, sin and cos
+ * inside phase loops (softmax, SiLU, cross-entropy, RoPE) then run 8 lanes at a time
+ * instead of one scalar call per element. LLVM keeps its command-line options in
+ * process-wide state, parsed once per process; the flag below only guards that. The
+ * linked binary gets -lmvec (cg_build_executable). */
+static void use_libmvec(LLVMTargetMachineRef tm)
+{
+    static bool parsed; /* LLVM's options are process-global by its design */
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    bool x86 = strncmp(triple, "x86_64", 6) == 0;
+    LLVMDisposeMessage(triple);
+    if (!x86 || parsed)
+        return;
+    const char *const argv[] = {"relorac", "-vector-library=LIBMVEC-X86"};
+    LLVMParseCommandLineOptions(2, argv, NULL);
+    parsed = true;
+}
+
 static bool optimize(CgCtx *c, LLVMTargetMachineRef tm)
 {
     if (c->opt->no_opt)
         return true;
+    use_libmvec(tm);
     int level = c->opt->opt_level > 0 && c->opt->opt_level <= 3 ? c->opt->opt_level : 3;
     char pipeline[32];
     snprintf(pipeline, sizeof pipeline, "default<O%d>", level);
@@ -431,6 +452,9 @@ bool cg_build_executable(const KProgram *p, const CgOptions *opt, const char *ou
     n += split_args(p->arena, opt->link_args, argv + n, 32);
     argv[n++] = "-lopenblas";
     argv[n++] = "-lpthread";
+#if defined(__x86_64__) && defined(__linux__)
+    argv[n++] = "-lmvec"; /* vectorised exp/log/sin/cos (use_libmvec) */
+#endif
     argv[n++] = "-lm";
     argv[n] = NULL;
     bool ok = run_cmd(argv, d);
@@ -454,6 +478,11 @@ CgJit *cg_jit_create(const KProgram *p, const CgOptions *opt, const CgSymbol *sy
     LLVMTargetMachineRef tm = target_machine_create(opt, d);
     if (!tm)
         return NULL;
+#if defined(__x86_64__) && defined(__linux__)
+    /* vectorised loops call libmvec (use_libmvec): make it visible to the JIT's
+     * in-process symbol lookup, as -lmvec does for a linked binary */
+    dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
+#endif
     CgCtx c;
     ctx_init(&c, p, opt, d);
     bool ok = module_build(&c, tm, false);
