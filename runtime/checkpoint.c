@@ -123,6 +123,30 @@ static void sync_dir(const char *dir)
     }
 }
 
+/* The exported bytes of adapted weight i: W + s B A, in W's dtype. buf holds the
+ * tensor's f32 elements (bf16 is converted in place: h[j] is written after f[j] is read). */
+static void fill_merged(const void *user, int i, void *buf)
+{
+    const RtCtx *ctx = user;
+    const RtTensorInfo *t = &ctx->model->tensors[i];
+    if (t->dtype != RT_BF16) {
+        rt_export_merged(ctx, i, buf);
+        return;
+    }
+    /* a bf16 tensor's buffer has room for half the floats: merge in f32 pieces */
+    int64_t n = rt_tensor_numel(t);
+    float *merged = malloc((size_t)n * sizeof *merged);
+    uint16_t *h = buf;
+    if (!merged) {
+        memset(buf, 0, (size_t)n * 2);
+        return;
+    }
+    rt_export_merged(ctx, i, merged);
+    for (int64_t j = 0; j < n; j++)
+        h[j] = rt_f32_to_bf16(merged[j]);
+    free(merged);
+}
+
 bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
                         const RtIo *io, RtError *e)
 {
@@ -131,34 +155,23 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
         return false;
     RtStEntry *model_t = calloc((size_t)m->n_tensors + 1, sizeof *model_t);
     RtStEntry *train_t = calloc((size_t)m->n_tensors + 1, sizeof *train_t);
-    void **owned = calloc((size_t)m->n_tensors + 1, sizeof *owned);
     char *tmp[F_COUNT] = {0}, *dst[F_COUNT] = {0};
-    bool ok = model_t && train_t && owned;
+    bool ok = model_t && train_t;
     int n_model = 0, n_train = 0;
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
-        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_data(ctx, i)};
+        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_data(ctx, i), NULL, NULL, 0};
         memcpy(en.shape, t->shape, sizeof en.shape);
         if (rt_tensor_is_persistent(t))
             train_t[n_train++] = en;
         if (!(t->flags & RT_T_PARAM))
             continue;
         en.name = t->hf_name ? t->hf_name : t->name;
-        if (t->lora_a >= 0) { /* export W + s B A in W's dtype */
-            int64_t n = rt_tensor_numel(t);
-            float *merged = malloc((size_t)n * sizeof *merged);
-            owned[i] = merged;
-            if (!merged) {
-                ok = false;
-                break;
-            }
-            rt_export_merged(ctx, i, merged);
-            if (t->dtype == RT_BF16) {
-                uint16_t *h = (uint16_t *)merged; /* in place: h[j] is written after merged[j] is read */
-                for (int64_t j = 0; j < n; j++)
-                    h[j] = rt_f32_to_bf16(merged[j]);
-            }
-            en.data = merged;
+        if (t->lora_a >= 0) { /* export W + s B A in W's dtype, merged while writing */
+            en.data = NULL;
+            en.fill = fill_merged;
+            en.user = ctx;
+            en.index = i;
         }
         model_t[n_model++] = en;
     }
@@ -216,9 +229,6 @@ out:
         free(tmp[f]);
         free(dst[f]);
     }
-    for (int i = 0; owned && i < m->n_tensors; i++)
-        free(owned[i]);
-    free(owned);
     free(model_t);
     free(train_t);
     return ok;

@@ -101,6 +101,11 @@ typedef struct RtStEntry {
     int dtype, rank;
     int64_t shape[4];
     const void *data;
+    /* When data is NULL: the writer calls fill(user, index, buf) to produce the bytes in a
+     * buffer it owns, one tensor at a time (merged exports need no copy of every W). */
+    void (*fill)(const void *user, int index, void *buf);
+    const void *user;
+    int index;
 } RtStEntry;
 
 /* Where bytes go: write(user, fd, buf, n) behaves like write(2). Tests inject failures. */

@@ -118,10 +118,30 @@ bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
     ok = ok && rt_write_all(fd, io, path, len8, 8, e) && rt_write_all(fd, io, path, h.p, h.len, e);
-    for (int k = 0; ok && k < nk; k++)
-        if (keys[k].entry >= 0)
-            ok = rt_write_all(fd, io, path, t[keys[k].entry].data, entry_bytes(&t[keys[k].entry]),
-                           e);
+    void *scratch = NULL;
+    size_t scratch_len = 0;
+    for (int k = 0; ok && k < nk; k++) {
+        if (keys[k].entry < 0)
+            continue;
+        const RtStEntry *te = &t[keys[k].entry];
+        const void *data = te->data;
+        size_t bytes = entry_bytes(te);
+        if (!data && te->fill) { /* produced on demand into one reused buffer */
+            if (bytes > scratch_len) {
+                free(scratch);
+                scratch = malloc(bytes);
+                scratch_len = scratch ? bytes : 0;
+                if (!scratch) {
+                    ok = rt_err(e, RT_ERR_NOMEM, "out of memory writing %s", path);
+                    break;
+                }
+            }
+            te->fill(te->user, te->index, scratch);
+            data = scratch;
+        }
+        ok = rt_write_all(fd, io, path, data, bytes, e);
+    }
+    free(scratch);
     rt_buf_fini(&h);
     free(keys);
     free(sm);

@@ -83,9 +83,9 @@ START_TEST(st_round_trips_sorted_and_aligned)
     float w[6] = {1, 2, 3, 4, 5, 6};
     uint16_t h[3] = {rt_f32_to_bf16(1.5f), rt_f32_to_bf16(-2.0f), rt_f32_to_bf16(0.25f)};
     int32_t step = 42;
-    RtStEntry t[] = {{"zeta", RT_F32, 2, {2, 3}, w},
-                     {"alpha", RT_BF16, 1, {3}, h},
-                     {"mid", RT_I32, 0, {0}, &step}};
+    RtStEntry t[] = {{"zeta", RT_F32, 2, {2, 3}, w, NULL, NULL, 0},
+                     {"alpha", RT_BF16, 1, {3}, h, NULL, NULL, 0},
+                     {"mid", RT_I32, 0, {0}, &step, NULL, NULL, 0}};
     RtStMeta meta[] = {{"step", "42"}, {"a \"quoted\"\nkey", "v\\1"}};
     char *p = file_in("x.safetensors");
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
