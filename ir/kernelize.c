@@ -1137,82 +1137,77 @@ static void forward_stores(KB *kb, const IrFunc *f)
     }
 }
 
-/* A concat along axis 0 of two matrices whose every user is a GEMM reading it as its
- * 2-D right operand (not transposed on the left) is never materialised. */
-static void find_virtual_concats(KB *kb, const IrFunc *f)
+/* Whether a value can stay virtual (never materialised): it has users, and `reads`
+ * accepts every use (user u reading it as operand k). */
+typedef bool (*UseOk)(const KB *kb, const IrNode *v, const IrNode *u, int k);
+
+static bool all_uses(const KB *kb, const IrFunc *f, int at, UseOk reads)
 {
-    for (int i = 0; i < f->n_nodes; i++) {
-        const IrNode *c = f->nodes[i];
-        if (c->op != IR_OP_CONCAT || c->type.rank != 2 || ir_attrs_int(&c->attrs, "axis", 0) != 0 || c == f->ret ||
-            c->type.dtype != IR_F32)
-            continue;
-        bool ok = true;
-        int users = 0;
-        for (int j = i + 1; j < f->n_nodes && ok; j++) {
-            const IrNode *u = f->nodes[j];
-            for (int k = 0; k < u->n_in; k++) {
-                if (u->in[k] != c)
-                    continue;
-                users++;
-                if (u->op != IR_OP_MATMUL || k != 1 || ir_attrs_int(&u->attrs, "trans_a", 0))
-                    ok = false;
-            }
+    const IrNode *v = f->nodes[at];
+    int users = 0;
+    if (v == f->ret || v->type.dtype != IR_F32)
+        return false;
+    for (int j = at + 1; j < f->n_nodes; j++) {
+        const IrNode *u = f->nodes[j];
+        for (int k = 0; k < u->n_in; k++) {
+            if (u->in[k] != v)
+                continue;
+            users++;
+            if (!reads(kb, v, u, k))
+                return false;
         }
-        kb->virtual_concat[c->id] = ok && users > 0;
     }
-    /* [dy | dz] along the last axis, read only as the left operand of such a GEMM split
-     * at the same place: dx = dy W + dz A reads dy and dz where they are. */
-    for (int i = 0; i < f->n_nodes; i++) {
-        const IrNode *c = f->nodes[i];
-        int64_t axis = ir_attrs_int(&c->attrs, "axis", -1);
-        if (c->op != IR_OP_CONCAT || c->type.rank < 2 || axis != c->type.rank - 1 || c == f->ret ||
-            c->type.dtype != IR_F32)
-            continue;
-        bool ok = true;
-        int users = 0;
-        for (int j = i + 1; j < f->n_nodes && ok; j++) {
-            const IrNode *u = f->nodes[j];
-            for (int k = 0; k < u->n_in; k++) {
-                if (u->in[k] != c)
-                    continue;
-                users++;
-                const IrNode *w = u->n_in > 1 ? u->in[1] : NULL;
-                ok = u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
-                     !ir_attrs_int(&u->attrs, "trans_b", 0) && w && kb->virtual_concat[w->id] &&
-                     w->in[0]->type.dim[0] == c->in[0]->type.dim[axis] &&
-                     w->in[1]->type.dim[0] == c->in[1]->type.dim[axis] && ok;
-            }
-        }
-        kb->virtual_concat[c->id] = ok && users > 0;
-    }
+    return users > 0;
 }
 
-/* A slice along the last axis whose every user reads it element by element at its own
- * index (an elementwise op over the same element count) or as the left operand of a
- * GEMM with a shared 2-D right operand is read in place: no copy. */
-static void find_virtual_slices(KB *kb, const IrFunc *f)
+/* [W; A] as the 2-D right operand of a GEMM (not transposed on the left). */
+static bool weight_gemm_use(const KB *kb, const IrNode *v, const IrNode *u, int k)
+{
+    return u->op == IR_OP_MATMUL && k == 1 && !ir_attrs_int(&u->attrs, "trans_a", 0);
+}
+
+/* [dy | dz] as the left operand of a GEMM over such a [W; A] split at the same place. */
+static bool split_gemm_use(const KB *kb, const IrNode *v, const IrNode *u, int k)
+{
+    int64_t axis = v->type.rank - 1;
+    const IrNode *w = u->n_in > 1 ? u->in[1] : NULL;
+    return u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
+           !ir_attrs_int(&u->attrs, "trans_b", 0) && w && kb->virtual_concat[w->id] &&
+           w->in[0]->type.dim[0] == v->in[0]->type.dim[axis] && w->in[1]->type.dim[0] == v->in[1]->type.dim[axis];
+}
+
+/* A last-axis slice read at its own index by an elementwise op, or as the left operand
+ * of a GEMM with a shared 2-D right operand (an lda and an offset). */
+static bool in_place_use(const KB *kb, const IrNode *v, const IrNode *u, int k)
+{
+    bool elem = (ir_op_info[u->op].flags & OPF_ELEMWISE) && ir_type_numel(u->type) == ir_type_numel(v->type);
+    bool gemm = u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
+                u->in[1]->type.rank == 2 && !kb->virtual_concat[u->in[1]->id];
+    return elem || gemm;
+}
+
+/* Concats and slices the kernels read through their parts or source, never copied:
+ * a concat along axis 0 of two matrices read only as GEMM weights (the fused LoRA [W; A]);
+ * a last-axis concat [dy | dz] read only as the left operand of such a GEMM (dx = dy W + dz A);
+ * a last-axis slice read in place (in_place_use). */
+static void find_virtual_values(KB *kb, const IrFunc *f)
 {
     for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *c = f->nodes[i];
+        if (c->op == IR_OP_CONCAT && c->type.rank == 2 && ir_attrs_int(&c->attrs, "axis", -1) == 0)
+            kb->virtual_concat[c->id] = all_uses(kb, f, i, weight_gemm_use);
+    }
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *c = f->nodes[i];
+        if (c->op == IR_OP_CONCAT && c->type.rank >= 2 && ir_attrs_int(&c->attrs, "axis", -1) == c->type.rank - 1)
+            kb->virtual_concat[c->id] = all_uses(kb, f, i, split_gemm_use);
+    }
+    for (int i = 0; i < f->n_nodes; i++) {
         const IrNode *sl = f->nodes[i];
-        if (sl->op != IR_OP_SLICE || sl->type.rank < 1 || ir_attrs_int(&sl->attrs, "axis", -1) != sl->type.rank - 1 ||
-            sl == f->ret || sl->type.dtype != IR_F32 || kb->virtual_slice[sl->in[0]->id] ||
-            kb->virtual_concat[sl->in[0]->id])
-            continue;
-        bool ok = true;
-        int users = 0;
-        for (int j = i + 1; j < f->n_nodes && ok; j++) {
-            const IrNode *u = f->nodes[j];
-            for (int k = 0; k < u->n_in; k++) {
-                if (u->in[k] != sl)
-                    continue;
-                users++;
-                bool elem = (ir_op_info[u->op].flags & OPF_ELEMWISE) && ir_type_numel(u->type) == ir_type_numel(sl->type);
-                bool gemm = u->op == IR_OP_MATMUL && k == 0 && !ir_attrs_int(&u->attrs, "trans_a", 0) &&
-                            u->in[1]->type.rank == 2 && !kb->virtual_concat[u->in[1]->id];
-                ok = ok && (elem || gemm);
-            }
-        }
-        kb->virtual_slice[sl->id] = ok && users > 0;
+        if (sl->op == IR_OP_SLICE && sl->type.rank >= 1 &&
+            ir_attrs_int(&sl->attrs, "axis", -1) == sl->type.rank - 1 && !kb->virtual_slice[sl->in[0]->id] &&
+            !kb->virtual_concat[sl->in[0]->id])
+            kb->virtual_slice[sl->id] = all_uses(kb, f, i, in_place_use);
     }
 }
 
@@ -1252,8 +1247,7 @@ static KFunc *build_func(KB *kb, const IrFunc *f)
     kb->virtual_concat = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_slice = ARENA_ARRAY(kb->a, bool, max_id);
     forward_stores(kb, f);
-    find_virtual_concats(kb, f);
-    find_virtual_slices(kb, f);
+    find_virtual_values(kb, f);
 
     for (int i = 0; i < f->n_nodes && kb->ok; i++) {
         const IrNode *n = f->nodes[i];
