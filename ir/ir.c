@@ -88,19 +88,32 @@ const char *ir_class_name(IrMemClass c)
 
 /* ---- attributes ---- */
 
-static IrAttr *attr_slot(Arena *a, IrAttrs *as, const char *key)
+/* The index of key in the sorted list, or where it would be inserted (*found false). */
+static int attr_index(const IrAttrs *as, const char *key, bool *found)
 {
     int lo = 0, hi = as->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         int c = strcmp(as->items[mid].key, key);
-        if (c == 0)
-            return &as->items[mid];
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
+    *found = false;
+    return lo;
+}
+
+static IrAttr *attr_slot(Arena *a, IrAttrs *as, const char *key)
+{
+    bool found;
+    int lo = attr_index(as, key, &found);
+    if (found)
+        return &as->items[lo];
     if (as->n == as->cap) {
         int cap = as->cap ? as->cap * 2 : 4;
         as->items = arena_grow(a, as->items, (size_t)as->n, (size_t)cap, sizeof *as->items);
@@ -161,18 +174,9 @@ void ir_attrs_copy(Arena *a, IrAttrs *dst, const IrAttrs *src)
 
 const IrAttr *ir_attrs_get(const IrAttrs *as, const char *key)
 {
-    int lo = 0, hi = as->n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        int c = strcmp(as->items[mid].key, key);
-        if (c == 0)
-            return &as->items[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    bool found;
+    int i = attr_index(as, key, &found);
+    return found ? &as->items[i] : NULL;
 }
 
 int64_t ir_attrs_int(const IrAttrs *as, const char *key, int64_t dflt)
