@@ -34,6 +34,7 @@ typedef struct SpecArgs {
     const char *passes; /* --passes a,b,c */
     const char *out;    /* build -o FILE */
     const char *cpu;    /* build --cpu NAME */
+    char target_define[64]; /* build --target T, as -D train.target=T */
     bool is_kernels;    /* dump-ir --kernels */
     bool no_plan;       /* check --no-plan */
 } SpecArgs;
@@ -106,6 +107,16 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 fprintf(stderr, "relorac %s: %s needs a pass name (see relorac %s --help)\n", cmd, s, cmd);
                 return false;
             }
+        } else if (strstr(allow, "output") && !strncmp(s, "--target", 8) && (s[8] == '\0' || s[8] == '=')) {
+            bool missing = false;
+            const char *v = option_value("--target", argc, argv, &i, &missing);
+            if (!v || strlen(v) > 32) {
+                fprintf(stderr, "relorac %s: --target needs cpu or cuda (see relorac %s --help)\n", cmd, cmd);
+                return false;
+            }
+            /* the same check as the spec's own train.target (cpu | cuda) */
+            snprintf(a->target_define, sizeof a->target_define, "train.target=%s", v);
+            a->defines[a->n_defines++] = a->target_define;
         } else if (strstr(allow, "output") && (!strcmp(s, "-o") || !strncmp(s, "--cpu", 5))) {
             bool missing = false;
             const char *v = !strcmp(s, "-o") ? (i + 1 < argc ? argv[++i] : NULL)
@@ -420,7 +431,7 @@ static int run_opt(const SpecArgs *args, Arena *arena, Diags *diags)
 static void help_build(FILE *out)
 {
     fprintf(out,
-            "usage: relorac build SPEC -o BIN [-D key=value]... [--model NAME] [--cpu NAME]\n"
+            "usage: relorac build SPEC -o BIN [-D key=value]... [--model NAME] [--target cpu] [--cpu NAME]\n"
             "\n"
             "Compiles the spec into a standalone training binary: the passes, the kernels\n"
             "(LLVM, optimised for the host CPU or --cpu), linked with the runtime and BLAS.\n"
@@ -428,6 +439,8 @@ static void help_build(FILE *out)
             "\n"
             "options:\n"
             "  -o BIN         the executable to write\n"
+            "  --target T     cpu (the default; same as -D train.target=T); cuda is not\n"
+            "                 available yet\n"
             "  --cpu NAME     target CPU (e.g. skylake-avx512); default: this machine's\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n"
@@ -446,7 +459,8 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
     if (strcmp(ir_attrs_str(&m->attrs, "train.target", "cpu"), "cuda") == 0) {
-        fprintf(stderr, "relorac build: target = cuda is not available yet; use target = cpu\n");
+        fprintf(stderr, "relorac build: target = cuda is not available yet (no CUDA backend in this "
+                        "version); use target = cpu\n");
         return EXIT_DIAG;
     }
     Diags cd;
