@@ -12,7 +12,9 @@
  *     uninterrupted run, and two runs with one seed write identical checkpoints;
  *   - it rejects a missing data file, a corrupt .bin file, a truncated checkpoint and
  *     another model's checkpoint with a message and a non-zero exit;
- *   - it does not link LLVM. */
+ *   - it does not link LLVM;
+ *   - tiny learns the KJV text, and its checkpoint carries LlamaForCausalLM tensor names
+ *     (adapters merged, no optimizer state) and a matching config.json. */
 #include <check.h>
 #include <errno.h>
 #include <math.h>
@@ -453,6 +455,29 @@ START_TEST(compiled_tiny_learns_the_kjv_text)
            val / log(2.0));
     fflush(stdout);
     ck_assert_double_lt(val, 2.0);
+    /* the checkpoint loads as a LLaMA in transformers: its names, merged, and a config */
+    char path[400];
+    snprintf(path, sizeof path, "%s/ck/model.safetensors", dir);
+    RtStFile st;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&st, path, &e), "%s", e.msg);
+    static const char *const names[] = {"model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
+                                        "model.layers.3.self_attn.q_proj.weight",
+                                        "model.layers.3.post_attention_layernorm.weight",
+                                        "model.layers.3.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        ck_assert_msg(rt_st_find(&st, names[i]) != NULL, "model.safetensors has no %s", names[i]);
+    const RtStTensor *down = rt_st_find(&st, "model.layers.3.mlp.down_proj.weight");
+    ck_assert_int_eq(down->shape[0], 128);
+    ck_assert_int_eq(down->shape[1], 344);
+    for (int i = 0; i < st.n; i++)
+        ck_assert_msg(!strstr(st.t[i].name, "lora") && !strstr(st.t[i].name, "adam"), "exported %s", st.t[i].name);
+    ck_assert_int_eq(st.n, 2 + 4 * 9 + 1);
+    rt_st_close(&st);
+    ck_assert_int_eq(sh("grep -q '\"LlamaForCausalLM\"' %s/ck/config.json && grep -q '\"num_hidden_layers\": 4' "
+                        "%s/ck/config.json && grep -q '\"intermediate_size\": 344' %s/ck/config.json",
+                        dir, dir, dir),
+                     0);
     sh("rm -rf %s", dir);
 }
 END_TEST
