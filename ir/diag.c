@@ -2,6 +2,7 @@
 #include "diag.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 void diag_init(Diags *d, Arena *a)
@@ -172,4 +173,11 @@ const char *diag_suggest(const char *name, const char *const *cands, int n)
     int len = (int)strlen(name);
     int limit = len / 3 > 1 ? len / 3 : 1;
     return best && best_d <= limit && best_d > 0 ? best : NULL;
+}
+
+void diag_internal_fail(const char *file, int line, const char *what)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: internal error: %s\n", file, line, what);
+    abort();
 }

@@ -53,6 +53,12 @@ void diag_note(Diags *d, SrcLoc loc, const char *fmt, ...) __attribute__((format
  * without their directories (golden tests compare such output). */
 void diag_print(const Diags *d, FILE *out, bool strip_dirs);
 
+/* Internal bugs (never user errors): print file:line and what failed, then abort, in
+ * every build type. */
+#define IR_ASSERT(c) ((c) ? (void)0 : diag_internal_fail(__FILE__, __LINE__, #c))
+#define UNREACHABLE() diag_internal_fail(__FILE__, __LINE__, "unreachable code reached")
+_Noreturn void diag_internal_fail(const char *file, int line, const char *what);
+
 /* The candidate closest to name by edit distance, or NULL when none is close enough
  * to be a plausible typo (distance <= max(1, len/3)). */
 const char *diag_suggest(const char *name, const char *const *cands, int n);
