@@ -238,8 +238,8 @@ static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
     PassOptions po = {0};
     if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, r->plan_program))
         return false;
-    static const char *const full_others[] = {"eval", "logits", NULL};
-    static const char *const relora_others[] = {"relora_reset", "eval", "logits", NULL};
+    static const char *const full_others[] = {"norm_full", "update_full", "eval", "logits", NULL};
+    static const char *const relora_others[] = {"norm_lora", "update_lora", "relora_reset", "eval", "logits", NULL};
     r->plan_has_phase[FE_PHASE_FULL] = plan_phase(a, m, "train_full", full_others, r->plan_phase[FE_PHASE_FULL]);
     r->plan_has_phase[FE_PHASE_RELORA] =
         plan_phase(a, m, "train_lora", relora_others, r->plan_phase[FE_PHASE_RELORA]);

@@ -35,7 +35,7 @@ bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *
 
 /* In-process compilation (MCJIT) of the same module, for tests. The module references the
  * runtime symbols rt_parallel_for, rt_sgemm_strided, rt_rng_normal, rt_prune_magnitude,
- * rt_prune_random, rt_lr_schedule and libm; syms maps those the process does not export. */
+ * rt_prune_random and libm; syms maps those the process does not export. */
 typedef void (*CgFnPtr)(void);
 typedef struct CgSymbol {
     const char *name;
@@ -46,8 +46,7 @@ typedef struct CgJit CgJit;
 CgJit *cg_jit_create(const KProgram *p, const CgOptions *opt, const CgSymbol *syms, int n_syms,
                      Diags *d);
 /* Address of a defined symbol: "relorac_model" or "relorac_fn_<func>", a host function
- * `float (RtCtx *ctx, int64_t step, int64_t prune_stats[2])` that runs one KFunc (prune
- * calls add zeroed/total counts to prune_stats); 0 when absent. */
+ * `float (RtCtx *ctx)` (rt.h RtFnPtr) that runs one KFunc; 0 when absent. */
 uintptr_t cg_jit_lookup(CgJit *j, const char *name);
 void cg_jit_destroy(CgJit *j);
 

@@ -41,10 +41,10 @@ typedef struct CgCtx {
     LLVMTypeRef t_void, t_i1, t_i8, t_i16, t_i32, t_i64, t_f32, t_f64, t_p8, t_pf32, t_pi32;
     LLVMTypeRef t_ctx, t_pctx;     /* struct RtCtx (fields up to seed are used) */
     LLVMTypeRef t_kernel_fn;       /* void (i8 *args, i64 begin, i64 end) */
-    LLVMTypeRef t_host_fn;         /* float (RtCtx *, i64 step, i64 *prune_stats) */
+    LLVMTypeRef t_host_fn;         /* float (RtCtx *): one KFunc (rt.h RtFnPtr) */
     /* runtime declarations and their types */
-    LLVMValueRef f_parallel_for, f_sgemm, f_rng_normal, f_prune_mag, f_prune_rand, f_lr, f_tanhf;
-    LLVMTypeRef t_parallel_for, t_sgemm, t_rng_normal, t_prune_mag, t_prune_rand, t_lr, t_tanhf;
+    LLVMValueRef f_parallel_for, f_sgemm, f_rng_normal, f_prune_mag, f_prune_rand, f_tanhf;
+    LLVMTypeRef t_parallel_for, t_sgemm, t_rng_normal, t_prune_mag, t_prune_rand, t_tanhf;
     /* layout */
     CgBufLoc *loc;             /* per buffer */
     int64_t pool_bytes[RT_POOL_COUNT];
@@ -68,8 +68,8 @@ LLVMValueRef cg_const_str(CgCtx *c, const char *s);
 LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
                             int **bufs, int *n_bufs, bool *serial);
 
-/* llvm_host.c: the host function of every KFunc, the RtModel entry points and table;
- * with_main adds main(). */
+/* llvm_host.c: the host function of every KFunc and the RtModel table; with_main adds
+ * main(). */
 void cg_host_emit(CgCtx *c, bool with_main);
 
 #endif

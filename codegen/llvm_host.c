@@ -1,8 +1,8 @@
-/* Host code in LLVM IR: one function per KFunc that runs its kernels in order, the RtModel
- * entry points (init, train_step, eval_loss, logits) built on them, the tensor table and the
- * `relorac_model` constant (runtime/rt.h). What train_step relies on from the IR (function
- * names, the @tokens/@targets/@step globals, the relora.* module attributes) is listed in
- * docs/codegen.md. Everything is a pure function of the KProgram. */
+/* Host code in LLVM IR: one function per KFunc that runs its kernels in order, the tensor
+ * table and the `relorac_model` constant (runtime/rt.h) that names those functions, the
+ * tensors the runtime writes and reads around them (RtModel.io) and the default schedule.
+ * Which function runs at which step is the runtime's step policy (runtime/step.c), not
+ * code emitted here. Everything is a pure function of the KProgram. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -137,110 +137,37 @@ static void emit_gemm(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef 
     LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
 }
 
-static bool attr_float(CgCtx *c, const Kernel *k, const char *key, double *out)
+/* K_CALL: call_bufs = {x, step i32[], fraction f32[]}; both scalars are read from their
+ * buffers, as the kernel interpreter does. */
+static void emit_call(CgCtx *c, const Kernel *k, LLVMValueRef *pools, LLVMValueRef seed)
 {
-    const IrAttr *at = ir_attrs_get(&k->call_attrs, key);
-    if (!at || (at->kind != IR_ATTR_FLOAT && at->kind != IR_ATTR_INT)) {
-        diag_error(c->d, k->loc, "kernel %s: missing numeric attribute '%s'", kname(k), key);
-        return false;
-    }
-    *out = ir_attrs_float(&k->call_attrs, key, 0.0);
-    return true;
-}
-
-static LLVMValueRef stats_slot(CgCtx *c, LLVMValueRef stats, int i)
-{
-    LLVMValueRef idx = cg_const_i64(c, i);
-    return LLVMBuildInBoundsGEP2(c->b, c->t_i64, stats, &idx, 1, "");
-}
-
-/* stats[0] += zeroed, stats[1] += n */
-static void count_pruned(CgCtx *c, LLVMValueRef stats, LLVMValueRef zeroed, int64_t n)
-{
-    LLVMValueRef s0 = stats_slot(c, stats, 0), s1 = stats_slot(c, stats, 1);
-    LLVMBuildStore(c->b, LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->t_i64, s0, ""), zeroed, ""), s0);
-    LLVMBuildStore(c->b,
-                   LLVMBuildAdd(c->b, LLVMBuildLoad2(c->b, c->t_i64, s1, ""), cg_const_i64(c, n), ""),
-                   s1);
-}
-
-/* K_CALL: call_bufs = {x, step}; the step is read from its buffer (the kernel
- * interpreter's contract), or is the host function's step when the kernel names none. */
-static void emit_call(CgCtx *c, const Kernel *k, LLVMValueRef *pools, LLVMValueRef seed,
-                      LLVMValueRef step, LLVMValueRef stats)
-{
-    if (k->n_call_bufs < 1 || !check_buf(c, k, k->call_bufs[0], "call", true))
+    if (k->n_call_bufs < 3 || !check_buf(c, k, k->call_bufs[0], "call", true) ||
+        !check_buf(c, k, k->call_bufs[1], "step", false) || !check_buf(c, k, k->call_bufs[2], "fraction", true))
         return;
-    if (k->n_call_bufs >= 2) {
-        if (!check_buf(c, k, k->call_bufs[1], "step", false))
-            return;
-        if (c->p->bufs[k->call_bufs[1]].dtype != IR_I32) {
-            diag_error(c->d, k->loc, "kernel %s: the step buffer must be i32", kname(k));
-            return;
-        }
-        LLVMValueRef sp = typed(c, buf_ptr(c, pools, k->call_bufs[1]), c->t_i32);
-        step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, sp, "step"), c->t_i64, "");
+    if (c->p->bufs[k->call_bufs[1]].dtype != IR_I32) {
+        diag_error(c->d, k->loc, "kernel %s: the step buffer must be i32", kname(k));
+        return;
     }
+    LLVMValueRef sp = typed(c, buf_ptr(c, pools, k->call_bufs[1]), c->t_i32);
+    LLVMValueRef step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, sp, "step"), c->t_i64, "");
+    LLVMValueRef fp = typed(c, buf_ptr(c, pools, k->call_bufs[2]), c->t_f32);
+    LLVMValueRef frac = LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->t_f32, fp, "fraction"), c->t_f64, "");
     const KBuf *kb = &c->p->bufs[k->call_bufs[0]];
     LLVMValueRef x = typed(c, buf_ptr(c, pools, k->call_bufs[0]), c->t_f32);
     switch (k->call) {
     case KC_PRUNE_MAGNITUDE: {
-        double frac;
-        if (!attr_float(c, k, "fraction", &frac))
-            return;
-        LLVMValueRef a[3] = {x, cg_const_i64(c, kb->numel), LLVMConstReal(c->t_f64, frac)};
-        count_pruned(c, stats, LLVMBuildCall2(c->b, c->t_prune_mag, c->f_prune_mag, a, 3, ""),
-                     kb->numel);
+        LLVMValueRef a[3] = {x, cg_const_i64(c, kb->numel), frac};
+        LLVMBuildCall2(c->b, c->t_prune_mag, c->f_prune_mag, a, 3, "");
         return;
     }
     case KC_PRUNE_RANDOM: {
-        double frac;
-        if (!attr_float(c, k, "fraction", &frac))
-            return;
         if (!ir_attrs_get(&k->call_attrs, "stream")) {
             diag_error(c->d, k->loc, "kernel %s: missing integer attribute 'stream'", kname(k));
             return;
         }
         int64_t stream = ir_attrs_int(&k->call_attrs, "stream", 0);
-        LLVMValueRef a[6] = {x, cg_const_i64(c, kb->numel), LLVMConstReal(c->t_f64, frac), seed,
-                             cg_const_i64(c, stream), step};
-        count_pruned(c, stats, LLVMBuildCall2(c->b, c->t_prune_rand, c->f_prune_rand, a, 6, ""),
-                     kb->numel);
-        return;
-    }
-    case KC_LR_SCHEDULE: {
-        const IrAttrs *as = &k->call_attrs;
-        const char *kind = ir_attrs_str(as, "kind", NULL);
-        int ikind = !kind ? -1
-                    : strcmp(kind, "constant") == 0 ? RT_LR_CONSTANT
-                    : strcmp(kind, "cosine") == 0   ? RT_LR_COSINE
-                    : strcmp(kind, "jagged") == 0   ? RT_LR_JAGGED
-                                                    : -1;
-        double lr;
-        if (ikind < 0) {
-            diag_error(c->d, k->loc, "kernel %s: lr schedule kind '%s' is not constant, cosine or jagged",
-                       kname(k), kind ? kind : "(missing)");
-            return;
-        }
-        if (!attr_float(c, k, "lr", &lr))
-            return;
-        int64_t warmup = ir_attrs_int(as, "warmup", 0), total = ir_attrs_int(as, "total", 0);
-        if (warmup < 0 || (ikind != RT_LR_CONSTANT && total <= warmup)) {
-            diag_error(c->d, k->loc, "kernel %s: lr schedule needs 0 <= warmup < total (got %" PRId64 ", %" PRId64 ")",
-                       kname(k), warmup, total);
-            return;
-        }
-        LLVMValueRef a[9] = {cg_const_i32(c, ikind),
-                             LLVMConstReal(c->t_f64, lr),
-                             cg_const_i64(c, warmup),
-                             cg_const_i64(c, ir_attrs_int(as, "offset", 0)),
-                             cg_const_i64(c, total),
-                             LLVMConstReal(c->t_f64, ir_attrs_float(as, "min_ratio", 0.0)),
-                             cg_const_i64(c, ir_attrs_int(as, "reset_every", 0)),
-                             cg_const_i64(c, ir_attrs_int(as, "restart_warmup", 0)),
-                             step};
-        LLVMValueRef v = LLVMBuildCall2(c->b, c->t_lr, c->f_lr, a, 9, "lr");
-        LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, v, c->t_f32, ""), x);
+        LLVMValueRef a[6] = {x, cg_const_i64(c, kb->numel), frac, seed, cg_const_i64(c, stream), step};
+        LLVMBuildCall2(c->b, c->t_prune_rand, c->f_prune_rand, a, 6, "");
         return;
     }
     case KC_COUNT: break;
@@ -248,21 +175,35 @@ static void emit_call(CgCtx *c, const Kernel *k, LLVMValueRef *pools, LLVMValueR
     diag_error(c->d, k->loc, "kernel %s: unknown runtime call %d", kname(k), (int)k->call);
 }
 
-/* float relorac_fn_<name>(RtCtx *ctx, i64 step, i64 *prune_stats) */
+/* The buffer of global `name`, or -1. */
+static int global_buf(const CgCtx *c, const char *name)
+{
+    const IrGlobal *g = c->p->m ? ir_global_find(c->p->m, name) : NULL;
+    return g && c->p->global_buf ? c->p->global_buf[g->id] : -1;
+}
+
+/* float relorac_fn_<name>(RtCtx *ctx): runs the KFunc's kernels in order; the step of the
+ * RNG counters is the @step global as the runtime wrote it. Returns the function's ret
+ * value (loss, gradient norm), 0 when it has none. */
 static LLVMValueRef emit_host_fn(CgCtx *c, const KFunc *f)
 {
     LLVMValueRef fn = LLVMAddFunction(c->mod, arena_sprintf(c->a, "relorac_fn_%s", f->name),
                                       c->t_host_fn);
-    LLVMValueRef ctx = LLVMGetParam(fn, 0), step = LLVMGetParam(fn, 1), stats = LLVMGetParam(fn, 2);
+    LLVMValueRef ctx = LLVMGetParam(fn, 0);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->llc, fn, "entry"));
     LLVMValueRef pools[RT_POOL_COUNT], seed;
     load_pools(c, ctx, pools, &seed);
+    LLVMValueRef step = cg_const_i64(c, 0);
+    int sb = global_buf(c, "step");
+    if (sb >= 0 && c->p->bufs[sb].dtype == IR_I32)
+        step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, typed(c, buf_ptr(c, pools, sb), c->t_i32), "step"),
+                             c->t_i64, "");
     for (int i = 0; i < f->n_kernels; i++) {
         const Kernel *k = f->kernels[i];
         switch (k->kind) {
         case K_LOOP: emit_loop_call(c, f, k, ctx, pools, seed, step); break;
         case K_GEMM: emit_gemm(c, k, ctx, pools); break;
-        case K_CALL: emit_call(c, k, pools, seed, step, stats); break;
+        case K_CALL: emit_call(c, k, pools, seed); break;
         }
     }
     LLVMValueRef ret = cg_const_f32(c, 0.0);
@@ -297,257 +238,9 @@ static int func_index(const CgCtx *c, const char *name)
     return -1;
 }
 
-/* The buffer of global `name`, or -1. */
-static int global_buf(const CgCtx *c, const char *name)
-{
-    const IrGlobal *g = c->p->m ? ir_global_find(c->p->m, name) : NULL;
-    return g && c->p->global_buf ? c->p->global_buf[g->id] : -1;
-}
-
-static int named_buf(const CgCtx *c, const char *name)
-{
-    int g = global_buf(c, name);
-    if (g >= 0)
-        return g;
-    for (int i = 0; i < c->p->n_bufs; i++)
-        if (c->p->bufs[i].name && strcmp(c->p->bufs[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-/* The learning-rate buffer of a train function: one named "lr", else the output of its
- * last lr_schedule call. */
-static int lr_buf(const CgCtx *c, const KFunc *f)
-{
-    int b = named_buf(c, "lr");
-    if (b >= 0)
-        return b;
-    for (int i = f->n_kernels - 1; i >= 0; i--)
-        if (f->kernels[i]->kind == K_CALL && f->kernels[i]->call == KC_LR_SCHEDULE &&
-            f->kernels[i]->n_call_bufs >= 1)
-            return f->kernels[i]->call_bufs[0];
-    return -1;
-}
-
-static LLVMValueRef load_f32_buf(CgCtx *c, LLVMValueRef *pools, int buf)
-{
-    if (buf < 0 || c->p->bufs[buf].dtype != IR_F32)
-        return cg_const_f32(c, 0.0);
-    return LLVMBuildLoad2(c->b, c->t_f32, typed(c, buf_ptr(c, pools, buf), c->t_f32), "");
-}
-
-static LLVMValueRef call_host(CgCtx *c, int fi, LLVMValueRef ctx, LLVMValueRef step,
-                              LLVMValueRef stats)
-{
-    LLVMValueRef a[3] = {ctx, step, stats};
-    return LLVMBuildCall2(c->b, c->t_host_fn, c->host_fn[fi], a, 3, "");
-}
-
-/* memcpy(buffer of global `name`, src, min(bytes of it, max_bytes)) when the global exists. */
-static void copy_in(CgCtx *c, LLVMValueRef *pools, const char *name, LLVMValueRef src,
-                    int64_t max_bytes)
-{
-    int b = global_buf(c, name);
-    if (b < 0)
-        return;
-    int64_t n = c->loc[b].bytes < max_bytes ? c->loc[b].bytes : max_bytes;
-    LLVMBuildMemCpy(c->b, buf_ptr(c, pools, b), 4, LLVMBuildBitCast(c->b, src, c->t_p8, ""), 4,
-                    cg_const_i64(c, n));
-}
-
-static LLVMValueRef new_entry(CgCtx *c, const char *name, LLVMTypeRef ty)
-{
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ty);
-    LLVMSetLinkage(fn, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->llc, fn, "entry"));
-    return fn;
-}
-
-static LLVMValueRef new_stats(CgCtx *c)
-{
-    LLVMValueRef s = LLVMBuildArrayAlloca(c->b, c->t_i64, cg_const_i64(c, 2), "prune_stats");
-    LLVMBuildStore(c->b, cg_const_i64(c, 0), stats_slot(c, s, 0));
-    LLVMBuildStore(c->b, cg_const_i64(c, 0), stats_slot(c, s, 1));
-    return s;
-}
-
-static LLVMValueRef emit_init(CgCtx *c)
-{
-    LLVMTypeRef ty = LLVMFunctionType(c->t_void, &c->t_pctx, 1, 0);
-    LLVMValueRef fn = new_entry(c, "relorac_init", ty);
-    int fi = func_index(c, "init");
-    if (fi >= 0)
-        call_host(c, fi, LLVMGetParam(fn, 0), cg_const_i64(c, 0), new_stats(c));
-    LLVMBuildRetVoid(c->b);
-    return fn;
-}
-
 static int64_t mod_int(const CgCtx *c, const char *key, int64_t dflt)
 {
     return c->p->m ? ir_attrs_int(&c->p->m->attrs, key, dflt) : dflt;
-}
-
-/* RtStepStats field i: loss, lr, grad_norm, events, pruned_fraction */
-static LLVMValueRef stat_field(CgCtx *c, LLVMValueRef out, int i)
-{
-    LLVMTypeRef f[5] = {c->t_f32, c->t_f32, c->t_f32, c->t_i32, c->t_f32};
-    LLVMTypeRef st = LLVMStructTypeInContext(c->llc, f, 5, 0);
-    return LLVMBuildStructGEP2(c->b, st, LLVMBuildBitCast(c->b, out, LLVMPointerType(st, 0), ""),
-                               (unsigned)i, "");
-}
-
-static void or_event(CgCtx *c, LLVMValueRef out, unsigned ev)
-{
-    LLVMValueRef p = stat_field(c, out, 3);
-    LLVMBuildStore(c->b, LLVMBuildOr(c->b, LLVMBuildLoad2(c->b, c->t_i32, p, ""), cg_const_i32(c, (int32_t)ev), ""), p);
-}
-
-/* train_step(ctx, x, y, step, out):
- *   @tokens = x; @targets = y; @step = step
- *   loss = (step < W ? train_full : train_lora)(step)    (or `train` when there is no split)
- *   after step W-1: switch;  after step W + kR (k >= 1): relora_reset (docs/ir.md) */
-static LLVMValueRef emit_train_step(CgCtx *c)
-{
-    LLVMTypeRef pt[5] = {c->t_pctx, c->t_pi32, c->t_pi32, c->t_i64, c->t_p8};
-    LLVMTypeRef ty = LLVMFunctionType(c->t_void, pt, 5, 0);
-    LLVMValueRef fn = new_entry(c, "relorac_train_step", ty);
-    LLVMValueRef ctx = LLVMGetParam(fn, 0), step = LLVMGetParam(fn, 3), out = LLVMGetParam(fn, 4);
-    LLVMBuilderRef b = c->b;
-    LLVMValueRef stats = new_stats(c);
-    LLVMValueRef pools[RT_POOL_COUNT];
-    load_pools(c, ctx, pools, NULL);
-    int64_t bt = 4 * mod_int(c, "batch", 0) * mod_int(c, "seq_len", 0);
-    copy_in(c, pools, "tokens", LLVMGetParam(fn, 1), bt);
-    copy_in(c, pools, "targets", LLVMGetParam(fn, 2), bt);
-    int sb = global_buf(c, "step");
-    if (sb >= 0 && c->p->bufs[sb].dtype == IR_I32)
-        LLVMBuildStore(b, LLVMBuildTrunc(b, step, c->t_i32, ""), typed(c, buf_ptr(c, pools, sb), c->t_i32));
-
-    int f_full = func_index(c, "train_full"), f_lora = func_index(c, "train_lora");
-    int f_train = func_index(c, "train"), f_switch = func_index(c, "switch");
-    int f_reset = func_index(c, "relora_reset");
-    int64_t W = mod_int(c, "relora.warm_start", 0), R = mod_int(c, "relora.reset_every", 0);
-    int fa = f_train, fb = -1; /* fa while step < W, else fb */
-    if (f_full >= 0 && f_lora >= 0) {
-        fa = f_full;
-        fb = f_lora;
-    } else if (f_train < 0) {
-        fa = f_full >= 0 ? f_full : f_lora;
-    }
-    for (int i = 0; i < 3; i++)
-        LLVMBuildStore(b, cg_const_f32(c, 0.0), stat_field(c, out, i));
-    LLVMBuildStore(b, cg_const_i32(c, 0), stat_field(c, out, 3));
-    LLVMBuildStore(b, cg_const_f32(c, 0.0), stat_field(c, out, 4));
-    if (fa < 0) {
-        diag_warning(c->d, srcloc_none(), "no train function: train_step only loads the batch");
-    } else {
-        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->llc, fn, "trained");
-        int which[2] = {fa, fb};
-        LLVMBasicBlockRef blocks[2];
-        if (fb >= 0) {
-            blocks[0] = LLVMAppendBasicBlockInContext(c->llc, fn, c->p->funcs[fa]->name);
-            blocks[1] = LLVMAppendBasicBlockInContext(c->llc, fn, c->p->funcs[fb]->name);
-            LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, step, cg_const_i64(c, W), ""), blocks[0],
-                            blocks[1]);
-        } else {
-            blocks[0] = LLVMAppendBasicBlockInContext(c->llc, fn, c->p->funcs[fa]->name);
-            LLVMBuildBr(b, blocks[0]);
-        }
-        for (int i = 0; i < (fb >= 0 ? 2 : 1); i++) {
-            LLVMPositionBuilderAtEnd(b, blocks[i]);
-            const KFunc *f = c->p->funcs[which[i]];
-            LLVMBuildStore(b, call_host(c, which[i], ctx, step, stats), stat_field(c, out, 0));
-            LLVMBuildStore(b, load_f32_buf(c, pools, lr_buf(c, f)), stat_field(c, out, 1));
-            LLVMBuildStore(b, load_f32_buf(c, pools, named_buf(c, "grad_norm")), stat_field(c, out, 2));
-            LLVMBuildBr(b, join);
-        }
-        LLVMPositionBuilderAtEnd(b, join);
-    }
-
-    if (f_switch >= 0 && W > 0) {
-        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->llc, fn, "switch");
-        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->llc, fn, "switched");
-        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, step, cg_const_i64(c, W - 1), ""), yes, next);
-        LLVMPositionBuilderAtEnd(b, yes);
-        call_host(c, f_switch, ctx, step, stats);
-        or_event(c, out, RT_EV_WARM_SWITCH);
-        LLVMBuildBr(b, next);
-        LLVMPositionBuilderAtEnd(b, next);
-    }
-    if (f_reset >= 0 && R > 0) {
-        /* docs/ir.md: after the step with t = step - W, t % R == 0 and t >= R (the step
-         * that ran at rate 0 under the jagged schedule) */
-        LLVMValueRef t = LLVMBuildSub(b, step, cg_const_i64(c, W), "t");
-        LLVMValueRef due = LLVMBuildAnd(
-            b, LLVMBuildICmp(b, LLVMIntSGE, t, cg_const_i64(c, R), ""),
-            LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, t, cg_const_i64(c, R), ""), cg_const_i64(c, 0), ""),
-            "");
-        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(c->llc, fn, "reset");
-        LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->llc, fn, "done");
-        LLVMBuildCondBr(b, due, yes, next);
-        LLVMPositionBuilderAtEnd(b, yes);
-        LLVMBuildStore(b, cg_const_i64(c, 0), stats_slot(c, stats, 0));
-        LLVMBuildStore(b, cg_const_i64(c, 0), stats_slot(c, stats, 1));
-        call_host(c, f_reset, ctx, step, stats);
-        or_event(c, out, RT_EV_RESET);
-        LLVMValueRef z = LLVMBuildSIToFP(b, LLVMBuildLoad2(b, c->t_i64, stats_slot(c, stats, 0), ""), c->t_f64, "");
-        LLVMValueRef n = LLVMBuildSIToFP(b, LLVMBuildLoad2(b, c->t_i64, stats_slot(c, stats, 1), ""), c->t_f64, "");
-        LLVMValueRef frac = LLVMBuildSelect(
-            b, LLVMBuildFCmp(b, LLVMRealOGT, n, LLVMConstReal(c->t_f64, 0), ""),
-            LLVMBuildFDiv(b, z, n, ""), LLVMConstReal(c->t_f64, 0), "");
-        LLVMBuildStore(b, LLVMBuildFPTrunc(b, frac, c->t_f32, ""), stat_field(c, out, 4));
-        LLVMBuildBr(b, next);
-        LLVMPositionBuilderAtEnd(b, next);
-    }
-    LLVMBuildRetVoid(b);
-    return fn;
-}
-
-static LLVMValueRef emit_eval_loss(CgCtx *c)
-{
-    LLVMTypeRef pt[3] = {c->t_pctx, c->t_pi32, c->t_pi32};
-    LLVMValueRef fn = new_entry(c, "relorac_eval_loss", LLVMFunctionType(c->t_f32, pt, 3, 0));
-    LLVMValueRef ctx = LLVMGetParam(fn, 0), pools[RT_POOL_COUNT];
-    load_pools(c, ctx, pools, NULL);
-    int64_t bt = 4 * mod_int(c, "batch", 0) * mod_int(c, "seq_len", 0);
-    copy_in(c, pools, "tokens", LLVMGetParam(fn, 1), bt);
-    copy_in(c, pools, "targets", LLVMGetParam(fn, 2), bt);
-    int fi = func_index(c, "eval");
-    if (fi < 0) {
-        diag_warning(c->d, srcloc_none(), "no eval function: eval_loss returns 0");
-        LLVMBuildRet(c->b, cg_const_f32(c, 0.0));
-    } else {
-        LLVMBuildRet(c->b, call_host(c, fi, ctx, cg_const_i64(c, 0), new_stats(c)));
-    }
-    return fn;
-}
-
-/* logits(ctx, x[T], pos, out[V]): x goes to @sample_tokens [1,T] (else row 0 of @tokens);
- * the `logits` function returns logits [T,V] (or [B*T,V]): row pos is at pos * V. */
-static LLVMValueRef emit_logits(CgCtx *c)
-{
-    LLVMTypeRef pt[4] = {c->t_pctx, c->t_pi32, c->t_i64, c->t_pf32};
-    LLVMValueRef fn = new_entry(c, "relorac_logits", LLVMFunctionType(c->t_void, pt, 4, 0));
-    LLVMValueRef ctx = LLVMGetParam(fn, 0), pools[RT_POOL_COUNT];
-    LLVMValueRef out8 = LLVMBuildBitCast(c->b, LLVMGetParam(fn, 3), c->t_p8, "");
-    load_pools(c, ctx, pools, NULL);
-    int64_t V = mod_int(c, "vocab", 0), T = mod_int(c, "seq_len", 0);
-    int fi = func_index(c, "logits");
-    int rb = fi >= 0 ? c->p->funcs[fi]->ret_buf : -1;
-    if (rb < 0 || c->p->bufs[rb].dtype != IR_F32) {
-        diag_warning(c->d, srcloc_none(), "no logits function returning f32 logits: logits() gives zeros");
-        LLVMBuildMemSet(c->b, out8, LLVMConstInt(c->t_i8, 0, 0), cg_const_i64(c, 4 * V), 4);
-        LLVMBuildRetVoid(c->b);
-        return fn;
-    }
-    copy_in(c, pools, global_buf(c, "sample_tokens") >= 0 ? "sample_tokens" : "tokens",
-            LLVMGetParam(fn, 1), 4 * T);
-    call_host(c, fi, ctx, cg_const_i64(c, 0), new_stats(c));
-    LLVMValueRef off = LLVMBuildMul(c->b, LLVMGetParam(fn, 2), cg_const_i64(c, 4 * V), "");
-    LLVMValueRef src = LLVMBuildInBoundsGEP2(c->b, c->t_i8, buf_ptr(c, pools, rb), &off, 1, "");
-    LLVMBuildMemCpy(c->b, out8, 4, src, 4, cg_const_i64(c, 4 * V));
-    LLVMBuildRetVoid(c->b);
-    return fn;
 }
 
 /* ---- the model table ---- */
@@ -580,34 +273,56 @@ static LLVMValueRef i32c(CgCtx *c, int64_t v)
     return cg_const_i32(c, (int32_t)v);
 }
 
-/* FNV-1a 64 of the module's text form: a deterministic spec hash when the frontend sets none. */
-static const char *module_hash(CgCtx *c)
+/* The IR global behind RtModel.io[k]; RT_IO_LOGITS is the ret value of @logits instead. */
+static const char *const io_globals[RT_IO_COUNT] = {
+    [RT_IO_TOKENS] = "tokens",         [RT_IO_TARGETS] = "targets",
+    [RT_IO_STEP] = "step",             [RT_IO_LR] = "lr",
+    [RT_IO_ADAM_T] = "adam_t",         [RT_IO_PRUNE_FRACTION] = "prune_fraction",
+    [RT_IO_SAMPLE_TOKENS] = "sample_tokens",
+};
+
+/* The IR function behind RtModel.fn[k] (rt.h enum RtFn). */
+static const char *const fn_funcs[RT_FN_COUNT] = {
+    [RT_FN_INIT] = "init",
+    [RT_FN_TRAIN_FULL] = "train_full",
+    [RT_FN_NORM_FULL] = "norm_full",
+    [RT_FN_UPDATE_FULL] = "update_full",
+    [RT_FN_TRAIN_LORA] = "train_lora",
+    [RT_FN_NORM_LORA] = "norm_lora",
+    [RT_FN_UPDATE_LORA] = "update_lora",
+    [RT_FN_SWITCH] = "switch",
+    [RT_FN_RESET] = "relora_reset",
+    [RT_FN_EVAL] = "eval",
+    [RT_FN_LOGITS] = "logits",
+};
+
+static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, const char *hf, IrType ty,
+                               const CgBufLoc *l, unsigned flags, int la, int lb, double scale)
 {
-    const IrModule *m = c->p->m;
-    const char *s = m ? ir_attrs_str(&m->attrs, "spec_hash", NULL) : NULL;
-    if (s)
-        return s;
-    uint64_t h = 0xcbf29ce484222325ull;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (f && m) {
-        ir_print(m, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            h = (h ^ (unsigned char)text[i]) * 0x100000001b3ull;
-    } else if (f) {
-        fclose(f);
-    }
-    free(text);
-    return arena_sprintf(c->a, "%016" PRIx64, h);
+    LLVMValueRef shape[4];
+    for (int d = 0; d < 4; d++)
+        shape[d] = cg_const_i64(c, d < ty.rank ? ty.dim[d] : 0);
+    LLVMValueRef f[11] = {cg_const_str(c, name),
+                          opt_str(c, hf),
+                          i32c(c, rt_dtype(ty.dtype)),
+                          i32c(c, ty.rank < 0 ? 0 : ty.rank),
+                          LLVMConstArray(c->t_i64, shape, 4),
+                          i32c(c, l->pool),
+                          cg_const_i64(c, l->offset),
+                          i32c(c, flags),
+                          i32c(c, la),
+                          i32c(c, lb),
+                          cg_const_f32(c, scale)};
+    return LLVMConstNamedStruct(t_info, f, 11);
 }
 
-static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out)
+/* Every global with a buffer, then the logits @logits returns (RT_IO_LOGITS). io gets the
+ * table index of each io tensor, -1 when absent. */
+static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int io[RT_IO_COUNT])
 {
     const IrModule *m = c->p->m;
     int n = m ? m->n_globals : 0;
-    LLVMValueRef *items = ARENA_ARRAY(c->a, LLVMValueRef, n + 1);
+    LLVMValueRef *items = ARENA_ARRAY(c->a, LLVMValueRef, n + 2);
     int *row = ARENA_ARRAY(c->a, int, n + 1); /* global id -> table index */
     unsigned *extra = ARENA_ARRAY(c->a, unsigned, n + 1);
     int nt = 0;
@@ -623,12 +338,22 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out)
         if (bb)
             extra[bb->id] |= RT_T_ADAPTER_B;
     }
+    for (int i = 0; i < n; i++) { /* a moment carries its factor's role */
+        const IrGlobal *p = linked(m, m->globals[i], "moment_of");
+        if (p)
+            extra[i] |= extra[p->id] & (RT_T_ADAPTER_A | RT_T_ADAPTER_B);
+    }
+    for (int k = 0; k < RT_IO_COUNT; k++) {
+        const IrGlobal *g = io_globals[k] && m ? ir_global_find(m, io_globals[k]) : NULL;
+        io[k] = g ? row[g->id] : -1;
+        if (io[k] >= 0)
+            extra[g->id] |= RT_T_IO;
+    }
     nt = 0;
     for (int i = 0; i < n; i++) {
         const IrGlobal *g = m->globals[i];
         if (row[i] < 0)
             continue;
-        const CgBufLoc *l = &c->loc[c->p->global_buf[i]];
         unsigned flags = extra[i];
         if (g->flags & IR_G_EXPORT)
             flags |= RT_T_PARAM;
@@ -641,21 +366,21 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out)
         const IrGlobal *a = linked(m, g, "lora_a"), *bb = linked(m, g, "lora_b");
         int la = a && bb && row[a->id] >= 0 && row[bb->id] >= 0 ? row[a->id] : -1;
         int lb = la >= 0 ? row[bb->id] : -1;
-        LLVMValueRef shape[4];
-        for (int d = 0; d < 4; d++)
-            shape[d] = cg_const_i64(c, d < g->type.rank ? g->type.dim[d] : 0);
-        LLVMValueRef f[11] = {cg_const_str(c, g->name),
-                              opt_str(c, ir_attrs_str(&g->attrs, "hf_name", NULL)),
-                              i32c(c, rt_dtype(g->type.dtype)),
-                              i32c(c, g->type.rank < 0 ? 0 : g->type.rank),
-                              LLVMConstArray(c->t_i64, shape, 4),
-                              i32c(c, l->pool),
-                              cg_const_i64(c, l->offset),
-                              i32c(c, flags),
-                              i32c(c, la),
-                              i32c(c, lb),
-                              cg_const_f32(c, la >= 0 ? ir_attrs_float(&g->attrs, "lora_scale", 1.0) : 0.0)};
-        items[nt++] = LLVMConstNamedStruct(t_info, f, 11);
+        items[nt++] = tensor_row(c, t_info, g->name, ir_attrs_str(&g->attrs, "hf_name", NULL), g->type,
+                                 &c->loc[c->p->global_buf[i]], flags, la, lb,
+                                 la >= 0 ? ir_attrs_float(&g->attrs, "lora_scale", 1.0) : 0.0);
+    }
+    io[RT_IO_LOGITS] = -1;
+    int fi = func_index(c, "logits");
+    int rb = fi >= 0 ? c->p->funcs[fi]->ret_buf : -1;
+    if (rb >= 0 && c->p->bufs[rb].dtype == IR_F32) {
+        int64_t T = mod_int(c, "seq_len", 0), V = mod_int(c, "vocab", 0);
+        int64_t dims[2] = {c->p->bufs[rb].numel / (V > 0 ? V : 1), V};
+        if (T > 0 && dims[0] >= T) {
+            io[RT_IO_LOGITS] = nt;
+            items[nt++] = tensor_row(c, t_info, "logits", NULL, ir_type_make(IR_F32, 2, dims), &c->loc[rb],
+                                     RT_T_IO, -1, -1, 0.0);
+        }
     }
     *n_out = nt;
     LLVMValueRef arr = LLVMConstArray(t_info, items, (unsigned)nt);
@@ -666,68 +391,135 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out)
     return LLVMConstBitCast(gv, LLVMPointerType(t_info, 0));
 }
 
-static void emit_model(CgCtx *c, LLVMValueRef init, LLVMValueRef train, LLVMValueRef eval,
-                       LLVMValueRef logits)
+/* A constant struct built field by field, so the LLVM layout and the values stay paired
+ * (the order is rt.h's). */
+typedef struct Fields {
+    LLVMTypeRef t[24];
+    LLVMValueRef v[24];
+    int n;
+} Fields;
+
+static void field(Fields *f, LLVMValueRef v)
 {
-    LLVMContextRef x = c->llc;
-    LLVMTypeRef t_info = LLVMStructCreateNamed(x, "RtTensorInfo");
+    CG_ASSERT(f->n < 24);
+    f->t[f->n] = LLVMTypeOf(v);
+    f->v[f->n++] = v;
+}
+
+static LLVMValueRef named_struct(CgCtx *c, const char *name, Fields *f)
+{
+    LLVMTypeRef t = LLVMStructCreateNamed(c->llc, name);
+    LLVMStructSetBody(t, f->t, (unsigned)f->n, 0);
+    return LLVMConstNamedStruct(t, f->v, (unsigned)f->n);
+}
+
+/* A module attribute the trainer defaults come from; missing is an error (no second default). */
+static const IrAttr *need(CgCtx *c, const char *key, IrAttrKind kind)
+{
+    const IrAttr *a = c->p->m ? ir_attrs_get(&c->p->m->attrs, key) : NULL;
+    if (a && (a->kind == kind || (kind == IR_ATTR_FLOAT && a->kind == IR_ATTR_INT)))
+        return a;
+    diag_error(c->d, srcloc_none(), "module attribute '%s' is missing: the trainer takes its default from it", key);
+    return NULL;
+}
+
+static int64_t need_int(CgCtx *c, const char *key)
+{
+    const IrAttr *a = need(c, key, IR_ATTR_INT);
+    return a ? a->i : 0;
+}
+
+static double need_float(CgCtx *c, const char *key)
+{
+    const IrAttr *a = need(c, key, IR_ATTR_FLOAT);
+    return !a ? 0.0 : a->kind == IR_ATTR_INT ? (double)a->i : a->f;
+}
+
+static const char *need_str(CgCtx *c, const char *key)
+{
+    const IrAttr *a = need(c, key, IR_ATTR_STR);
+    return a ? a->s : "";
+}
+
+static LLVMValueRef emit_defaults(CgCtx *c)
+{
+    const IrAttrs *as = &c->p->m->attrs;
+    const char *kind = ir_attrs_str(as, "train.data_kind", "text");
+    Fields f = {0};
+    field(&f, cg_const_i64(c, need_int(c, "train.eval_every")));
+    field(&f, cg_const_i64(c, need_int(c, "train.eval_batches")));
+    field(&f, cg_const_i64(c, need_int(c, "train.checkpoint_every")));
+    field(&f, cg_const_i64(c, 0)); /* log_every: the trainer's own option, no spec field */
+    field(&f, cg_const_i64(c, need_int(c, "train.seed")));
+    field(&f, i32c(c, 0)); /* threads: all online CPUs unless --threads */
+    field(&f, i32c(c, strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT));
+    field(&f, cg_const_f32(c, need_float(c, "train.val_fraction")));
+    field(&f, opt_str(c, ir_attrs_str(as, "train.data", NULL)));
+    field(&f, opt_str(c, ir_attrs_str(as, "train.val_data", NULL)));
+    field(&f, cg_const_str(c, need_str(c, "train.out")));
+    return named_struct(c, "RtTrainDefaults", &f);
+}
+
+static LLVMValueRef emit_schedule(CgCtx *c)
+{
+    IrSchedule s;
+    if (!ir_schedule_from_module(c->p->m, &s, c->d))
+        memset(&s, 0, sizeof s);
+    static const int kinds[] = {[IR_SCHED_CONSTANT] = RT_SCHED_CONSTANT, [IR_SCHED_COSINE] = RT_SCHED_COSINE,
+                                [IR_SCHED_RELORA] = RT_SCHED_RELORA};
+    Fields f = {0};
+    field(&f, i32c(c, kinds[s.kind]));
+    const int64_t ints[5] = {s.steps, s.warmup, s.warm_start, s.reset_every, s.restart_warmup};
+    for (int i = 0; i < 5; i++)
+        field(&f, cg_const_i64(c, ints[i]));
+    const double nums[8] = {s.lr, s.relora_lr, s.min_lr_ratio, s.prune,
+                            s.warmup_pct, s.warm_start_pct, s.reset_every_pct, s.restart_warmup_pct};
+    for (int i = 0; i < 8; i++)
+        field(&f, LLVMConstReal(c->t_f64, nums[i]));
+    return named_struct(c, "RtSchedule", &f);
+}
+
+static void emit_model(CgCtx *c)
+{
+    const IrModule *m = c->p->m;
+    if (!m) {
+        diag_error(c->d, srcloc_none(), "the kernel program has no IR module: no model table");
+        return;
+    }
+    LLVMTypeRef t_info = LLVMStructCreateNamed(c->llc, "RtTensorInfo");
     LLVMTypeRef fi[11] = {c->t_p8, c->t_p8, c->t_i32, c->t_i32, LLVMArrayType(c->t_i64, 4), c->t_i32,
                           c->t_i64, c->t_i32, c->t_i32, c->t_i32, c->t_f32};
     LLVMStructSetBody(t_info, fi, 11, 0);
-    LLVMTypeRef t_def = LLVMStructCreateNamed(x, "RtTrainDefaults");
-    LLVMTypeRef fd[12] = {c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                          c->t_i32, c->t_i32, c->t_f32, c->t_p8,  c->t_p8,  c->t_p8};
-    LLVMStructSetBody(t_def, fd, 12, 0);
-    LLVMTypeRef t_model = LLVMStructCreateNamed(x, "RtModel");
-    LLVMTypeRef fm[14] = {c->t_i32, c->t_p8, c->t_p8, c->t_p8, c->t_i32, c->t_i32, c->t_i32, c->t_i32,
-                          LLVMPointerType(t_info, 0), LLVMArrayType(c->t_i64, RT_POOL_COUNT), t_def,
-                          LLVMTypeOf(init), LLVMTypeOf(train), LLVMTypeOf(eval)};
-    LLVMTypeRef fm_all[15];
-    memcpy(fm_all, fm, sizeof fm);
-    fm_all[14] = LLVMTypeOf(logits);
-    LLVMStructSetBody(t_model, fm_all, 15, 0);
-
-    const IrModule *m = c->p->m;
-    const IrAttrs *as = m ? &m->attrs : NULL;
-    int nt;
-    LLVMValueRef tensors = emit_tensors(c, t_info, &nt);
-    LLVMValueRef pools[RT_POOL_COUNT];
+    int nt, io[RT_IO_COUNT];
+    LLVMValueRef tensors = emit_tensors(c, t_info, &nt, io);
+    LLVMValueRef pools[RT_POOL_COUNT], fns[RT_FN_COUNT], ios[RT_IO_COUNT];
     for (int i = 0; i < RT_POOL_COUNT; i++)
         pools[i] = cg_const_i64(c, c->pool_bytes[i]);
-    const char *kind = as ? ir_attrs_str(as, "train.data_kind", "text") : "text";
-    LLVMValueRef d[12] = {
-        cg_const_i64(c, mod_int(c, "train.steps", 1000)),
-        cg_const_i64(c, mod_int(c, "train.eval_every", 0)),
-        cg_const_i64(c, mod_int(c, "train.eval_batches", 20)),
-        cg_const_i64(c, mod_int(c, "train.checkpoint_every", 0)),
-        cg_const_i64(c, mod_int(c, "train.log_every", 0)),
-        cg_const_i64(c, mod_int(c, "train.seed", 0)),
-        i32c(c, mod_int(c, "train.threads", 0)),
-        i32c(c, strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT),
-        cg_const_f32(c, as ? ir_attrs_float(as, "train.val_fraction", 0.1) : 0.1),
-        opt_str(c, as ? ir_attrs_str(as, "train.data", NULL) : NULL),
-        opt_str(c, as ? ir_attrs_str(as, "train.val_data", NULL) : NULL),
-        opt_str(c, as ? ir_attrs_str(as, "train.out", NULL) : NULL),
-    };
-    LLVMValueRef f[15] = {
-        i32c(c, RT_ABI_VERSION),
-        cg_const_str(c, m && m->name ? m->name : "model"),
-        cg_const_str(c, module_hash(c)),
-        opt_str(c, as ? ir_attrs_str(as, "hf.config_json", NULL) : NULL),
-        i32c(c, mod_int(c, "vocab", 0)),
-        i32c(c, mod_int(c, "batch", 0)),
-        i32c(c, mod_int(c, "seq_len", 0)),
-        i32c(c, nt),
-        tensors,
-        LLVMConstArray(c->t_i64, pools, RT_POOL_COUNT),
-        LLVMConstNamedStruct(t_def, d, 12),
-        init,
-        train,
-        eval,
-        logits,
-    };
-    LLVMValueRef gv = LLVMAddGlobal(c->mod, t_model, "relorac_model");
-    LLVMSetInitializer(gv, LLVMConstNamedStruct(t_model, f, 15));
+    LLVMTypeRef t_pfn = LLVMPointerType(c->t_host_fn, 0);
+    for (int k = 0; k < RT_FN_COUNT; k++) {
+        int f = func_index(c, fn_funcs[k]);
+        fns[k] = f >= 0 ? c->host_fn[f] : LLVMConstNull(t_pfn);
+    }
+    for (int k = 0; k < RT_IO_COUNT; k++)
+        ios[k] = i32c(c, io[k]);
+    Fields f = {0};
+    field(&f, i32c(c, RT_ABI_VERSION));
+    field(&f, cg_const_str(c, m->name ? m->name : "model"));
+    field(&f, cg_const_str(c, need_str(c, "model_hash")));
+    field(&f, opt_str(c, ir_attrs_str(&m->attrs, "hf.config_json", NULL)));
+    field(&f, i32c(c, mod_int(c, "vocab", 0)));
+    field(&f, i32c(c, mod_int(c, "batch", 0)));
+    field(&f, i32c(c, mod_int(c, "seq_len", 0)));
+    field(&f, i32c(c, nt));
+    field(&f, tensors);
+    field(&f, LLVMConstArray(c->t_i64, pools, RT_POOL_COUNT));
+    field(&f, emit_defaults(c));
+    field(&f, emit_schedule(c));
+    field(&f, LLVMConstArray(t_pfn, fns, RT_FN_COUNT));
+    field(&f, LLVMConstArray(c->t_i32, ios, RT_IO_COUNT));
+    LLVMValueRef model = named_struct(c, "RtModel", &f);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(model), "relorac_model");
+    LLVMSetInitializer(gv, model);
     LLVMSetGlobalConstant(gv, 1);
 }
 
@@ -748,11 +540,7 @@ void cg_host_emit(CgCtx *c, bool with_main)
     c->host_fn = ARENA_ARRAY(c->a, LLVMValueRef, c->p->n_funcs + 1);
     for (int i = 0; i < c->p->n_funcs; i++)
         c->host_fn[i] = emit_host_fn(c, c->p->funcs[i]);
-    LLVMValueRef init = emit_init(c);
-    LLVMValueRef train = emit_train_step(c);
-    LLVMValueRef eval = emit_eval_loss(c);
-    LLVMValueRef logits = emit_logits(c);
-    emit_model(c, init, train, eval, logits);
-    if (with_main)
+    emit_model(c);
+    if (with_main && LLVMGetNamedGlobal(c->mod, "relorac_model"))
         emit_main(c);
 }

@@ -163,8 +163,7 @@ static void ctx_init(CgCtx *c, const KProgram *p, const CgOptions *opt, Diags *d
     c->t_pctx = LLVMPointerType(c->t_ctx, 0);
     LLVMTypeRef kp[3] = {c->t_p8, c->t_i64, c->t_i64};
     c->t_kernel_fn = LLVMFunctionType(c->t_void, kp, 3, 0);
-    LLVMTypeRef hp[3] = {c->t_pctx, c->t_i64, LLVMPointerType(c->t_i64, 0)};
-    c->t_host_fn = LLVMFunctionType(c->t_f32, hp, 3, 0);
+    c->t_host_fn = LLVMFunctionType(c->t_f32, &c->t_pctx, 1, 0);
 
     LLVMTypeRef pf[4] = {c->t_pctx, c->t_i64, LLVMPointerType(c->t_kernel_fn, 0), c->t_p8};
     c->f_parallel_for = declare(c, "rt_parallel_for", c->t_void, pf, 4, &c->t_parallel_for);
@@ -178,9 +177,6 @@ static void ctx_init(CgCtx *c, const KProgram *p, const CgOptions *opt, Diags *d
     c->f_prune_mag = declare(c, "rt_prune_magnitude", c->t_i64, pm, 3, &c->t_prune_mag);
     LLVMTypeRef pr[6] = {c->t_pf32, c->t_i64, c->t_f64, c->t_i64, c->t_i64, c->t_i64};
     c->f_prune_rand = declare(c, "rt_prune_random", c->t_i64, pr, 6, &c->t_prune_rand);
-    LLVMTypeRef lr[9] = {c->t_i32, c->t_f64, c->t_i64, c->t_i64, c->t_i64,
-                         c->t_f64, c->t_i64, c->t_i64, c->t_i64};
-    c->f_lr = declare(c, "rt_lr_schedule", c->t_f64, lr, 9, &c->t_lr);
     c->f_tanhf = declare(c, "tanhf", c->t_f32, &c->t_f32, 1, &c->t_tanhf);
     layout(c);
 }

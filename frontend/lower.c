@@ -168,7 +168,7 @@ static void make_globals(Lower *l)
     int64_t bt[2] = {l->B, l->T};
     ir_global_new(l->m, "tokens", ir_type_make(IR_I32, 2, bt), IR_CLASS_DATA, 0, l->s->train.data.loc);
     ir_global_new(l->m, "targets", ir_type_make(IR_I32, 2, bt), IR_CLASS_DATA, 0, l->s->train.data.loc);
-    ir_global_new(l->m, "step", ir_type_scalar(IR_I32), IR_CLASS_STATE, 0, l->s->train.schedule.loc);
+    ir_global_new(l->m, "step", ir_type_scalar(IR_I32), IR_CLASS_DATA, 0, l->s->train.schedule.loc);
 
     int np = md->n_params;
     l->param_globals = ARENA_ARRAY(l->a, IrGlobal *, (size_t)np * (size_t)(md->layers > 0 ? md->layers : 1));
@@ -252,8 +252,7 @@ static void set_module_attrs(Lower *l)
     ir_attrs_set_float(a, at, "train.val_fraction", s->train.val_fraction);
     ir_attrs_set_str(a, at, "train.target", s->train.target == SPEC_TARGET_CUDA ? "cuda" : "cpu");
     ir_attrs_set_str(a, at, "train.precision", s->train.precision == SPEC_BF16 ? "bf16" : "fp32");
-    if (s->train.checkpoint_dir)
-        ir_attrs_set_str(a, at, "train.out", s->train.checkpoint_dir);
+    ir_attrs_set_str(a, at, "train.out", s->train.checkpoint_dir);
     if (s->train.data.kind != SPEC_DATA_NONE) {
         ir_attrs_set_str(a, at, "train.data", s->train.data.path);
         ir_attrs_set_str(a, at, "train.data_kind", s->train.data.kind == SPEC_DATA_TOKENS ? "tokens" : "text");
@@ -429,6 +428,7 @@ IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
     l.T = s->train.seq_len;
     l.m = ir_module_new(a, s->model.name);
     set_module_attrs(&l);
+    ir_attrs_set_str(a, &l.m->attrs, "model_hash", fe_model_hash(a, s));
     make_globals(&l);
     name_for_hf(&l);
     make_init(&l);

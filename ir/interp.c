@@ -776,46 +776,6 @@ static double *op_clip_scale(const IrNode *n, const double *norm)
     return y;
 }
 
-/* The learning rate at a step (docs/ir.md). t = step - offset, floored at 0 so a step
- * before the schedule's start gets the start's rate rather than an extrapolation.
- *   constant: lr * min(1, t/W)             (W = 0: lr)
- *   cosine:   t < W ? lr t/W : lr cos_at(t)
- *   jagged:   j = t mod R, k = t div R;  t < W: t/W;  j < Wr and t >= R: (j/Wr) cos_at(kR + Wr);
- *             else cos_at(t); times lr
- *   cos_at(u) = m + (1-m) 0.5 (1 + cos(pi (u-W)/(N-W))) */
-static double lr_schedule_at(const IrNode *n, int64_t step)
-{
-    const char *kind = ir_attrs_str(&n->attrs, "kind", NULL);
-    double lr = req_float(n, "lr");
-    double W = (double)ir_attrs_int(&n->attrs, "warmup", 0);
-    double t = (double)(step - ir_attrs_int(&n->attrs, "offset", 0));
-    ENSURE(kind, n, "missing string attribute 'kind'");
-    ENSURE(W >= 0, n, "negative warmup");
-    if (t < 0)
-        t = 0;
-    if (strcmp(kind, "constant") == 0)
-        return W > 0 ? lr * fmin(1.0, t / W) : lr;
-    bool jagged = strcmp(kind, "jagged") == 0;
-    ENSURE(jagged || strcmp(kind, "cosine") == 0, n, "unknown schedule kind '%s'", kind);
-    double N = (double)req_int(n, "total"), m = ir_attrs_float(&n->attrs, "min_ratio", 0.0);
-    ENSURE(N > W, n, "total (%g) must exceed warmup (%g)", N, W);
-    if (t < W)
-        return lr * t / W;
-#define COS_AT(u) (m + (1.0 - m) * 0.5 * (1.0 + cos(M_PI * ((u) - W) / (N - W))))
-    if (jagged) {
-        int64_t R = ir_attrs_int(&n->attrs, "reset_every", 0);
-        int64_t Wr = ir_attrs_int(&n->attrs, "restart_warmup", 0);
-        ENSURE(R >= 0 && Wr >= 0, n, "negative reset_every or restart_warmup");
-        if (R > 0) {
-            int64_t ti = (int64_t)t, j = ti % R, k = ti / R;
-            if (j < Wr && ti >= R)
-                return lr * ((double)j / (double)Wr) * COS_AT((double)(k * R + Wr));
-        }
-    }
-    return lr * COS_AT(t);
-#undef COS_AT
-}
-
 /* grad, lr[], gscale[], t[] (1-based); @p @m @v */
 static void op_adamw(IrInterp *it, const FuncVals *fv, const IrNode *n)
 {
@@ -908,7 +868,7 @@ static void op_prune(IrInterp *it, const FuncVals *fv, const IrNode *n)
 {
     double *g = global_vals(it, n->gl[0]);
     int64_t N = numel(n->gl[0]->type), s = as_int(n, operand(fv, n, 0)[0]);
-    double p = req_float(n, "fraction");
+    double p = operand(fv, n, 1)[0];
     const char *mode = ir_attrs_str(&n->attrs, "mode", NULL);
     ENSURE(p >= 0 && p <= 1, n, "fraction %g is not in [0,1]", p);
     ENSURE(mode, n, "missing string attribute 'mode'");
@@ -997,11 +957,6 @@ static double *exec_node(IrInterp *it, const FuncVals *fv, const IrNode *n)
     case IR_OP_PAD: return op_pad(n, X(0));
     case IR_OP_GLOBAL_NORM: return op_global_norm(fv, n);
     case IR_OP_CLIP_SCALE: return op_clip_scale(n, X(0));
-    case IR_OP_LR_SCHEDULE: {
-        double *y = new_vals(n);
-        y[0] = lr_schedule_at(n, as_int(n, X(0)[0]));
-        return y;
-    }
     case IR_OP_ADAMW: op_adamw(it, fv, n); return NULL;
     case IR_OP_LORA_MERGE: op_lora_merge(it, n); return NULL;
     case IR_OP_INIT_NORMAL:

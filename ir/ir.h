@@ -103,7 +103,8 @@ typedef enum {
     IR_CLASS_FROZEN,      /* frozen weights (ReLoRA base W) */
     IR_CLASS_GRAD,        /* gradients that live across the optimizer step */
     IR_CLASS_OPTIM,       /* optimizer state (Adam moments) */
-    IR_CLASS_DATA,        /* inputs written by the host each step (tokens, targets) */
+    IR_CLASS_DATA,        /* scalars and inputs exchanged with the host each step (tokens, targets,
+                             step, lr, adam_t, grad_norm, prune_fraction) */
     IR_CLASS_STATE,       /* counters and small host-visible state (step) */
     IR_CLASS_ACTIVATION,  /* values kept from forward for backward (planned, not globals) */
     IR_CLASS_SCRATCH,     /* short-lived temporaries (planned, not globals) */
@@ -257,6 +258,59 @@ double *ir_interp_global(IrInterp *it, const IrGlobal *g);
 double ir_interp_run(IrInterp *it, const IrFunc *f);
 /* A node's value from the last run of its function (NULL for effect ops). */
 const double *ir_interp_value(const IrInterp *it, const IrNode *n);
+
+/* ---- the training schedule (ir/schedule.c) ------------------------------------------ */
+
+typedef enum { IR_SCHED_CONSTANT, IR_SCHED_COSINE, IR_SCHED_RELORA } IrSchedKind;
+
+/* The schedule a trainer starts from: the module's schedule attributes (docs/ir.md
+ * "Module attributes"). Steps are 0-based step indices; rates are per optimizer step. */
+typedef struct IrSchedule {
+    IrSchedKind kind;
+    int64_t steps;          /* N: optimizer steps in the whole run (the horizon) */
+    int64_t warmup;         /* W: linear warmup from 0 over steps [0, W) */
+    int64_t warm_start;     /* relora: steps [0, warm_start) train at full rank */
+    int64_t reset_every;    /* relora: R, steps between merges */
+    int64_t restart_warmup; /* relora: Wr, the LR ramp after the switch and after each merge */
+    double lr;              /* peak LR of the full-rank phase (optim.lr) */
+    double relora_lr;       /* peak LR of the ReLoRA phase (relora.lr) */
+    double min_lr_ratio;    /* m: the cosine ends at m times the peak */
+    double prune;           /* relora: fraction of the adapters' Adam moments zeroed at a merge */
+    /* the percentage of steps a field was given as in the spec (re-resolved when a trainer
+     * overrides steps), or -1 when it was given as a count */
+    double warmup_pct, warm_start_pct, reset_every_pct, restart_warmup_pct;
+} IrSchedule;
+
+/* What the host does at one step (docs/ir.md "Step policy"). */
+typedef struct IrStepPlan {
+    bool lora;          /* run the ReLoRA-phase functions (train_lora, norm_lora, update_lora) */
+    bool switch_before; /* run @switch first: the first step after a full-rank warm start */
+    bool reset_after;   /* run @relora_reset after the update */
+    int64_t adam_t;     /* Adam's 1-based step count, restarted at the switch */
+    double lr;          /* the learning rate of the update */
+} IrStepPlan;
+
+/* One step run in the reference executor. */
+typedef struct IrStepResult {
+    double loss, grad_norm, lr;
+    bool switched, reset;
+} IrStepResult;
+
+const char *ir_sched_kind_name(IrSchedKind k);
+/* Reads the schedule attributes; a missing one is an error (no second default). */
+bool ir_schedule_from_module(const IrModule *m, IrSchedule *s, Diags *d);
+/* The rules of docs/language.md §5.3; false with the broken rule in why. */
+bool ir_schedule_check(const IrSchedule *s, char *why, size_t n);
+/* The learning rate of step `step`: one global cosine, re-warmed linearly from 0 after the
+ * switch and after each merge (docs/ir.md "Learning rate"; relora-notes §1.5). */
+double ir_schedule_lr(const IrSchedule *s, int64_t step);
+IrStepPlan ir_schedule_plan(const IrSchedule *s, int64_t step);
+/* Runs step `step` of module m (after lowering and the pipeline) in it, as a trainer does:
+ * writes @step, @lr, @adam_t and @prune_fraction, runs @switch when due, train_*, norm_*,
+ * and unless the loss or the gradient norm is not finite, update_* and @relora_reset when
+ * due. @tokens and @targets must already hold the batch. False when the step diverged
+ * (the update was not applied). */
+bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, int64_t step, IrStepResult *r);
 
 /* Counter-based RNG shared bit-for-bit with runtime/rt.h (see docs/ir.md). */
 uint64_t ir_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

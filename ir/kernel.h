@@ -81,9 +81,8 @@ typedef enum {
 } KernelKind;
 
 typedef enum {
-    KC_PRUNE_MAGNITUDE, /* bufs: x, step: zero exactly ceil(fraction * n) smallest |x|, ties by lower index */
-    KC_PRUNE_RANDOM,    /* bufs: x, step: zero x[i] where uniform(rng(seed, stream, step * n + i)) < fraction */
-    KC_LR_SCHEDULE,     /* bufs: out f32[], step i32[]: out = lr_schedule(step), attrs as the graph op */
+    KC_PRUNE_MAGNITUDE, /* bufs: x, step i32[], p f32[]: zero exactly ceil(p n) smallest |x|, ties by lower index */
+    KC_PRUNE_RANDOM,    /* bufs: x, step i32[], p f32[]: zero x[i] where uniform(rng(seed, stream, step n + i)) < p */
     KC_COUNT
 } KCallKind;
 

@@ -991,17 +991,18 @@ static void init_kernel(KB *kb, const IrNode *n)
     store(kb, KI_STORE, 0, gb, i, v);
 }
 
-static void call_kernel(KB *kb, const IrNode *n, KCallKind call, int b0, int b1)
+static void call_kernel(KB *kb, const IrNode *n, KCallKind call, int b0, int b1, int b2)
 {
     Kernel *k = kernel_new(kb, K_CALL, n, NULL);
     k->call = call;
     k->call_bufs[0] = b0;
     k->call_bufs[1] = b1;
-    k->n_call_bufs = 2;
+    k->call_bufs[2] = b2;
+    k->n_call_bufs = 3;
     ir_attrs_copy(kb->a, &k->call_attrs, &n->attrs);
 }
 
-/* A scalar i32 operand (a step) as a buffer for runtime calls: consts get one. */
+/* A scalar operand (a step, a fraction) as a buffer for runtime calls: consts get one. */
 static int scalar_buf(KB *kb, const IrNode *n)
 {
     if (n->op != IR_OP_CONST)
@@ -1054,7 +1055,6 @@ static void node_kernels(KB *kb, const IrNode *n)
     case IR_OP_CROSS_ENTROPY_GRAD: cross_entropy_grad_kernel(kb, n); break;
     case IR_OP_GLOBAL_NORM: global_norm_kernels(kb, n); break;
     case IR_OP_CLIP_SCALE: clip_scale_kernel(kb, n); break;
-    case IR_OP_LR_SCHEDULE: call_kernel(kb, n, KC_LR_SCHEDULE, value_buf(kb, n), scalar_buf(kb, n->in[0])); break;
     case IR_OP_ADAMW: adamw_kernel(kb, n); break;
     case IR_OP_LORA_MERGE: lora_merge_kernel(kb, n); break;
     case IR_OP_INIT_NORMAL:
@@ -1063,7 +1063,7 @@ static void node_kernels(KB *kb, const IrNode *n)
     case IR_OP_PRUNE: {
         const char *mode = ir_attrs_str(&n->attrs, "mode", "magnitude");
         call_kernel(kb, n, strcmp(mode, "random") == 0 ? KC_PRUNE_RANDOM : KC_PRUNE_MAGNITUDE,
-                    global_buf(kb, n->gl[0]), scalar_buf(kb, n->in[0]));
+                    global_buf(kb, n->gl[0]), scalar_buf(kb, n->in[0]), scalar_buf(kb, n->in[1]));
         break;
     }
     case IR_OP_STORE: {

@@ -181,30 +181,6 @@ static void run_gemm(KInterp *it, const Kernel *k)
     }
 }
 
-/* The learning-rate schedule of docs/ir.md, written out again here on purpose: the
- * kernel path must agree with the graph interpreter's independent copy. */
-static double lr_at(const IrAttrs *at, int64_t step)
-{
-    const char *kind = ir_attrs_str(at, "kind", "constant");
-    double lr = ir_attrs_float(at, "lr", 0), m = ir_attrs_float(at, "min_ratio", 0.1);
-    double t = (double)(step - ir_attrs_int(at, "offset", 0));
-    double W = (double)ir_attrs_int(at, "warmup", 0), N = (double)ir_attrs_int(at, "total", 1);
-    if (strcmp(kind, "constant") == 0)
-        return W > 0 && t < W ? lr * t / W : lr;
-    if (t < W)
-        return lr * t / W;
-    double span = N - W > 0 ? N - W : 1;
-#define COS_AT(u) (m + (1 - m) * 0.5 * (1 + cos(M_PI * ((u) - W) / span)))
-    if (strcmp(kind, "cosine") == 0)
-        return lr * COS_AT(t);
-    int64_t R = ir_attrs_int(at, "reset_every", 1), Wr = ir_attrs_int(at, "restart_warmup", 0);
-    int64_t ti = (int64_t)t, j = ti % R, kk = ti / R;
-    if (j < Wr && ti >= R)
-        return lr * ((double)j / (double)Wr) * COS_AT((double)(kk * R + Wr));
-    return lr * COS_AT(t);
-#undef COS_AT
-}
-
 typedef struct {
     double mag;
     int64_t i;
@@ -223,7 +199,7 @@ static void run_call(KInterp *it, const Kernel *k)
     double *x = it->bufs[k->call_bufs[0]];
     int64_t n = it->p->bufs[k->call_bufs[0]].numel;
     int64_t step = (int64_t)it->bufs[k->call_bufs[1]][0];
-    double frac = ir_attrs_float(&k->call_attrs, "fraction", 0);
+    double frac = it->bufs[k->call_bufs[2]][0];
     switch (k->call) {
     case KC_PRUNE_MAGNITUDE: {
         /* ceil(p n), p n snapped to a nearby integer first (as ir/interp.c and the runtime) */
@@ -245,9 +221,6 @@ static void run_call(KInterp *it, const Kernel *k)
                 x[i] = 0;
         break;
     }
-    case KC_LR_SCHEDULE:
-        x[0] = lr_at(&k->call_attrs, step);
-        break;
     case KC_COUNT: break;
     }
 }
@@ -280,7 +253,7 @@ static const char *phase_name(const Kernel *k, int ph, char *buf, size_t n)
 void k_print(const KProgram *p, FILE *out)
 {
     static const char *const kinds[] = {"loop", "gemm", "call"};
-    static const char *const calls[] = {"prune_magnitude", "prune_random", "lr_schedule"};
+    static const char *const calls[] = {"prune_magnitude", "prune_random"};
     fprintf(out, "buffers:\n");
     for (int i = 0; i < p->n_bufs; i++) {
         const KBuf *b = &p->bufs[i];
@@ -320,7 +293,8 @@ void k_print(const KProgram *p, FILE *out)
                         g->trans_a ? "^T" : "", g->b, g->trans_b ? "^T" : "", g->beta, (long long)g->m,
                         (long long)g->n, (long long)g->k, (long long)g->batch);
             } else {
-                fprintf(out, " %s(b%d, b%d)\n", calls[k->call], k->call_bufs[0], k->call_bufs[1]);
+                fprintf(out, " %s(b%d, b%d, b%d)\n", calls[k->call], k->call_bufs[0], k->call_bufs[1],
+                        k->call_bufs[2]);
             }
         }
         fprintf(out, "}\n");

@@ -364,10 +364,6 @@ bool ir_node_infer(IrNode *n, Diags *d)
         need_f32_scalar(&c, 0);
         y = ir_type_scalar(IR_F32);
         break;
-    case IR_OP_LR_SCHEDULE:
-        need_i32_scalar(&c, 0);
-        y = ir_type_scalar(IR_F32);
-        break;
     case IR_OP_ADAMW: {
         IrType p = n->gl[0]->type;
         if (!ir_type_eq(n->gl[1]->type, p) || !ir_type_eq(n->gl[2]->type, p) || !ir_type_eq(x, p))
@@ -385,8 +381,11 @@ bool ir_node_infer(IrNode *n, Diags *d)
     }
     case IR_OP_INIT_NORMAL:
     case IR_OP_INIT_UNIFORM:
-    case IR_OP_PRUNE:
         need_i32_scalar(&c, 0);
+        break;
+    case IR_OP_PRUNE:
+        if (need_i32_scalar(&c, 0))
+            need_f32_scalar(&c, 1);
         break;
     case IR_OP_INIT_CONST:
         break;

@@ -488,37 +488,6 @@ static bool check_attrs(V *v, const IrNode *n)
         }
         break;
     }
-    case IR_OP_LR_SCHEDULE: {
-        static const char *const kinds[] = {"constant", "cosine", "jagged"};
-        const IrAttr *k = want(v, n, "kind", K_STR, true);
-        ok = want(v, n, "lr", K_NUM, true) != NULL;
-        ok = want_int(v, n, "warmup", false, 0, INT64_MAX) && ok;
-        ok = want_int(v, n, "offset", false, INT64_MIN, INT64_MAX) && ok;
-        ok = want_num(v, n, "min_ratio", false, 0, 1, false) && ok;
-        if (!k)
-            return false;
-        if (!one_of(k->s, kinds, 3)) {
-            node_err(v, n, "attribute 'kind' must be \"constant\", \"cosine\" or \"jagged\" (got \"%s\")", k->s);
-            return false;
-        }
-        if (strcmp(k->s, "constant") == 0)
-            break;
-        int64_t warmup = ir_attrs_int(&n->attrs, "warmup", 0);
-        const IrAttr *total = want(v, n, "total", K_INT, true);
-        if (!total) {
-            ok = false;
-        } else if (total->i <= warmup) {
-            node_err(v, n, "attribute 'total' (%lld) must exceed 'warmup' (%lld)", (long long)total->i,
-                     (long long)warmup);
-            ok = false;
-        }
-        if (strcmp(k->s, "jagged") == 0) {
-            bool r_ok = want_int(v, n, "reset_every", true, 1, INT64_MAX);
-            int64_t r = r_ok ? ir_attrs_int(&n->attrs, "reset_every", 1) : INT64_MAX;
-            ok = want_int(v, n, "restart_warmup", true, 0, r) && r_ok && ok;
-        }
-        break;
-    }
     case IR_OP_ADAMW:
         ok = want_num(v, n, "beta1", true, 0, 1, true);
         ok = want_num(v, n, "beta2", true, 0, 1, true) && ok;
@@ -541,7 +510,6 @@ static bool check_attrs(V *v, const IrNode *n)
         break;
     case IR_OP_PRUNE: {
         static const char *const modes[] = {"magnitude", "random"};
-        ok = want_num(v, n, "fraction", true, 0, 1, false);
         const IrAttr *md = want(v, n, "mode", K_STR, true);
         if (!md)
             return false;
@@ -589,11 +557,10 @@ static const char *operand_roles(IrOpKind op)
     case IR_OP_CROSS_ENTROPY_GRAD: return "fFI";
     case IR_OP_GLOBAL_NORM: return "F";
     case IR_OP_CLIP_SCALE: return "f";
-    case IR_OP_LR_SCHEDULE: return "i";
     case IR_OP_ADAMW: return "Fffi";
     case IR_OP_INIT_NORMAL:
-    case IR_OP_INIT_UNIFORM:
-    case IR_OP_PRUNE: return "i";
+    case IR_OP_INIT_UNIFORM: return "i";
+    case IR_OP_PRUNE: return "if";
     default: return "";
     }
 }

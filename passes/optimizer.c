@@ -1,52 +1,48 @@
-/* optimizer: appends the learning rate, gradient clipping and the AdamW updates to
- * every train function. Requires: PROP_GRADS. Provides: PROP_OPTIM.
+/* optimizer: builds, for every train function, the functions a trainer runs after it:
+ * the global gradient norm and the clipped AdamW update. Requires: PROP_GRADS.
+ * Provides: PROP_OPTIM.
  *
- * Per train function, for the gradients autodiff stored in it (`@<p>.grad`, attr
- * grad_of = p):
- *   @lr        = lr_schedule(@step)                      state f32[], stored for the host
- *   @grad_norm = global_norm(every stored gradient)      state f32[], before clipping
- *   gscale     = clip_scale(grad_norm) {max_norm = train.clip}   (clip = 0: const 1)
- *   t          = @step + (1 - phase_start)               i32 add: Adam's 1-based step
- *   adamw(@p.grad, lr, gscale, t) on @p, @p.adam_m, @p.adam_v   one per trainable
+ * For @train_<phase> (phase full or lora) and the gradients autodiff stored in it
+ * (`@<p>.grad`, attr grad_of = p):
+ *   @norm_<phase>:   ret global_norm(every stored gradient), also stored in @grad_norm
+ *   @update_<phase>: gscale = clip_scale(@grad_norm) {max_norm = train.clip} (clip 0: 1)
+ *                    adamw(@p.grad, @lr, gscale, @adam_t) on @p, @p.adam_m, @p.adam_v
+ * The trainer decides between them (docs/ir.md "Step policy"): it skips the update when
+ * the loss or the norm is not finite, which is why the norm is a function of its own, and
+ * it writes the learning rate @lr and Adam's 1-based step count @adam_t (f32[] and i32[],
+ * class data) before the update: the schedule is run-time data, not part of the graph.
  * Moments `<p>.adam_m` / `<p>.adam_v`: class optim, flag moment, attr moment_of = p;
  * @init zeroes them. Weight decay (optim.weight_decay, decoupled as in AdamW) applies
- * only to globals flagged decay; adapter factors are not.
+ * only to globals flagged decay; adapter factors are not. Every optim.* and train.clip
+ * attribute must be present (the checker's defaults are the only ones).
  *
- * Schedules (module attributes only; docs/ir.md "LR schedule" for the formulas):
- *   @train_full: schedule.kind constant -> constant, else cosine; lr = optim.lr,
- *                warmup = schedule.warmup, total = train.steps, offset 0; phase_start 0.
- *                (During a ReLoRA warm start this is the first stretch of one cosine
- *                over the whole run, as in the reference recipe.)
- *   @train_lora: jagged; lr = relora.lr, offset = phase_start = relora.warm_start,
- *                total = train.steps - warm_start, warmup = relora.restart_warmup after a
- *                warm start (schedule.warmup without one), reset_every,
- *                restart_warmup, min_ratio = schedule.min_lr_ratio.
- * The host writes @step (the 0-based index of the step) before each call; nothing here
- * increments it.
- *
- *   after (func @train_lora, warm_start 20, clip 1.0):
- *     %90 = global @step : i32[]
- *     %91 = lr_schedule %90 {kind = "jagged", lr = 0.002, min_ratio = 0.1, offset = 20,
- *                            reset_every = 50, restart_warmup = 10, total = 180, warmup = 10} : f32[]
- *     store %91, @lr
- *     %93 = global @embedding.weight.grad : f32[256,32]
- *     ...
- *     %97 = global_norm %93, %94, %95, %96 : f32[]
- *     store %97, @grad_norm
- *     %99 = clip_scale %97 {max_norm = 1.0} : f32[]
- *     %100 = const {value = -19} : i32[]
- *     %101 = add %90, %100 : i32[]
- *     adamw %93, %91, %99, %101, @embedding.weight, @embedding.weight.adam_m, @embedding.weight.adam_v
- *           {beta1 = 0.9, beta2 = 0.999, eps = 1e-08, weight_decay = 0.0}
+ *   after (clip 1.0):
+ *     func @norm_lora {
+ *       %0 = global @embedding.weight.grad : f32[256,32]
+ *       ...
+ *       %4 = global_norm %0, %1, %2, %3 : f32[]  # grad_norm
+ *       store %4, @grad_norm
+ *       ret %4
+ *     }
+ *     func @update_lora {
+ *       %0 = global @grad_norm : f32[]
+ *       %1 = clip_scale %0 {max_norm = 1.0} : f32[]
+ *       %2 = global @lr : f32[]
+ *       %3 = global @adam_t : i32[]
+ *       %4 = global @embedding.weight.grad : f32[256,32]
+ *       adamw %4, %2, %1, %3, @embedding.weight, @embedding.weight.adam_m, @embedding.weight.adam_v
+ *             {beta1 = 0.9, beta2 = 0.999, eps = 1e-08, weight_decay = 0.0}
+ *       ...
+ *     }
  */
 #include "pm.h"
 
 #include <string.h>
 
-static IrGlobal *state_scalar(IrModule *m, const char *name, SrcLoc loc)
+static IrGlobal *scalar_global(IrModule *m, const char *name, IrDType t, IrMemClass cls, SrcLoc loc)
 {
     IrGlobal *g = ir_global_find(m, name);
-    return g ? g : ir_global_new(m, name, ir_type_scalar(IR_F32), IR_CLASS_STATE, 0, loc);
+    return g ? g : ir_global_new(m, name, ir_type_scalar(t), cls, 0, loc);
 }
 
 static IrGlobal *moment(PassCtx *ctx, IrGlobal *p, const char *suffix)
@@ -70,42 +66,91 @@ static IrGlobal *moment(PassCtx *ctx, IrGlobal *p, const char *suffix)
     return g;
 }
 
-/* The lr_schedule attributes of function f (see the header). *phase_start gets the
- * step at which f's Adam step count starts. */
-static void schedule_attrs(PassCtx *ctx, const IrFunc *f, IrAttrs *as, int64_t *phase_start)
+/* A numeric module attribute every pipeline input carries; false (with an error) when absent. */
+static bool need_float(PassCtx *ctx, const char *key, double *v)
 {
-    IrModule *m = ctx->m;
-    Arena *a = m->arena;
-    const IrAttrs *ma = &m->attrs;
-    const char *kind = ir_attrs_str(ma, "schedule.kind", "cosine");
-    int64_t steps = ir_attrs_int(ma, "train.steps", 1), warmup = ir_attrs_int(ma, "schedule.warmup", 0);
-    double min_ratio = ir_attrs_float(ma, "schedule.min_lr_ratio", 0.0);
-    bool lora = strcmp(f->name, "train_lora") == 0 && strcmp(kind, "relora") == 0;
-    *phase_start = 0;
-    ir_attrs_set_float(a, as, "min_ratio", min_ratio);
-    if (!lora) {
-        ir_attrs_set_str(a, as, "kind", strcmp(kind, "constant") == 0 ? "constant" : "cosine");
-        ir_attrs_set_float(a, as, "lr", ir_attrs_float(ma, "optim.lr", 1e-3));
-        ir_attrs_set_int(a, as, "warmup", warmup);
-        ir_attrs_set_int(a, as, "total", steps);
-        ir_attrs_set_int(a, as, "offset", 0);
-        return;
+    const IrAttr *a = ir_attrs_get(&ctx->m->attrs, key);
+    if (!a || (a->kind != IR_ATTR_FLOAT && a->kind != IR_ATTR_INT)) {
+        diag_error(ctx->diags, srcloc_none(), "optimizer: module attribute '%s' is missing", key);
+        return false;
     }
-    int64_t ws = ir_attrs_int(ma, "relora.warm_start", 0), rw = ir_attrs_int(ma, "relora.restart_warmup", 0);
-    *phase_start = ws;
-    ir_attrs_set_str(a, as, "kind", "jagged");
-    ir_attrs_set_float(a, as, "lr", ir_attrs_float(ma, "relora.lr", ir_attrs_float(ma, "optim.lr", 1e-3)));
-    ir_attrs_set_int(a, as, "offset", ws);
-    ir_attrs_set_int(a, as, "total", steps - ws);
-    ir_attrs_set_int(a, as, "warmup", ws > 0 ? rw : warmup);
-    ir_attrs_set_int(a, as, "reset_every", ir_attrs_int(ma, "relora.reset_every", 1));
-    ir_attrs_set_int(a, as, "restart_warmup", rw);
+    *v = a->kind == IR_ATTR_INT ? (double)a->i : a->f;
+    return true;
 }
 
-static bool optimize_func(PassCtx *ctx, IrFunc *f)
+typedef struct Hyper {
+    double clip, beta1, beta2, eps, weight_decay;
+} Hyper;
+
+static bool read_hyper(PassCtx *ctx, Hyper *h)
+{
+    bool ok = need_float(ctx, "train.clip", &h->clip);
+    ok = need_float(ctx, "optim.beta1", &h->beta1) && ok;
+    ok = need_float(ctx, "optim.beta2", &h->beta2) && ok;
+    ok = need_float(ctx, "optim.eps", &h->eps) && ok;
+    return need_float(ctx, "optim.weight_decay", &h->weight_decay) && ok;
+}
+
+/* @norm<sfx>: the L2 norm over every gradient, returned and stored in @grad_norm. */
+static void make_norm(PassCtx *ctx, const char *sfx, IrGlobal **grads, IrGlobal **params, int np, SrcLoc loc)
 {
     IrModule *m = ctx->m;
-    const IrAttrs *ma = &m->attrs;
+    IrFunc *f = ir_func_new(m, arena_sprintf(m->arena, "norm%s", sfx));
+    IrBuilder b;
+    ir_builder_init(&b, m, f, ctx->diags);
+    IrNode **gv = ARENA_ARRAY(ctx->arena, IrNode *, np);
+    for (int i = 0; i < np; i++) {
+        b.loc = params[i]->loc;
+        gv[i] = ir_global_read(&b, grads[i]);
+    }
+    b.loc = loc;
+    IrNode *norm = ir_build(&b, IR_OP_GLOBAL_NORM, gv, np, NULL, 0, NULL);
+    norm->name = "grad_norm";
+    IrGlobal *norm_g = scalar_global(m, "grad_norm", IR_F32, IR_CLASS_DATA, loc);
+    ir_build(&b, IR_OP_STORE, &norm, 1, &norm_g, 1, NULL);
+    f->ret = norm;
+    ir_func_renumber(f);
+}
+
+/* @update<sfx>: clip scale from @grad_norm, then one AdamW step per parameter. */
+static bool make_update(PassCtx *ctx, const char *sfx, IrGlobal **grads, IrGlobal **params, int np,
+                        const Hyper *h, SrcLoc loc)
+{
+    IrModule *m = ctx->m;
+    IrFunc *f = ir_func_new(m, arena_sprintf(m->arena, "update%s", sfx));
+    IrBuilder b;
+    ir_builder_init(&b, m, f, ctx->diags);
+    b.loc = loc;
+    IrNode *norm = ir_global_read(&b, scalar_global(m, "grad_norm", IR_F32, IR_CLASS_DATA, loc));
+    IrNode *gscale;
+    if (h->clip > 0) {
+        IrAttrs ca = {0};
+        ir_attrs_set_float(m->arena, &ca, "max_norm", h->clip);
+        gscale = ir_build(&b, IR_OP_CLIP_SCALE, &norm, 1, NULL, 0, &ca);
+    } else {
+        gscale = ir_const(&b, ir_type_scalar(IR_F32), 1.0);
+    }
+    IrNode *lr = ir_global_read(&b, scalar_global(m, "lr", IR_F32, IR_CLASS_DATA, loc));
+    IrNode *t = ir_global_read(&b, scalar_global(m, "adam_t", IR_I32, IR_CLASS_DATA, loc));
+    for (int i = 0; i < np; i++) {
+        IrGlobal *p = params[i];
+        IrGlobal *gl[3] = {p, moment(ctx, p, "adam_m"), moment(ctx, p, "adam_v")};
+        IrAttrs as = {0};
+        ir_attrs_set_float(m->arena, &as, "beta1", h->beta1);
+        ir_attrs_set_float(m->arena, &as, "beta2", h->beta2);
+        ir_attrs_set_float(m->arena, &as, "eps", h->eps);
+        ir_attrs_set_float(m->arena, &as, "weight_decay", (p->flags & IR_G_DECAY) ? h->weight_decay : 0.0);
+        b.loc = p->loc;
+        IrNode *in[4] = {ir_global_read(&b, grads[i]), lr, gscale, t};
+        ir_build(&b, IR_OP_ADAMW, in, 4, gl, 3, &as);
+    }
+    ir_func_renumber(f);
+    return !b.failed;
+}
+
+static bool optimize_func(PassCtx *ctx, IrFunc *f, const Hyper *h)
+{
+    IrModule *m = ctx->m;
     /* The parameters whose gradients f stores, in store order. */
     IrGlobal **params = ARENA_ARRAY(ctx->arena, IrGlobal *, f->n_nodes + 1);
     IrGlobal **grads = ARENA_ARRAY(ctx->arena, IrGlobal *, f->n_nodes + 1);
@@ -122,55 +167,10 @@ static bool optimize_func(PassCtx *ctx, IrFunc *f)
     }
     if (np == 0)
         return true;
-    IrGlobal *step_g = ir_global_find(m, "step");
-    IrBuilder b;
-    ir_builder_init(&b, m, f, ctx->diags);
-    b.loc = step_g->loc;
-    IrNode *step = ir_global_read(&b, step_g);
-    IrAttrs sa = {0};
-    int64_t phase_start;
-    schedule_attrs(ctx, f, &sa, &phase_start);
-    IrNode *lr = ir_build(&b, IR_OP_LR_SCHEDULE, &step, 1, NULL, 0, &sa);
-    lr->name = "lr";
-    IrGlobal *lr_g = state_scalar(m, "lr", step_g->loc);
-    ir_build(&b, IR_OP_STORE, &lr, 1, &lr_g, 1, NULL);
-
-    IrNode **gv = ARENA_ARRAY(ctx->arena, IrNode *, np);
-    for (int i = 0; i < np; i++) {
-        b.loc = params[i]->loc;
-        gv[i] = ir_global_read(&b, grads[i]);
-    }
-    b.loc = step_g->loc;
-    IrNode *norm = ir_build(&b, IR_OP_GLOBAL_NORM, gv, np, NULL, 0, NULL);
-    norm->name = "grad_norm";
-    IrGlobal *norm_g = state_scalar(m, "grad_norm", step_g->loc);
-    ir_build(&b, IR_OP_STORE, &norm, 1, &norm_g, 1, NULL);
-    double clip = ir_attrs_float(ma, "train.clip", 0.0);
-    IrNode *gscale;
-    if (clip > 0) {
-        IrAttrs ca = {0};
-        ir_attrs_set_float(m->arena, &ca, "max_norm", clip);
-        gscale = ir_build(&b, IR_OP_CLIP_SCALE, &norm, 1, NULL, 0, &ca);
-    } else {
-        gscale = ir_const(&b, ir_type_scalar(IR_F32), 1.0);
-    }
-    IrNode *t = ir_binary(&b, IR_OP_ADD, step, ir_const(&b, ir_type_scalar(IR_I32), (double)(1 - phase_start)));
-    t->name = "adam_t";
-
-    double wd = ir_attrs_float(ma, "optim.weight_decay", 0.0);
-    for (int i = 0; i < np; i++) {
-        IrGlobal *p = params[i];
-        IrGlobal *gl[3] = {p, moment(ctx, p, "adam_m"), moment(ctx, p, "adam_v")};
-        IrAttrs as = {0};
-        ir_attrs_set_float(m->arena, &as, "beta1", ir_attrs_float(ma, "optim.beta1", 0.9));
-        ir_attrs_set_float(m->arena, &as, "beta2", ir_attrs_float(ma, "optim.beta2", 0.999));
-        ir_attrs_set_float(m->arena, &as, "eps", ir_attrs_float(ma, "optim.eps", 1e-8));
-        ir_attrs_set_float(m->arena, &as, "weight_decay", (p->flags & IR_G_DECAY) ? wd : 0.0);
-        IrNode *in[4] = {gv[i], lr, gscale, t};
-        b.loc = p->loc;
-        ir_build(&b, IR_OP_ADAMW, in, 4, gl, 3, &as);
-    }
-    return !b.failed;
+    const char *sfx = f->name + strlen("train"); /* "_full", "_lora" */
+    SrcLoc loc = ir_global_find(m, "step")->loc;
+    make_norm(ctx, sfx, grads, params, np, loc);
+    return make_update(ctx, sfx, grads, params, np, h, loc);
 }
 
 static bool optimizer_run(PassCtx *ctx)
@@ -180,9 +180,13 @@ static bool optimizer_run(PassCtx *ctx)
         diag_error(ctx->diags, srcloc_none(), "optimizer: the module has no @step global");
         return false;
     }
-    for (int i = 0; i < m->n_funcs; i++) {
+    Hyper h;
+    if (!read_hyper(ctx, &h))
+        return false;
+    int n_funcs = m->n_funcs; /* the functions made here are not visited */
+    for (int i = 0; i < n_funcs; i++) {
         IrFunc *f = m->funcs[i];
-        if (strncmp(f->name, "train", 5) == 0 && !optimize_func(ctx, f))
+        if (strncmp(f->name, "train", 5) == 0 && !optimize_func(ctx, f, &h))
             return false;
     }
     IrFunc *init = ir_func_find(m, "init");
@@ -193,7 +197,7 @@ static bool optimizer_run(PassCtx *ctx)
 
 const Pass pass_optimizer = {
     .name = "optimizer",
-    .summary = "append lr schedule, global-norm clipping and AdamW updates to each train function",
+    .summary = "build the gradient-norm and clipped AdamW update functions of each train function",
     .requires = PROP_GRADS,
     .provides = PROP_OPTIM,
     .run = optimizer_run,

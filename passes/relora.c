@@ -11,8 +11,8 @@
  *                                             counter is step * numel + i, so every reset
  *                                             (and @init, at step 0) draws different values
  *   init_const @B {value = 0}                the function is unchanged by the reset
- *   prune(@step) on each adapter's second moment v {fraction = relora.prune, mode =
- *       relora.reset; random: stream = PRUNE_STREAM + v's id}            (§1.4), then
+ *   prune(@step, @prune_fraction) on each adapter's second moment v {mode = relora.reset;
+ *       random: stream = PRUNE_STREAM + v's id}                           (§1.4), then
  *   m = relu_grad(m, v) = m * (v > 0): the first moment is pruned with v's mask.
  *       One mask for both moments. The reference code prunes m and v independently,
  *       which leaves entries with m != 0 and v = 0; right after a reset A's gradient
@@ -25,23 +25,24 @@
  *   correction is ~1 right after a reset and the surviving moments give updates of a
  *   few times lr * sign(g): this is why the jagged schedule re-warms the LR from 0.
  *
- * When the host calls them (module attributes; t = step - relora.warm_start):
- *   @switch       before the step with step == relora.warm_start, when warm_start > 0;
- *   @relora_reset right after the step with t % relora.reset_every == 0 and
- *                 t >= relora.reset_every (that step ran at LR 0).
- * Recorded as relora.switch_before_step and relora.first_reset_after_step too.
+ * When they run is the trainer's step policy, not part of the graph (docs/ir.md "Step
+ * policy"): @switch before the first step of the ReLoRA phase when there was a warm start,
+ * @relora_reset after every reset_every-th step of that phase. The pruned fraction is
+ * @prune_fraction (f32[], class data), written by the trainer: it is run-time data like
+ * the rest of the schedule. Only the pruning mode (magnitude or random) is compiled in.
  *
  *   after:
  *     func @relora_reset {
  *       %0 = global @step : i32[]
+ *       %1 = global @prune_fraction : f32[]
  *       lora_merge @layers.0.attention.q.weight, @layers.0.attention.q.lora_a, @layers.0.attention.q.lora_b {scale = 2.0}
  *       init_uniform %0, @layers.0.attention.q.lora_a {bound = 0.25, stream = 40}
  *       init_const @layers.0.attention.q.lora_b {value = 0.0}
- *       prune %0, @layers.0.attention.q.lora_a.adam_v {fraction = 0.99, mode = "magnitude"}
- *       %1 = global @layers.0.attention.q.lora_a.adam_m : f32[8,128]
- *       %2 = global @layers.0.attention.q.lora_a.adam_v : f32[8,128]
- *       %3 = relu_grad %1, %2 : f32[8,128]
- *       store %3, @layers.0.attention.q.lora_a.adam_m
+ *       prune %0, %1, @layers.0.attention.q.lora_a.adam_v {mode = "magnitude"}
+ *       %2 = global @layers.0.attention.q.lora_a.adam_m : f32[8,128]
+ *       %3 = global @layers.0.attention.q.lora_a.adam_v : f32[8,128]
+ *       %4 = relu_grad %2, %3 : f32[8,128]
+ *       store %4, @layers.0.attention.q.lora_a.adam_m
  *       ...
  *     } */
 #include "pm.h"
@@ -78,14 +79,21 @@ static bool make_reset(PassCtx *ctx)
 {
     IrModule *m = ctx->m;
     const IrAttrs *ma = &m->attrs;
-    double frac = ir_attrs_float(ma, "relora.prune", 0.0);
-    const char *mode = ir_attrs_str(ma, "relora.reset", "magnitude");
+    const char *mode = ir_attrs_str(ma, "relora.reset", NULL);
+    if (!mode || (strcmp(mode, "magnitude") != 0 && strcmp(mode, "random") != 0)) {
+        diag_error(ctx->diags, srcloc_none(), "relora: module attribute 'relora.reset' must be \"magnitude\" or \"random\"");
+        return false;
+    }
     IrFunc *f = ir_func_new(m, "relora_reset");
     IrBuilder b;
     ir_builder_init(&b, m, f, ctx->diags);
     IrGlobal *step_g = ir_global_find(m, "step");
     b.loc = step_g->loc;
     IrNode *step = ir_global_read(&b, step_g);
+    IrGlobal *frac_g = ir_global_find(m, "prune_fraction");
+    if (!frac_g)
+        frac_g = ir_global_new(m, "prune_fraction", ir_type_scalar(IR_F32), IR_CLASS_DATA, 0, step_g->loc);
+    IrNode *frac = ir_global_read(&b, frac_g);
     int n_globals = m->n_globals;
     for (int i = 0; i < n_globals; i++) {
         IrGlobal *w = m->globals[i];
@@ -114,12 +122,12 @@ static bool make_reset(PassCtx *ctx)
             if (!mg_ || !vg)
                 continue;
             IrAttrs ps = {0};
-            ir_attrs_set_float(m->arena, &ps, "fraction", frac);
             ir_attrs_set_str(m->arena, &ps, "mode", mode);
             if (strcmp(mode, "random") == 0)
                 ir_attrs_set_int(m->arena, &ps, "stream", PRUNE_STREAM + vg->id);
             b.loc = factors[k]->loc;
-            ir_build(&b, IR_OP_PRUNE, &step, 1, &vg, 1, &ps);
+            IrNode *pin[2] = {step, frac};
+            ir_build(&b, IR_OP_PRUNE, pin, 2, &vg, 1, &ps);
             /* m keeps exactly the entries whose v survived: m = m * (v > 0) */
             IrNode *mv = ir_global_read(&b, mg_), *vv = ir_global_read(&b, vg);
             IrNode *kept = ir_binary(&b, IR_OP_RELU_GRAD, mv, vv);
@@ -139,13 +147,8 @@ static bool relora_run(PassCtx *ctx)
         diag_error(ctx->diags, srcloc_none(), "relora: the module has no @step global");
         return false;
     }
-    int64_t ws = ir_attrs_int(&m->attrs, "relora.warm_start", 0), r = ir_attrs_int(&m->attrs, "relora.reset_every", 0);
     make_switch(ctx);
-    if (!make_reset(ctx))
-        return false;
-    ir_attrs_set_int(m->arena, &m->attrs, "relora.switch_before_step", ws);
-    ir_attrs_set_int(m->arena, &m->attrs, "relora.first_reset_after_step", ws + r);
-    return true;
+    return make_reset(ctx);
 }
 
 const Pass pass_relora = {

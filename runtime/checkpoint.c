@@ -13,6 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The resolved schedule as metadata, one key per field (docs/runtime.md "Checkpoints"). */
+enum { SCHED_FIELDS = 10 };
+static const char *const sched_keys[SCHED_FIELDS] = {
+    "schedule.kind", "schedule.steps", "schedule.warmup", "schedule.warm_start", "schedule.reset_every",
+    "schedule.restart_warmup", "schedule.lr", "schedule.relora_lr", "schedule.min_lr_ratio", "schedule.prune"};
+
+static int schedule_meta(const RtSchedule *s, char (*buf)[40], RtStMeta *out);
+static bool schedule_read(const RtStFile *f, RtSchedule *s, RtError *e);
+
 enum { F_MODEL, F_CONFIG, F_TRAINER, F_COUNT };
 static const char *const file_names[F_COUNT] = {"model.safetensors", "config.json",
                                                 "trainer.safetensors"};
@@ -180,14 +189,14 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
         goto out;
     }
 
-    char step_s[32], seed_s[32];
+    char step_s[32], seed_s[32], sched_s[SCHED_FIELDS][40];
     snprintf(step_s, sizeof step_s, "%" PRId64, step);
     snprintf(seed_s, sizeof seed_s, "%" PRIu64, ctx->seed);
     const RtStMeta model_meta[] = {
-        {"format", "pt"}, {"relorac_model", m->name}, {"relorac_spec_hash", m->spec_hash},
+        {"format", "pt"}, {"relorac_model", m->name}, {"relorac_model_hash", m->model_hash},
         {"relorac_step", step_s}};
-    RtStMeta train_meta[8] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
-                              {"seed", seed_s},           {"spec_hash", m->spec_hash},
+    RtStMeta train_meta[8 + SCHED_FIELDS] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
+                              {"seed", seed_s},           {"model_hash", m->model_hash},
                               {"step", step_s}};
     int n_train_meta = 5;
     if (run) {
@@ -197,6 +206,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
             train_meta[n_train_meta++] = (RtStMeta){"data", run->data};
         if (run->val_data[0])
             train_meta[n_train_meta++] = (RtStMeta){"val_data", run->val_data};
+        n_train_meta += schedule_meta(&run->schedule, sched_s, train_meta + n_train_meta);
     }
     FileJob jobs[F_COUNT] = {
         [F_MODEL] = {model_t, n_model, model_meta, 4, NULL},
@@ -257,6 +267,45 @@ static bool parse_u64(const char *s, uint64_t *out)
     if (errno || *end)
         return false;
     *out = v;
+    return true;
+}
+
+static int schedule_meta(const RtSchedule *s, char (*buf)[40], RtStMeta *out)
+{
+    const int64_t ints[6] = {s->kind, s->steps, s->warmup, s->warm_start, s->reset_every, s->restart_warmup};
+    const double nums[4] = {s->lr, s->relora_lr, s->min_lr_ratio, s->prune};
+    for (int i = 0; i < SCHED_FIELDS; i++) {
+        if (i < 6)
+            snprintf(buf[i], sizeof buf[i], "%" PRId64, ints[i]);
+        else
+            snprintf(buf[i], sizeof buf[i], "%.17g", nums[i - 6]);
+        out[i] = (RtStMeta){sched_keys[i], buf[i]};
+    }
+    return SCHED_FIELDS;
+}
+
+static bool schedule_read(const RtStFile *f, RtSchedule *s, RtError *e)
+{
+    int64_t ints[6];
+    double nums[4];
+    for (int i = 0; i < SCHED_FIELDS; i++) {
+        const char *v = rt_st_meta(f, sched_keys[i]);
+        char *end = NULL;
+        bool ok = v && *v;
+        if (ok && i < 6)
+            ok = parse_i64(v, &ints[i]);
+        else if (ok) {
+            errno = 0;
+            nums[i - 6] = strtod(v, &end);
+            ok = !errno && *end == '\0';
+        }
+        if (!ok)
+            return rt_err(e, RT_ERR_FORMAT, "%s: metadata lacks a valid '%s'", f->path, sched_keys[i]);
+    }
+    *s = (RtSchedule){.kind = (int)ints[0], .steps = ints[1], .warmup = ints[2], .warm_start = ints[3],
+                      .reset_every = ints[4], .restart_warmup = ints[5], .lr = nums[0], .relora_lr = nums[1],
+                      .min_lr_ratio = nums[2], .prune = nums[3], .warmup_pct = -1, .warm_start_pct = -1,
+                      .reset_every_pct = -1, .restart_warmup_pct = -1};
     return true;
 }
 
@@ -323,16 +372,16 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
     free(path);
     if (!ok)
         return false;
-    const char *format = rt_st_meta(&f, "format"), *hash = rt_st_meta(&f, "spec_hash");
+    const char *format = rt_st_meta(&f, "format"), *hash = rt_st_meta(&f, "model_hash");
     const char *name = rt_st_meta(&f, "model");
     if (!format || strcmp(format, RT_CKPT_FORMAT) != 0)
         ok = rt_err(e, RT_ERR_FORMAT, "%s: not a relorac trainer checkpoint (format '%s')",
                     f.path, format ? format : "none");
-    else if (!hash || strcmp(hash, m->spec_hash) != 0)
+    else if (!hash || strcmp(hash, m->model_hash) != 0)
         ok = rt_err(e, RT_ERR_OTHER_MODEL,
-                    "%s: checkpoint of another model: '%s' (spec_hash %s); this binary trains "
-                    "'%s' (spec_hash %s)",
-                    f.path, name ? name : "?", hash ? hash : "none", m->name, m->spec_hash);
+                    "%s: checkpoint of another model: '%s' (model_hash %s); this binary trains "
+                    "'%s' (model_hash %s)",
+                    f.path, name ? name : "?", hash ? hash : "none", m->name, m->model_hash);
     else if (!parse_i64(rt_st_meta(&f, "step"), step) || !parse_u64(rt_st_meta(&f, "seed"), seed))
         ok = rt_err(e, RT_ERR_FORMAT, "%s: metadata lacks a valid step or seed", f.path);
     else
@@ -342,6 +391,7 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
         copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data"));
         copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data"));
         run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
+        ok = schedule_read(&f, &run->schedule, e);
     }
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];

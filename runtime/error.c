@@ -75,13 +75,82 @@ static bool check_adapter(const RtModel *m, int i, RtError *e)
     return true;
 }
 
+/* The functions the step policy may call: init, eval and logits, and for each phase the
+ * model trains in, its train, norm and update functions; a relora schedule needs the
+ * ReLoRA phase and the reset. */
+static bool check_functions(const RtModel *m, RtError *e)
+{
+    static const int always[] = {RT_FN_INIT, RT_FN_EVAL, RT_FN_LOGITS};
+    for (int i = 0; i < 3; i++)
+        if (!m->fn[always[i]])
+            return rt_err(e, RT_ERR_MODEL, "model has no %s function", rt_fn_name(always[i]));
+    bool any = false;
+    for (int phase = RT_FN_TRAIN_FULL; phase <= RT_FN_TRAIN_LORA; phase += 3) {
+        if (!m->fn[phase])
+            continue;
+        any = true;
+        for (int k = 1; k < 3; k++)
+            if (!m->fn[phase + k])
+                return rt_err(e, RT_ERR_MODEL, "model has %s but no %s function", rt_fn_name(phase),
+                              rt_fn_name(phase + k));
+    }
+    if (!any)
+        return rt_err(e, RT_ERR_MODEL, "model has no train function");
+    if (m->schedule.kind == RT_SCHED_RELORA && (!m->fn[RT_FN_TRAIN_LORA] || !m->fn[RT_FN_RESET]))
+        return rt_err(e, RT_ERR_MODEL, "a relora schedule needs the train_lora and relora_reset functions");
+    if (m->schedule.kind != RT_SCHED_RELORA && !m->fn[RT_FN_TRAIN_FULL])
+        return rt_err(e, RT_ERR_MODEL, "a %s schedule needs the train_full function",
+                      m->schedule.kind == RT_SCHED_CONSTANT ? "constant" : "cosine");
+    RtError se = {0};
+    if (!rt_schedule_check(&m->schedule, m, &se))
+        return rt_err(e, RT_ERR_MODEL, "the compiled schedule is invalid: %s", se.msg);
+    return true;
+}
+
+/* Each io tensor the functions need exists with the dtype and size rt.h gives it. */
+static bool check_io(const RtModel *m, RtError *e)
+{
+    static const char *const names[RT_IO_COUNT] = {"tokens", "targets", "step", "lr", "adam_t",
+                                                    "prune_fraction", "sample_tokens", "logits"};
+    int64_t bt = (int64_t)m->batch * m->seq_len;
+    const struct {
+        int dtype;
+        int64_t numel;
+        bool needed;
+    } want[RT_IO_COUNT] = {
+        [RT_IO_TOKENS] = {RT_I32, bt, true},
+        [RT_IO_TARGETS] = {RT_I32, bt, true},
+        [RT_IO_STEP] = {RT_I32, 1, false},
+        [RT_IO_LR] = {RT_F32, 1, m->fn[RT_FN_UPDATE_FULL] || m->fn[RT_FN_UPDATE_LORA]},
+        [RT_IO_ADAM_T] = {RT_I32, 1, m->fn[RT_FN_UPDATE_FULL] || m->fn[RT_FN_UPDATE_LORA]},
+        [RT_IO_PRUNE_FRACTION] = {RT_F32, 1, m->fn[RT_FN_RESET] != NULL},
+        [RT_IO_SAMPLE_TOKENS] = {RT_I32, m->seq_len, true},
+        [RT_IO_LOGITS] = {RT_F32, (int64_t)m->seq_len * m->vocab, true},
+    };
+    for (int k = 0; k < RT_IO_COUNT; k++) {
+        int i = m->io[k];
+        if (i < 0) {
+            if (want[k].needed)
+                return rt_err(e, RT_ERR_MODEL, "model has no '%s' tensor", names[k]);
+            continue;
+        }
+        if (i >= m->n_tensors)
+            return rt_err(e, RT_ERR_MODEL, "io '%s' names tensor %d of %d", names[k], i, m->n_tensors);
+        const RtTensorInfo *t = &m->tensors[i];
+        if (t->dtype != want[k].dtype || rt_tensor_numel(t) != want[k].numel)
+            return rt_err(e, RT_ERR_MODEL, "io '%s' (tensor '%s') must be %s with %lld elements", names[k],
+                          t->name, rt_dtype_name(want[k].dtype), (long long)want[k].numel);
+    }
+    return true;
+}
+
 bool rt_model_validate(const RtModel *m, RtError *e)
 {
     if (m->abi_version != RT_ABI_VERSION)
         return rt_err(e, RT_ERR_MODEL, "model ABI version %d, runtime expects %d", m->abi_version,
                       RT_ABI_VERSION);
-    if (!m->name || !m->spec_hash || !m->init || !m->train_step || !m->eval_loss || !m->logits)
-        return rt_err(e, RT_ERR_MODEL, "model table lacks a name, spec_hash or function");
+    if (!m->name || !m->model_hash)
+        return rt_err(e, RT_ERR_MODEL, "model table lacks a name or a model_hash");
     if (m->vocab <= 0 || m->batch <= 0 || m->seq_len <= 0 || m->n_tensors < 0)
         return rt_err(e, RT_ERR_MODEL, "model has vocab %d, batch %d, seq_len %d", m->vocab,
                       m->batch, m->seq_len);
@@ -119,4 +188,9 @@ bool rt_model_validate(const RtModel *m, RtError *e)
             return rt_err(e, RT_ERR_MODEL, "tensor name '__metadata__' is reserved");
     }
     return true;
+}
+
+bool rt_model_validate_program(const RtModel *m, RtError *e)
+{
+    return rt_model_validate(m, e) && check_functions(m, e) && check_io(m, e);
 }

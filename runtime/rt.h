@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 1
+#define RT_ABI_VERSION 2
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
  * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it. */
@@ -39,8 +39,10 @@ enum RtTensorFlag {
     RT_T_TRAINABLE = 1u << 1, /* updated by the optimizer (informational) */
     RT_T_ADAPTER_A = 1u << 2, /* LoRA A factor [r, in] */
     RT_T_ADAPTER_B = 1u << 3, /* LoRA B factor [out, r] */
-    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v) */
-    RT_T_STATE = 1u << 5      /* other state needed to resume (counters); checkpointed in any pool */
+    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v); with RT_T_ADAPTER_A/B when
+                                 it is a moment of that adapter factor */
+    RT_T_STATE = 1u << 5,     /* other state needed to resume (counters); checkpointed in any pool */
+    RT_T_IO = 1u << 6         /* written or read by the runtime around the functions (RtModel.io) */
 };
 
 /* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
@@ -64,16 +66,20 @@ typedef struct RtTensorInfo {
 enum RtEvent {
     RT_EV_RESET = 1u << 0,      /* ReLoRA restart: merged adapters into W, re-initialised them,
                                    pruned their optimizer moments */
-    RT_EV_WARM_SWITCH = 1u << 1 /* full-rank warm start ended; training switched to ReLoRA */
+    RT_EV_WARM_SWITCH = 1u << 1, /* full-rank warm start ended; training switched to ReLoRA */
+    RT_EV_DIVERGED = 1u << 2     /* the loss or the gradient norm was not finite: the step's
+                                    update was not applied and training stops */
 };
 
-/* What one train_step reports. */
+/* What one training step reports (runtime/step.c). */
 typedef struct RtStepStats {
     float loss;           /* mean cross-entropy of the batch (nats/token), before the update */
-    float lr;             /* learning rate used for this update */
+    float lr;             /* learning rate of this step's update */
     float grad_norm;      /* global L2 norm of the gradient, before clipping */
-    unsigned events;      /* enum RtEvent, for events that happened after this step's update */
-    float pruned_fraction;/* with RT_EV_RESET: fraction of adapter moments zeroed (0..1) */
+    unsigned events;      /* enum RtEvent: RT_EV_WARM_SWITCH ran before this step, RT_EV_RESET
+                             after its update */
+    float pruned_fraction;/* with RT_EV_RESET: fraction of the adapters' Adam moments that are
+                             zero after the reset (0..1) */
 } RtStepStats;
 
 enum RtDataKind {
@@ -83,7 +89,6 @@ enum RtDataKind {
 
 /* Trainer defaults baked into the binary; every one has a CLI override. */
 typedef struct RtTrainDefaults {
-    int64_t steps;            /* total optimizer steps (--steps) */
     int64_t eval_every;       /* validate every N steps; 0 = only at the end (--eval-every) */
     int64_t eval_batches;     /* validation batches per evaluation (--eval-batches) */
     int64_t checkpoint_every; /* checkpoint every N steps; 0 = only at the end */
@@ -94,36 +99,85 @@ typedef struct RtTrainDefaults {
     float val_fraction;       /* last fraction of --data used for validation without --val-data */
     const char *data_path;    /* --data; NULL = must be given */
     const char *val_path;     /* --val-data; NULL = split --data */
-    const char *checkpoint_dir; /* --out; NULL = "checkpoints" */
+    const char *checkpoint_dir; /* --out */
 } RtTrainDefaults;
+
+enum RtScheduleKind { RT_SCHED_CONSTANT, RT_SCHED_COSINE, RT_SCHED_RELORA };
+
+/* The training schedule: run-time data of the trainer. The spec's values are the binary's
+ * defaults (RtModel.schedule); trainer options override them; the resolved schedule is
+ * recorded in every checkpoint. Step fields count optimizer steps; step indices are
+ * 0-based. The learning rate and the events follow docs/runtime.md "The schedule". */
+typedef struct RtSchedule {
+    int kind;               /* enum RtScheduleKind (compiled in: adapters exist or not) */
+    int64_t steps;          /* N, the horizon: the cosine reaches its floor at step N */
+    int64_t warmup;         /* W: the rate rises linearly from 0 over steps [0, W) */
+    int64_t warm_start;     /* relora: steps [0, warm_start) train every weight at full rank */
+    int64_t reset_every;    /* relora: R, steps between merges */
+    int64_t restart_warmup; /* relora: Wr, linear ramp from 0 after the switch and each merge */
+    double lr;              /* peak learning rate of the full-rank phase */
+    double relora_lr;       /* peak learning rate of the ReLoRA phase */
+    double min_lr_ratio;    /* m: the cosine ends at m times the peak */
+    double prune;           /* relora: fraction of the adapters' Adam moments zeroed at a merge */
+    /* When >= 0, the field was given as this percentage of `steps` and follows it when steps
+     * is overridden (rounded down); -1 for a count. */
+    double warmup_pct, warm_start_pct, reset_every_pct, restart_warmup_pct;
+} RtSchedule;
 
 typedef struct RtCtx RtCtx;
 
-/* The model object emitted by the compiler. Function pointers are called from one thread;
- * they may use rt_parallel_for and rt_sgemm. They never fail: the runtime has already
- * validated everything they read. */
+/* The compiled functions, one per function of the program; the runtime's step policy
+ * (runtime/step.c) decides which run when. Each takes the context only: inputs and
+ * outputs are tensors of the table named by RtModel.io. */
+typedef float (*RtFnPtr)(RtCtx *ctx);
+
+enum RtFn {
+    RT_FN_INIT,        /* @init: every parameter from ctx->seed (pools start zeroed) */
+    RT_FN_TRAIN_FULL,  /* @train_full: forward + backward of the batch in TOKENS/TARGETS; stores
+                          every gradient; returns the mean loss (nats/token) */
+    RT_FN_NORM_FULL,   /* @norm_full: returns the global L2 norm of those gradients */
+    RT_FN_UPDATE_FULL, /* @update_full: clipped AdamW with the rate in LR and Adam's step in ADAM_T */
+    RT_FN_TRAIN_LORA,  /* @train_lora, @norm_lora, @update_lora: the same in the ReLoRA phase */
+    RT_FN_NORM_LORA,
+    RT_FN_UPDATE_LORA,
+    RT_FN_SWITCH,      /* @switch: end of the warm start (zeroes the Adam moments) */
+    RT_FN_RESET,       /* @relora_reset: W += s B A, A re-drawn, B = 0, the fraction PRUNE_FRACTION
+                          of the adapters' moments zeroed; random draws use STEP */
+    RT_FN_EVAL,        /* @eval: returns the mean loss of TOKENS/TARGETS; changes no state */
+    RT_FN_LOGITS,      /* @logits: logits of the sequence in SAMPLE_TOKENS into LOGITS */
+    RT_FN_COUNT
+};
+
+/* Tensors the runtime writes before or reads after a function; RtModel.io[k] is the index
+ * of the tensor in RtModel.tensors, or -1 when the program has none. */
+enum RtIoSlot {
+    RT_IO_TOKENS,         /* i32 [batch, seq_len] */
+    RT_IO_TARGETS,        /* i32 [batch, seq_len], targets[b][t] = tokens[b][t+1] */
+    RT_IO_STEP,           /* i32 []: the 0-based index of the step (RNG counters) */
+    RT_IO_LR,             /* f32 []: the learning rate of the update */
+    RT_IO_ADAM_T,         /* i32 []: Adam's 1-based step count */
+    RT_IO_PRUNE_FRACTION, /* f32 []: the fraction pruned at a reset */
+    RT_IO_SAMPLE_TOKENS,  /* i32 [1, seq_len]: the sequence of RT_FN_LOGITS */
+    RT_IO_LOGITS,         /* f32 [seq_len, vocab]: its logits */
+    RT_IO_COUNT
+};
+
+/* The model object emitted by the compiler. The runtime has validated everything the
+ * functions read before it calls them; they never fail. */
 typedef struct RtModel {
     int abi_version;         /* RT_ABI_VERSION */
     const char *name;        /* model name from the spec */
-    const char *spec_hash;   /* hash of the spec; a checkpoint of another spec is rejected */
+    const char *model_hash;  /* identity: the architecture and parameter set only; a checkpoint
+                                of another model is rejected */
     const char *config_json; /* Hugging Face config.json text, or NULL */
     int vocab, batch, seq_len;
     int n_tensors;
     const RtTensorInfo *tensors;
     size_t pool_bytes[RT_POOL_COUNT];
     RtTrainDefaults defaults;
-    /* Initialise every checkpointed tensor from ctx->seed (pools start zero-filled). */
-    void (*init)(RtCtx *ctx);
-    /* One step at index `step` (0-based; equal across a resume): forward, backward, update,
-     * then any ReLoRA event scheduled after this step. x, y: [batch, seq_len] token ids,
-     * y[b][t] = x[b][t+1]. Must be deterministic in (state, x, y, step). */
-    void (*train_step)(RtCtx *ctx, const int32_t *x, const int32_t *y, int64_t step,
-                       RtStepStats *out);
-    /* Mean cross-entropy (nats/token) of one batch; no state change. */
-    float (*eval_loss)(RtCtx *ctx, const int32_t *x, const int32_t *y);
-    /* Next-token logits after position pos of the window x: [seq_len] (tokens past pos are
-     * padding and must not matter). out: [vocab]. */
-    void (*logits)(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);
+    RtSchedule schedule;     /* the default schedule (the spec's) */
+    RtFnPtr fn[RT_FN_COUNT]; /* NULL where the program has no such function */
+    int io[RT_IO_COUNT];     /* tensor index or -1 */
 } RtModel;
 
 typedef struct RtThreadPool RtThreadPool;

@@ -22,7 +22,7 @@ enum RtErrCode {
     RT_ERR_TOKEN,       /* token id >= vocab */
     RT_ERR_MISSING,     /* a tensor the model needs is not in the checkpoint */
     RT_ERR_MISMATCH,    /* a tensor has the wrong dtype or shape */
-    RT_ERR_OTHER_MODEL, /* checkpoint written by another model (spec_hash) */
+    RT_ERR_OTHER_MODEL, /* checkpoint written by another model (model_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
     RT_ERR_NOMEM
 };
@@ -39,6 +39,9 @@ const char *rt_dtype_name(int dtype); /* "F32", "BF16", "I32" */
 int64_t rt_tensor_numel(const RtTensorInfo *t);
 /* Checks names, dtypes, ranks, pool extents and adapter links of a model table. */
 bool rt_model_validate(const RtModel *m, RtError *e);
+/* rt_model_validate, and that the model has every function and io tensor the step policy
+ * calls (runtime/step.c) and a valid default schedule: what a trainer needs. */
+bool rt_model_validate_program(const RtModel *m, RtError *e);
 
 /* ---- ctx.c ---- */
 /* Allocates the pools and starts n_threads - 1 workers (n_threads <= 0: online CPUs). */
@@ -152,13 +155,14 @@ const char *rt_st_meta(const RtStFile *f, const char *key);
 bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e);
 
 /* ---- checkpoint.c ---- */
-#define RT_CKPT_FORMAT "relorac-trainer-1"
+#define RT_CKPT_FORMAT "relorac-trainer-2"
 
 /* How the run was started, kept in the trainer metadata so `--resume DIR` alone continues
  * with the same data. Empty strings mean "not set". */
 typedef struct RtRunInfo {
     char data[1024], val_data[1024];
     int data_kind; /* enum RtDataKind */
+    RtSchedule schedule; /* the resolved schedule of the run (metadata schedule.*) */
 } RtRunInfo;
 
 /* Writes model.safetensors (exported weights, adapters merged), config.json (when the model
@@ -174,6 +178,50 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
 /* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
 void rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
+
+/* ---- step.c ---- */
+/* What the policy does at one step (docs/runtime.md "The schedule"). */
+typedef struct RtStepPlan {
+    bool lora;          /* run the ReLoRA-phase functions */
+    bool switch_before; /* run RT_FN_SWITCH first: the first step after a full-rank warm start */
+    bool reset_after;   /* run RT_FN_RESET after the update */
+    int64_t adam_t;     /* Adam's 1-based step count, restarted at the switch */
+    double lr;          /* the learning rate of the update */
+} RtStepPlan;
+
+enum RtStepResult {
+    RT_STEP_OK,
+    RT_STEP_LOSS_NONFINITE, /* the loss was NaN or inf: no update was applied */
+    RT_STEP_NORM_NONFINITE  /* the gradient norm was NaN or inf: no update was applied */
+};
+
+/* The name of a function slot (the IR function it runs): "train_full", "relora_reset". */
+const char *rt_fn_name(int fn);
+/* Re-resolves the fields given as a percentage of steps (after steps changed). */
+void rt_schedule_resolve(RtSchedule *s);
+/* The rules of docs/language.md §5.3, and that m has the functions s needs (m may be NULL). */
+bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e);
+/* The learning rate of step `step`: one global cosine from the peak down to min_lr_ratio at
+ * `steps`, after a linear warmup; in the ReLoRA phase the peak is relora_lr and, after the
+ * switch and after each merge, the rate restarts at 0 and ramps linearly over
+ * restart_warmup steps to the cosine's value at the ramp's end (relora-notes §1.5). */
+double rt_schedule_lr(const RtSchedule *s, int64_t step);
+RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step);
+/* One line: every field of s. */
+void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n);
+/* Copies up to the tensor's size of src into the io tensor (no-op when the model has none). */
+void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes);
+void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y);
+/* Runs step `step` by the policy: writes the batch and the step's inputs, runs the switch
+ * when due, train_* and norm_*, then, only when the loss and the norm are finite, update_*
+ * and the reset when due. Returns enum RtStepResult. x, y: [batch, seq_len]. */
+int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out);
+/* Initialises every parameter from ctx->seed (RT_FN_INIT at step 0). */
+void rt_init(RtCtx *ctx);
+/* The mean loss of one batch (nats/token); no state change. */
+float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y);
+/* The next-token logits after position pos of x: [seq_len]; out: [vocab]. */
+void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);
 
 /* ---- trainer.c ---- */
 typedef struct RtHooks {

@@ -74,26 +74,3 @@ int64_t rt_prune_random(float *x, int64_t n, double fraction, uint64_t seed, uin
         }
     return zeroed;
 }
-
-double rt_lr_schedule(int kind, double lr, int64_t warmup, int64_t offset, int64_t total,
-                      double min_ratio, int64_t reset_every, int64_t restart_warmup, int64_t step)
-{
-    const double pi = 3.14159265358979323846;
-    double W = (double)warmup, N = (double)total, m = min_ratio;
-    double t = (double)(step - offset);
-    if (t < 0)
-        t = 0;
-    if (kind == RT_LR_CONSTANT)
-        return W > 0 ? lr * fmin(1.0, t / W) : lr;
-    if (t < W)
-        return lr * t / W;
-    if (kind == RT_LR_JAGGED && reset_every > 0) {
-        int64_t ti = (int64_t)t, j = ti % reset_every, k = ti / reset_every;
-        if (j < restart_warmup && ti >= reset_every) {
-            double u = (double)(k * reset_every + restart_warmup);
-            return lr * ((double)j / (double)restart_warmup) *
-                   (m + (1.0 - m) * 0.5 * (1.0 + cos(pi * (u - W) / (N - W))));
-        }
-    }
-    return lr * (m + (1.0 - m) * 0.5 * (1.0 + cos(pi * (t - W) / (N - W))));
-}

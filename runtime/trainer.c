@@ -5,6 +5,7 @@
  * 128 + signal after SIGINT/SIGTERM (a checkpoint was written first). */
 #include "rt_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -25,6 +26,26 @@ static void on_signal(int sig)
     pending_signal = sig;
 }
 
+/* Schedule overrides: each trainer option sets one RtSchedule field (docs/runtime.md "The
+ * schedule"); step positions also take a percentage of the total. */
+enum { SO_STEPS, SO_WARMUP, SO_WARM_START, SO_RESET_EVERY, SO_RESTART_WARMUP, SO_LR, SO_RELORA_LR,
+       SO_MIN_LR_RATIO, SO_PRUNE, SO_COUNT };
+static const struct {
+    const char *name;
+    bool is_count, percent_ok;
+    const char *help;
+} sched_opts[SO_COUNT] = {
+    [SO_STEPS] = {"--total-steps", true, false, "the schedule's horizon: the cosine ends there"},
+    [SO_WARMUP] = {"--warmup", true, true, "steps of linear warmup from 0 (N or P%)"},
+    [SO_WARM_START] = {"--warm-start", true, true, "full-rank steps before the switch to ReLoRA (N or P%)"},
+    [SO_RESET_EVERY] = {"--reset-every", true, true, "steps between ReLoRA merges (N or P%)"},
+    [SO_RESTART_WARMUP] = {"--restart-warmup", true, true, "LR ramp after the switch and each merge (N or P%)"},
+    [SO_LR] = {"--lr", false, false, "peak learning rate of the full-rank phase"},
+    [SO_RELORA_LR] = {"--relora-lr", false, false, "peak learning rate of the ReLoRA phase"},
+    [SO_MIN_LR_RATIO] = {"--min-lr-ratio", false, false, "the cosine's floor, a fraction of the peak"},
+    [SO_PRUNE] = {"--prune", false, false, "fraction of the adapters' Adam moments zeroed at a merge"},
+};
+
 typedef struct Options {
     const char *data, *val_data, *out, *resume, *log, *sample;
     int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens;
@@ -32,6 +53,8 @@ typedef struct Options {
     bool seed_given, data_given, val_given, kind_given, quiet, help;
     int threads, data_kind;
     float temperature;
+    bool sched_given[SO_COUNT], sched_pct[SO_COUNT];
+    double sched_val[SO_COUNT];
 } Options;
 
 typedef struct Trainer {
@@ -48,6 +71,8 @@ typedef struct Trainer {
     const char *out_dir;
     RtRunInfo run;   /* saved with each checkpoint */
     RtRunInfo saved; /* read from the checkpoint being resumed */
+    RtSchedule sched; /* the resolved schedule of this run */
+    int64_t saved_step; /* the step of the checkpoint on disk, -1 when none was written */
     bool tty;
 } Trainer;
 
@@ -64,8 +89,8 @@ static void print_help(Trainer *tr)
     const RtTrainDefaults *d = &m->defaults;
     FILE *f = tr->out;
     fprintf(f, "usage: %s [options]\n", tr->prog);
-    fprintf(f, "Trains model '%s' (spec %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
-            m->name, m->spec_hash, m->vocab, m->batch, m->seq_len);
+    fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
+            m->name, m->model_hash, m->vocab, m->batch, m->seq_len);
     fprintf(f, "  --data PATH            training data (default: %s)\n",
             d->data_path ? d->data_path : "none, required");
     fprintf(f, "  --val-data PATH        validation data (default: %s)\n",
@@ -73,8 +98,13 @@ static void print_help(Trainer *tr)
     fprintf(f, "  --data-kind KIND       text (bytes are tokens) or tokens (llm.c .bin) "
                "(default: %s)\n",
             data_kind_name(d->data_kind));
-    fprintf(f, "  --steps N              optimizer steps in total (default: %" PRId64 ")\n",
-            d->steps);
+    fprintf(f, "  --steps N              stop after step N of the schedule (default: its horizon, %" PRId64 ")\n",
+            m->schedule.steps);
+    char desc[512];
+    rt_schedule_describe(&m->schedule, desc, sizeof desc);
+    fprintf(f, "  schedule (default %s):\n", desc);
+    for (int i = 0; i < SO_COUNT; i++)
+        fprintf(f, "  %-14s V       %s\n", sched_opts[i].name, sched_opts[i].help);
     fprintf(f, "  --out DIR              checkpoint directory (default: %s)\n",
             d->checkpoint_dir ? d->checkpoint_dir : "checkpoints");
     fprintf(f, "  --resume DIR           continue from the checkpoint in DIR\n");
@@ -116,6 +146,65 @@ static bool parse_int(const char *s, int64_t min, int64_t *out)
     return true;
 }
 
+static int64_t sched_option(const char *name)
+{
+    for (int i = 0; i < SO_COUNT; i++)
+        if (strcmp(name, sched_opts[i].name) == 0)
+            return i;
+    return -1;
+}
+
+/* N (a count >= 0), P% where allowed (0 <= P <= 100), or a finite number. */
+static bool parse_sched_value(const char *val, int k, Options *o)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    bool pct = *end == '%' && end[1] == '\0';
+    if (!*val || isspace((unsigned char)*val) || errno || !isfinite(v) || (*end && !pct))
+        return false;
+    if (pct && (!sched_opts[k].percent_ok || v < 0 || v > 100))
+        return false;
+    if (sched_opts[k].is_count && !pct && (v < 0 || v != floor(v) || v > 1e15))
+        return false;
+    o->sched_given[k] = true;
+    o->sched_pct[k] = pct;
+    o->sched_val[k] = v;
+    return true;
+}
+
+/* s with the schedule options of o applied, percentages resolved against the total. */
+static void apply_sched_options(const Options *o, RtSchedule *s)
+{
+    if (o->sched_given[SO_STEPS])
+        s->steps = (int64_t)o->sched_val[SO_STEPS];
+    struct {
+        int k;
+        int64_t *count;
+        double *pct;
+    } pos[] = {{SO_WARMUP, &s->warmup, &s->warmup_pct},
+               {SO_WARM_START, &s->warm_start, &s->warm_start_pct},
+               {SO_RESET_EVERY, &s->reset_every, &s->reset_every_pct},
+               {SO_RESTART_WARMUP, &s->restart_warmup, &s->restart_warmup_pct}};
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
+        int k = pos[i].k;
+        if (!o->sched_given[k])
+            continue;
+        *pos[i].pct = o->sched_pct[k] ? o->sched_val[k] : -1;
+        if (!o->sched_pct[k])
+            *pos[i].count = (int64_t)o->sched_val[k];
+    }
+    if (o->sched_given[SO_LR])
+        s->lr = o->sched_val[SO_LR];
+    if (o->sched_given[SO_RELORA_LR])
+        s->relora_lr = o->sched_val[SO_RELORA_LR];
+    if (o->sched_given[SO_MIN_LR_RATIO])
+        s->min_lr_ratio = o->sched_val[SO_MIN_LR_RATIO];
+    if (o->sched_given[SO_PRUNE])
+        s->prune = o->sched_val[SO_PRUNE];
+    rt_schedule_resolve(s);
+}
+
 static bool usage_error(Trainer *tr, const char *fmt, const char *a, const char *b)
 {
     fprintf(tr->err, "%s: error: ", tr->prog);
@@ -128,7 +217,7 @@ static bool parse_options(Trainer *tr, int argc, char **argv)
 {
     const RtTrainDefaults *d = &tr->m->defaults;
     Options *o = &tr->o;
-    *o = (Options){.data = d->data_path, .val_data = d->val_path, .steps = d->steps,
+    *o = (Options){.data = d->data_path, .val_data = d->val_path, .steps = -1,
                    .eval_every = d->eval_every, .eval_batches = d->eval_batches,
                    .checkpoint_every = d->checkpoint_every,
                    .log_every = d->log_every > 0 ? d->log_every : 10, .tokens = 200,
@@ -207,6 +296,8 @@ static bool parse_options(Trainer *tr, int argc, char **argv)
             o->seed = strtoull(val, &end, 10);
             ok = *val && *val != '-' && !*end && !errno;
             o->seed_given = true;
+        } else if ((v = sched_option(name)) >= 0) {
+            ok = parse_sched_value(val, (int)v, o);
         } else if (strcmp(name, "--temperature") == 0) {
             char *end;
             double t = strtod(val, &end);
@@ -355,7 +446,7 @@ static double evaluate(Trainer *tr, int32_t *x, int32_t *y)
     for (int64_t i = 0; i < tr->o.eval_batches; i++) {
         rt_batch_fill(tr->val, tr->m->batch, tr->m->seq_len, tr->ctx->seed, RT_STREAM_VAL_BATCH,
                       (uint64_t)i, x, y);
-        sum += tr->m->eval_loss(tr->ctx, x, y);
+        sum += rt_eval_loss(tr->ctx, x, y);
     }
     return sum / (double)tr->o.eval_batches;
 }
@@ -377,8 +468,12 @@ static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
         rt_buf_add(&b, "\"warm_switch\"", 13);
         first = false;
     }
-    if (st->events & RT_EV_RESET)
+    if (st->events & RT_EV_RESET) {
         rt_buf_printf(&b, "%s\"reset\"", first ? "" : ",");
+        first = false;
+    }
+    if (st->events & RT_EV_DIVERGED)
+        rt_buf_printf(&b, "%s\"diverged\"", first ? "" : ",");
     rt_buf_add(&b, "]", 1);
     if (st->events & RT_EV_RESET)
         json_float(&b, "pruned_fraction", st->pruned_fraction);
@@ -405,8 +500,67 @@ static bool save(Trainer *tr, int64_t done, RtError *e)
                  tr->out_dir);
         return false;
     }
+    tr->saved_step = done;
     report_line(tr, "step %" PRId64 ": checkpoint written to %s", done, tr->out_dir);
     return true;
+}
+
+/* The first field in which two resolved schedules differ (by its option name), or NULL. */
+static const char *schedule_diff(const RtSchedule *a, const RtSchedule *b)
+{
+    if (a->kind != b->kind)
+        return "the schedule kind";
+    if (a->steps != b->steps)
+        return "total-steps";
+    if (a->warmup != b->warmup)
+        return "warmup";
+    if (a->lr != b->lr)
+        return "lr";
+    if (a->min_lr_ratio != b->min_lr_ratio)
+        return "min-lr-ratio";
+    if (a->kind != RT_SCHED_RELORA)
+        return NULL;
+    if (a->warm_start != b->warm_start)
+        return "warm-start";
+    if (a->reset_every != b->reset_every)
+        return "reset-every";
+    if (a->restart_warmup != b->restart_warmup)
+        return "restart-warmup";
+    if (a->relora_lr != b->relora_lr)
+        return "relora-lr";
+    if (a->prune != b->prune)
+        return "prune";
+    return NULL;
+}
+
+/* %g, with NaN written as NaN whatever its sign bit */
+static void fmt_number(char *buf, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "NaN");
+    else
+        snprintf(buf, n, "%g", v);
+}
+
+/* A step whose loss or gradient norm is not finite: its update was not applied, and no
+ * checkpoint is written, so the one on disk stays the last finite state. */
+static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, RtError *e)
+{
+    bool loss = res == RT_STEP_LOSS_NONFINITE;
+    char kept[1200];
+    if (tr->saved_step >= 0)
+        snprintf(kept, sizeof kept, "the checkpoint in %s (step %" PRId64 ") is the last finite state",
+                 tr->out_dir, tr->saved_step);
+    else
+        snprintf(kept, sizeof kept, "no checkpoint was written in this run");
+    char l[32], g[32];
+    fmt_number(l, sizeof l, st->loss);
+    fmt_number(g, sizeof g, st->grad_norm);
+    rt_err(e, RT_ERR_USAGE,
+           "training diverged at step %" PRId64 ": the %s is %s (loss %s, gradient norm %s, lr %g); "
+           "stopped without applying that step's update; %s",
+           step, loss ? "loss" : "gradient norm", isnan(loss ? st->loss : st->grad_norm) ? "NaN" : "infinite", l, g,
+           (double)st->lr, kept);
 }
 
 static int train(Trainer *tr, RtError *e)
@@ -438,12 +592,33 @@ static int train(Trainer *tr, RtError *e)
         }
         if (!open_data(tr, e))
             return 2;
+        RtSchedule want = saved->schedule;
+        apply_sched_options(&tr->o, &want);
+        const char *field = schedule_diff(&want, &saved->schedule);
+        if (field) {
+            rt_err(e, RT_ERR_USAGE, "%s: the checkpoint was trained with another schedule (%s differs); a "
+                   "resumed run continues its own schedule, so leave %s out or start a fresh run",
+                   tr->o.resume, field, field);
+            return 2;
+        }
+        field = schedule_diff(&tr->sched, &saved->schedule);
+        if (field)
+            fprintf(tr->err, "%s: note: the checkpoint's schedule differs from this trainer's default in "
+                    "%s; continuing the checkpoint's schedule\n", tr->prog, field);
+        tr->sched = saved->schedule;
         report_line(tr, "resumed from %s at step %" PRId64, tr->o.resume, start);
     } else {
         if (!open_data(tr, e))
             return 2;
-        m->init(tr->ctx);
+        rt_init(tr->ctx);
     }
+    tr->saved_step = tr->o.resume ? start : -1;
+    if (!rt_schedule_check(&tr->sched, m, e))
+        return 2;
+    tr->run.schedule = tr->sched;
+    char desc[512];
+    rt_schedule_describe(&tr->sched, desc, sizeof desc);
+    report_line(tr, "schedule %s", desc);
     if (!rt_mkdir_p(tr->out_dir, e))
         return 2;
     char *log_path = NULL;
@@ -461,6 +636,15 @@ static int train(Trainer *tr, RtError *e)
         return 2;
     }
     free(log_path);
+    if (tr->o.steps < 0)
+        tr->o.steps = tr->sched.steps;
+    if (tr->o.steps > tr->sched.steps) {
+        rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
+               " steps (the cosine ends there); train a longer schedule with --total-steps %" PRId64
+               " or rebuild with -D train.steps=%" PRId64, tr->o.steps, tr->sched.steps, tr->o.steps,
+               tr->o.steps);
+        return 2;
+    }
     if (start >= tr->o.steps) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
@@ -490,13 +674,13 @@ static int train(Trainer *tr, RtError *e)
                       (uint64_t)step, x, y);
         double t0 = now_s();
         RtStepStats st = {0};
-        m->train_step(tr->ctx, x, y, step, &st);
+        int res = rt_step(tr->ctx, &tr->sched, x, y, step, &st);
         double t1 = now_s(), tok_s = (double)n_tok / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
         int64_t done = step + 1;
         double eta = (t1 - t_start) / (double)(done - start) * (double)(tr->o.steps - done);
-        if (!isfinite(st.loss)) {
-            rt_err(e, RT_ERR_USAGE, "loss is %f at step %" PRId64 "; stopping, the last "
-                   "checkpoint in %s is kept", st.loss, done, tr->out_dir);
+        if (res != RT_STEP_OK) {
+            log_metrics(tr, step, &st, tok_s, NAN);
+            diverged(tr, step, res, &st, e);
             rc = 1;
             break;
         }
@@ -508,7 +692,7 @@ static int train(Trainer *tr, RtError *e)
         report_progress(tr, done, &st, tok_s, eta);
         if (st.events & RT_EV_WARM_SWITCH)
             report_line(tr, "step %" PRId64 ": warm start done, switched to ReLoRA adapters",
-                        done);
+                        step);
         if (st.events & RT_EV_RESET)
             report_line(tr, "step %" PRId64 ": merged adapters, re-initialised, pruned %.3g%% "
                         "of moments", done, st.pruned_fraction * 100.0);
@@ -619,7 +803,7 @@ static int sample(Trainer *tr, RtError *e)
         if (!tr->o.quiet)
             fprintf(tr->err, "%s: sampling from %s (step %" PRId64 ")\n", tr->prog, dir, step);
     } else {
-        m->init(tr->ctx);
+        rt_init(tr->ctx);
         if (!tr->o.quiet)
             fprintf(tr->err, "%s: no checkpoint in %s; sampling from the initial model\n",
                     tr->prog, dir);
@@ -648,7 +832,7 @@ static int sample(Trainer *tr, RtError *e)
             int64_t w = n < m->seq_len ? n : m->seq_len;
             memset(x, 0, (size_t)m->seq_len * sizeof *x);
             memcpy(x, ids + n - w, (size_t)w * sizeof *x);
-            m->logits(tr->ctx, x, w - 1, logits);
+            rt_logits(tr->ctx, x, w - 1, logits);
             float u = rt_rng_uniform(sample_seed, RT_STREAM_SAMPLE, (uint64_t)i);
             ids[n] = sample_token(logits, m->vocab, tr->o.temperature, u);
             if (tr->o.data_kind == RT_DATA_TEXT)
@@ -668,12 +852,12 @@ static int sample(Trainer *tr, RtError *e)
 
 int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks)
 {
-    Trainer tr = {.m = m, .hooks = hooks};
+    Trainer tr = {.m = m, .hooks = hooks, .sched = m->schedule};
     tr.out = hooks && hooks->out ? hooks->out : stdout;
     tr.err = hooks && hooks->err ? hooks->err : stderr;
     tr.prog = argc > 0 && argv[0] ? argv[0] : "train";
     RtError e = {0};
-    if (!rt_model_validate(m, &e)) {
+    if (!rt_model_validate_program(m, &e)) {
         fprintf(tr.err, "%s: internal error: invalid model table: %s\n", tr.prog, e.msg);
         return 2;
     }
@@ -683,6 +867,7 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         print_help(&tr);
         return 0;
     }
+    apply_sched_options(&tr.o, &tr.sched);
     int fd = fileno(tr.out);
     tr.tty = fd >= 0 && isatty(fd);
     int rc = tr.o.sample ? sample(&tr, &e) : train(&tr, &e);

@@ -23,7 +23,7 @@ has() { # name file text
 for i in $(seq 1 3000); do echo "the quick brown fox jumps over the lazy dog $((i % 7))"; done >"$T/data.txt"
 
 expect_rc help 0 "$BIN" --help
-has help "$T/out" "optimizer steps in total (default: 60)"
+has help "$T/out" "stop after step N of the schedule (default: its horizon, 60)"
 
 expect_rc no-data 2 "$BIN" --steps 3 --out "$T/x"
 has no-data "$T/err" "no training data: pass --data PATH"
@@ -34,7 +34,7 @@ has bad-option "$T/err" "unknown option '--stepz'"
 expect_rc train 0 "$BIN" --data "$T/data.txt" --steps 30 --out "$T/run" --threads 2 --eval-every 10
 has train "$T/out" "step 10/30 | loss"
 has train "$T/out" "bits/byte"
-has train "$T/out" "step 25: merged adapters, re-initialised, pruned"
+has train "$T/out" "step 26: merged adapters, re-initialised, pruned"
 has train "$T/out" "step 30: checkpoint written to $T/run"
 for f in model.safetensors trainer.safetensors config.json metrics.jsonl; do
     if [ -s "$T/run/$f" ]; then ok; else bad "train: $f missing"; fi
@@ -66,7 +66,7 @@ has truncated-bin "$T/err" "short.bin: truncated: header says 5000 tokens"
 # signals: finish the step, checkpoint, exit 128 + signal; resume needs only --resume
 for sig in TERM INT; do
     dir="$T/sig$sig"
-    "$BIN" --data "$T/data.txt" --steps 100000000 --out "$dir" --threads 2 >"$T/out" 2>"$T/err" &
+    "$BIN" --data "$T/data.txt" --total-steps 100000000 --out "$dir" --threads 2 >"$T/out" 2>"$T/err" &
     pid=$!
     for _ in $(seq 1 500); do
         [ -f "$dir/metrics.jsonl" ] && [ "$(wc -l <"$dir/metrics.jsonl")" -ge 20 ] && break

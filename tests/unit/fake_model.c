@@ -8,12 +8,6 @@
 
 enum { V = FAKE_V, D = FAKE_D, R = FAKE_R, N = FAKE_B * FAKE_T };
 
-#define LR_MAX 0.05f
-#define LR_MIN 0.005f
-#define LR_WARMUP 5    /* initial linear warmup steps */
-#define REWARM 5       /* linear re-warm steps after each ReLoRA reset */
-#define HORIZON 200    /* cosine length; fixed so runs of any --steps share a schedule */
-#define PRUNE 0.99f    /* fraction of adapter moments zeroed at a reset */
 #define CHUNK 4096     /* fixed reduction chunk */
 
 /* pool byte offsets, in tensor order */
@@ -48,11 +42,21 @@ enum { V = FAKE_V, D = FAKE_D, R = FAKE_R, N = FAKE_B * FAKE_T };
 #define O_DH (O_G_B + F4(V * R))
 #define O_DAH (O_DH + F4(N * D))
 #define O_ROWLOSS (O_DAH + F4(N * R))
-#define P_SCRATCH (O_ROWLOSS + F4(N))
+#define O_TOKENS (O_ROWLOSS + F4(N))
+#define O_TARGETS (O_TOKENS + F4(N))
+#define O_STEP (O_TARGETS + F4(N))
+#define O_LR (O_STEP + 4)
+#define O_ADAM_STEP (O_LR + 4)
+#define O_PRUNE (O_ADAM_STEP + 4)
+#define O_SAMPLE (O_PRUNE + 4)
+#define O_OUT_LOGITS (O_SAMPLE + F4(FAKE_T))
+#define O_GRAD_NORM (O_OUT_LOGITS + F4(FAKE_T * V))
+#define P_SCRATCH (O_GRAD_NORM + 4)
 
 #define MAT(name, hf, pool, off, d0, d1, flags) \
     {name, hf, RT_F32, 2, {d0, d1, 0, 0}, pool, off, flags, -1, -1, 0.0f}
 #define TRAIN (RT_T_PARAM | RT_T_TRAINABLE)
+#define IO(name, dtype, rank, d0, d1, off) {name, NULL, dtype, rank, {d0, d1, 0, 0}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0.0f}
 
 static const RtTensorInfo tensors[FK_COUNT] = {
     [FK_BIGRAM] = MAT("bigram", "bigram.weight", RT_POOL_PARAMS, O_BIGRAM, V, V, TRAIN),
@@ -69,10 +73,10 @@ static const RtTensorInfo tensors[FK_COUNT] = {
     [FK_V_EMBED] = MAT("opt.v.embed", NULL, RT_POOL_OPTIM, O_V_EMBED, V, D, RT_T_MOMENT),
     [FK_M_W] = MAT("opt.m.proj", NULL, RT_POOL_OPTIM, O_M_W, V, D, RT_T_MOMENT),
     [FK_V_W] = MAT("opt.v.proj", NULL, RT_POOL_OPTIM, O_V_W, V, D, RT_T_MOMENT),
-    [FK_M_A] = MAT("opt.m.proj.lora_A", NULL, RT_POOL_OPTIM, O_M_A, R, D, RT_T_MOMENT),
-    [FK_V_A] = MAT("opt.v.proj.lora_A", NULL, RT_POOL_OPTIM, O_V_A, R, D, RT_T_MOMENT),
-    [FK_M_B] = MAT("opt.m.proj.lora_B", NULL, RT_POOL_OPTIM, O_M_B, V, R, RT_T_MOMENT),
-    [FK_V_B] = MAT("opt.v.proj.lora_B", NULL, RT_POOL_OPTIM, O_V_B, V, R, RT_T_MOMENT),
+    [FK_M_A] = MAT("opt.m.proj.lora_A", NULL, RT_POOL_OPTIM, O_M_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
+    [FK_V_A] = MAT("opt.v.proj.lora_A", NULL, RT_POOL_OPTIM, O_V_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
+    [FK_M_B] = MAT("opt.m.proj.lora_B", NULL, RT_POOL_OPTIM, O_M_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
+    [FK_V_B] = MAT("opt.v.proj.lora_B", NULL, RT_POOL_OPTIM, O_V_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
     [FK_ADAM_T] = {"opt.t", NULL, RT_I32, 0, {0}, RT_POOL_OPTIM, O_ADAM_T, RT_T_STATE, -1, -1,
                    0.0f},
     [FK_H] = MAT("act.h", NULL, RT_POOL_ACTIVATIONS, O_H, N, D, 0),
@@ -87,6 +91,15 @@ static const RtTensorInfo tensors[FK_COUNT] = {
     [FK_DAH] = MAT("grad.ah", NULL, RT_POOL_SCRATCH, O_DAH, N, R, 0),
     [FK_ROWLOSS] = {"scratch.rowloss", NULL, RT_F32, 1, {N, 0, 0, 0}, RT_POOL_SCRATCH,
                     O_ROWLOSS, 0, -1, -1, 0.0f},
+    [FK_TOKENS] = IO("io.tokens", RT_I32, 2, FAKE_B, FAKE_T, O_TOKENS),
+    [FK_TARGETS] = IO("io.targets", RT_I32, 2, FAKE_B, FAKE_T, O_TARGETS),
+    [FK_STEP] = IO("io.step", RT_I32, 0, 0, 0, O_STEP),
+    [FK_LR] = IO("io.lr", RT_F32, 0, 0, 0, O_LR),
+    [FK_ADAM_STEP] = IO("io.adam_t", RT_I32, 0, 0, 0, O_ADAM_STEP),
+    [FK_PRUNE] = IO("io.prune_fraction", RT_F32, 0, 0, 0, O_PRUNE),
+    [FK_SAMPLE] = IO("io.sample_tokens", RT_I32, 2, 1, FAKE_T, O_SAMPLE),
+    [FK_OUT_LOGITS] = IO("io.logits", RT_F32, 2, FAKE_T, V, O_OUT_LOGITS),
+    [FK_GRAD_NORM] = {"scratch.grad_norm", NULL, RT_F32, 0, {0}, RT_POOL_SCRATCH, O_GRAD_NORM, 0, -1, -1, 0.0f},
 };
 
 static float *F(RtCtx *ctx, int i)
@@ -222,23 +235,6 @@ static void adam_range(void *arg, int64_t begin, int64_t end)
     }
 }
 
-static float lr_at(int64_t step)
-{
-    float lr;
-    if (step < LR_WARMUP)
-        lr = LR_MAX * (float)(step + 1) / LR_WARMUP;
-    else {
-        double t = (double)(step < HORIZON ? step : HORIZON) / HORIZON;
-        lr = LR_MIN + 0.5f * (LR_MAX - LR_MIN) * (float)(1.0 + cos(3.14159265358979 * t));
-    }
-    if (step >= FAKE_WARM) { /* jagged schedule: re-warm after each reset */
-        int64_t since = (step - FAKE_WARM) % FAKE_RESET_EVERY;
-        if (since < REWARM)
-            lr *= (float)(since + 1) / REWARM;
-    }
-    return lr;
-}
-
 static void init_a(RtCtx *ctx, uint64_t counter0)
 {
     float *a = F(ctx, FK_A), bound = 1.0f / sqrtf((float)D); /* kaiming_uniform(a=sqrt 5) */
@@ -259,36 +255,52 @@ static void fake_init(RtCtx *ctx)
     memset(F(ctx, FK_B), 0, sizeof(float) * V * R);
 }
 
-/* ReLoRA restart after `step`: W += s B A, A re-drawn, B = 0, adapter moments pruned. */
-static float relora_reset(RtCtx *ctx, int64_t step)
+static int64_t io_step(RtCtx *ctx)
 {
+    return *(const int32_t *)rt_tensor_data(ctx, FK_STEP);
+}
+
+/* ReLoRA restart after the step in io.step: W += s B A, A re-drawn, B = 0, the fraction
+ * io.prune_fraction of each adapter factor's moments zeroed at random, m and v with one
+ * mask (as compiled models prune: passes/relora.c says why). */
+static float fake_reset(RtCtx *ctx)
+{
+    int64_t step = io_step(ctx);
+    float prune = *(const float *)rt_tensor_data(ctx, FK_PRUNE);
     rt_sgemm(ctx, 0, 0, V, D, R, FAKE_SCALE, F(ctx, FK_B), R, F(ctx, FK_A), D, 1.0f,
              F(ctx, FK_W), D);
     init_a(ctx, (uint64_t)(step + 1) * R * D);
     memset(F(ctx, FK_B), 0, sizeof(float) * V * R);
-    const int moments[4] = {FK_M_A, FK_V_A, FK_M_B, FK_V_B};
-    int64_t zeroed = 0, total = 0;
-    for (int k = 0; k < 4; k++) {
-        float *mo = F(ctx, moments[k]);
-        int64_t n = numel(ctx, moments[k]);
+    const int moments[2][2] = {{FK_M_A, FK_V_A}, {FK_M_B, FK_V_B}};
+    for (int k = 0; k < 2; k++) {
+        float *m = F(ctx, moments[k][0]), *v = F(ctx, moments[k][1]);
+        int64_t n = numel(ctx, moments[k][1]);
         for (int64_t i = 0; i < n; i++)
-            if (rt_rng_uniform(ctx->seed, 0x100u + (uint64_t)moments[k],
-                               (uint64_t)step * (uint64_t)n + (uint64_t)i) < PRUNE) {
-                mo[i] = 0.0f;
-                zeroed++;
-            }
-        total += n;
+            if (rt_rng_uniform(ctx->seed, 0x100u + (uint64_t)moments[k][1],
+                               (uint64_t)step * (uint64_t)n + (uint64_t)i) < prune)
+                m[i] = v[i] = 0.0f;
     }
-    return (float)zeroed / (float)total;
+    return 0.0f;
 }
 
-static void fake_train_step(RtCtx *ctx, const int32_t *x, const int32_t *y, int64_t step,
-                            RtStepStats *out)
+/* The end of the warm start: every moment restarts from zero. */
+static float fake_switch(RtCtx *ctx)
 {
-    int warm = step < FAKE_WARM;
+    memset(ctx->pools[RT_POOL_OPTIM], 0, O_ADAM_T);
+    return 0.0f;
+}
+
+static float train_phase(RtCtx *ctx, int warm)
+{
+    const int32_t *x = rt_tensor_data(ctx, FK_TOKENS), *y = rt_tensor_data(ctx, FK_TARGETS);
     forward(ctx, x, N);
-    out->loss = loss_rows(ctx, y, N, 1);
+    float loss = loss_rows(ctx, y, N, 1);
     backward(ctx, x, warm);
+    return loss;
+}
+
+static float norm_phase(RtCtx *ctx, int warm)
+{
     const int(*set)[4] = warm ? warm_set : relora_set;
     int n_set = warm ? 3 : 4;
     double sumsq = 0;
@@ -299,43 +311,60 @@ static void fake_train_step(RtCtx *ctx, const int32_t *x, const int32_t *y, int6
         for (int64_t c = 0; c < chunks; c++)
             sumsq += j.partial[c];
     }
-    out->grad_norm = (float)sqrt(sumsq);
-    out->lr = lr_at(step);
-    int32_t *t = rt_tensor_data(ctx, FK_ADAM_T);
-    *t += 1;
+    float norm = (float)sqrt(sumsq);
+    *F(ctx, FK_GRAD_NORM) = norm;
+    return norm;
+}
+
+static float update_phase(RtCtx *ctx, int warm)
+{
+    const int(*set)[4] = warm ? warm_set : relora_set;
+    int n_set = warm ? 3 : 4;
+    float norm = *F(ctx, FK_GRAD_NORM), lr = *F(ctx, FK_LR);
+    int32_t t = *(const int32_t *)rt_tensor_data(ctx, FK_ADAM_STEP);
+    *(int32_t *)rt_tensor_data(ctx, FK_ADAM_T) += 1; /* updates applied: checkpointed state */
     for (int k = 0; k < n_set; k++) {
         const RtTensorInfo *p = &ctx->model->tensors[set[k][0]];
         AdamJob j = {F(ctx, set[k][0]), F(ctx, set[k][1]), F(ctx, set[k][2]), F(ctx, set[k][3]),
-                     out->lr, out->grad_norm > 1.0f ? 1.0f / out->grad_norm : 1.0f,
-                     1.0f - powf(0.9f, (float)*t), 1.0f - powf(0.95f, (float)*t),
+                     lr, norm > 1.0f ? 1.0f / norm : 1.0f,
+                     1.0f - powf(0.9f, (float)t), 1.0f - powf(0.95f, (float)t),
                      p->rank == 2 ? 0.01f : 0.0f};
         rt_parallel_for(ctx, numel(ctx, set[k][0]), adam_range, &j);
     }
-    out->events = 0;
-    if (step == FAKE_WARM - 1)
-        out->events |= RT_EV_WARM_SWITCH;
-    if (step >= FAKE_WARM && (step - FAKE_WARM + 1) % FAKE_RESET_EVERY == 0) {
-        out->events |= RT_EV_RESET;
-        out->pruned_fraction = relora_reset(ctx, step);
-    }
+    return 0.0f;
 }
 
-static float fake_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y)
+static float fake_train_full(RtCtx *ctx) { return train_phase(ctx, 1); }
+static float fake_norm_full(RtCtx *ctx) { return norm_phase(ctx, 1); }
+static float fake_update_full(RtCtx *ctx) { return update_phase(ctx, 1); }
+static float fake_train_lora(RtCtx *ctx) { return train_phase(ctx, 0); }
+static float fake_norm_lora(RtCtx *ctx) { return norm_phase(ctx, 0); }
+static float fake_update_lora(RtCtx *ctx) { return update_phase(ctx, 0); }
+
+static float fake_init_fn(RtCtx *ctx)
 {
-    forward(ctx, x, N);
-    return loss_rows(ctx, y, N, 0);
+    fake_init(ctx);
+    return 0.0f;
 }
 
-static void fake_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out)
+static float fake_eval(RtCtx *ctx)
 {
-    forward(ctx, x, pos + 1);
-    memcpy(out, F(ctx, FK_LOGITS) + pos * V, V * sizeof *out);
+    forward(ctx, rt_tensor_data(ctx, FK_TOKENS), N);
+    return loss_rows(ctx, rt_tensor_data(ctx, FK_TARGETS), N, 0);
+}
+
+/* Logits of every position of io.sample_tokens into io.logits. */
+static float fake_logits(RtCtx *ctx)
+{
+    forward(ctx, rt_tensor_data(ctx, FK_SAMPLE), FAKE_T);
+    memcpy(F(ctx, FK_OUT_LOGITS), F(ctx, FK_LOGITS), sizeof(float) * FAKE_T * V);
+    return 0.0f;
 }
 
 const RtModel FAKE_MODEL_SYMBOL = {
     .abi_version = RT_ABI_VERSION,
     .name = "fake-bigram",
-    .spec_hash = "fake-bigram-0001",
+    .model_hash = "fake-bigram-0001",
     .config_json = "{\"hidden_size\": 16, \"model_type\": \"fake-bigram\", \"vocab_size\": 256}\n",
     .vocab = V,
     .batch = FAKE_B,
@@ -345,12 +374,20 @@ const RtModel FAKE_MODEL_SYMBOL = {
     .pool_bytes = {[RT_POOL_PARAMS] = P_PARAMS, [RT_POOL_FROZEN] = P_FROZEN,
                    [RT_POOL_OPTIM] = P_OPTIM, [RT_POOL_ACTIVATIONS] = P_ACT,
                    [RT_POOL_SCRATCH] = P_SCRATCH},
-    .defaults = {.steps = 60, .eval_every = 20, .eval_batches = 4, .checkpoint_every = 0,
+    .defaults = {.eval_every = 20, .eval_batches = 4, .checkpoint_every = 0,
                  .log_every = 10, .seed = 1337, .threads = 0, .data_kind = RT_DATA_TEXT,
                  .val_fraction = 0.1f, .data_path = NULL, .val_path = NULL,
-                 .checkpoint_dir = NULL},
-    .init = fake_init,
-    .train_step = fake_train_step,
-    .eval_loss = fake_eval_loss,
-    .logits = fake_logits,
+                 .checkpoint_dir = "checkpoints"},
+    .schedule = {.kind = RT_SCHED_RELORA, .steps = FAKE_STEPS, .warmup = 5, .warm_start = FAKE_WARM,
+                 .reset_every = FAKE_RESET_EVERY, .restart_warmup = 5, .lr = 0.05, .relora_lr = 0.05,
+                 .min_lr_ratio = 0.1, .prune = 0.99, .warmup_pct = -1, .warm_start_pct = -1,
+                 .reset_every_pct = -1, .restart_warmup_pct = -1},
+    .fn = {[RT_FN_INIT] = fake_init_fn, [RT_FN_TRAIN_FULL] = fake_train_full,
+           [RT_FN_NORM_FULL] = fake_norm_full, [RT_FN_UPDATE_FULL] = fake_update_full,
+           [RT_FN_TRAIN_LORA] = fake_train_lora, [RT_FN_NORM_LORA] = fake_norm_lora,
+           [RT_FN_UPDATE_LORA] = fake_update_lora, [RT_FN_SWITCH] = fake_switch,
+           [RT_FN_RESET] = fake_reset, [RT_FN_EVAL] = fake_eval, [RT_FN_LOGITS] = fake_logits},
+    .io = {[RT_IO_TOKENS] = FK_TOKENS, [RT_IO_TARGETS] = FK_TARGETS, [RT_IO_STEP] = FK_STEP,
+           [RT_IO_LR] = FK_LR, [RT_IO_ADAM_T] = FK_ADAM_STEP, [RT_IO_PRUNE_FRACTION] = FK_PRUNE,
+           [RT_IO_SAMPLE_TOKENS] = FK_SAMPLE, [RT_IO_LOGITS] = FK_OUT_LOGITS},
 };

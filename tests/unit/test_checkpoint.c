@@ -64,7 +64,7 @@ static RtCtx *fake_ctx(const RtModel *m, uint64_t seed)
     RtCtx *ctx;
     RtError e = {0};
     ck_assert_msg(rt_ctx_create(&ctx, m, 2, seed, &e), "%s", e.msg);
-    m->init(ctx);
+    rt_init(ctx);
     /* give the adapters non-zero values so the merge is visible */
     float *b = rt_tensor_data(ctx, FK_B);
     for (int i = 0; i < FAKE_V * FAKE_R; i++)
@@ -223,7 +223,7 @@ START_TEST(checkpoint_exports_merged_weight)
     ck_assert_ptr_nonnull(rt_st_find(&f, "opt.v.proj.lora_B"));
     ck_assert_ptr_null(rt_st_find(&f, "act.logits"));
     ck_assert_str_eq(rt_st_meta(&f, "step"), "7");
-    ck_assert_str_eq(rt_st_meta(&f, "spec_hash"), fake_model.spec_hash);
+    ck_assert_str_eq(rt_st_meta(&f, "model_hash"), fake_model.model_hash);
     rt_st_close(&f);
 
     size_t n;
@@ -350,10 +350,10 @@ START_TEST(checkpoint_rejects_other_model)
     rt_ctx_destroy(ctx);
     RtModel m = fake_model;
     m.name = "other";
-    m.spec_hash = "other-0002";
+    m.model_hash = "other-0002";
     RtError e = load_error(&m);
     ck_assert_int_eq(e.code, RT_ERR_OTHER_MODEL);
-    ck_assert_msg(strstr(e.msg, "another model: 'fake-bigram' (spec_hash fake-bigram-0001)"),
+    ck_assert_msg(strstr(e.msg, "another model: 'fake-bigram' (model_hash fake-bigram-0001)"),
                   "%s", e.msg);
     /* no checkpoint at all */
     ck_assert_int_eq(unlink(file_in("trainer.safetensors")), 0);

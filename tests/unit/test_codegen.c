@@ -31,6 +31,22 @@ typedef struct Fx {
     KProgram *p;
 } Fx;
 
+/* What every program carries for the model table: the trainer defaults and the schedule. */
+static void program_attrs(Arena *a, IrModule *m)
+{
+    static const char *const ints[][2] = {{"train.eval_every", "10"}, {"train.eval_batches", "2"},
+                                          {"train.checkpoint_every", "0"}, {"train.seed", "5"},
+                                          {"train.steps", "77"}, {"schedule.warmup", "3"}};
+    for (int i = 0; i < 6; i++)
+        ir_attrs_set_int(a, &m->attrs, ints[i][0], atoi(ints[i][1]));
+    ir_attrs_set_float(a, &m->attrs, "train.val_fraction", 0.1);
+    ir_attrs_set_float(a, &m->attrs, "schedule.min_lr_ratio", 0.1);
+    ir_attrs_set_float(a, &m->attrs, "optim.lr", 0.01);
+    ir_attrs_set_str(a, &m->attrs, "schedule.kind", "cosine");
+    ir_attrs_set_str(a, &m->attrs, "train.out", "checkpoints");
+    ir_attrs_set_str(a, &m->attrs, "model_hash", "0123456789abcdef");
+}
+
 static void fx_init(Fx *x)
 {
     arena_init(&x->a);
@@ -39,6 +55,7 @@ static void fx_init(Fx *x)
     ir_attrs_set_int(&x->a, &x->m->attrs, "batch", 2);
     ir_attrs_set_int(&x->a, &x->m->attrs, "seq_len", 4);
     ir_attrs_set_int(&x->a, &x->m->attrs, "vocab", 16);
+    program_attrs(&x->a, x->m);
     x->p = ARENA_NEW(&x->a, KProgram);
     x->p->arena = &x->a;
     x->p->m = x->m;
@@ -170,7 +187,6 @@ static const CgSymbol rt_syms[] = {
     {"rt_rng_normal", (CgFnPtr)rt_rng_normal},
     {"rt_prune_magnitude", (CgFnPtr)rt_prune_magnitude},
     {"rt_prune_random", (CgFnPtr)rt_prune_random},
-    {"rt_lr_schedule", (CgFnPtr)rt_lr_schedule},
     {"rt_main", (CgFnPtr)rt_main},
     {"tanhf", (CgFnPtr)tanhf},
 };
@@ -181,7 +197,7 @@ typedef struct Run {
     RtCtx *ctx;
 } Run;
 
-typedef float (*HostFn)(RtCtx *, int64_t, int64_t *);
+typedef float (*HostFn)(RtCtx *);
 
 static void run_start(Fx *x, Run *r, int threads, uint64_t seed)
 {
@@ -215,15 +231,21 @@ static void *bufp(Fx *x, Run *r, int buf)
     return (char *)r->ctx->pools[pool] + base + b->offset;
 }
 
-static float call_fn(Run *r, const char *name, int64_t step)
+/* Runs relorac_fn_<name> with @step = step (the step RNG counters use; programs without a
+ * @step global run at step 0). */
+static float call_fn(Fx *x, Run *r, const char *name, int64_t step)
 {
     char sym[128];
     snprintf(sym, sizeof sym, "relorac_fn_%s", name);
     uintptr_t addr = cg_jit_lookup(r->jit, sym);
     ck_assert(addr != 0);
+    const IrGlobal *g = ir_global_find(x->m, "step");
+    if (g)
+        *(int32_t *)bufp(x, r, x->p->global_buf[g->id]) = (int32_t)step;
+    else
+        ck_assert_int_eq(step, 0);
     HostFn fn = (HostFn)addr;
-    int64_t stats[2] = {0, 0};
-    return fn(r->ctx, step, stats);
+    return fn(r->ctx);
 }
 
 static void fill(float *v, int64_t n, uint64_t stream)
@@ -276,7 +298,7 @@ START_TEST(codegen_elementwise_kernel_matches_reference)
     float *xv = bufp(&x, &r, bx), *w = bufp(&x, &r, bw), *y = bufp(&x, &r, by);
     fill(xv, EN * EC, 1);
     fill(w, EC, 2);
-    call_fn(&r, "ew", 0);
+    call_fn(&x, &r, "ew", 0);
     for (int i = 0; i < EN * EC; i++) {
         double a = xv[i];
         double want = tanh(a) * exp(a) * 2 + w[i % EC] - fmax(a, 0.25);
@@ -345,7 +367,7 @@ START_TEST(codegen_rmsnorm_two_phase_kernel_matches_reference)
     float *xv = bufp(&x, &r, bx), *w = bufp(&x, &r, bw), *yv = bufp(&x, &r, by);
     fill(xv, N * C, 3);
     fill(w, C, 4);
-    call_fn(&r, "rms", 0);
+    call_fn(&x, &r, "rms", 0);
     for (int n = 0; n < N; n++) {
         double s = 0;
         for (int c = 0; c < C; c++)
@@ -395,7 +417,7 @@ START_TEST(codegen_row_reductions_and_post_phase_match_reference)
     fill(xv, N * C, 5);
     for (int i = 0; i < N * C; i++)
         xv[i] *= 8;
-    call_fn(&r, "lsm", 0);
+    call_fn(&x, &r, "lsm", 0);
     for (int n = 0; n < N; n++) {
         double m = -INFINITY, s = 0;
         for (int c = 0; c < C; c++)
@@ -423,7 +445,7 @@ START_TEST(codegen_results_do_not_depend_on_thread_count)
         Run r;
         run_start(&x, &r, threads, 1);
         fill(bufp(&x, &r, bx), N * C, 6);
-        call_fn(&r, "lsm", 0);
+        call_fn(&x, &r, "lsm", 0);
         float *y = bufp(&x, &r, by);
         if (!ref) {
             ref = malloc(sizeof(float) * N * C);
@@ -461,7 +483,7 @@ START_TEST(codegen_gemm_calls_runtime_sgemm)
     fill(c, B * M * N, 9);
     float c0[B * M * N];
     memcpy(c0, c, sizeof c0);
-    call_fn(&r, "mm", 0);
+    call_fn(&x, &r, "mm", 0);
     for (int t = 0; t < B; t++)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
@@ -485,6 +507,7 @@ START_TEST(codegen_rng_kernel_is_bit_exact_with_runtime)
     fx_init(&x);
     int bu = buf_add(&x, "u", IR_F32, N * C, IR_CLASS_SCRATCH);
     int bn = buf_add(&x, "n", IR_F32, N * C, IR_CLASS_SCRATCH);
+    global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_DATA, 0);
     KFunc *f = func_add(&x, "rng");
     Kernel *k = loop_add(&x, f, "k0_rng", N, C, 1);
     int rc = ins(k, KI_IMUL, -1, ins(k, KI_OUTER_INDEX, -1, -1, -1), iconst(k, -1, C));
@@ -500,7 +523,7 @@ START_TEST(codegen_rng_kernel_is_bit_exact_with_runtime)
     store(k, 0, bn, i, nv);
     Run r;
     run_start(&x, &r, 2, 0xABCDEF);
-    call_fn(&r, "rng", 5);
+    call_fn(&x, &r, "rng", 5);
     float *uv = bufp(&x, &r, bu), *nvv = bufp(&x, &r, bn);
     for (int64_t j = 0; j < N * C; j++) {
         uint64_t c = (uint64_t)(5 * N * C + j);
@@ -548,7 +571,7 @@ START_TEST(codegen_prune_magnitude_zeroes_exact_count_ties_by_index)
 }
 END_TEST
 
-START_TEST(codegen_prune_random_and_lr_match_interpreter)
+START_TEST(codegen_prune_random_matches_interpreter)
 {
     enum { N = 500 };
     float v[N];
@@ -562,23 +585,6 @@ START_TEST(codegen_prune_random_and_lr_match_interpreter)
         zz += drop;
     }
     ck_assert_int_eq(z, zz);
-    /* jagged: W = 10, N = 110, R = 20, Wr = 5, m = 0.1, offset 2 */
-    for (int64_t step = 0; step < 130; step++) {
-        double t = step - 2 < 0 ? 0 : (double)(step - 2), W = 10, NN = 110, m = 0.1;
-        double want;
-        int64_t ti = (int64_t)t, j = ti % 20, kk = ti / 20;
-#define COS_AT(u) (m + (1 - m) * 0.5 * (1 + cos(M_PI * ((u) - W) / (NN - W))))
-        if (t < W)
-            want = 3e-3 * t / W;
-        else if (j < 5 && ti >= 20)
-            want = 3e-3 * ((double)j / 5) * COS_AT((double)(kk * 20 + 5));
-        else
-            want = 3e-3 * COS_AT(t);
-#undef COS_AT
-        ck_assert(rt_lr_schedule(RT_LR_JAGGED, 3e-3, 10, 2, 110, 0.1, 20, 5, step) == want);
-    }
-    ck_assert(rt_lr_schedule(RT_LR_CONSTANT, 1.0, 4, 0, 0, 0, 0, 0, 2) == 0.5);
-    ck_assert(rt_lr_schedule(RT_LR_CONSTANT, 1.0, 0, 0, 0, 0, 0, 0, 2) == 1.0);
 }
 END_TEST
 
@@ -591,33 +597,24 @@ START_TEST(codegen_call_kernels_match_kernel_interpreter)
     int64_t dn[1] = {N};
     int bm = global_add(&x, "m", IR_F32, 1, dn, IR_CLASS_OPTIM, IR_G_MOMENT);
     int bv = global_add(&x, "v", IR_F32, 1, dn, IR_CLASS_OPTIM, IR_G_MOMENT);
-    int bs = global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_STATE, 0);
-    int blr = buf_add(&x, "v7", IR_F32, 1, IR_CLASS_SCRATCH);
+    int bs = global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_DATA, 0);
+    int bf1 = global_add(&x, "f1", IR_F32, 0, NULL, IR_CLASS_DATA, 0);
+    int bf2 = global_add(&x, "f2", IR_F32, 0, NULL, IR_CLASS_DATA, 0);
     KFunc *f = func_add(&x, "calls");
     Kernel *k = kernel_add(&x, f, K_CALL, "k0_prune");
     k->call = KC_PRUNE_MAGNITUDE;
     k->call_bufs[0] = bm;
     k->call_bufs[1] = bs;
-    k->n_call_bufs = 2;
-    ir_attrs_set_float(&x.a, &k->call_attrs, "fraction", 0.25);
+    k->call_bufs[2] = bf1;
+    k->n_call_bufs = 3;
     ir_attrs_set_str(&x.a, &k->call_attrs, "mode", "magnitude");
     k = kernel_add(&x, f, K_CALL, "k1_prune");
     k->call = KC_PRUNE_RANDOM;
     k->call_bufs[0] = bv;
     k->call_bufs[1] = bs;
-    k->n_call_bufs = 2;
-    ir_attrs_set_float(&x.a, &k->call_attrs, "fraction", 0.5);
+    k->call_bufs[2] = bf2;
+    k->n_call_bufs = 3;
     ir_attrs_set_int(&x.a, &k->call_attrs, "stream", 1234);
-    k = kernel_add(&x, f, K_CALL, "k2_lr");
-    k->call = KC_LR_SCHEDULE;
-    k->call_bufs[0] = blr;
-    k->call_bufs[1] = bs;
-    k->n_call_bufs = 2;
-    ir_attrs_set_str(&x.a, &k->call_attrs, "kind", "cosine");
-    ir_attrs_set_float(&x.a, &k->call_attrs, "lr", 0.01);
-    ir_attrs_set_int(&x.a, &k->call_attrs, "warmup", 3);
-    ir_attrs_set_int(&x.a, &k->call_attrs, "total", 50);
-    ir_attrs_set_float(&x.a, &k->call_attrs, "min_ratio", 0.1);
 
     Run r;
     run_start(&x, &r, 2, 77);
@@ -629,15 +626,21 @@ START_TEST(codegen_call_kernels_match_kernel_interpreter)
         k_interp_buf(it, bm)[i] = m[i];
         k_interp_buf(it, bv)[i] = v[i];
     }
-    *(int32_t *)bufp(&x, &r, bs) = 17;
+    *(float *)bufp(&x, &r, bf1) = 0.25f;
+    *(float *)bufp(&x, &r, bf2) = 0.5f;
     k_interp_buf(it, bs)[0] = 17;
-    call_fn(&r, "calls", 0);
-    k_interp_run(it, f, 0);
+    k_interp_buf(it, bf1)[0] = 0.25;
+    k_interp_buf(it, bf2)[0] = 0.5;
+    call_fn(&x, &r, "calls", 17);
+    k_interp_run(it, f, 17);
+    int zeros = 0;
+    for (int i = 0; i < N; i++)
+        zeros += m[i] == 0.0f;
+    ck_assert_int_eq(zeros, 75); /* ceil(0.25 * 300) */
     for (int i = 0; i < N; i++) {
         ck_assert_msg(m[i] == (float)k_interp_buf(it, bm)[i], "m[%d]", i);
         ck_assert_msg(v[i] == (float)k_interp_buf(it, bv)[i], "v[%d]", i);
     }
-    assert_close(*(float *)bufp(&x, &r, blr), k_interp_buf(it, blr)[0], 1e-6, "lr", 0);
     k_interp_destroy(it);
     run_stop(&r);
     fx_fini(&x);
@@ -656,6 +659,7 @@ START_TEST(codegen_kernelized_graph_matches_kernel_interpreter)
     ir_attrs_set_int(&a, &m->attrs, "batch", 2);
     ir_attrs_set_int(&a, &m->attrs, "seq_len", 8);
     ir_attrs_set_int(&a, &m->attrs, "vocab", 32);
+    program_attrs(&a, m);
     int64_t dx[2] = {16, 24}, dw[1] = {24}, dh[2] = {32, 24}, dt[1] = {16};
     IrGlobal *gx = ir_global_new(m, "x", ir_type_make(IR_F32, 2, dx), IR_CLASS_PARAM, 0, srcloc_none());
     IrGlobal *gw = ir_global_new(m, "w", ir_type_make(IR_F32, 1, dw), IR_CLASS_PARAM, 0, srcloc_none());
@@ -707,7 +711,7 @@ START_TEST(codegen_kernelized_graph_matches_kernel_interpreter)
         k_interp_buf(it, bt)[i] = tv[i];
     KFunc *kf = k_program_func(p, "f");
     double want = k_interp_run(it, kf, 0);
-    float got = call_fn(&r, "f", 0);
+    float got = call_fn(&x, &r, "f", 0);
     assert_close(got, want, 1e-4, "loss", 0);
     k_interp_destroy(it);
     rt_ctx_destroy(r.ctx);
@@ -716,78 +720,124 @@ START_TEST(codegen_kernelized_graph_matches_kernel_interpreter)
 }
 END_TEST
 
-/* ---- train_step: batch copy-in, phase choice, switch and reset schedule ---- */
+/* ---- the model table drives the runtime's step policy ---- */
 
-/* Each function adds 1 to calls[i] and, for train functions, returns loss = tokens[0] + targets[1]. */
-static void counting_kernel(Fx *x, KFunc *f, int calls, int idx, int btok, int btgt, int bloss)
+/* Adds 1 to calls[idx]; a train function also returns tokens[0] + targets[1], a norm
+ * function returns 0.5. */
+static void counting_kernel(Fx *x, KFunc *f, int calls, int idx, int btok, int btgt, int bret, bool norm)
 {
     Kernel *k = loop_add(x, f, "k0_count", 1, 1, 1);
     int i = iconst(k, 0, idx);
     int s = ins(k, KI_STORE_ADD, 0, i, fconst(k, 0, 1.0));
     k->code[s].buf = calls;
-    if (bloss >= 0) {
+    if (bret < 0)
+        return;
+    if (norm) {
+        store(k, 0, bret, iconst(k, 0, 0), fconst(k, 0, 0.5));
+    } else {
         int t0 = ins(k, KI_LOAD_I, 0, iconst(k, 0, 0), -1);
         k->code[t0].buf = btok;
         int t1 = ins(k, KI_LOAD_I, 0, iconst(k, 0, 1), -1);
         k->code[t1].buf = btgt;
-        store(k, 0, bloss, iconst(k, 0, 0), ins(k, KI_ITOF, 0, ins(k, KI_IADD, 0, t0, t1), -1));
-        f->ret_buf = bloss;
+        store(k, 0, bret, iconst(k, 0, 0), ins(k, KI_ITOF, 0, ins(k, KI_IADD, 0, t0, t1), -1));
     }
+    f->ret_buf = bret;
 }
 
-START_TEST(codegen_train_step_follows_relora_schedule)
+START_TEST(codegen_model_table_drives_the_step_policy)
 {
     Fx x;
     fx_init(&x);
+    ir_attrs_set_str(&x.a, &x.m->attrs, "schedule.kind", "relora");
+    ir_attrs_set_int(&x.a, &x.m->attrs, "train.steps", 20);
     ir_attrs_set_int(&x.a, &x.m->attrs, "relora.warm_start", 3);
     ir_attrs_set_int(&x.a, &x.m->attrs, "relora.reset_every", 2);
-    int64_t bt[2] = {2, 4}, d4[1] = {4};
+    ir_attrs_set_int(&x.a, &x.m->attrs, "relora.restart_warmup", 1);
+    ir_attrs_set_float(&x.a, &x.m->attrs, "relora.prune", 0.25);
+    ir_attrs_set_float(&x.a, &x.m->attrs, "relora.lr", 0.02);
+    ir_attrs_set_float(&x.a, &x.m->attrs, "relora.warm_start_percent", 15.0);
+    int64_t bt[2] = {2, 4}, d8[1] = {8}, dw[2] = {4, 2}, da[2] = {1, 2}, db[2] = {4, 1};
     int btok = global_add(&x, "tokens", IR_I32, 2, bt, IR_CLASS_DATA, 0);
     int btgt = global_add(&x, "targets", IR_I32, 2, bt, IR_CLASS_DATA, 0);
-    int bstep = global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_STATE, 0);
-    int calls = global_add(&x, "calls", IR_F32, 1, d4, IR_CLASS_OPTIM, 0);
-    int bloss = buf_add(&x, "v9", IR_F32, 1, IR_CLASS_SCRATCH);
-    int blr = global_add(&x, "lr", IR_F32, 0, NULL, IR_CLASS_STATE, 0);
-    const char *names[4] = {"train_full", "train_lora", "switch", "relora_reset"};
-    for (int i = 0; i < 4; i++)
-        counting_kernel(&x, func_add(&x, names[i]), calls, i, btok, btgt, i < 2 ? bloss : -1);
-    /* the reset prunes a moment: a quarter of 8 entries */
-    int64_t d8[1] = {8};
-    int bm = global_add(&x, "mom", IR_F32, 1, d8, IR_CLASS_OPTIM, IR_G_MOMENT);
-    Kernel *k = kernel_add(&x, x.p->funcs[3], K_CALL, "k1_prune");
+    int bstep = global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_DATA, 0);
+    int blr = global_add(&x, "lr", IR_F32, 0, NULL, IR_CLASS_DATA, 0);
+    int bt1 = global_add(&x, "adam_t", IR_I32, 0, NULL, IR_CLASS_DATA, 0);
+    int bfrac = global_add(&x, "prune_fraction", IR_F32, 0, NULL, IR_CLASS_DATA, 0);
+    int calls = global_add(&x, "calls", IR_F32, 1, d8, IR_CLASS_OPTIM, 0);
+    /* an adapted W whose A has a moment the reset prunes: a quarter of 8 entries */
+    global_add(&x, "w", IR_F32, 2, dw, IR_CLASS_FROZEN, IR_G_EXPORT);
+    global_add(&x, "w.a", IR_F32, 2, da, IR_CLASS_PARAM, IR_G_ADAPTER | IR_G_TRAINABLE);
+    global_add(&x, "w.b", IR_F32, 2, db, IR_CLASS_PARAM, IR_G_ADAPTER | IR_G_TRAINABLE);
+    int bm = global_add(&x, "w.a.adam_m", IR_F32, 1, d8, IR_CLASS_OPTIM, IR_G_MOMENT);
+    IrGlobal *w = ir_global_find(x.m, "w");
+    ir_attrs_set_str(&x.a, &w->attrs, "lora_a", "w.a");
+    ir_attrs_set_str(&x.a, &w->attrs, "lora_b", "w.b");
+    ir_attrs_set_float(&x.a, &w->attrs, "lora_scale", 1.0);
+    ir_attrs_set_str(&x.a, &ir_global_find(x.m, "w.a.adam_m")->attrs, "moment_of", "w.a");
+    int bret = buf_add(&x, "v9", IR_F32, 1, IR_CLASS_SCRATCH);
+    const char *names[8] = {"train_full", "norm_full", "update_full", "train_lora",
+                            "norm_lora",  "update_lora", "switch", "relora_reset"};
+    KFunc *fn[8];
+    for (int i = 0; i < 8; i++) {
+        fn[i] = func_add(&x, names[i]);
+        bool ret = i == 0 || i == 1 || i == 3 || i == 4;
+        counting_kernel(&x, fn[i], calls, i, btok, btgt, ret ? bret : -1, i == 1 || i == 4);
+    }
+    Kernel *k = kernel_add(&x, fn[7], K_CALL, "k1_prune");
     k->call = KC_PRUNE_MAGNITUDE;
     k->call_bufs[0] = bm;
     k->call_bufs[1] = bstep;
-    k->n_call_bufs = 2;
-    ir_attrs_set_float(&x.a, &k->call_attrs, "fraction", 0.25);
+    k->call_bufs[2] = bfrac;
+    k->n_call_bufs = 3;
 
     Run r;
     run_start(&x, &r, 2, 1);
+    const RtModel *md = r.model;
+    ck_assert_int_eq(md->schedule.kind, RT_SCHED_RELORA);
+    ck_assert_int_eq(md->schedule.steps, 20);
+    ck_assert(md->schedule.warm_start_pct == 15.0 && md->schedule.reset_every_pct == -1);
+    ck_assert(md->schedule.prune == 0.25 && md->schedule.relora_lr == 0.02 && md->schedule.lr == 0.01);
+    for (int i = 0; i < 8; i++)
+        ck_assert_msg((uintptr_t)md->fn[RT_FN_TRAIN_FULL + i] ==
+                          cg_jit_lookup(r.jit, arena_sprintf(&x.a, "relorac_fn_%s", names[i])),
+                      "fn %s", names[i]);
+    ck_assert(md->fn[RT_FN_EVAL] == NULL);
+    ck_assert_int_eq(md->io[RT_IO_LR], 3);
+    ck_assert_int_eq(md->io[RT_IO_SAMPLE_TOKENS], -1);
+    ck_assert_uint_eq(md->tensors[md->io[RT_IO_STEP]].flags, RT_T_IO);
+    ck_assert_uint_eq(md->tensors[10].flags, RT_T_MOMENT | RT_T_ADAPTER_A);
     float *cv = bufp(&x, &r, calls);
-    *(float *)bufp(&x, &r, blr) = 0.125f;
     for (int64_t step = 0; step < 10; step++) {
         int32_t xs[8], ys[8];
         for (int i = 0; i < 8; i++) {
             xs[i] = (int32_t)(step * 10 + i);
             ys[i] = (int32_t)(100 + i);
         }
-        float before[4];
+        float before[8];
         memcpy(before, cv, sizeof before);
+        float *mom = bufp(&x, &r, bm);
+        for (int i = 0; i < 8; i++)
+            mom[i] = (float)(i + 1);
         RtStepStats st;
-        r.model->train_step(r.ctx, xs, ys, step, &st);
+        ck_assert_int_eq(rt_step(r.ctx, &md->schedule, xs, ys, step, &st), RT_STEP_OK);
+        RtStepPlan plan = rt_schedule_plan(&md->schedule, step);
         ck_assert_int_eq(*(int32_t *)bufp(&x, &r, bstep), (int)step);
+        ck_assert(*(float *)bufp(&x, &r, blr) == (float)plan.lr && st.lr == (float)plan.lr);
+        ck_assert_int_eq(*(int32_t *)bufp(&x, &r, bt1), plan.adam_t);
         ck_assert(st.loss == (float)(step * 10 + 101));
-        ck_assert(st.lr == 0.125f);
-        bool warm = step < 3, sw = step == 2, reset = step - 3 >= 2 && (step - 3) % 2 == 0;
-        ck_assert_msg(cv[0] - before[0] == (warm ? 1 : 0), "step %lld full", (long long)step);
-        ck_assert_msg(cv[1] - before[1] == (warm ? 0 : 1), "step %lld lora", (long long)step);
-        ck_assert_msg(cv[2] - before[2] == (sw ? 1 : 0), "step %lld switch", (long long)step);
-        ck_assert_msg(cv[3] - before[3] == (reset ? 1 : 0), "step %lld reset", (long long)step);
+        ck_assert(st.grad_norm == 0.5f);
+        bool warm = step < 3, sw = step == 3, reset = step - 3 >= 2 && (step - 3) % 2 == 0;
+        for (int i = 0; i < 3; i++) {
+            ck_assert_msg(cv[i] - before[i] == (warm ? 1 : 0), "step %lld %s", (long long)step, names[i]);
+            ck_assert_msg(cv[3 + i] - before[3 + i] == (warm ? 0 : 1), "step %lld %s", (long long)step, names[3 + i]);
+        }
+        ck_assert_msg(cv[6] - before[6] == (sw ? 1 : 0), "step %lld switch", (long long)step);
+        ck_assert_msg(cv[7] - before[7] == (reset ? 1 : 0), "step %lld reset", (long long)step);
         ck_assert_uint_eq(st.events, (sw ? RT_EV_WARM_SWITCH : 0u) | (reset ? RT_EV_RESET : 0u));
         ck_assert(st.pruned_fraction == (reset ? 0.25f : 0.0f));
     }
     /* resets after steps 5, 7, 9 */
-    ck_assert(cv[3] == 3.0f);
+    ck_assert(cv[7] == 3.0f);
     run_stop(&r);
     fx_fini(&x);
 }
@@ -802,14 +852,12 @@ START_TEST(codegen_tensor_table_describes_globals)
     global_add(&x, "w.a", IR_F32, 2, da, IR_CLASS_PARAM, IR_G_ADAPTER | IR_G_TRAINABLE);
     global_add(&x, "w.b", IR_BF16, 2, db, IR_CLASS_PARAM, IR_G_ADAPTER | IR_G_TRAINABLE);
     global_add(&x, "w.a.m", IR_F32, 2, da, IR_CLASS_OPTIM, IR_G_MOMENT);
-    global_add(&x, "step", IR_I32, 0, NULL, IR_CLASS_STATE, 0);
+    global_add(&x, "counter", IR_I32, 0, NULL, IR_CLASS_STATE, 0);
     IrGlobal *w = x.m->globals[0];
     ir_attrs_set_str(&x.a, &w->attrs, "hf_name", "model.w");
     ir_attrs_set_str(&x.a, &w->attrs, "lora_a", "w.a");
     ir_attrs_set_str(&x.a, &w->attrs, "lora_b", "w.b");
     ir_attrs_set_float(&x.a, &w->attrs, "lora_scale", 0.25);
-    ir_attrs_set_int(&x.a, &x.m->attrs, "train.steps", 77);
-    ir_attrs_set_int(&x.a, &x.m->attrs, "train.seed", 5);
     Run r;
     run_start(&x, &r, 1, 1);
     const RtModel *m = r.model;
@@ -818,7 +866,10 @@ START_TEST(codegen_tensor_table_describes_globals)
     ck_assert_int_eq(m->vocab, 16);
     ck_assert_int_eq(m->batch, 2);
     ck_assert_int_eq(m->seq_len, 4);
-    ck_assert_int_eq(m->defaults.steps, 77);
+    ck_assert_int_eq(m->schedule.steps, 77);
+    ck_assert_int_eq(m->schedule.kind, RT_SCHED_COSINE);
+    ck_assert_str_eq(m->model_hash, "0123456789abcdef");
+    ck_assert_str_eq(m->defaults.checkpoint_dir, "checkpoints");
     ck_assert_uint_eq(m->defaults.seed, 5);
     ck_assert_int_eq(m->n_tensors, 5);
     const RtTensorInfo *t = m->tensors;
@@ -853,7 +904,8 @@ END_TEST
 
 /* examples/tiny.relora, shrunk, with pruning off (magnitude pruning of 99% of the moments
  * makes f32 and f64 pick different entries at the boundary, and the runs then diverge
- * by design). 12 steps cross the switch (after step 3) and two resets (after 7 and 10). */
+ * by design). The runtime's step policy against the reference host's (ir/schedule.c):
+ * 12 steps cross the switch (before step 4) and two resets (after 7 and 10). */
 START_TEST(codegen_train_step_matches_graph_interpreter)
 {
     const char *root = getenv("RELORAC_SOURCE_ROOT");
@@ -888,40 +940,38 @@ START_TEST(codegen_train_step_matches_graph_interpreter)
     RtError e = {0};
     if (!rt_ctx_create(&ctx, md, 2, 42, &e))
         ck_abort_msg("rt_ctx_create: %s", e.msg);
-    md->init(ctx);
+    ck_assert_msg(rt_model_validate_program(md, &e), "%s", e.msg);
+    rt_init(ctx);
     IrInterp *it = ir_interp_create(m, 42);
     ir_interp_run(it, ir_func_find(m, "init"));
+    IrSchedule sched;
+    ck_assert(ir_schedule_from_module(m, &sched, &d));
     int bt = md->batch * md->seq_len;
     int32_t x[32], y[32];
     ck_assert_int_eq(bt, 32);
     double *gx = ir_interp_global(it, ir_global_find(m, "tokens"));
     double *gy = ir_interp_global(it, ir_global_find(m, "targets"));
-    double *gs = ir_interp_global(it, ir_global_find(m, "step"));
     for (int s = 0; s < 12; s++) {
         for (int i = 0; i < bt; i++)
             x[i] = (int32_t)(rt_rng_u64(1, (uint64_t)s, (uint64_t)i) % 256);
         for (int i = 0; i < bt; i++)
             y[i] = i % md->seq_len == md->seq_len - 1 ? x[i] : x[i + 1];
         RtStepStats st;
-        md->train_step(ctx, x, y, s, &st);
+        ck_assert_int_eq(rt_step(ctx, &md->schedule, x, y, s, &st), RT_STEP_OK);
         for (int i = 0; i < bt; i++) {
             gx[i] = x[i];
             gy[i] = y[i];
         }
-        gs[0] = s;
-        double want = ir_interp_run(it, ir_func_find(m, s < 4 ? "train_full" : "train_lora"));
-        unsigned ev = 0;
-        if (s == 3) {
-            ir_interp_run(it, ir_func_find(m, "switch"));
-            ev |= RT_EV_WARM_SWITCH;
-        }
-        if (s - 4 >= 3 && (s - 4) % 3 == 0) {
-            ir_interp_run(it, ir_func_find(m, "relora_reset"));
-            ev |= RT_EV_RESET;
-        }
-        ck_assert_msg(fabs(st.loss - want) <= 1e-5, "step %d: loss %.7f, interpreter %.7f", s, st.loss, want);
+        IrStepResult want;
+        ck_assert(ir_interp_train_step(it, m, &sched, s, &want));
+        unsigned ev = (want.switched ? RT_EV_WARM_SWITCH : 0u) | (want.reset ? RT_EV_RESET : 0u);
+        ck_assert_msg(fabs(st.loss - want.loss) <= 1e-5, "step %d: loss %.7f, interpreter %.7f", s, st.loss, want.loss);
+        ck_assert_msg(fabs(st.grad_norm - want.grad_norm) <= 1e-4 * want.grad_norm, "step %d: grad norm %.7f, interpreter %.7f",
+                      s, st.grad_norm, want.grad_norm);
+        ck_assert_msg(fabs(st.lr - want.lr) <= 1e-7 * fabs(want.lr), "step %d: lr", s);
         ck_assert_uint_eq(st.events, ev);
-        ck_assert(st.lr >= 0 && st.grad_norm > 0);
+        ck_assert_int_eq(want.switched, s == 4);
+        ck_assert_int_eq(want.reset, s == 7 || s == 10);
     }
     ir_interp_destroy(it);
     rt_ctx_destroy(ctx);
@@ -944,7 +994,9 @@ START_TEST(codegen_builds_executable_without_libllvm)
     snprintf(exe, sizeof exe, "%s/model", dir);
     if (!cg_build_executable(x.p, NULL, exe, &x.d))
         ck_abort_msg("cg_build_executable failed");
-    snprintf(cmd, sizeof cmd, "'%s' --help > %s/help.txt 2>&1", exe, dir);
+    /* it runs, and refuses a program without the functions a trainer needs */
+    snprintf(cmd, sizeof cmd, "'%s' --help > %s/help.txt 2>&1; test $? -eq 2 && grep -q 'model has no init function' %s/help.txt",
+             exe, dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "ldd '%s' | grep -qi llvm", exe);
     ck_assert_int_ne(system(cmd), 0);
@@ -985,10 +1037,10 @@ Suite *codegen_suite(void)
     tcase_add_test(tc, codegen_gemm_calls_runtime_sgemm);
     tcase_add_test(tc, codegen_rng_kernel_is_bit_exact_with_runtime);
     tcase_add_test(tc, codegen_prune_magnitude_zeroes_exact_count_ties_by_index);
-    tcase_add_test(tc, codegen_prune_random_and_lr_match_interpreter);
+    tcase_add_test(tc, codegen_prune_random_matches_interpreter);
     tcase_add_test(tc, codegen_call_kernels_match_kernel_interpreter);
     tcase_add_test(tc, codegen_kernelized_graph_matches_kernel_interpreter);
-    tcase_add_test(tc, codegen_train_step_follows_relora_schedule);
+    tcase_add_test(tc, codegen_model_table_drives_the_step_policy);
     tcase_add_test(tc, codegen_tensor_table_describes_globals);
     tcase_add_test(tc, codegen_builds_executable_without_libllvm);
     tcase_add_test(tc, codegen_reports_bad_gemm_dtype);

@@ -152,8 +152,9 @@ typedef struct {
     IrInterp *it;
     RtData data;
     RtSplit train;
-    int64_t B, T, warm, every;
+    int64_t B, T;
     uint64_t seed;
+    IrSchedule sched;
 } Ref;
 
 static void ref_init(Ref *r, const Work *w)
@@ -172,8 +173,7 @@ static void ref_init(Ref *r, const Work *w)
     r->B = s->train.batch;
     r->T = s->train.seq_len;
     r->seed = s->train.seed;
-    r->warm = ir_attrs_int(&r->m->attrs, "relora.warm_start", 0);
-    r->every = ir_attrs_int(&r->m->attrs, "relora.reset_every", 0);
+    ck_assert(ir_schedule_from_module(r->m, &r->sched, &r->d));
     r->it = ir_interp_create(r->m, r->seed);
     ir_interp_run(r->it, ir_func_find(r->m, "init"));
     RtError e = {0};
@@ -198,7 +198,8 @@ static void set_global(Ref *r, const char *name, const int32_t *v, int64_t n)
         g[i] = v[i];
 }
 
-/* One step as the generated host code runs it: phase function, switch, reset. */
+/* One step by the reference host's step policy (ir/schedule.c), an implementation
+ * independent of the trainer's (runtime/step.c). */
 static double ref_step(Ref *r, int64_t step)
 {
     int64_t n = r->B * r->T;
@@ -206,19 +207,11 @@ static double ref_step(Ref *r, int64_t step)
     rt_batch_fill(r->train, (int)r->B, (int)r->T, r->seed, RT_STREAM_TRAIN_BATCH, (uint64_t)step, x, y);
     set_global(r, "tokens", x, n);
     set_global(r, "targets", y, n);
-    int32_t s32 = (int32_t)step;
-    set_global(r, "step", &s32, 1);
-    IrFunc *lora = ir_func_find(r->m, "train_lora");
-    IrFunc *f = lora && step >= r->warm ? lora : ir_func_find(r->m, "train_full");
-    if (lora && r->warm > 0 && step == r->warm)
-        ir_interp_run(r->it, ir_func_find(r->m, "switch"));
-    double loss = ir_interp_run(r->it, f);
-    int64_t t = step - r->warm;
-    if (lora && r->every > 0 && t >= r->every && t % r->every == 0)
-        ir_interp_run(r->it, ir_func_find(r->m, "relora_reset"));
+    IrStepResult res;
+    ck_assert(ir_interp_train_step(r->it, r->m, &r->sched, step, &res));
     free(x);
     free(y);
-    return loss;
+    return res.loss;
 }
 
 static void compare_losses(const char *spec_fmt, const char *label)
@@ -482,6 +475,195 @@ START_TEST(compiled_tiny_learns_the_kjv_text)
 }
 END_TEST
 
+/* ---- the schedule as run-time data ---- */
+
+/* The spec of the report that found a second cosine after the warm start. */
+static const char SPEC_SCHEDULE[] =
+    "model m { vocab = 256; dim = 16; layers = 1; heads = 1; context = 16\n"
+    "  block(x) { h = x + attention(rmsnorm(x), rope = 10000)\n"
+    "             return h + swiglu(rmsnorm(h), hidden = 32) } }\n"
+    "adapter lora { rank = 2; alpha = 4 }\n"
+    "train { data = text(\"%s\"); batch = 1; seq_len = 16; steps = 60\n"
+    "  optimizer = adamw(lr = 1e-3); eval_every = 0\n"
+    "  schedule = relora(warmup = 5, warm_start = 10, reset_every = 10, restart_warmup = 3, lr = 2e-3) }\n";
+
+/* One metrics field per step from DIR/metrics.jsonl (NAN where absent). */
+static int read_field(const char *dir, const char *key, double *v, int max)
+{
+    char path[512], line[4096], pat[64];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    for (int i = 0; i < max; i++)
+        v[i] = NAN;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *s = strstr(line, "\"step\":"), *k = strstr(line, pat);
+        int step = s ? atoi(s + 7) : -1;
+        if (k && step >= 0 && step < max) {
+            v[step] = strtod(k + strlen(pat), NULL);
+            n = step + 1 > n ? step + 1 : n;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* The closed form of docs/runtime.md for this spec's family, written out independently:
+ * one cosine over N steps after a warmup W; after the switch at S and every merge the
+ * rate ramps from 0 over Wr steps to the cosine's value at the ramp's end. */
+static double closed_form_lr(int64_t t, int64_t N, int64_t W, int64_t S, int64_t R, int64_t Wr, double lr1,
+                             double lr2, double m)
+{
+#define C(u) ((u) < W ? (double)(u) / (double)W : m + (1 - m) * 0.5 * (1 + cos(M_PI * (double)((u) - W) / (double)(N - W))))
+    if (t < S)
+        return lr1 * C(t);
+    int64_t r = S + (t - S) / R * R;
+    if (t - r < Wr)
+        return lr2 * (double)(t - r) / (double)Wr * C(r + Wr);
+    return lr2 * C(t);
+#undef C
+}
+
+START_TEST(compiled_lr_is_one_global_cosine)
+{
+    Work w;
+    setup(&w, SPEC_SCHEDULE);
+    ck_assert_int_eq(sh("%s --data %s --out %s/a --quiet", w.bin, w.data, w.dir), 0);
+    char a[400];
+    snprintf(a, sizeof a, "%s/a", w.dir);
+    double lr[60];
+    ck_assert_int_eq(read_field(a, "lr", lr, 60), 60);
+    /* the values read off metrics.jsonl when the ReLoRA phase had a cosine of its own were
+     * 6.667e-4, 1.333e-3, 2.000e-3 and 1.190e-3 */
+    const struct {
+        int step;
+        double lr, half_ulp; /* half a unit in the last digit given */
+    } want[] = {{11, 6.358862e-4, 5e-11}, {12, 1.271772e-3, 5e-10}, {13, 1.907659e-3, 5e-10}, {35, 9.719e-4, 5e-8}};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(fabs(lr[want[i].step] - want[i].lr) <= want[i].half_ulp, "step %d: lr %.9g, want %.7g",
+                      want[i].step, lr[want[i].step], want[i].lr);
+    for (int t = 0; t < 60; t++) {
+        double c = closed_form_lr(t, 60, 5, 10, 10, 3, 1e-3, 2e-3, 0.1);
+        ck_assert_msg(fabs(lr[t] - c) <= 1e-7 * c + 1e-12, "step %d: lr %.9g, closed form %.9g", t, lr[t], c);
+    }
+    /* nothing past the horizon */
+    ck_assert_int_eq(sh("%s --data %s --steps 100 --out %s/b --quiet 2>%s/err", w.bin, w.data, w.dir, w.dir), 2);
+    char err[400];
+    snprintf(err, sizeof err, "%s/err", w.dir);
+    ck_assert_msg(file_has(err, "--steps 100 is past the schedule's horizon of 60 steps") &&
+                      file_has(err, "--total-steps 100"),
+                  "no horizon message");
+    teardown(&w);
+}
+END_TEST
+
+START_TEST(compiled_schedule_options_override_the_spec)
+{
+    Work w;
+    setup(&w, SPEC_SCHEDULE);
+    /* a longer horizon, another peak and the warm start as a percentage of it */
+    ck_assert_int_eq(sh("%s --data %s --out %s/a --total-steps 100 --lr 5e-3 --relora-lr 4e-3 --warm-start 20%% "
+                        "--steps 30 > %s/out",
+                        w.bin, w.data, w.dir, w.dir),
+                     0);
+    char a[400], out[400], err[400];
+    snprintf(a, sizeof a, "%s/a", w.dir);
+    snprintf(out, sizeof out, "%s/out", w.dir);
+    snprintf(err, sizeof err, "%s/err", w.dir);
+    ck_assert_msg(file_has(out, "schedule relora: steps 100, warmup 5, lr 0.005, min-lr-ratio 0.1, warm-start 20, "
+                                "reset-every 10, restart-warmup 3, relora-lr 0.004, prune 0.99"),
+                  "the resolved schedule is not printed");
+    double lr[100];
+    ck_assert_int_eq(read_field(a, "lr", lr, 100), 30);
+    for (int t = 0; t < 30; t++) {
+        double c = closed_form_lr(t, 100, 5, 20, 10, 3, 5e-3, 4e-3, 0.1);
+        ck_assert_msg(fabs(lr[t] - c) <= 1e-7 * c + 1e-12, "step %d: lr %.9g, closed form %.9g", t, lr[t], c);
+    }
+    /* resuming continues the checkpoint's schedule, with or without the options */
+    ck_assert_int_eq(sh("%s --resume %s/a --steps 35 --quiet", w.bin, w.dir), 0);
+    ck_assert_int_eq(read_field(a, "lr", lr, 100), 35);
+    for (int t = 30; t < 35; t++)
+        ck_assert_double_eq_tol(lr[t], closed_form_lr(t, 100, 5, 20, 10, 3, 5e-3, 4e-3, 0.1), 1e-9);
+    ck_assert_int_eq(sh("%s --resume %s/a --steps 36 --lr 5e-3 --quiet", w.bin, w.dir), 0);
+    /* ... and refuses one that differs, naming the field */
+    ck_assert_int_eq(sh("%s --resume %s/a --steps 40 --lr 1e-3 --quiet 2>%s/err", w.bin, w.dir, w.dir), 2);
+    ck_assert_msg(file_has(err, "trained with another schedule (lr differs)"), "no field named");
+    ck_assert_int_eq(sh("%s --resume %s/a --steps 40 --total-steps 60 --quiet 2>%s/err", w.bin, w.dir, w.dir), 2);
+    ck_assert_msg(file_has(err, "total-steps differs"), "no field named");
+    /* a bad value is refused before anything runs */
+    ck_assert_int_eq(sh("%s --data %s --out %s/b --reset-every 3 --quiet 2>%s/err", w.bin, w.data, w.dir, w.dir), 2);
+    ck_assert_msg(file_has(err, "restart-warmup must be in [0, reset-every) = [0, 3) (got 3)"), "bad schedule accepted");
+    ck_assert_int_eq(sh("%s --data %s --out %s/b --warm-start 120%% --quiet 2>%s/err", w.bin, w.data, w.dir, w.dir), 2);
+    /* the model's identity is its architecture: a binary built with another schedule, batch
+     * and step count resumes the checkpoint, following the checkpoint's schedule */
+    const char *relorac = getenv("RELORAC");
+    ck_assert_int_eq(sh("%s build %s -o %s/other -D train.steps=500 -D train.batch=2 -D train.schedule.lr=9e-3",
+                        relorac, w.spec, w.dir),
+                     0);
+    ck_assert_int_eq(sh("%s/other --resume %s/a --steps 38 --quiet 2>%s/err", w.dir, w.dir, w.dir), 0);
+    ck_assert_msg(file_has(err, "continuing the checkpoint's schedule"), "no note on the schedule");
+    ck_assert_int_eq(read_field(a, "lr", lr, 100), 38);
+    ck_assert_double_eq_tol(lr[37], closed_form_lr(37, 100, 5, 20, 10, 3, 5e-3, 4e-3, 0.1), 1e-9);
+    teardown(&w);
+}
+END_TEST
+
+/* A run whose update turns the weights into NaN: the compiled step never applies that
+ * update, the last checkpoint on disk stays the last finite one, and the message names the
+ * step and the quantity. */
+START_TEST(compiled_divergence_keeps_the_last_finite_checkpoint)
+{
+    Work w;
+    setup(&w, SPEC_RELORA);
+    const char *relorac = getenv("RELORAC");
+    ck_assert_int_eq(sh("%s build %s -o %s/hot -D train.optimizer.lr=1e3 -D train.schedule.lr=1e3 -D train.steps=60",
+                        relorac, w.spec, w.dir),
+                     0);
+    int rc = sh("%s/hot --data %s --out %s/a --checkpoint-every 2 --quiet 2>%s/err", w.dir, w.data, w.dir, w.dir);
+    char err[400], a[400], path[500];
+    snprintf(err, sizeof err, "%s/err", w.dir);
+    snprintf(a, sizeof a, "%s/a", w.dir);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(file_has(err, "training diverged at step ") && file_has(err, "without applying that step's update"),
+                  "no divergence message");
+    ck_assert_msg(file_has(err, "the gradient norm is") || file_has(err, "the loss is"), "no quantity named");
+    /* the checkpoint on disk: finite everywhere, and at the step the message names */
+    snprintf(path, sizeof path, "%s/trainer.safetensors", a);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, path, &e), "%s", e.msg);
+    int64_t nonfinite = 0;
+    for (int i = 0; i < f.n; i++)
+        if (f.t[i].dtype == RT_F32)
+            for (size_t j = 0; j < f.t[i].nbytes / 4; j++) {
+                float v;
+                memcpy(&v, (const char *)f.t[i].data + 4 * j, 4);
+                nonfinite += !isfinite(v);
+            }
+    char want[128];
+    snprintf(want, sizeof want, "(step %s)", rt_st_meta(&f, "step"));
+    printf("divergence: checkpoint at step %s, %lld non-finite values\n", rt_st_meta(&f, "step"), (long long)nonfinite);
+    ck_assert_int_eq(nonfinite, 0);
+    ck_assert_msg(file_has(err, want), "the message does not name the checkpoint's step %s", want);
+    rt_st_close(&f);
+    teardown(&w);
+}
+END_TEST
+
 Suite *compiled_suite(void)
 {
     Suite *s = suite_create("compiled");
@@ -496,5 +678,11 @@ Suite *compiled_suite(void)
     tcase_add_test(tc, compiled_binary_does_not_link_llvm);
     tcase_add_test(tc, compiled_tiny_learns_the_kjv_text);
     suite_add_tcase(s, tc);
+    TCase *sc = tcase_create("schedule");
+    tcase_set_timeout(sc, 600);
+    tcase_add_test(sc, compiled_lr_is_one_global_cosine);
+    tcase_add_test(sc, compiled_schedule_options_override_the_spec);
+    tcase_add_test(sc, compiled_divergence_keeps_the_last_finite_checkpoint);
+    suite_add_tcase(s, sc);
     return s;
 }

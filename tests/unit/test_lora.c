@@ -46,9 +46,10 @@ START_TEST(lora_insert_makes_functions_adapters_and_links)
 {
     TuModel bt;
     build(&bt, "0.1", 10, tu_relora_passes, TU_N_RELORA_PASSES);
-    const char *want[] = {"init", "train_full", "eval", "logits", "train_lora", "switch", "relora_reset"};
-    ck_assert_int_eq(bt.m->n_funcs, 7);
-    for (int i = 0; i < 7; i++)
+    const char *want[] = {"init",      "train_full",  "eval",      "logits",      "train_lora",  "norm_full",
+                          "update_full", "norm_lora", "update_lora", "switch", "relora_reset"};
+    ck_assert_int_eq(bt.m->n_funcs, 11);
+    for (int i = 0; i < 11; i++)
         ck_assert_ptr_nonnull(ir_func_find(bt.m, want[i]));
     ck_assert_ptr_null(ir_func_find(bt.m, "train"));
     IrGlobal *w = tu_glob(&bt, "layers.1.swiglu.down.weight"), *a = tu_glob(&bt, "layers.1.swiglu.down.lora_a");

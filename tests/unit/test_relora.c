@@ -68,9 +68,11 @@ static void set_batch(IrInterp *it, const TuModel *bt, int64_t step, uint64_t sa
     }
 }
 
+/* What the host writes before a reset: the step and the spec's pruned fraction. */
 static void set_step(IrInterp *it, const TuModel *bt, int64_t step)
 {
     ir_interp_global(it, tu_glob(bt, "step"))[0] = (double)step;
+    ir_interp_global(it, tu_glob(bt, "prune_fraction"))[0] = ir_attrs_float(&bt->m->attrs, "relora.prune", -1);
 }
 
 /* Gives every B factor small nonzero values, so the adapters change the function. */
@@ -363,37 +365,29 @@ START_TEST(relora_switch_zeroes_every_moment)
     }
     printf("@switch zeroes %d moment tensors\n", n);
     ck_assert_int_gt(n, 0);
-    ck_assert_int_eq(ir_attrs_int(&bt.m->attrs, "relora.switch_before_step", -1), 20);
-    ck_assert_int_eq(ir_attrs_int(&bt.m->attrs, "relora.first_reset_after_step", -1), 70);
     ir_interp_destroy(it);
     tu_fini(&bt);
 }
 END_TEST
 
-/* The host loop: @switch before step warm_start, train_full / train_lora, @relora_reset
- * after a step with t % R == 0, t >= R. losses[s] gets step s's loss. */
+/* The run a trainer makes, by the reference host's step policy (ir/schedule.c): switch
+ * before step warm_start, train/norm/update of the phase, reset after every R-th step of
+ * the ReLoRA phase. losses[s] gets step s's loss. */
 static void run_relora(const TuModel *bt, double *losses, double *lrs, double *norms, int *n_resets)
 {
-    const IrAttrs *ma = &bt->m->attrs;
-    int64_t steps = ir_attrs_int(ma, "train.steps", 0), ws = ir_attrs_int(ma, "relora.warm_start", 0);
-    int64_t R = ir_attrs_int(ma, "relora.reset_every", 0);
+    IrSchedule sched;
+    ck_assert(ir_schedule_from_module(bt->m, &sched, (Diags *)&bt->d));
     IrInterp *it = ir_interp_create(bt->m, 1234);
     ir_interp_run(it, tu_func(bt, "init"));
-    IrFunc *full = tu_func(bt, "train_full"), *lora = tu_func(bt, "train_lora");
     *n_resets = 0;
-    for (int64_t s = 0; s < steps; s++) {
-        if (ws > 0 && s == ws)
-            ir_interp_run(it, tu_func(bt, "switch"));
-        set_step(it, bt, s);
+    for (int64_t s = 0; s < sched.steps; s++) {
         set_batch(it, bt, s, 2);
-        losses[s] = ir_interp_run(it, s < ws ? full : lora);
-        lrs[s] = ir_interp_global(it, tu_glob(bt, "lr"))[0];
-        norms[s] = ir_interp_global(it, tu_glob(bt, "grad_norm"))[0];
-        int64_t t = s - ws;
-        if (s >= ws && t >= R && t % R == 0) {
-            ir_interp_run(it, tu_func(bt, "relora_reset"));
-            (*n_resets)++;
-        }
+        IrStepResult r;
+        ck_assert_msg(ir_interp_train_step(it, bt->m, &sched, s, &r), "step %lld diverged", (long long)s);
+        losses[s] = r.loss;
+        lrs[s] = r.lr;
+        norms[s] = r.grad_norm;
+        *n_resets += r.reset;
     }
     ir_interp_destroy(it);
 }

@@ -137,34 +137,40 @@ START_TEST(sgemm_matches_naive_for_all_transposes)
 }
 END_TEST
 
-static const RtTensorInfo two_tensors[] = {
-    {"w", NULL, RT_F32, 2, {4, 3}, RT_POOL_FROZEN, 0, RT_T_PARAM, 1, 2, 0.5f},
-    {"a", NULL, RT_F32, 2, {2, 3}, RT_POOL_PARAMS, 0, RT_T_ADAPTER_A, -1, -1, 0},
-    {"b", NULL, RT_F32, 2, {4, 2}, RT_POOL_PARAMS, 24, RT_T_ADAPTER_B, -1, -1, 0},
+/* A frozen W [4, 3] with its adapter, then the io tensors a valid table needs (batch 1,
+ * seq_len 2, vocab 4). */
+enum { T_W, T_A, T_B, T_TOKENS, T_TARGETS, T_LR, T_ADAM_T, T_SAMPLE, T_LOGITS, T_COUNT };
+#define IO_T(name, dt, rank, d0, d1, off) {name, NULL, dt, rank, {d0, d1}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0}
+static const RtTensorInfo two_tensors[T_COUNT] = {
+    [T_W] = {"w", NULL, RT_F32, 2, {4, 3}, RT_POOL_FROZEN, 0, RT_T_PARAM, 1, 2, 0.5f},
+    [T_A] = {"a", NULL, RT_F32, 2, {2, 3}, RT_POOL_PARAMS, 0, RT_T_ADAPTER_A, -1, -1, 0},
+    [T_B] = {"b", NULL, RT_F32, 2, {4, 2}, RT_POOL_PARAMS, 24, RT_T_ADAPTER_B, -1, -1, 0},
+    [T_TOKENS] = IO_T("tokens", RT_I32, 2, 1, 2, 0),
+    [T_TARGETS] = IO_T("targets", RT_I32, 2, 1, 2, 8),
+    [T_LR] = IO_T("lr", RT_F32, 0, 0, 0, 16),
+    [T_ADAM_T] = IO_T("adam_t", RT_I32, 0, 0, 0, 20),
+    [T_SAMPLE] = IO_T("sample", RT_I32, 2, 1, 2, 24),
+    [T_LOGITS] = IO_T("logits", RT_F32, 2, 2, 4, 32),
 };
 
-static void noop_init(RtCtx *c) { (void)c; }
-static void noop_step(RtCtx *c, const int32_t *x, const int32_t *y, int64_t s, RtStepStats *o)
+static float noop(RtCtx *c)
 {
-    (void)c, (void)x, (void)y, (void)s, (void)o;
-}
-static float noop_eval(RtCtx *c, const int32_t *x, const int32_t *y)
-{
-    (void)c, (void)x, (void)y;
+    (void)c;
     return 0;
-}
-static void noop_logits(RtCtx *c, const int32_t *x, int64_t p, float *o)
-{
-    (void)c, (void)x, (void)p, (void)o;
 }
 
 static RtModel small_model(void)
 {
-    RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .spec_hash = "h", .vocab = 4,
-                 .batch = 1, .seq_len = 2, .n_tensors = 3, .tensors = two_tensors,
-                 .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48},
-                 .init = noop_init, .train_step = noop_step, .eval_loss = noop_eval,
-                 .logits = noop_logits};
+    RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .model_hash = "h", .vocab = 4,
+                 .batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
+                 .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48, [RT_POOL_SCRATCH] = 64},
+                 .schedule = {.kind = RT_SCHED_COSINE, .steps = 10, .warmup = 2, .lr = 1e-3,
+                              .relora_lr = 1e-3, .min_lr_ratio = 0.1},
+                 .fn = {[RT_FN_INIT] = noop, [RT_FN_TRAIN_FULL] = noop, [RT_FN_NORM_FULL] = noop,
+                        [RT_FN_UPDATE_FULL] = noop, [RT_FN_EVAL] = noop, [RT_FN_LOGITS] = noop},
+                 .io = {[RT_IO_TOKENS] = T_TOKENS, [RT_IO_TARGETS] = T_TARGETS, [RT_IO_STEP] = -1,
+                        [RT_IO_LR] = T_LR, [RT_IO_ADAM_T] = T_ADAM_T, [RT_IO_PRUNE_FRACTION] = -1,
+                        [RT_IO_SAMPLE_TOKENS] = T_SAMPLE, [RT_IO_LOGITS] = T_LOGITS}};
     return m;
 }
 
@@ -191,12 +197,13 @@ START_TEST(model_validate_rejects_bad_tables)
     RtModel m = small_model();
     RtError e = {0};
     ck_assert(rt_model_validate(&m, &e));
+    ck_assert(rt_model_validate_program(&m, &e));
     m.pool_bytes[RT_POOL_PARAMS] = 50; /* b needs [24, 56) */
     ck_assert(!rt_model_validate(&m, &e));
     ck_assert_int_eq(e.code, RT_ERR_MODEL);
     ck_assert_ptr_nonnull(strstr(e.msg, "tensor 'b'"));
 
-    RtTensorInfo bad[3];
+    RtTensorInfo bad[T_COUNT];
     memcpy(bad, two_tensors, sizeof bad);
     bad[2].shape[1] = 3; /* B [4, 3] does not match A [2, 3] */
     m = small_model();
@@ -217,6 +224,40 @@ START_TEST(model_validate_rejects_bad_tables)
     e = (RtError){0};
     ck_assert(!rt_model_validate(&m, &e));
     ck_assert_ptr_nonnull(strstr(e.msg, "ABI"));
+
+    /* the step policy's functions and io tensors */
+    m = small_model();
+    m.fn[RT_FN_NORM_FULL] = NULL;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "has train_full but no norm_full"), "%s", e.msg);
+    m = small_model();
+    m.fn[RT_FN_LOGITS] = NULL;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "no logits function"), "%s", e.msg);
+    m = small_model();
+    m.schedule.kind = RT_SCHED_RELORA;
+    m.schedule.reset_every = 4;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "relora schedule needs the train_lora and relora_reset"), "%s", e.msg);
+    m = small_model();
+    m.io[RT_IO_LR] = T_ADAM_T; /* i32, not f32 */
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "io 'lr' (tensor 'adam_t') must be F32 with 1 elements"), "%s", e.msg);
+    m = small_model();
+    m.io[RT_IO_LOGITS] = -1;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "no 'logits' tensor"), "%s", e.msg);
+    m = small_model();
+    m.schedule.warmup = 10; /* not below steps */
+    e = (RtError){0};
+    ck_assert(!rt_model_validate_program(&m, &e));
+    ck_assert_msg(strstr(e.msg, "compiled schedule is invalid: warmup must be in [0, steps) = [0, 10) (got 10)"),
+                  "%s", e.msg);
 }
 END_TEST
 

@@ -158,11 +158,12 @@ END_TEST
 
 START_TEST(trainer_resume_matches_uninterrupted)
 {
-    /* 50 steps cross the warm start switch (9) and ReLoRA resets (24, 39) */
+    /* 50 steps cross the warm start switch (before step 10) and ReLoRA resets (after steps
+     * 25 and 40: 26 and 41 steps done) */
     Run *a = RUN("--data", data_path, "--steps", "50", "--out", in_dir("full"), "--threads", "2",
                  "--eval-every", "10");
     ck_assert_msg(a->rc == 0, "%s", a->err);
-    ck_assert_ptr_nonnull(strstr(a->out, "step 25: merged adapters, re-initialised, pruned"));
+    ck_assert_ptr_nonnull(strstr(a->out, "step 26: merged adapters, re-initialised, pruned"));
     ck_assert_ptr_nonnull(strstr(a->out, "step 10: warm start done"));
     ck_assert_ptr_nonnull(strstr(a->out, "bits/byte"));
     Run *b = RUN("--data", data_path, "--steps", "17", "--out", in_dir("part"), "--threads",
@@ -247,7 +248,7 @@ START_TEST(trainer_reports_usage_and_data_errors)
     free(r);
     r = RUN("--help");
     ck_assert_int_eq(r->rc, 0);
-    ck_assert_ptr_nonnull(strstr(r->out, "optimizer steps in total (default: 60)"));
+    ck_assert_ptr_nonnull(strstr(r->out, "stop after step N of the schedule (default: its horizon, 60)"));
     ck_assert_ptr_nonnull(strstr(r->out, "fake-bigram"));
     free(r);
 }
@@ -258,7 +259,7 @@ START_TEST(trainer_resume_rejects_other_model)
     Run *a = RUN("--data", data_path, "--steps", "2", "--out", in_dir("c"), "--quiet");
     ck_assert_int_eq(a->rc, 0);
     RtModel other = fake_model;
-    other.spec_hash = "another-hash";
+    other.model_hash = "another-hash";
     char *argv[] = {"t", "--data", data_path, "--resume", in_dir("c"), "--steps", "4", NULL};
     RtHooks h = {.out = tmpfile(), .err = tmpfile()};
     ck_assert_int_eq(rt_main_hooked(7, argv, &other, &h), 2);
@@ -308,7 +309,7 @@ START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        char *argv[] = {"t", "--data", data_path, "--steps", "100000000", "--out", in_dir("s"),
+        char *argv[] = {"t", "--data", data_path, "--total-steps", "100000000", "--out", in_dir("s"),
                         "--threads", "2", NULL};
         RtHooks h = {.out = fopen("/dev/null", "w"), .err = fopen(in_dir("stderr.txt"), "w")};
         _exit(rt_main_hooked(9, argv, &fake_model, &h));

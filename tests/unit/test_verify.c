@@ -27,7 +27,7 @@
     "  %2 = matmul %0, %1 {trans_a = 0, trans_b = 1} : f32[2,4]\n"                                             \
     "  %3 = global @idx : i32[2]\n"                                                                            \
     "  %4 = global @step : i32[]\n"                                                                            \
-    "  %5 = lr_schedule %4 {kind = \"cosine\", lr = 0.01, total = 100, warmup = 10} : f32[]\n"                 \
+    "  %5 = const {value = 0.01} : f32[]\n"                                                                      \
     "  %6 = const {value = 1.0} : f32[]\n"                                                                     \
     "  %7 = const {value = 1} : i32[]\n"                                                                       \
     "  %8 = add %4, %7 : i32[]\n"                                                                              \
@@ -308,8 +308,8 @@ END_TEST
 
 START_TEST(verify_rejects_float_step)
 {
-    expect_text("  %0 = const {value = 1.0} : f32[]\n  %1 = lr_schedule %0 {kind = \"constant\", lr = 0.1} : f32[]\n",
-                "func @f: %1 (lr_schedule): operand 0 (%0) must be an i32 scalar (got f32[])");
+    expect_text("  %0 = const {value = 1.0} : f32[]\n  %1 = const {value = 0.5} : f32[]\n  prune %0, %1, @w.m {mode = \"magnitude\"}\n",
+                "func @f: prune (node 2): operand 0 (%0) must be an i32 scalar (got f32[])");
 }
 END_TEST
 
@@ -366,28 +366,14 @@ START_TEST(verify_rejects_attribute_out_of_range)
 }
 END_TEST
 
-START_TEST(verify_rejects_bad_lr_schedule)
-{
-    const char *step = "  %0 = global @step : i32[]\n";
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s  %%1 = lr_schedule %%0 {kind = \"linear\", lr = 0.1} : f32[]\n", step);
-    expect_text(buf, "func @f: %1 (lr_schedule): attribute 'kind' must be \"constant\", \"cosine\" or \"jagged\" "
-                     "(got \"linear\")");
-    snprintf(buf, sizeof buf, "%s  %%1 = lr_schedule %%0 {kind = \"cosine\", lr = 0.1, total = 10, warmup = 10} : f32[]\n",
-             step);
-    expect_text(buf, "func @f: %1 (lr_schedule): attribute 'total' (10) must exceed 'warmup' (10)");
-    snprintf(buf, sizeof buf,
-             "%s  %%1 = lr_schedule %%0 {kind = \"jagged\", lr = 0.1, restart_warmup = 5, total = 100} : f32[]\n", step);
-    expect_text(buf, "func @f: %1 (lr_schedule): missing attribute 'reset_every' (an integer)");
-    snprintf(buf, sizeof buf, "%s  %%1 = lr_schedule %%0 {lr = 0.1} : f32[]\n", step);
-    expect_text(buf, "func @f: %1 (lr_schedule): missing attribute 'kind' (a string)");
-}
-END_TEST
 
 START_TEST(verify_rejects_random_prune_without_stream)
 {
-    expect_text("  %0 = global @step : i32[]\n  prune %0, @w.m {fraction = 0.999, mode = \"random\"}\n",
-                "func @f: prune (node 1): missing attribute 'stream' (an integer)");
+    expect_text("  %0 = global @step : i32[]\n  %1 = const {value = 0.999} : f32[]\n"
+                "  prune %0, %1, @w.m {mode = \"random\"}\n",
+                "func @f: prune (node 2): missing attribute 'stream' (an integer)");
+    expect_text("  %0 = global @step : i32[]\n  prune %0, %0, @w.m {mode = \"magnitude\"}\n",
+                "func @f: prune (node 1): operand 1 (%0) must be an f32 or bf16 scalar (got i32[])");
 }
 END_TEST
 
@@ -549,7 +535,6 @@ Suite *verify_suite(void)
     tcase_add_test(tc, verify_rejects_reshape_changing_numel);
     tcase_add_test(tc, verify_rejects_transpose_non_permutation);
     tcase_add_test(tc, verify_rejects_attribute_out_of_range);
-    tcase_add_test(tc, verify_rejects_bad_lr_schedule);
     tcase_add_test(tc, verify_rejects_random_prune_without_stream);
     tcase_add_test(tc, verify_rejects_i32_const_with_fraction);
     tcase_add_test(tc, verify_rejects_unsorted_attributes);

@@ -1,0 +1,249 @@
+/* The step policy: which compiled functions run at each step, with which learning rate,
+ * and when the warm-start switch and the ReLoRA resets happen (docs/runtime.md "The
+ * schedule"). The schedule is run-time data (RtSchedule), so a trainer follows options
+ * without a rebuild and every backend runs the same policy. The compiler's reference host
+ * (ir/schedule.c) is an independent copy of the same rules; tests pin both to values
+ * worked out by hand. */
+#include "rt_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *rt_fn_name(int fn)
+{
+    static const char *const names[RT_FN_COUNT] = {
+        [RT_FN_INIT] = "init",
+        [RT_FN_TRAIN_FULL] = "train_full",
+        [RT_FN_NORM_FULL] = "norm_full",
+        [RT_FN_UPDATE_FULL] = "update_full",
+        [RT_FN_TRAIN_LORA] = "train_lora",
+        [RT_FN_NORM_LORA] = "norm_lora",
+        [RT_FN_UPDATE_LORA] = "update_lora",
+        [RT_FN_SWITCH] = "switch",
+        [RT_FN_RESET] = "relora_reset",
+        [RT_FN_EVAL] = "eval",
+        [RT_FN_LOGITS] = "logits",
+    };
+    return fn >= 0 && fn < RT_FN_COUNT && names[fn] ? names[fn] : "?";
+}
+
+/* ---- the schedule ---- */
+
+static int64_t pct_of(double pct, int64_t steps)
+{
+    return (int64_t)floor(pct / 100.0 * (double)steps + 1e-9);
+}
+
+void rt_schedule_resolve(RtSchedule *s)
+{
+    if (s->warmup_pct >= 0)
+        s->warmup = pct_of(s->warmup_pct, s->steps);
+    if (s->kind != RT_SCHED_RELORA)
+        return;
+    if (s->warm_start_pct >= 0)
+        s->warm_start = pct_of(s->warm_start_pct, s->steps);
+    if (s->reset_every_pct >= 0)
+        s->reset_every = pct_of(s->reset_every_pct, s->steps);
+    if (s->restart_warmup_pct >= 0)
+        s->restart_warmup = pct_of(s->restart_warmup_pct, s->steps);
+}
+
+bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e)
+{
+    if (s->steps < 1)
+        return rt_err(e, RT_ERR_USAGE, "the schedule needs steps >= 1 (got %lld)", (long long)s->steps);
+    if (s->warmup < 0 || s->warmup >= s->steps)
+        return rt_err(e, RT_ERR_USAGE, "warmup must be in [0, steps) = [0, %lld) (got %lld)",
+                      (long long)s->steps, (long long)s->warmup);
+    if (!(s->lr > 0) || !isfinite(s->lr))
+        return rt_err(e, RT_ERR_USAGE, "lr must be a finite number > 0 (got %g)", s->lr);
+    if (!(s->min_lr_ratio >= 0 && s->min_lr_ratio <= 1))
+        return rt_err(e, RT_ERR_USAGE, "min-lr-ratio must be in [0, 1] (got %g)", s->min_lr_ratio);
+    if (s->kind != RT_SCHED_RELORA)
+        return true;
+    if (s->warm_start < 0 || s->warm_start >= s->steps)
+        return rt_err(e, RT_ERR_USAGE, "warm-start must be in [0, steps) = [0, %lld) (got %lld)",
+                      (long long)s->steps, (long long)s->warm_start);
+    if (s->warm_start > 0 && m && !m->fn[RT_FN_TRAIN_FULL])
+        return rt_err(e, RT_ERR_USAGE,
+                      "warm-start %lld needs a full-rank phase, and this trainer was built without "
+                      "one (its spec has warm_start = 0); rebuild with -D train.schedule.warm_start=N",
+                      (long long)s->warm_start);
+    if (s->reset_every < 1)
+        return rt_err(e, RT_ERR_USAGE, "reset-every must be > 0 (got %lld)", (long long)s->reset_every);
+    if (s->restart_warmup < 0 || s->restart_warmup >= s->reset_every)
+        return rt_err(e, RT_ERR_USAGE, "restart-warmup must be in [0, reset-every) = [0, %lld) (got %lld)",
+                      (long long)s->reset_every, (long long)s->restart_warmup);
+    if (!(s->relora_lr > 0) || !isfinite(s->relora_lr))
+        return rt_err(e, RT_ERR_USAGE, "relora-lr must be a finite number > 0 (got %g)", s->relora_lr);
+    if (!(s->prune >= 0 && s->prune < 1))
+        return rt_err(e, RT_ERR_USAGE, "prune must be in [0, 1) (got %g)", s->prune);
+    return true;
+}
+
+/* The global multiplier at step u: u/W in the warmup, then 1 (constant) or the cosine
+ * from 1 at W to m at N (clamped at N). */
+static double base(const RtSchedule *s, double u)
+{
+    const double pi = 3.14159265358979323846;
+    double W = (double)s->warmup, N = (double)s->steps, m = s->min_lr_ratio;
+    if (u < W)
+        return u / W;
+    if (s->kind == RT_SCHED_CONSTANT)
+        return 1.0;
+    if (u > N)
+        u = N;
+    return m + (1.0 - m) * 0.5 * (1.0 + cos(pi * (u - W) / (N - W)));
+}
+
+double rt_schedule_lr(const RtSchedule *s, int64_t step)
+{
+    bool lora = s->kind == RT_SCHED_RELORA && step >= s->warm_start;
+    double peak = lora ? s->relora_lr : s->lr;
+    if (lora) {
+        /* the ramp after the switch (when there was a warm start) and after each merge */
+        int64_t k = (step - s->warm_start) / s->reset_every;
+        int64_t r = s->warm_start + k * s->reset_every; /* the latest restart */
+        bool restarted = k > 0 || s->warm_start > 0;
+        if (restarted && step - r < s->restart_warmup)
+            return peak * ((double)(step - r) / (double)s->restart_warmup) *
+                   base(s, (double)(r + s->restart_warmup));
+    }
+    return peak * base(s, (double)step);
+}
+
+RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step)
+{
+    RtStepPlan p = {0};
+    bool relora = s->kind == RT_SCHED_RELORA;
+    int64_t t = step - s->warm_start;
+    p.lora = relora && t >= 0;
+    p.switch_before = relora && s->warm_start > 0 && t == 0;
+    p.reset_after = p.lora && t >= s->reset_every && t % s->reset_every == 0;
+    p.adam_t = p.lora ? t + 1 : step + 1;
+    p.lr = rt_schedule_lr(s, step);
+    return p;
+}
+
+/* ---- running the functions ---- */
+
+void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes)
+{
+    int i = ctx->model->io[io];
+    if (i < 0)
+        return;
+    size_t have = rt_tensor_numel(&ctx->model->tensors[i]) * rt_dtype_size(ctx->model->tensors[i].dtype);
+    memcpy(rt_tensor_data(ctx, i), src, bytes < have ? bytes : have);
+}
+
+static void io_i32(RtCtx *ctx, int io, int64_t v)
+{
+    int32_t x = (int32_t)v;
+    rt_io_write(ctx, io, &x, sizeof x);
+}
+
+static void io_f32(RtCtx *ctx, int io, double v)
+{
+    float x = (float)v;
+    rt_io_write(ctx, io, &x, sizeof x);
+}
+
+static float run(RtCtx *ctx, int fn)
+{
+    RtFnPtr f = ctx->model->fn[fn];
+    return f ? f(ctx) : 0.0f;
+}
+
+/* The fraction of the adapters' Adam moments that are zero (after a reset: the pruned
+ * entries, and any that were zero already). */
+static float zero_fraction(const RtCtx *ctx)
+{
+    const RtModel *m = ctx->model;
+    int64_t zero = 0, total = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const RtTensorInfo *t = &m->tensors[i];
+        if (!(t->flags & RT_T_MOMENT) || !(t->flags & (RT_T_ADAPTER_A | RT_T_ADAPTER_B)) || t->dtype != RT_F32)
+            continue;
+        const float *v = rt_tensor_data(ctx, i);
+        int64_t n = rt_tensor_numel(t);
+        for (int64_t j = 0; j < n; j++)
+            zero += v[j] == 0.0f;
+        total += n;
+    }
+    return total > 0 ? (float)((double)zero / (double)total) : 0.0f;
+}
+
+void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y)
+{
+    size_t bytes = sizeof(int32_t) * (size_t)ctx->model->batch * (size_t)ctx->model->seq_len;
+    rt_io_write(ctx, RT_IO_TOKENS, x, bytes);
+    rt_io_write(ctx, RT_IO_TARGETS, y, bytes);
+}
+
+int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out)
+{
+    RtStepPlan p = rt_schedule_plan(s, step);
+    memset(out, 0, sizeof *out);
+    out->lr = (float)p.lr;
+    rt_set_batch(ctx, x, y);
+    io_i32(ctx, RT_IO_STEP, step);
+    io_f32(ctx, RT_IO_LR, p.lr);
+    io_i32(ctx, RT_IO_ADAM_T, p.adam_t);
+    io_f32(ctx, RT_IO_PRUNE_FRACTION, s->prune);
+    if (p.switch_before) {
+        run(ctx, RT_FN_SWITCH);
+        out->events |= RT_EV_WARM_SWITCH;
+    }
+    int base_fn = p.lora ? RT_FN_TRAIN_LORA : RT_FN_TRAIN_FULL;
+    out->loss = run(ctx, base_fn);
+    out->grad_norm = run(ctx, base_fn + 1);
+    if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
+        out->events |= RT_EV_DIVERGED;
+        return isfinite(out->loss) ? RT_STEP_NORM_NONFINITE : RT_STEP_LOSS_NONFINITE;
+    }
+    run(ctx, base_fn + 2);
+    if (p.reset_after) {
+        run(ctx, RT_FN_RESET);
+        out->events |= RT_EV_RESET;
+        out->pruned_fraction = zero_fraction(ctx);
+    }
+    return RT_STEP_OK;
+}
+
+void rt_init(RtCtx *ctx)
+{
+    io_i32(ctx, RT_IO_STEP, 0);
+    run(ctx, RT_FN_INIT);
+}
+
+float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y)
+{
+    rt_set_batch(ctx, x, y);
+    return run(ctx, RT_FN_EVAL);
+}
+
+void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out)
+{
+    const RtModel *m = ctx->model;
+    rt_io_write(ctx, RT_IO_SAMPLE_TOKENS, x, sizeof(int32_t) * (size_t)m->seq_len);
+    run(ctx, RT_FN_LOGITS);
+    int li = m->io[RT_IO_LOGITS];
+    if (li < 0) {
+        memset(out, 0, sizeof(float) * (size_t)m->vocab);
+        return;
+    }
+    memcpy(out, (const float *)rt_tensor_data(ctx, li) + pos * m->vocab, sizeof(float) * (size_t)m->vocab);
+}
+
+void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n)
+{
+    static const char *const kinds[] = {"constant", "cosine", "relora"};
+    int k = s->kind >= 0 && s->kind <= RT_SCHED_RELORA ? s->kind : 0;
+    int w = snprintf(buf, n, "%s: steps %lld, warmup %lld, lr %g, min-lr-ratio %g", kinds[k], (long long)s->steps,
+                     (long long)s->warmup, s->lr, s->min_lr_ratio);
+    if (s->kind == RT_SCHED_RELORA && w >= 0 && (size_t)w < n)
+        snprintf(buf + w, n - (size_t)w, ", warm-start %lld, reset-every %lld, restart-warmup %lld, relora-lr %g, prune %g",
+                 (long long)s->warm_start, (long long)s->reset_every, (long long)s->restart_warmup, s->relora_lr,
+                 s->prune);
+}
