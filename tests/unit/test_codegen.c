@@ -20,6 +20,7 @@
 #include "kernel.h"
 #include "rt.h"
 #include "rt_internal.h"
+#include "rt_fused.h"
 #include "rt_ops.h"
 
 /* ---- building kernel programs by hand ---- */
@@ -171,6 +172,9 @@ static const CgSymbol rt_syms[] = {
     {"rt_prune_magnitude", (CgFnPtr)rt_prune_magnitude},
     {"rt_prune_random", (CgFnPtr)rt_prune_random},
     {"rt_lr_schedule", (CgFnPtr)rt_lr_schedule},
+    {"rt_attention_forward", (CgFnPtr)rt_attention_forward},
+    {"rt_attention_backward", (CgFnPtr)rt_attention_backward},
+    {"rt_head_loss", (CgFnPtr)rt_head_loss},
     {"rt_main", (CgFnPtr)rt_main},
     {"tanhf", (CgFnPtr)tanhf},
 };
