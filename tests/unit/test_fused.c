@@ -6,8 +6,10 @@
  * algorithms of ir/kernel.h, f64, 1e-9) and compiled (f32 runtime kernels, within the
  * tolerances below, bit for bit the same with 1 and 3 threads). Sizes are chosen so that
  * T is not a multiple of the tile, the last chunk is short and rows have vector tails;
- * T = 1 and heads != kv_heads are among them. */
+ * T = 1 and heads != kv_heads are among them. Then the passes that form the ops on lowered
+ * models, and the memory plans of every example. */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,17 +516,172 @@ START_TEST(fused_head_loss_kernels_match_unfused_graph)
 }
 END_TEST
 
+/* ---- the passes on lowered models ---- */
+
+static int count_op(const IrModule *m, IrOpKind op)
+{
+    int n = 0;
+    for (int fi = 0; fi < m->n_funcs; fi++)
+        for (int i = 0; i < m->funcs[fi]->n_nodes; i++)
+            n += m->funcs[fi]->nodes[i]->op == op;
+    return n;
+}
+
+/* The lowered model with and without the two fusing passes (up to autodiff): no
+ * softmax, repeat_kv or cross_entropy left, one attention per layer and function, and
+ * every train function's loss and gradients equal to 1e-9. */
+static void check_passes(const char *spec, const char *label)
+{
+    static const char *const plain[] = {"lora-insert", "lora-fuse", "autodiff"};
+    static const char *const fused[] = {"lora-insert", "lora-fuse", "attention-fuse", "head-loss-fuse", "autodiff"};
+    TuModel u, f;
+    tu_build(&u, spec, plain, 3);
+    tu_build(&f, spec, fused, 5);
+    ck_assert_int_eq(count_op(f.m, IR_OP_SOFTMAX), 0);
+    ck_assert_int_eq(count_op(f.m, IR_OP_REPEAT_KV), 0);
+    ck_assert_int_eq(count_op(f.m, IR_OP_CROSS_ENTROPY), 0);
+    ck_assert_int_eq(count_op(f.m, IR_OP_ATTENTION), count_op(u.m, IR_OP_SOFTMAX));
+    ck_assert_int_eq(count_op(f.m, IR_OP_LINEAR_CROSS_ENTROPY), count_op(u.m, IR_OP_CROSS_ENTROPY));
+    ck_assert_int_gt(count_op(f.m, IR_OP_ATTENTION_GRAD), 0);
+    IrInterp *iu = ir_interp_create(u.m, 3), *jf = ir_interp_create(f.m, 3);
+    ir_interp_run(iu, ir_func_find(u.m, "init"));
+    ir_interp_run(jf, ir_func_find(f.m, "init"));
+    tu_perturb_params(iu, u.m);
+    tu_perturb_params(jf, f.m);
+    tu_set_tokens(iu, u.m, 1);
+    tu_set_tokens(jf, f.m, 1);
+    double worst = 0;
+    int n_funcs = 0;
+    for (int fi = 0; fi < u.m->n_funcs; fi++) {
+        const char *name = u.m->funcs[fi]->name;
+        if (strncmp(name, "train", 5) != 0 && strcmp(name, "eval") != 0)
+            continue;
+        double a = ir_interp_run(iu, u.m->funcs[fi]), b = ir_interp_run(jf, ir_func_find(f.m, name));
+        worst = fmax(worst, fabs(a - b) / fabs(a));
+        for (int g = 0; g < u.m->n_globals; g++) {
+            const IrGlobal *gu = u.m->globals[g];
+            if (gu->cls != IR_CLASS_GRAD)
+                continue;
+            const IrGlobal *gf = ir_global_find(f.m, gu->name);
+            ck_assert_ptr_nonnull(gf);
+            double e = rel_err(ir_interp_global(jf, gf), ir_interp_global(iu, gu), ir_type_numel(gu->type));
+            if (e >= F64_TOL)
+                printf("%s: @%s after @%s: fused vs unfused %.3e\n", label, gu->name, name, e);
+            worst = fmax(worst, e);
+        }
+        n_funcs++;
+    }
+    printf("%s: %d attention ops; loss and gradients of %d functions, fused vs unfused: %.2e\n", label,
+           count_op(f.m, IR_OP_ATTENTION), n_funcs, worst);
+    ck_assert_int_ge(n_funcs, 2);
+    ck_assert_msg(worst < F64_TOL, "%s: %.3e", label, worst);
+    ir_interp_destroy(iu);
+    ir_interp_destroy(jf);
+    tu_fini(&u);
+    tu_fini(&f);
+}
+
+START_TEST(fused_passes_keep_loss_and_gradients)
+{
+    check_passes(tu_spec_llama, "llama (GQA, rope)");
+    check_passes(tu_spec_gpt2, "gpt2 (tied head)");
+    check_passes(tu_spec_parallel, "parallel");
+    check_passes(TU_LLAMA_MODEL "adapter lora { rank = 4; alpha = 8; targets = [\"attention.*\", \"swiglu.*\"] }\n"
+                                "train { batch = 2; seq_len = 6; steps = 10;\n"
+                                "  schedule = relora(warm_start = 2, reset_every = 4) }\n",
+                 "llama ReLoRA");
+}
+END_TEST
+
+/* ---- the memory plans of the examples ---- */
+
+/* Every example through the whole pipeline (target cpu, fp32): fused attention in every
+ * layer of the train step; no value of any function shaped [B, H, T, T] (scores or
+ * probabilities) and, with V >= 4096, none of B T V elements or more (the logits of one
+ * sequence, T V, are the logits function's); no scratch buffer the kernelizer adds
+ * (named <value>.<what>) of B H T T / 2 or B T V elements or more. (Sizes alone cannot
+ * tell: parallel.relora's [16,256,1024] MLP activation has exactly B H T T / 2 elements.) */
+START_TEST(fused_examples_plan_no_scores_or_logits)
+{
+    const char *root = getenv("RELORAC_SOURCE_ROOT");
+    if (!root)
+        return; /* run outside meson: no examples */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/examples", root);
+    DIR *dp = opendir(dir);
+    ck_assert_ptr_nonnull(dp);
+    int n_examples = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        size_t len = strlen(e->d_name);
+        if (len < 8 || strcmp(e->d_name + len - 7, ".relora") != 0)
+            continue;
+        TuModel t;
+        arena_init(&t.a);
+        diag_init(&t.d, &t.a);
+        static const char *const defs[] = {"train.target=cpu", "train.precision=fp32"};
+        FeOptions fo = {.defines = defs, .n_defines = 2};
+        const Spec *spec = fe_load_spec(&t.a, &t.d, arena_sprintf(&t.a, "%s/%s", dir, e->d_name), &fo);
+        t.m = spec ? fe_lower(&t.a, &t.d, spec) : NULL;
+        tu_assert_ok(&t, t.m != NULL);
+        tu_run_passes(&t, NULL, 0);
+        int64_t B = ir_attrs_int(&t.m->attrs, "batch", 0), T = ir_attrs_int(&t.m->attrs, "seq_len", 0);
+        int64_t V = ir_attrs_int(&t.m->attrs, "vocab", 0), L = ir_attrs_int(&t.m->attrs, "layers", 0);
+        int64_t logits = V >= 4096 && B > 1 ? B * T * V : INT64_MAX;
+        for (int fi = 0; fi < t.m->n_funcs; fi++)
+            for (int i = 0; i < t.m->funcs[fi]->n_nodes; i++) {
+                const IrNode *n = t.m->funcs[fi]->nodes[i];
+                IrType ty = n->type;
+                ck_assert_msg(!(ty.rank == 4 && ty.dim[3] == T && ty.dim[2] == T && T > 1),
+                              "%s: @%s %%%d (%s) is [B, H, T, T]", e->d_name, t.m->funcs[fi]->name, n->id,
+                              ir_op_info[n->op].name);
+                ck_assert_msg(ty.rank < 0 || ir_type_numel(ty) < logits, "%s: @%s %%%d (%s) has B T V elements",
+                              e->d_name, t.m->funcs[fi]->name, n->id, ir_op_info[n->op].name);
+            }
+        KProgram *p = k_program_build(&t.a, &t.d, t.m);
+        tu_assert_ok(&t, p != NULL);
+        int64_t H = 0, work = 0;
+        int n_attn = 0;
+        const KFunc *train = k_program_func(p, "train_full") ? k_program_func(p, "train_full") : k_program_func(p, "train");
+        ck_assert_ptr_nonnull(train);
+        for (int i = 0; i < train->n_kernels; i++)
+            if (train->kernels[i]->kind == K_ATTENTION && !train->kernels[i]->attn.backward) {
+                H = train->kernels[i]->attn.heads;
+                n_attn++;
+            }
+        ck_assert_int_ge(n_attn, L);
+        for (int b = 0; b < p->n_bufs; b++) {
+            const char *v = strstr(p->bufs[b].name, ".v");
+            if (p->bufs[b].global || !v || !strchr(v + 2, '.'))
+                continue;
+            ck_assert_msg(p->bufs[b].numel < B * H * T * T / 2 && p->bufs[b].numel < logits,
+                          "%s: scratch buffer %s of %lld elements", e->d_name, p->bufs[b].name,
+                          (long long)p->bufs[b].numel);
+            work = p->bufs[b].numel > work ? p->bufs[b].numel : work;
+        }
+        printf("%s: %d attention ops in the train step; B H T T = %lld, B T V = %lld, largest kernel scratch %lld "
+               "elements\n",
+               e->d_name, n_attn, (long long)(B * H * T * T), (long long)(B * T * V), (long long)work);
+        tu_fini(&t);
+        n_examples++;
+    }
+    closedir(dp);
+    ck_assert_int_ge(n_examples, 6);
+}
+END_TEST
+
 Suite *fused_suite(void)
 {
     Suite *s = suite_create("fused");
     TCase *tc = tcase_create("graph");
     tcase_add_loop_test(tc, fused_attention_graph_matches_unfused_graph, 0, N_ATTN_CFGS);
     tcase_add_loop_test(tc, fused_head_loss_graph_matches_unfused_graph, 0, N_HEAD_CFGS);
+    tcase_add_test(tc, fused_passes_keep_loss_and_gradients);
     suite_add_tcase(s, tc);
     tc = tcase_create("kernels");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, fused_attention_kernels_match_unfused_graph, 0, N_ATTN_CFGS);
     tcase_add_loop_test(tc, fused_head_loss_kernels_match_unfused_graph, 0, N_HEAD_CFGS);
+    tcase_add_test(tc, fused_examples_plan_no_scores_or_logits);
     suite_add_tcase(s, tc);
     return s;
 }
