@@ -35,7 +35,8 @@ bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *
 
 /* In-process compilation (MCJIT) of the same module, for tests. The module references the
  * runtime symbols rt_parallel_for, rt_sgemm_strided, rt_rng_normal, rt_prune_magnitude,
- * rt_prune_random and libm; syms maps those the process does not export. */
+ * rt_prune_random, rt_attention_forward, rt_attention_backward, rt_head_loss and libm;
+ * syms maps those the process does not export. */
 typedef void (*CgFnPtr)(void);
 typedef struct CgSymbol {
     const char *name;

@@ -45,6 +45,8 @@ typedef struct CgCtx {
     /* runtime declarations and their types */
     LLVMValueRef f_parallel_for, f_sgemm, f_rng_normal, f_prune_mag, f_prune_rand, f_tanhf;
     LLVMTypeRef t_parallel_for, t_sgemm, t_rng_normal, t_prune_mag, t_prune_rand, t_tanhf;
+    LLVMValueRef f_attn_fwd, f_attn_bwd, f_head_loss; /* runtime/rt_fused.h */
+    LLVMTypeRef t_attn_fwd, t_attn_bwd, t_head_loss;
     /* layout */
     CgBufLoc *loc;             /* per buffer */
     int64_t pool_bytes[RT_POOL_COUNT];
@@ -67,6 +69,11 @@ LLVMValueRef cg_const_str(CgCtx *c, const char *s);
  * rows must not run in parallel (a store whose address ignores the row). */
 LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
                             int **bufs, int *n_bufs, bool *serial);
+
+/* llvm_kernels.c: a call of a fused kernel's runtime routine (K_ATTENTION, K_HEAD_LOSS:
+ * runtime/rt_fused.h) at the builder's position, given the host function's ctx and loaded
+ * pool bases. A buffer of the wrong dtype is a diagnostic. */
+void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools);
 
 /* llvm_host.c: the host function of every KFunc and the RtModel table; with_main adds
  * main(). */

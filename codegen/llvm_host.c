@@ -204,6 +204,8 @@ static LLVMValueRef emit_host_fn(CgCtx *c, const KFunc *f)
         case K_LOOP: emit_loop_call(c, f, k, ctx, pools, seed, step); break;
         case K_GEMM: emit_gemm(c, k, ctx, pools); break;
         case K_CALL: emit_call(c, k, pools, seed); break;
+        case K_ATTENTION:
+        case K_HEAD_LOSS: cg_fused_emit(c, k, ctx, pools); break;
         }
     }
     LLVMValueRef ret = cg_const_f32(c, 0.0);

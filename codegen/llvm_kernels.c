@@ -570,3 +570,74 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
     *n_bufs_out = nb;
     return fn;
 }
+
+/* ---- fused kernels: calls into runtime/rt_fused.c ---- */
+
+/* (T *) to buffer buf, or a null pointer for -1; false after a diagnostic when the buffer
+ * does not exist or is not of dtype dt. */
+static bool fused_buf(CgCtx *c, const Kernel *k, LLVMValueRef *pools, int buf, IrDType dt, const char *what,
+                      LLVMValueRef *out)
+{
+    LLVMTypeRef pt = dt == IR_I32 ? c->t_pi32 : c->t_pf32;
+    if (buf < 0) {
+        *out = LLVMConstNull(pt);
+        return true;
+    }
+    if (buf >= c->p->n_bufs || c->p->bufs[buf].dtype != dt) {
+        diag_error(c->d, k->loc, "kernel %s: the LLVM backend needs an %s %s buffer", k->name ? k->name : "?",
+                   ir_dtype_name(dt), what);
+        return false;
+    }
+    LLVMValueRef off = cg_const_i64(c, c->loc[buf].offset);
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_i8, pools[c->loc[buf].pool], &off, 1, "");
+    *out = LLVMBuildBitCast(c->b, p, pt, what);
+    return true;
+}
+
+void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools)
+{
+    if (k->kind == K_ATTENTION) {
+        const KAttention *a = &k->attn;
+        const int ids[9] = {a->q, a->k, a->v, a->y, a->lse, a->dy, a->dq, a->dk, a->dv};
+        static const char *const what[9] = {"q", "k", "v", "y", "lse", "dy", "dq", "dk", "dv"};
+        LLVMValueRef ptr[9];
+        for (int i = 0; i < 9; i++)
+            if (!fused_buf(c, k, pools, ids[i], IR_F32, what[i], &ptr[i]))
+                return;
+        LLVMValueRef args[19] = {ctx,
+                                 cg_const_i64(c, a->batch),
+                                 cg_const_i64(c, a->heads),
+                                 cg_const_i64(c, a->kv_heads),
+                                 cg_const_i64(c, a->seq),
+                                 cg_const_i64(c, a->head_dim),
+                                 cg_const_i64(c, a->tile_q),
+                                 cg_const_i64(c, a->tile_k),
+                                 cg_const_i32(c, a->causal),
+                                 cg_const_f32(c, a->scale),
+                                 ptr[0], ptr[1], ptr[2]};
+        if (a->backward) {
+            for (int i = 3; i < 9; i++) /* y, lse, dy, dq, dk, dv */
+                args[10 + i] = ptr[i];
+            LLVMBuildCall2(c->b, c->t_attn_bwd, c->f_attn_bwd, args, 19, "");
+        } else {
+            args[13] = ptr[3];
+            args[14] = ptr[4];
+            LLVMBuildCall2(c->b, c->t_attn_fwd, c->f_attn_fwd, args, 15, "");
+        }
+        return;
+    }
+    CG_ASSERT(k->kind == K_HEAD_LOSS);
+    const KHeadLoss *h = &k->head;
+    LLVMValueRef x, w, t, loss, dx, dw, dloss, work;
+    if (!fused_buf(c, k, pools, h->x, IR_F32, "x", &x) || !fused_buf(c, k, pools, h->w, IR_F32, "w", &w) ||
+        !fused_buf(c, k, pools, h->targets, IR_I32, "targets", &t) ||
+        !fused_buf(c, k, pools, h->loss, IR_F32, "loss", &loss) || !fused_buf(c, k, pools, h->dx, IR_F32, "dx", &dx) ||
+        !fused_buf(c, k, pools, h->dw, IR_F32, "dw", &dw) ||
+        !fused_buf(c, k, pools, h->dloss, IR_F32, "dloss", &dloss) ||
+        !fused_buf(c, k, pools, h->work, IR_F32, "work", &work))
+        return;
+    LLVMValueRef args[14] = {ctx,  cg_const_i64(c, h->rows), cg_const_i64(c, h->dim), cg_const_i64(c, h->vocab),
+                             cg_const_i64(c, h->chunk), x, w, t, loss, dx, dw, dloss, cg_const_f32(c, h->grad_scale),
+                             work};
+    LLVMBuildCall2(c->b, c->t_head_loss, c->f_head_loss, args, 14, "");
+}

@@ -178,6 +178,15 @@ static void ctx_init(CgCtx *c, const KProgram *p, const CgOptions *opt, Diags *d
     LLVMTypeRef pr[6] = {c->t_pf32, c->t_i64, c->t_f64, c->t_i64, c->t_i64, c->t_i64};
     c->f_prune_rand = declare(c, "rt_prune_random", c->t_i64, pr, 6, &c->t_prune_rand);
     c->f_tanhf = declare(c, "tanhf", c->t_f32, &c->t_f32, 1, &c->t_tanhf);
+    /* runtime/rt_fused.h */
+    LLVMTypeRef at[19] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,
+                          c->t_i64,  c->t_i32,  c->t_f32,  c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32,
+                          c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32};
+    c->f_attn_fwd = declare(c, "rt_attention_forward", c->t_void, at, 15, &c->t_attn_fwd);
+    c->f_attn_bwd = declare(c, "rt_attention_backward", c->t_void, at, 19, &c->t_attn_bwd);
+    LLVMTypeRef hl[14] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_pf32, c->t_pf32,
+                          c->t_pi32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_f32,  c->t_pf32};
+    c->f_head_loss = declare(c, "rt_head_loss", c->t_void, hl, 14, &c->t_head_loss);
     layout(c);
 }
 

@@ -357,6 +357,36 @@ static void grad_cross_entropy(AdCtx *c, IrNode *n, IrNode *dy)
     accumulate(c, n->in[0], build(c, IR_OP_CROSS_ENTROPY_GRAD, dy, n->in[0], n->in[1], NULL));
 }
 
+/* One backward op from the saved y and lse gives all three gradients: dq is its value,
+ * dk and dv its results 1 and 2 (kv heads already summed over the query heads that
+ * share them). */
+static void grad_attention(AdCtx *c, IrNode *n, IrNode *dy)
+{
+    IrNode *in[6] = {dy, n->in[0], n->in[1], n->in[2], n, ir_result(&c->b, n, 1)};
+    IrAttrs as = attrs_empty();
+    attrs_copy_key(c, &as, n, "scale");
+    attrs_copy_key(c, &as, n, "causal");
+    IrNode *g = ir_build(&c->b, IR_OP_ATTENTION_GRAD, in, 6, NULL, 0, &as);
+    if (is_active(c, n->in[0]))
+        accumulate(c, n->in[0], g);
+    if (is_active(c, n->in[1]))
+        accumulate(c, n->in[1], ir_result(&c->b, g, 1));
+    if (is_active(c, n->in[2]))
+        accumulate(c, n->in[2], ir_result(&c->b, g, 2));
+}
+
+/* dx is the gradient op's value, dw its result 1; both recompute the logits chunk by
+ * chunk rather than keep them from the forward. */
+static void grad_linear_cross_entropy(AdCtx *c, IrNode *n, IrNode *dy)
+{
+    IrNode *in[4] = {dy, n->in[0], n->in[1], n->in[2]};
+    IrNode *g = ir_build(&c->b, IR_OP_LINEAR_CROSS_ENTROPY_GRAD, in, 4, NULL, 0, NULL);
+    if (is_active(c, n->in[0]))
+        accumulate(c, n->in[0], g);
+    if (is_active(c, n->in[1]))
+        accumulate(c, n->in[1], ir_result(&c->b, g, 1));
+}
+
 /* One rule per op; an OPF_DIFF op without one fails a unit test. */
 static const GradRule grad_rules[IR_OP_COUNT] = {
     [IR_OP_GLOBAL] = grad_global,
@@ -381,6 +411,8 @@ static const GradRule grad_rules[IR_OP_COUNT] = {
     [IR_OP_SUM] = grad_sum,
     [IR_OP_DROPOUT] = grad_dropout,
     [IR_OP_CROSS_ENTROPY] = grad_cross_entropy,
+    [IR_OP_ATTENTION] = grad_attention,
+    [IR_OP_LINEAR_CROSS_ENTROPY] = grad_linear_cross_entropy,
 };
 
 bool ir_autodiff_has_rule(IrOpKind op)

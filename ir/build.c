@@ -166,3 +166,23 @@ IrNode *ir_cross_entropy(IrBuilder *b, IrNode *logits, IrNode *targets)
 {
     return finish(b, node(b, IR_OP_CROSS_ENTROPY, logits, targets, NULL));
 }
+
+IrNode *ir_attention(IrBuilder *b, IrNode *q, IrNode *k, IrNode *v, double scale, bool causal)
+{
+    IrNode *n = node(b, IR_OP_ATTENTION, q, k, v);
+    ir_attrs_set_float(b->m->arena, &n->attrs, "scale", scale);
+    ir_attrs_set_int(b->m->arena, &n->attrs, "causal", causal);
+    return finish(b, n);
+}
+
+IrNode *ir_linear_cross_entropy(IrBuilder *b, IrNode *x, IrNode *w, IrNode *targets)
+{
+    return finish(b, node(b, IR_OP_LINEAR_CROSS_ENTROPY, x, w, targets));
+}
+
+IrNode *ir_result(IrBuilder *b, IrNode *x, int index)
+{
+    IrNode *n = node(b, IR_OP_RESULT, x, NULL, NULL);
+    ir_attrs_set_int(b->m->arena, &n->attrs, "index", index);
+    return finish(b, n);
+}

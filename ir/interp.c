@@ -753,6 +753,158 @@ static double *op_cross_entropy_grad(const IrNode *n, const double *dl, const do
     return dx;
 }
 
+/* ---- fused ops: attention, linear + cross-entropy -------------------------------------- */
+
+/* Storage of a multi-result node: its results one after the other (ir_node_result_type),
+ * so users read result 0 where they read any value and `result` nodes copy the rest. */
+static int64_t result_offset(const IrNode *n, int index)
+{
+    int64_t off = 0;
+    for (int r = 0; r < index; r++) {
+        IrType t;
+        ENSURE(ir_node_result_type(n, r, &t), n, "has no result %d", r);
+        off += numel(t);
+    }
+    return off;
+}
+
+static double *new_results(const IrNode *n)
+{
+    return xcalloc((size_t)result_offset(n, ir_node_n_results(n)), sizeof(double));
+}
+
+static double dot(const double *a, const double *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Shapes of an attention node's operands: q[B,H,T,D], k and v [B,Hkv,T,D]. */
+typedef struct {
+    int64_t B, H, Hkv, T, D;
+    double scale;
+    bool causal;
+} AttnDims;
+
+static AttnDims attn_dims(const IrNode *n, IrType q, IrType k)
+{
+    AttnDims a = {q.dim[0], q.dim[1], k.dim[1], q.dim[2], q.dim[3], req_float(n, "scale"),
+                  req_int(n, "causal") != 0};
+    ENSURE(q.rank == 4 && k.rank == 4 && a.Hkv > 0 && a.H % a.Hkv == 0, n, "expects q[B,H,T,D], k[B,Hkv,T,D]");
+    return a;
+}
+
+/* Row i of (b, h) in q-shaped storage, and row j of its kv head in k-shaped storage. */
+static int64_t q_row(const AttnDims *a, int64_t b, int64_t h, int64_t i) { return ((b * a->H + h) * a->T + i) * a->D; }
+static int64_t kv_row(const AttnDims *a, int64_t b, int64_t h, int64_t j)
+{
+    return ((b * a->Hkv + h / (a->H / a->Hkv)) * a->T + j) * a->D;
+}
+
+/* y = softmax(scale q k^T) v over keys j <= i (causal) or all j; result 1: lse, the log
+ * of each row's softmax denominator (including the scale): lse_i = log sum_j exp(s_ij). */
+static double *op_attention(const IrNode *n, const double *q, const double *k, const double *v)
+{
+    AttnDims a = attn_dims(n, n->in[0]->type, n->in[1]->type);
+    double *y = new_results(n), *lse = y + result_offset(n, 1);
+    double *s = xcalloc((size_t)a.T, sizeof(double));
+    for (int64_t b = 0; b < a.B; b++)
+        for (int64_t h = 0; h < a.H; h++)
+            for (int64_t i = 0; i < a.T; i++) {
+                int64_t keep = a.causal ? i + 1 : a.T;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < keep; j++) {
+                    s[j] = a.scale * dot(q + q_row(&a, b, h, i), k + kv_row(&a, b, h, j), a.D);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int64_t j = 0; j < keep; j++)
+                    sum += exp(s[j] - mx);
+                double l = mx + log(sum), *yr = y + q_row(&a, b, h, i);
+                lse[(b * a.H + h) * a.T + i] = l;
+                for (int64_t j = 0; j < keep; j++) {
+                    double p = exp(s[j] - l);
+                    const double *vr = v + kv_row(&a, b, h, j);
+                    for (int64_t d = 0; d < a.D; d++)
+                        yr[d] += p * vr[d];
+                }
+            }
+    free(s);
+    return y;
+}
+
+/* The gradient of attention from its saved y and lse: with p_ij = exp(s_ij - lse_i),
+ * delta_i = dy_i . y_i and ds_ij = p_ij (dy_i . v_j - delta_i):
+ * dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i p_ij dy_i, the
+ * kv sums running over every query head that reads the kv head. */
+static double *op_attention_grad(const IrNode *n, const double *dy, const double *q, const double *k,
+                                 const double *v, const double *y, const double *lse)
+{
+    AttnDims a = attn_dims(n, n->in[1]->type, n->in[2]->type);
+    double *dq = new_results(n), *dk = dq + result_offset(n, 1), *dv = dq + result_offset(n, 2);
+    for (int64_t b = 0; b < a.B; b++)
+        for (int64_t h = 0; h < a.H; h++)
+            for (int64_t i = 0; i < a.T; i++) {
+                int64_t keep = a.causal ? i + 1 : a.T, qi = q_row(&a, b, h, i);
+                double delta = dot(dy + qi, y + qi, a.D), l = lse[(b * a.H + h) * a.T + i];
+                for (int64_t j = 0; j < keep; j++) {
+                    int64_t kj = kv_row(&a, b, h, j);
+                    double p = exp(a.scale * dot(q + qi, k + kj, a.D) - l);
+                    double ds = p * (dot(dy + qi, v + kj, a.D) - delta);
+                    for (int64_t d = 0; d < a.D; d++) {
+                        dv[kj + d] += p * dy[qi + d];
+                        dq[qi + d] += a.scale * ds * k[kj + d];
+                        dk[kj + d] += a.scale * ds * q[qi + d];
+                    }
+                }
+            }
+    return dq;
+}
+
+/* x[N,C], w[V,C], targets[N] -> mean_n (logsumexp(z_n) - z_n[t_n]), z_n = x_n w^T. With
+ * dl (the gradient): dx (result 0) and dw (result 1) of dl times that mean. */
+static double *head_loss(const IrNode *n, const double *dl, const double *x, const double *w, const double *tg)
+{
+    IrType xt = n->in[dl ? 1 : 0]->type, wt = n->in[dl ? 2 : 1]->type;
+    int64_t N = xt.dim[0], C = xt.dim[1], V = wt.dim[0];
+    ENSURE(xt.rank == 2 && wt.rank == 2 && wt.dim[1] == C && N > 0, n, "expects x[N,C], w[V,C]");
+    double *y = dl ? new_results(n) : new_vals(n), *dw = dl ? y + result_offset(n, 1) : NULL, total = 0;
+    double *z = xcalloc((size_t)V, sizeof(double));
+    for (int64_t r = 0; r < N; r++) {
+        int64_t t = as_int(n, tg[r]);
+        ENSURE(t >= 0 && t < V, n, "target %lld out of range [0,%lld)", (long long)t, (long long)V);
+        double mx = -INFINITY, s = 0;
+        for (int64_t j = 0; j < V; j++) {
+            z[j] = dot(x + r * C, w + j * C, C);
+            mx = fmax(mx, z[j]);
+        }
+        for (int64_t j = 0; j < V; j++)
+            s += exp(z[j] - mx);
+        double lse = mx + log(s);
+        total += lse - z[t];
+        for (int64_t j = 0; dl && j < V; j++) {
+            double g = dl[0] * (exp(z[j] - lse) - (j == t ? 1.0 : 0.0)) / (double)N;
+            for (int64_t c = 0; c < C; c++) {
+                y[r * C + c] += g * w[j * C + c];
+                dw[j * C + c] += g * x[r * C + c];
+            }
+        }
+    }
+    if (!dl)
+        y[0] = total / (double)N;
+    free(z);
+    return y;
+}
+
+/* The index-th extra result of the operand, copied out of its storage. */
+static double *op_result(const IrNode *n, const double *x)
+{
+    double *y = new_vals(n);
+    memcpy(y, x + result_offset(n->in[0], (int)req_int(n, "index")), sizeof(double) * (size_t)numel(n->type));
+    return y;
+}
+
 /* ---- training ----------------------------------------------------------------------- */
 
 static double *op_global_norm(const FuncVals *fv, const IrNode *n)
@@ -943,6 +1095,11 @@ static double *exec_node(IrInterp *it, const FuncVals *fv, const IrNode *n)
     case IR_OP_SUM: return op_sum(n, X(0));
     case IR_OP_DROPOUT: return op_dropout(it, n, X(0), X(1));
     case IR_OP_CROSS_ENTROPY: return op_cross_entropy(n, X(0), X(1));
+    case IR_OP_RESULT: return op_result(n, X(0));
+    case IR_OP_ATTENTION: return op_attention(n, X(0), X(1), X(2));
+    case IR_OP_ATTENTION_GRAD: return op_attention_grad(n, X(0), X(1), X(2), X(3), X(4), X(5));
+    case IR_OP_LINEAR_CROSS_ENTROPY: return head_loss(n, NULL, X(0), X(1), X(2));
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD: return head_loss(n, X(0), X(1), X(2), X(3));
     case IR_OP_EMBEDDING_GRAD: return op_embedding_grad(n, X(0), X(1));
     case IR_OP_SILU_GRAD:
     case IR_OP_GELU_GRAD:

@@ -176,6 +176,12 @@ IrFunc *ir_func_find(const IrModule *m, const char *name);
 IrNode *ir_node_new(IrModule *m, IrFunc *f, IrOpKind op, IrNode **in, int n_in, IrGlobal **gl, int n_gl, SrcLoc loc);
 /* Applies the shape rule; on a mismatch records a diagnostic at n->loc and returns false. */
 bool ir_node_infer(IrNode *n, Diags *d);
+/* Results of a node: 0 for an effect, 1 for most ops; a multi-result op (attention:
+ * y and lse; attention_grad: dq, dk, dv; linear_cross_entropy_grad: dx, dw) has extra
+ * results, which its users read through `result` nodes ({index} >= 1). */
+int ir_node_n_results(const IrNode *n);
+/* The type of result `index` of n (0: n's own); false when n has no such result. */
+bool ir_node_result_type(const IrNode *n, int index, IrType *t);
 /* Appends to f a copy of n (op, globals, type, attributes, name, group, location)
  * whose value operands are in[0..n->n_in): how passes rebuild a function. */
 IrNode *ir_node_copy(IrModule *m, IrFunc *f, const IrNode *n, IrNode *const *in);
@@ -214,6 +220,12 @@ IrNode *ir_concat(IrBuilder *b, IrNode *x, IrNode *y, int axis);
 IrNode *ir_sum(IrBuilder *b, IrNode *x, int n_axes, const int64_t *axes);
 IrNode *ir_dropout(IrBuilder *b, IrNode *x, IrNode *step, double p, int64_t stream);
 IrNode *ir_cross_entropy(IrBuilder *b, IrNode *logits, IrNode *targets);
+/* q[B,H,T,D], k, v [B,Hkv,T,D] -> [B,H,T,D]: softmax(scale q k^T) v, causal or not. */
+IrNode *ir_attention(IrBuilder *b, IrNode *q, IrNode *k, IrNode *v, double scale, bool causal);
+/* x[N,C], w[V,C], targets[N] -> f32[]: cross_entropy(x w^T, targets). */
+IrNode *ir_linear_cross_entropy(IrBuilder *b, IrNode *x, IrNode *w, IrNode *targets);
+/* The index-th extra result (index >= 1) of multi-result node x. */
+IrNode *ir_result(IrBuilder *b, IrNode *x, int index);
 /* Generic form for everything else: attributes are set on the result before inference. */
 IrNode *ir_build(IrBuilder *b, IrOpKind op, IrNode **in, int n_in, IrGlobal **gl, int n_gl, const IrAttrs *attrs);
 

@@ -78,6 +78,8 @@ typedef enum {
     K_LOOP,  /* instructions over outer x phases x inner */
     K_GEMM,  /* batched C = alpha op(A) op(B) + beta C */
     K_CALL,  /* a runtime routine (see KCallKind) */
+    K_ATTENTION, /* fused attention, forward or backward, over tiles (KAttention) */
+    K_HEAD_LOSS, /* the LM head's GEMM and cross-entropy over row chunks (KHeadLoss) */
 } KernelKind;
 
 typedef enum {
@@ -96,6 +98,53 @@ typedef struct KGemm {
     double alpha, beta;
 } KGemm;
 
+/* Fused attention (graph ops attention / attention_grad) on dense row-major
+ * q, dy, y, dq [B,H,T,D], k, v, dk, dv [B,Hkv,T,D], lse [B,H,T]; query head h reads kv
+ * head h / (H / Hkv). The algorithm, which every backend implements as written (the
+ * kernel interpreter in f64, runtime/rt_fused.c in f32):
+ *   forward, one task per (b, h, query tile of tile_q rows), in any order: for each key
+ *     tile of tile_k keys up to the one holding the tile's last row (causal; all tiles
+ *     otherwise; tiles wholly above the diagonal are never touched), in order:
+ *     S = scale Q K^T with j > i masked; m' = max(m, rowmax S); P = exp(S - m');
+ *     l = l exp(m - m') + rowsum P; acc = acc exp(m - m') + P V; m = m'.
+ *     Then y = acc / l and lse = m + log l (m starts at -inf, l and acc at 0).
+ *   backward, one task per (b, kv head), so that the kv heads' sums over queries and
+ *     query heads, and dq's sum over key tiles, each run in one thread in one order:
+ *     dq = 0 for the group's heads; for each key tile, in order: dK = dV = 0; for each
+ *     query head of the group, in order, for each query tile from the one holding the
+ *     key tile's first key (causal; else the first) to the last, in order:
+ *     P = exp(scale Q K^T - lse) masked; dV += P^T dY; dP = dY V^T;
+ *     dS = P (dP - delta), delta_i = dy_i . y_i; dQ += scale dS K; dK += scale dS^T Q.
+ *     Then dk, dv of the key tile = dK, dV.
+ * Work is split over tasks only, never over a sum, so results do not depend on the
+ * number of threads. */
+typedef struct KAttention {
+    bool backward; /* false: y, lse from q, k, v; true: dq, dk, dv from dy, q, k, v, y, lse */
+    bool causal;
+    double scale;
+    int64_t batch, heads, kv_heads, seq, head_dim; /* B, H, Hkv, T, D */
+    int64_t tile_q, tile_k;                        /* rows of a query tile, keys of a key tile */
+    int q, k, v, y, lse;                           /* buffers; lse -1: a forward no backward reads */
+    int dy, dq, dk, dv;                            /* backward only; dk, dv -1 when unused */
+} KAttention;
+
+/* loss = mean_n (logsumexp(z_n) - z_n[t_n]) with z = x w^T, x[N,C], w[V,C], t[N] i32
+ * (graph ops linear_cross_entropy / linear_cross_entropy_grad), never holding z whole.
+ * For each chunk of `chunk` rows, in order: Z = X_chunk W^T into `work`; per row
+ * (parallel): lse, the row's loss into work[chunk * V + r], and, for gradients,
+ * Z = g (softmax(Z) - onehot(t)) with g = dloss / N; then the chunk's losses are summed in
+ * row order; dx rows = Z W; dw (+)= Z^T X_chunk (the first chunk overwrites). */
+typedef struct KHeadLoss {
+    int64_t rows, dim, vocab; /* N, C, V */
+    int64_t chunk;            /* rows per chunk (the last may be shorter) */
+    int x, w, targets;
+    int loss;                 /* f32[] the mean loss, or -1 */
+    int dx, dw;               /* the gradients, or -1 (not computed) */
+    int dloss;                /* f32[] holding dloss, or -1: dloss = grad_scale */
+    double grad_scale;
+    int work;                 /* scratch f32[chunk * V + chunk] */
+} KHeadLoss;
+
 typedef struct Kernel {
     int id;
     const char *name;        /* "k12_rmsnorm": from the first node's id and op */
@@ -110,6 +159,9 @@ typedef struct Kernel {
     int n_code, cap_code;
     /* K_GEMM */
     KGemm gemm;
+    /* K_ATTENTION, K_HEAD_LOSS */
+    KAttention attn;
+    KHeadLoss head;
     /* K_CALL */
     KCallKind call;
     int call_bufs[4];

@@ -29,6 +29,8 @@ typedef struct {
     bool *forwarded;     /* node id -> a STORE whose value was computed in the global's own buffer */
     bool *virtual_concat; /* node id -> a CONCAT read only by GEMMs, which read its parts instead */
     bool *virtual_slice;  /* node id -> a last-axis SLICE whose users read it in place */
+    const IrNode **head_grad; /* node id of a linear_cross_entropy -> its gradient op, computed with it */
+    bool *in_forward;         /* node id -> a linear_cross_entropy_grad computed by its forward's kernel */
     Kernel *k;
     bool ok;
 } KB;
@@ -169,17 +171,29 @@ static IrMemClass value_class(KB *kb, const IrNode *n, int index)
     return IR_CLASS_SCRATCH;
 }
 
-static int value_buf(KB *kb, const IrNode *n)
+static int node_index(KB *kb, const IrNode *n)
 {
-    if (kb->node_buf[n->id] >= 0)
-        return kb->node_buf[n->id];
     int index = 0;
     while (index < kb->f->n_nodes && kb->f->nodes[index] != n)
         index++;
+    return index;
+}
+
+/* n's buffer, created for a value defined at position `index` of f (activation when it
+ * is defined before the loss and used after it). */
+static int value_buf_at(KB *kb, const IrNode *n, int index)
+{
+    if (kb->node_buf[n->id] >= 0)
+        return kb->node_buf[n->id];
     const char *name = arena_sprintf(kb->a, "%s.v%d", kb->f->name, n->id);
     int b = buf_new(kb, name, n->type.dtype, ir_type_numel(n->type), value_class(kb, n, index));
     kb->node_buf[n->id] = b;
     return b;
+}
+
+static int value_buf(KB *kb, const IrNode *n)
+{
+    return value_buf_at(kb, n, node_index(kb, n));
 }
 
 static int global_buf(KB *kb, const IrGlobal *g) { return kb->p->global_buf[g->id]; }
@@ -1012,6 +1026,132 @@ static int scalar_buf(KB *kb, const IrNode *n)
     return b;
 }
 
+/* ---- fused ops ---- */
+
+/* The buffer of result `index` of multi-result node n, which n's kernel writes: the
+ * buffer of n's `result` node(s) of that index, or -1 when nothing reads it. */
+static int result_buf(KB *kb, const IrNode *n, int index)
+{
+    int b = -1, at = node_index(kb, n);
+    for (int i = at + 1; i < kb->f->n_nodes; i++) {
+        const IrNode *r = kb->f->nodes[i];
+        if (r->op != IR_OP_RESULT || r->in[0] != n || ir_attrs_int(&r->attrs, "index", 0) != index)
+            continue;
+        if (b < 0)
+            b = value_buf_at(kb, r, at);
+        else
+            kb->node_buf[r->id] = b; /* a duplicate result node reads the same bytes */
+    }
+    return b;
+}
+
+/* Tiles of 64 queries against 64 keys: one score tile is 16 KiB and a thread's tiles and
+ * row accumulators stay in its core's L2; halved above head dim 128 so they still do. */
+static int64_t attention_tile(int64_t head_dim) { return head_dim <= 128 ? 64 : 32; }
+
+static void attention_kernel(KB *kb, const IrNode *n, bool backward)
+{
+    int o = backward ? 1 : 0; /* q, k, v are operands o, o + 1, o + 2 */
+    const IrNode *q = n->in[o], *k = n->in[o + 1];
+    Kernel *kn = kernel_new(kb, K_ATTENTION, n, NULL);
+    KAttention *a = &kn->attn;
+    a->backward = backward;
+    a->causal = ir_attrs_int(&n->attrs, "causal", 0) != 0;
+    a->scale = ir_attrs_float(&n->attrs, "scale", 1.0);
+    a->batch = q->type.dim[0];
+    a->heads = q->type.dim[1];
+    a->kv_heads = k->type.dim[1];
+    a->seq = q->type.dim[2];
+    a->head_dim = q->type.dim[3];
+    a->tile_q = a->tile_k = attention_tile(a->head_dim);
+    a->q = in_buf(kb, q);
+    a->k = in_buf(kb, k);
+    a->v = in_buf(kb, n->in[o + 2]);
+    a->dy = a->dq = a->dk = a->dv = -1;
+    if (!backward) {
+        a->y = value_buf(kb, n);
+        a->lse = result_buf(kb, n, 1);
+        return;
+    }
+    a->dy = in_buf(kb, n->in[0]);
+    a->y = in_buf(kb, n->in[4]);
+    a->lse = in_buf(kb, n->in[5]);
+    a->dq = value_buf(kb, n);
+    a->dk = result_buf(kb, n, 1);
+    a->dv = result_buf(kb, n, 2);
+}
+
+/* Rows per chunk as Liger-Kernel picks them: a chunk's logits take about as many elements
+ * as x itself (N C / V rows), in whole blocks of 64 rows when that many fit. */
+static int64_t head_loss_chunk(int64_t N, int64_t C, int64_t V)
+{
+    int64_t rows = N * C / V;
+    if (rows >= 64)
+        rows = rows / 64 * 64;
+    return rows < 1 ? 1 : rows > N ? N : rows;
+}
+
+static bool has_users(KB *kb, const IrNode *n)
+{
+    if (n == kb->f->ret)
+        return true;
+    for (int i = 0; i < kb->f->n_nodes; i++)
+        for (int k = 0; k < kb->f->nodes[i]->n_in; k++)
+            if (kb->f->nodes[i]->in[k] == n && kb->f->nodes[i]->op != IR_OP_RESULT)
+                return true;
+    return false;
+}
+
+/* linear_cross_entropy (n the loss, g its gradient op computed in the same kernel, or
+ * NULL) or linear_cross_entropy_grad (n the gradient op). */
+static void head_loss_kernel(KB *kb, const IrNode *n, const IrNode *g)
+{
+    bool grad_only = n->op == IR_OP_LINEAR_CROSS_ENTROPY_GRAD;
+    if (grad_only)
+        g = n;
+    int o = grad_only ? 1 : 0; /* x, w, targets are operands o, o + 1, o + 2 */
+    const IrNode *x = n->in[o], *w = n->in[o + 1];
+    Kernel *kn = kernel_new(kb, K_HEAD_LOSS, n, NULL);
+    KHeadLoss *h = &kn->head;
+    h->rows = x->type.dim[0];
+    h->dim = x->type.dim[1];
+    h->vocab = w->type.dim[0];
+    h->chunk = head_loss_chunk(h->rows, h->dim, h->vocab);
+    h->x = in_buf(kb, x);
+    h->w = in_buf(kb, w);
+    h->targets = in_buf(kb, n->in[o + 2]);
+    h->loss = grad_only ? -1 : value_buf(kb, n);
+    h->dx = g && has_users(kb, g) ? value_buf(kb, g) : -1;
+    h->dw = g ? result_buf(kb, g, 1) : -1;
+    h->dloss = grad_only ? in_buf(kb, g->in[0]) : -1;
+    h->grad_scale = g && !grad_only ? ir_attrs_float(&g->in[0]->attrs, "value", 1.0) : 1.0;
+    const char *nm = arena_sprintf(kb->a, "%s.v%d.chunk", kb->f->name, n->id);
+    h->work = buf_new(kb, nm, IR_F32, h->chunk * h->vocab + h->chunk, IR_CLASS_SCRATCH);
+}
+
+/* A linear_cross_entropy_grad whose dloss is a constant (autodiff's seed: the loss is
+ * what the function returns) and whose x, w and targets are those of a
+ * linear_cross_entropy of the function is computed by the forward's kernel, as
+ * Liger-Kernel does: each chunk's logits become their gradient right after the loss is
+ * taken from them, so no GEMM recomputes them in the backward. */
+static void find_head_grads(KB *kb, const IrFunc *f)
+{
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *g = f->nodes[i];
+        if (g->op != IR_OP_LINEAR_CROSS_ENTROPY_GRAD || g->in[0]->op != IR_OP_CONST)
+            continue;
+        for (int j = 0; j < i; j++) {
+            const IrNode *n = f->nodes[j];
+            if (n->op == IR_OP_LINEAR_CROSS_ENTROPY && !kb->head_grad[n->id] && n->in[0] == g->in[1] &&
+                n->in[1] == g->in[2] && n->in[2] == g->in[3]) {
+                kb->head_grad[n->id] = g;
+                kb->in_forward[g->id] = true;
+                break;
+            }
+        }
+    }
+}
+
 /* ---- driver ---- */
 
 static void node_kernels(KB *kb, const IrNode *n)
@@ -1025,6 +1165,20 @@ static void node_kernels(KB *kb, const IrNode *n)
         break;
     case IR_OP_CONST:
         fill_kernel(kb, n, value_buf(kb, n), ir_attrs_float(&n->attrs, "value", 0));
+        break;
+    case IR_OP_RESULT:
+        if (kb->node_buf[n->id] < 0) {
+            diag_error(kb->d, n->loc, "internal: result %%%d of %%%d (%s) has no buffer", n->id, n->in[0]->id,
+                       ir_op_info[n->in[0]->op].name);
+            kb->ok = false;
+        }
+        break;
+    case IR_OP_ATTENTION: attention_kernel(kb, n, false); break;
+    case IR_OP_ATTENTION_GRAD: attention_kernel(kb, n, true); break;
+    case IR_OP_LINEAR_CROSS_ENTROPY: head_loss_kernel(kb, n, kb->head_grad[n->id]); break;
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD:
+        if (!kb->in_forward[n->id])
+            head_loss_kernel(kb, n, NULL);
         break;
     case IR_OP_EMBEDDING: embedding_kernel(kb, n); break;
     case IR_OP_MATMUL: matmul_kernel(kb, n); break;
@@ -1246,8 +1400,11 @@ static KFunc *build_func(KB *kb, const IrFunc *f)
     kb->forwarded = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_concat = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_slice = ARENA_ARRAY(kb->a, bool, max_id);
+    kb->head_grad = ARENA_ARRAY(kb->a, const IrNode *, max_id);
+    kb->in_forward = ARENA_ARRAY(kb->a, bool, max_id);
     forward_stores(kb, f);
     find_virtual_values(kb, f);
+    find_head_grads(kb, f);
 
     for (int i = 0; i < f->n_nodes && kb->ok; i++) {
         const IrNode *n = f->nodes[i];

@@ -225,6 +225,202 @@ static void run_call(KInterp *it, const Kernel *k)
     }
 }
 
+/* ---- fused kernels: the algorithms of kernel.h, in f64 ---- */
+
+static double *xmalloc(int64_t n)
+{
+    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+    if (!p) {
+        fprintf(stderr, "%s: out of memory\n", __FILE__);
+        abort();
+    }
+    return p;
+}
+
+static double dot(const double *a, const double *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Row i of head h of batch b in a [B,heads,T,D] buffer. */
+static int64_t row_at(const KAttention *a, int64_t heads, int64_t b, int64_t h, int64_t i)
+{
+    return ((b * heads + h) * a->seq + i) * a->head_dim;
+}
+
+static void attention_forward(KInterp *it, const KAttention *a)
+{
+    int64_t T = a->seq, D = a->head_dim, tq = a->tile_q, tk = a->tile_k, G = a->heads / a->kv_heads;
+    const double *q = it->bufs[a->q], *k = it->bufs[a->k], *v = it->bufs[a->v];
+    double *y = it->bufs[a->y], *lse = a->lse >= 0 ? it->bufs[a->lse] : NULL;
+    double *S = xmalloc(tq * tk), *acc = xmalloc(tq * D), *m = xmalloc(tq), *l = xmalloc(tq);
+    for (int64_t b = 0; b < a->batch; b++)
+        for (int64_t h = 0; h < a->heads; h++)
+            for (int64_t i0 = 0; i0 < T; i0 += tq) {
+                int64_t i1 = min64(T, i0 + tq), last = a->causal ? i1 - 1 : T - 1;
+                for (int64_t r = 0; r < i1 - i0; r++) {
+                    m[r] = -INFINITY;
+                    l[r] = 0;
+                    for (int64_t d = 0; d < D; d++)
+                        acc[r * D + d] = 0;
+                }
+                for (int64_t j0 = 0; j0 <= last; j0 += tk) { /* key tiles up to the diagonal */
+                    int64_t j1 = min64(T, j0 + tk);
+                    for (int64_t r = 0; r < i1 - i0; r++) {
+                        const double *qr = q + row_at(a, a->heads, b, h, i0 + r);
+                        double mx = m[r];
+                        for (int64_t c = 0; c < j1 - j0; c++) {
+                            bool masked = a->causal && j0 + c > i0 + r;
+                            S[r * tk + c] = masked ? -INFINITY
+                                                   : a->scale * dot(qr, k + row_at(a, a->kv_heads, b, h / G, j0 + c), D);
+                            mx = fmax(mx, S[r * tk + c]);
+                        }
+                        double corr = exp(m[r] - mx), sum = 0;
+                        for (int64_t d = 0; d < D; d++)
+                            acc[r * D + d] *= corr;
+                        for (int64_t c = 0; c < j1 - j0; c++) {
+                            double p = exp(S[r * tk + c] - mx);
+                            const double *vr = v + row_at(a, a->kv_heads, b, h / G, j0 + c);
+                            sum += p;
+                            for (int64_t d = 0; d < D; d++)
+                                acc[r * D + d] += p * vr[d];
+                        }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mx;
+                    }
+                }
+                for (int64_t r = 0; r < i1 - i0; r++) {
+                    double *yr = y + row_at(a, a->heads, b, h, i0 + r);
+                    for (int64_t d = 0; d < D; d++)
+                        yr[d] = acc[r * D + d] / l[r];
+                    if (lse)
+                        lse[(b * a->heads + h) * T + i0 + r] = m[r] + log(l[r]);
+                }
+            }
+    free(S);
+    free(acc);
+    free(m);
+    free(l);
+}
+
+static void attention_backward(KInterp *it, const KAttention *a)
+{
+    int64_t T = a->seq, D = a->head_dim, tq = a->tile_q, tk = a->tile_k, G = a->heads / a->kv_heads;
+    const double *q = it->bufs[a->q], *k = it->bufs[a->k], *v = it->bufs[a->v], *y = it->bufs[a->y];
+    const double *lse = it->bufs[a->lse], *dy = it->bufs[a->dy];
+    double *dq = it->bufs[a->dq], *dk = a->dk >= 0 ? it->bufs[a->dk] : NULL, *dv = a->dv >= 0 ? it->bufs[a->dv] : NULL;
+    double *P = xmalloc(tq * tk), *dS = xmalloc(tq * tk), *dK = xmalloc(tk * D), *dV = xmalloc(tk * D);
+    for (int64_t b = 0; b < a->batch; b++)
+        for (int64_t g = 0; g < a->kv_heads; g++) {
+            for (int64_t h = g * G; h < (g + 1) * G; h++)
+                for (int64_t i = 0; i < T * D; i++)
+                    dq[row_at(a, a->heads, b, h, 0) + i] = 0;
+            for (int64_t j0 = 0; j0 < T; j0 += tk) {
+                int64_t j1 = min64(T, j0 + tk), nc = j1 - j0;
+                for (int64_t i = 0; i < tk * D; i++)
+                    dK[i] = dV[i] = 0;
+                for (int64_t h = g * G; h < (g + 1) * G; h++)
+                    for (int64_t i0 = a->causal ? j0 / tq * tq : 0; i0 < T; i0 += tq) {
+                        int64_t i1 = min64(T, i0 + tq);
+                        for (int64_t r = 0; r < i1 - i0; r++) {
+                            int64_t qi = row_at(a, a->heads, b, h, i0 + r);
+                            double l = lse[(b * a->heads + h) * T + i0 + r], delta = dot(dy + qi, y + qi, D);
+                            for (int64_t c = 0; c < nc; c++) {
+                                int64_t kj = row_at(a, a->kv_heads, b, g, j0 + c);
+                                bool masked = a->causal && j0 + c > i0 + r;
+                                double p = masked ? 0 : exp(a->scale * dot(q + qi, k + kj, D) - l);
+                                P[r * tk + c] = p;
+                                dS[r * tk + c] = p * (dot(dy + qi, v + kj, D) - delta);
+                            }
+                        }
+                        for (int64_t c = 0; c < nc; c++)
+                            for (int64_t r = 0; r < i1 - i0; r++) {
+                                int64_t qi = row_at(a, a->heads, b, h, i0 + r);
+                                for (int64_t d = 0; d < D; d++) {
+                                    dV[c * D + d] += P[r * tk + c] * dy[qi + d];
+                                    dK[c * D + d] += a->scale * dS[r * tk + c] * q[qi + d];
+                                }
+                            }
+                        for (int64_t r = 0; r < i1 - i0; r++) {
+                            double *dqr = dq + row_at(a, a->heads, b, h, i0 + r);
+                            for (int64_t c = 0; c < nc; c++) {
+                                const double *kr = k + row_at(a, a->kv_heads, b, g, j0 + c);
+                                for (int64_t d = 0; d < D; d++)
+                                    dqr[d] += a->scale * dS[r * tk + c] * kr[d];
+                            }
+                        }
+                    }
+                for (int64_t c = 0; c < nc; c++)
+                    for (int64_t d = 0; d < D; d++) {
+                        if (dk)
+                            dk[row_at(a, a->kv_heads, b, g, j0 + c) + d] = dK[c * D + d];
+                        if (dv)
+                            dv[row_at(a, a->kv_heads, b, g, j0 + c) + d] = dV[c * D + d];
+                    }
+            }
+        }
+    free(P);
+    free(dS);
+    free(dK);
+    free(dV);
+}
+
+static void head_loss(KInterp *it, const Kernel *k)
+{
+    const KHeadLoss *h = &k->head;
+    int64_t N = h->rows, C = h->dim, V = h->vocab, R = h->chunk;
+    const double *x = it->bufs[h->x], *w = it->bufs[h->w], *tg = it->bufs[h->targets];
+    double *Z = it->bufs[h->work], *rl = Z + R * V, total = 0;
+    double *dx = h->dx >= 0 ? it->bufs[h->dx] : NULL, *dw = h->dw >= 0 ? it->bufs[h->dw] : NULL;
+    bool grads = dx || dw;
+    double g = (h->dloss >= 0 ? it->bufs[h->dloss][0] : h->grad_scale) / (double)N;
+    for (int64_t r0 = 0; r0 < N; r0 += R) {
+        int64_t n = min64(R, N - r0);
+        for (int64_t r = 0; r < n; r++) {
+            int64_t t = (int64_t)tg[r0 + r];
+            if (t < 0 || t >= V) {
+                fprintf(stderr, "%s: kernel %s: target %lld out of range [0,%lld)\n", __FILE__, k->name,
+                        (long long)t, (long long)V);
+                abort();
+            }
+            double *z = Z + r * V, mx = -INFINITY, s = 0;
+            for (int64_t j = 0; j < V; j++) {
+                z[j] = dot(x + (r0 + r) * C, w + j * C, C);
+                mx = fmax(mx, z[j]);
+            }
+            for (int64_t j = 0; j < V; j++)
+                s += exp(z[j] - mx);
+            double lse = mx + log(s);
+            rl[r] = lse - z[t];
+            for (int64_t j = 0; grads && j < V; j++)
+                z[j] = g * (exp(z[j] - lse) - (j == t ? 1.0 : 0.0));
+        }
+        for (int64_t r = 0; r < n; r++)
+            total += rl[r];
+        for (int64_t r = 0; dx && r < n; r++)
+            for (int64_t c = 0; c < C; c++) {
+                double sum = 0;
+                for (int64_t j = 0; j < V; j++)
+                    sum += Z[r * V + j] * w[j * C + c];
+                dx[(r0 + r) * C + c] = sum;
+            }
+        for (int64_t j = 0; dw && j < V; j++)
+            for (int64_t c = 0; c < C; c++) {
+                double sum = r0 == 0 ? 0 : dw[j * C + c];
+                for (int64_t r = 0; r < n; r++)
+                    sum += Z[r * V + j] * x[(r0 + r) * C + c];
+                dw[j * C + c] = sum;
+            }
+    }
+    if (h->loss >= 0)
+        it->bufs[h->loss][0] = total / (double)N;
+}
+
 double k_interp_run(KInterp *it, const KFunc *f, int64_t step)
 {
     for (int i = 0; i < f->n_kernels; i++) {
@@ -233,6 +429,13 @@ double k_interp_run(KInterp *it, const KFunc *f, int64_t step)
         case K_LOOP: run_loop(it, k, step); break;
         case K_GEMM: run_gemm(it, k); break;
         case K_CALL: run_call(it, k); break;
+        case K_ATTENTION:
+            if (k->attn.backward)
+                attention_backward(it, &k->attn);
+            else
+                attention_forward(it, &k->attn);
+            break;
+        case K_HEAD_LOSS: head_loss(it, k); break;
         }
     }
     return f->ret_buf >= 0 ? it->bufs[f->ret_buf][0] : 0;
@@ -252,7 +455,7 @@ static const char *phase_name(const Kernel *k, int ph, char *buf, size_t n)
 
 void k_print(const KProgram *p, FILE *out)
 {
-    static const char *const kinds[] = {"loop", "gemm", "call"};
+    static const char *const kinds[] = {"loop", "gemm", "call", "attention", "head_loss"};
     static const char *const calls[] = {"prune_magnitude", "prune_random"};
     fprintf(out, "buffers:\n");
     for (int i = 0; i < p->n_bufs; i++) {
@@ -292,6 +495,26 @@ void k_print(const KProgram *p, FILE *out)
                 fprintf(out, " b%d = %g * b%d%s @ b%d%s + %g; m=%lld n=%lld k=%lld batch=%lld\n", g->c, g->alpha, g->a,
                         g->trans_a ? "^T" : "", g->b, g->trans_b ? "^T" : "", g->beta, (long long)g->m,
                         (long long)g->n, (long long)g->k, (long long)g->batch);
+            } else if (k->kind == K_ATTENTION) {
+                const KAttention *a = &k->attn;
+                fprintf(out, " %s B=%lld H=%lld Hkv=%lld T=%lld D=%lld tiles=%lldx%lld causal=%d scale=%.9g",
+                        a->backward ? "backward" : "forward", (long long)a->batch, (long long)a->heads,
+                        (long long)a->kv_heads, (long long)a->seq, (long long)a->head_dim, (long long)a->tile_q,
+                        (long long)a->tile_k, a->causal, a->scale);
+                if (a->backward)
+                    fprintf(out, ": dy b%d, q b%d, k b%d, v b%d, y b%d, lse b%d -> dq b%d, dk b%d, dv b%d\n", a->dy, a->q,
+                            a->k, a->v, a->y, a->lse, a->dq, a->dk, a->dv);
+                else
+                    fprintf(out, ": q b%d, k b%d, v b%d -> y b%d, lse b%d\n", a->q, a->k, a->v, a->y, a->lse);
+            } else if (k->kind == K_HEAD_LOSS) {
+                const KHeadLoss *h = &k->head;
+                fprintf(out, " N=%lld C=%lld V=%lld chunk=%lld: x b%d, w b%d, targets b%d", (long long)h->rows,
+                        (long long)h->dim, (long long)h->vocab, (long long)h->chunk, h->x, h->w, h->targets);
+                if (h->dloss >= 0)
+                    fprintf(out, ", dloss b%d", h->dloss);
+                else if (h->dx >= 0 || h->dw >= 0)
+                    fprintf(out, ", dloss %.9g", h->grad_scale);
+                fprintf(out, " -> loss b%d, dx b%d, dw b%d; work b%d\n", h->loss, h->dx, h->dw, h->work);
             } else {
                 fprintf(out, " %s(b%d, b%d, b%d)\n", calls[k->call], k->call_bufs[0], k->call_bufs[1],
                         k->call_bufs[2]);

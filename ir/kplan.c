@@ -36,6 +36,22 @@ static void kernel_bufs(const Kernel *k, void (*touch)(void *ctx, int buf), void
         for (int i = 0; i < k->n_call_bufs; i++)
             touch(ctx, k->call_bufs[i]);
         break;
+    case K_ATTENTION: {
+        const KAttention *a = &k->attn;
+        const int bufs[9] = {a->q, a->k, a->v, a->y, a->lse, a->dy, a->dq, a->dk, a->dv};
+        for (int i = 0; i < 9; i++)
+            if (bufs[i] >= 0)
+                touch(ctx, bufs[i]);
+        break;
+    }
+    case K_HEAD_LOSS: {
+        const KHeadLoss *h = &k->head;
+        const int bufs[8] = {h->x, h->w, h->targets, h->loss, h->dx, h->dw, h->dloss, h->work};
+        for (int i = 0; i < 8; i++)
+            if (bufs[i] >= 0)
+                touch(ctx, bufs[i]);
+        break;
+    }
     }
 }
 

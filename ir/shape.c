@@ -3,6 +3,7 @@
  * diagnostic at the node's location, naming the op and the offending types. */
 #include "ir.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -120,6 +121,60 @@ static IrType matmul_type(Ctx *c)
     return y;
 }
 
+/* q[B,H,T,D], k and v [B,Hkv,T,D] with H a multiple of Hkv (attention, attention_grad). */
+static bool attention_operands(Ctx *c, IrType q, IrType k, IrType v)
+{
+    bool ok = is_float(q) && is_float(k) && is_float(v) && q.rank == 4 && ir_type_eq(k, v) && k.rank == 4 &&
+              k.dim[0] == q.dim[0] && k.dim[2] == q.dim[2] && k.dim[3] == q.dim[3] && q.dim[1] % k.dim[1] == 0;
+    if (!ok)
+        fail(c, "need q[B,H,T,D] and k, v [B,Hkv,T,D] with H a multiple of Hkv (got q %s, k %s)", ts(c, q),
+             ts(c, k));
+    return ok;
+}
+
+/* x[N,C], w[V,C] float and targets[N] i32 (linear_cross_entropy and its gradient). */
+static bool head_loss_operands(Ctx *c, IrType x, IrType w, IrType t)
+{
+    bool ok = is_float(x) && is_float(w) && x.rank == 2 && w.rank == 2 && w.dim[1] == x.dim[1] &&
+              t.dtype == IR_I32 && t.rank == 1 && t.dim[0] == x.dim[0];
+    if (!ok)
+        fail(c, "need x[N,C], w[V,C] and i32 targets[N] (got x %s, w %s)", ts(c, x), ts(c, w));
+    return ok;
+}
+
+int ir_node_n_results(const IrNode *n)
+{
+    switch (n->op) {
+    case IR_OP_ATTENTION: return 2;
+    case IR_OP_ATTENTION_GRAD: return 3;
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD: return 2;
+    default: return ir_op_info[n->op].flags & OPF_EFFECT ? 0 : 1;
+    }
+}
+
+bool ir_node_result_type(const IrNode *n, int index, IrType *t)
+{
+    if (index < 0 || index >= ir_node_n_results(n) || n->type.rank < 0)
+        return false;
+    if (index == 0) {
+        *t = n->type;
+        return true;
+    }
+    switch (n->op) {
+    case IR_OP_ATTENTION: /* lse[B,H,T] */
+        *t = n->type;
+        t->rank = 3;
+        return true;
+    case IR_OP_ATTENTION_GRAD: /* dk, dv: the types of k and v */
+        *t = n->in[index + 1]->type;
+        return true;
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD: /* dw: the type of w */
+        *t = n->in[2]->type;
+        return true;
+    default: return false;
+    }
+}
+
 bool ir_node_infer(IrNode *n, Diags *d)
 {
     Ctx c = {n, d, true};
@@ -146,6 +201,17 @@ bool ir_node_infer(IrNode *n, Diags *d)
         if (y.rank < 0)
             fail(&c, "const has no type%s%s", "", "");
         break;
+    case IR_OP_RESULT: {
+        int64_t index = attr_int(&c, "index", &has);
+        if (!has)
+            break;
+        if (index < 1 || index >= ir_node_n_results(n->in[0]) || !ir_node_result_type(n->in[0], (int)index, &y)) {
+            char buf[24];
+            snprintf(buf, sizeof buf, "%lld", (long long)index);
+            fail(&c, "operand (%s) has no result %s", ir_op_info[n->in[0]->op].name, buf);
+        }
+        break;
+    }
     case IR_OP_EMBEDDING: {
         IrType tab = x, idx = n->in[1]->type;
         if (tab.rank != 2 || !is_float(tab) || idx.dtype != IR_I32 || idx.rank >= IR_MAX_RANK) {
@@ -290,6 +356,13 @@ bool ir_node_infer(IrNode *n, Diags *d)
         y = ir_type_scalar(IR_F32);
         break;
     }
+    case IR_OP_ATTENTION:
+        attention_operands(&c, x, n->in[1]->type, n->in[2]->type);
+        break;
+    case IR_OP_LINEAR_CROSS_ENTROPY:
+        if (head_loss_operands(&c, x, n->in[1]->type, n->in[2]->type))
+            y = ir_type_scalar(IR_F32);
+        break;
     case IR_OP_EMBEDDING_GRAD: {
         int64_t vocab = attr_int(&c, "vocab", &has);
         if (!has)
@@ -354,6 +427,20 @@ bool ir_node_infer(IrNode *n, Diags *d)
             fail(&c, "%s does not fit in %s", ts(&c, x), ts(&c, y));
         break;
     }
+    case IR_OP_ATTENTION_GRAD: {
+        IrType q = n->in[1]->type, lse = q;
+        lse.rank = 3;
+        if (!attention_operands(&c, q, n->in[2]->type, n->in[3]->type))
+            break;
+        if (!ir_type_eq(x, q) || !ir_type_eq(n->in[4]->type, q) || !ir_type_eq(n->in[5]->type, lse))
+            fail(&c, "need dy and y of q's type %s and lse %s", ts(&c, q), ts(&c, lse));
+        y = q;
+        break;
+    }
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD:
+        if (need_f32_scalar(&c, 0) && head_loss_operands(&c, n->in[1]->type, n->in[2]->type, n->in[3]->type))
+            y = n->in[1]->type;
+        break;
     case IR_OP_GLOBAL_NORM:
         for (int i = 0; i < n->n_in; i++)
             if (!is_float(n->in[i]->type))

@@ -479,6 +479,20 @@ static bool check_attrs(V *v, const IrNode *n)
         ok = want(v, n, "axis", K_INT, true) != NULL && ok;
         ok = want(v, n, "start", K_INT, true) != NULL && ok;
         break;
+    case IR_OP_ATTENTION:
+    case IR_OP_ATTENTION_GRAD: {
+        const IrAttr *a = want(v, n, "scale", K_NUM, true);
+        ok = a != NULL;
+        if (a && !(num(a) > 0 && isfinite(num(a)))) {
+            node_err(v, n, "attribute 'scale' must be a finite number > 0 (got %g)", num(a));
+            ok = false;
+        }
+        ok = want(v, n, "causal", K_BOOL, true) != NULL && ok;
+        break;
+    }
+    case IR_OP_RESULT:
+        ok = want_int(v, n, "index", true, 1, INT64_MAX);
+        break;
     case IR_OP_CLIP_SCALE: {
         const IrAttr *a = want(v, n, "max_norm", K_NUM, true);
         ok = a != NULL;
@@ -555,6 +569,10 @@ static const char *operand_roles(IrOpKind op)
     case IR_OP_RMSNORM_GRAD_X:
     case IR_OP_LAYERNORM_GRAD_X: return "FFF";
     case IR_OP_CROSS_ENTROPY_GRAD: return "fFI";
+    case IR_OP_ATTENTION: return "FFF";
+    case IR_OP_ATTENTION_GRAD: return "FFFFFF";
+    case IR_OP_LINEAR_CROSS_ENTROPY: return "FFI";
+    case IR_OP_LINEAR_CROSS_ENTROPY_GRAD: return "fFFI";
     case IR_OP_GLOBAL_NORM: return "F";
     case IR_OP_CLIP_SCALE: return "f";
     case IR_OP_ADAMW: return "Fffi";

@@ -7,13 +7,13 @@
  * deterministically for the backends.
  * Requires: nothing (run last: any later change invalidates PROP_MEMPLAN). Provides: PROP_MEMPLAN.
  *   after (the tiny LLaMA of tests/unit/test_memplan.c, full rank):
- *     attr mem.activation.bytes = 23808
+ *     attr mem.activation.bytes = 21120
  *     attr mem.data.bytes = 192
  *     attr mem.frozen.bytes = 0
  *     attr mem.grad.bytes = 19776
  *     attr mem.optim.bytes = 39552
  *     attr mem.param.bytes = 19776
- *     attr mem.scratch.bytes = 21440
+ *     attr mem.scratch.bytes = 5440
  *     attr mem.state.bytes = 192
  * (functions unchanged). */
 #include "memplan.h"

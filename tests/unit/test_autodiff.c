@@ -339,6 +339,31 @@ static double fd_cross_entropy(void)
     return fd_check(&t, ir_cross_entropy(&t.b, l, data(&t, 1, 4, 0, tg)));
 }
 
+/* Causal and not, GQA (4 and 2 query heads on 2 and 1 kv heads) and plain. (At T = 1 the
+ * softmax is 1 and dq = dk = 0: the fused-op tests cover it.) */
+static double fd_attention(void)
+{
+    static const int64_t cfg[3][4] = {{4, 2, 3, 1}, {2, 2, 3, 0}, {2, 1, 2, 1}}; /* H, Hkv, T, causal */
+    double worst = 0;
+    for (int c = 0; c < 3; c++) {
+        Fd t;
+        fd_init(&t);
+        int64_t H = cfg[c][0], Hkv = cfg[c][1], T = cfg[c][2];
+        IrNode *q = param(&t, 4, 2, H, T, 4), *k = param(&t, 4, 2, Hkv, T, 4), *v = param(&t, 4, 2, Hkv, T, 4);
+        worst = fmax(worst, fd_check(&t, ir_attention(&t.b, q, k, v, 0.7, cfg[c][3] != 0)));
+    }
+    return worst;
+}
+
+static double fd_linear_cross_entropy(void)
+{
+    static const double tg[4] = {1, 4, 0, 1};
+    Fd t;
+    fd_init(&t);
+    IrNode *x = param(&t, 2, 4, 3, 0, 0), *w = param(&t, 2, 5, 3, 0, 0);
+    return fd_check(&t, ir_linear_cross_entropy(&t.b, x, w, data(&t, 1, 4, 0, tg)));
+}
+
 typedef struct {
     IrOpKind op;
     double (*run)(void);
@@ -352,6 +377,7 @@ static const FdCase fd_cases[] = {
     {IR_OP_SOFTMAX, fd_softmax},     {IR_OP_REPEAT_KV, fd_repeat_kv}, {IR_OP_RESHAPE, fd_reshape},
     {IR_OP_TRANSPOSE, fd_transpose}, {IR_OP_SLICE, fd_slice},         {IR_OP_CONCAT, fd_concat},
     {IR_OP_SUM, fd_sum},             {IR_OP_DROPOUT, fd_dropout},     {IR_OP_CROSS_ENTROPY, fd_cross_entropy},
+    {IR_OP_ATTENTION, fd_attention}, {IR_OP_LINEAR_CROSS_ENTROPY, fd_linear_cross_entropy},
 };
 enum { N_FD_CASES = sizeof fd_cases / sizeof fd_cases[0] };
 

@@ -20,7 +20,9 @@
 #include "kernel.h"
 #include "rt.h"
 #include "rt_internal.h"
+#include "rt_fused.h"
 #include "rt_ops.h"
+#include "tutil.h"
 
 /* ---- building kernel programs by hand ---- */
 
@@ -31,22 +33,6 @@ typedef struct Fx {
     KProgram *p;
 } Fx;
 
-/* What every program carries for the model table: the trainer defaults and the schedule. */
-static void program_attrs(Arena *a, IrModule *m)
-{
-    static const char *const ints[][2] = {{"train.eval_every", "10"}, {"train.eval_batches", "2"},
-                                          {"train.checkpoint_every", "0"}, {"train.seed", "5"},
-                                          {"train.steps", "77"}, {"schedule.warmup", "3"}};
-    for (int i = 0; i < 6; i++)
-        ir_attrs_set_int(a, &m->attrs, ints[i][0], atoi(ints[i][1]));
-    ir_attrs_set_float(a, &m->attrs, "train.val_fraction", 0.1);
-    ir_attrs_set_float(a, &m->attrs, "schedule.min_lr_ratio", 0.1);
-    ir_attrs_set_float(a, &m->attrs, "optim.lr", 0.01);
-    ir_attrs_set_str(a, &m->attrs, "schedule.kind", "cosine");
-    ir_attrs_set_str(a, &m->attrs, "train.out", "checkpoints");
-    ir_attrs_set_str(a, &m->attrs, "model_hash", "0123456789abcdef");
-}
-
 static void fx_init(Fx *x)
 {
     arena_init(&x->a);
@@ -55,7 +41,7 @@ static void fx_init(Fx *x)
     ir_attrs_set_int(&x->a, &x->m->attrs, "batch", 2);
     ir_attrs_set_int(&x->a, &x->m->attrs, "seq_len", 4);
     ir_attrs_set_int(&x->a, &x->m->attrs, "vocab", 16);
-    program_attrs(&x->a, x->m);
+    tu_program_attrs(&x->a, x->m);
     x->p = ARENA_NEW(&x->a, KProgram);
     x->p->arena = &x->a;
     x->p->m = x->m;
@@ -187,6 +173,9 @@ static const CgSymbol rt_syms[] = {
     {"rt_rng_normal", (CgFnPtr)rt_rng_normal},
     {"rt_prune_magnitude", (CgFnPtr)rt_prune_magnitude},
     {"rt_prune_random", (CgFnPtr)rt_prune_random},
+    {"rt_attention_forward", (CgFnPtr)rt_attention_forward},
+    {"rt_attention_backward", (CgFnPtr)rt_attention_backward},
+    {"rt_head_loss", (CgFnPtr)rt_head_loss},
     {"rt_main", (CgFnPtr)rt_main},
     {"tanhf", (CgFnPtr)tanhf},
 };
@@ -659,7 +648,7 @@ START_TEST(codegen_kernelized_graph_matches_kernel_interpreter)
     ir_attrs_set_int(&a, &m->attrs, "batch", 2);
     ir_attrs_set_int(&a, &m->attrs, "seq_len", 8);
     ir_attrs_set_int(&a, &m->attrs, "vocab", 32);
-    program_attrs(&a, m);
+    tu_program_attrs(&a, m);
     int64_t dx[2] = {16, 24}, dw[1] = {24}, dh[2] = {32, 24}, dt[1] = {16};
     IrGlobal *gx = ir_global_new(m, "x", ir_type_make(IR_F32, 2, dx), IR_CLASS_PARAM, 0, srcloc_none());
     IrGlobal *gw = ir_global_new(m, "w", ir_type_make(IR_F32, 1, dw), IR_CLASS_PARAM, 0, srcloc_none());

@@ -159,6 +159,35 @@ static void assert_round_trip(const char *text)
     parsed_free(p);
 }
 
+/* The fused ops and `result` (tiny_ir is at the length ISO C guarantees for a string).
+ * B=2 H=4 Hkv=2 T=3 D=4; N=6 C=4 V=5. */
+static const char fused_ir[] =
+    "module fused {\n"
+    "  global @q : f32[2,4,3,4] param trainable\n"
+    "  global @kv : f32[2,2,3,4] param trainable\n"
+    "  global @x : f32[6,4] param trainable\n"
+    "  global @w : f32[5,4] param trainable\n"
+    "  global @targets : i32[6] data\n"
+    "}\n"
+    "\n"
+    "func @train {\n"
+    "  %0 = global @q : f32[2,4,3,4]\n"
+    "  %1 = global @kv : f32[2,2,3,4]\n"
+    "  %2 = attention %0, %1, %1 {causal = 1, scale = 0.5} : f32[2,4,3,4]  # layers.0.attention\n"
+    "  %3 = result %2 {index = 1} : f32[2,4,3]\n"
+    "  %4 = attention_grad %2, %0, %1, %1, %2, %3 {causal = 0, scale = 0.25} : f32[2,4,3,4]\n"
+    "  %5 = result %4 {index = 1} : f32[2,2,3,4]\n"
+    "  %6 = result %4 {index = 2} : f32[2,2,3,4]\n"
+    "  %7 = global @x : f32[6,4]\n"
+    "  %8 = global @w : f32[5,4]\n"
+    "  %9 = global @targets : i32[6]\n"
+    "  %10 = linear_cross_entropy %7, %8, %9 : f32[]  # loss\n"
+    "  %11 = const {value = 1.0} : f32[]\n"
+    "  %12 = linear_cross_entropy_grad %11, %7, %8, %9 : f32[6,4]\n"
+    "  %13 = result %12 {index = 1} : f32[5,4]\n"
+    "  ret %10\n"
+    "}\n";
+
 /* The first diagnostic of parsing text is exactly "line:col: msg". */
 static void assert_parse_error(const char *text, const char *expect)
 {
@@ -175,16 +204,20 @@ static void assert_parse_error(const char *text, const char *expect)
 
 START_TEST(ir_text_round_trips_every_op)
 {
-    assert_round_trip(tiny_ir);
-    Parsed *p = parse(tiny_ir);
+    static const char *const texts[] = {tiny_ir, fused_ir};
     bool seen[IR_OP_COUNT] = {0};
-    for (int fi = 0; fi < p->m->n_funcs; fi++)
-        for (int i = 0; i < p->m->funcs[fi]->n_nodes; i++)
-            seen[p->m->funcs[fi]->nodes[i]->op] = true;
+    for (int t = 0; t < 2; t++) {
+        assert_round_trip(texts[t]);
+        Parsed *p = parse(texts[t]);
+        for (int fi = 0; fi < p->m->n_funcs; fi++)
+            for (int i = 0; i < p->m->funcs[fi]->n_nodes; i++)
+                seen[p->m->funcs[fi]->nodes[i]->op] = true;
+        ck_assert_msg(ir_verify(p->m, &p->diags), "%s does not verify: %s", t ? "fused_ir" : "tiny_ir",
+                      p->diags.list[0].msg);
+        parsed_free(p);
+    }
     for (int op = 0; op < IR_OP_COUNT; op++)
-        ck_assert_msg(seen[op], "op %s is not covered by tiny_ir", ir_op_info[op].name);
-    ck_assert_msg(ir_verify(p->m, &p->diags), "tiny_ir does not verify: %s", p->diags.list[0].msg);
-    parsed_free(p);
+        ck_assert_msg(seen[op], "op %s is not covered by tiny_ir or fused_ir", ir_op_info[op].name);
 }
 END_TEST
 

@@ -216,6 +216,27 @@ static Kernel *pooled_loop(Arena *a, const KProgram *p, const Kernel *k)
     return n;
 }
 
+/* The buffer fields (>= 0) of a fused kernel. */
+static int fused_slots(Kernel *k, int **slot)
+{
+    int *all[9], n_all = 0, n = 0;
+    if (k->kind == K_ATTENTION) {
+        KAttention *t = &k->attn;
+        int *f[9] = {&t->q, &t->k, &t->v, &t->y, &t->lse, &t->dy, &t->dq, &t->dk, &t->dv};
+        memcpy(all, f, sizeof f);
+        n_all = 9;
+    } else {
+        KHeadLoss *h = &k->head;
+        int *f[8] = {&h->x, &h->w, &h->targets, &h->loss, &h->dx, &h->dw, &h->dloss, &h->work};
+        memcpy(all, f, sizeof f);
+        n_all = 8;
+    }
+    for (int i = 0; i < n_all; i++)
+        if (*all[i] >= 0)
+            slot[n++] = all[i];
+    return n;
+}
+
 static KProgram *pooled_program(Pooled *pl, const KProgram *p)
 {
     KProgram *q = ARENA_NEW(p->arena, KProgram);
@@ -250,6 +271,25 @@ static KProgram *pooled_program(Pooled *pl, const KProgram *p)
                 gm->b = (int)p->bufs[gm->b].cls;
                 gm->c = (int)p->bufs[gm->c].cls;
                 add_kernel(g, n, a);
+            } else if (k->kind == K_ATTENTION || k->kind == K_HEAD_LOSS) {
+                /* each buffer copied into a private one, the kernel, then copied back */
+                Kernel *n = ARENA_NEW(a, Kernel);
+                *n = *k;
+                int *slot[9], orig[9], ns = fused_slots(n, slot);
+                for (int i = 0; i < ns; i++) {
+                    int b = orig[i] = *slot[i];
+                    if (pl->priv[b] < 0)
+                        pl->priv[b] = q_buf(q, p->bufs[b].name, p->bufs[b].numel, p->bufs[b].cls);
+                    *slot[i] = pl->priv[b];
+                    add_kernel(g, copy_kernel(a, (int)p->bufs[b].cls, elem_off(p, b), pl->priv[b], 0, p->bufs[b].numel),
+                               a);
+                }
+                add_kernel(g, n, a);
+                for (int i = 0; i < ns; i++) {
+                    int b = orig[i];
+                    add_kernel(g, copy_kernel(a, pl->priv[b], 0, (int)p->bufs[b].cls, elem_off(p, b), p->bufs[b].numel),
+                               a);
+                }
             } else {
                 Kernel *n = ARENA_NEW(a, Kernel);
                 *n = *k;

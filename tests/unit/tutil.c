@@ -128,3 +128,20 @@ double tu_central_difference(IrInterp *it, const IrFunc *f, double *w, int64_t j
     w[j] = x0;
     return (lp - lm) / (2 * h);
 }
+
+void tu_program_attrs(Arena *a, IrModule *m)
+{
+    static const struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {{"train.eval_every", 10}, {"train.eval_batches", 2}, {"train.checkpoint_every", 0},
+                {"train.seed", 5},        {"train.steps", 77},      {"schedule.warmup", 3}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        ir_attrs_set_int(a, &m->attrs, ints[i].key, ints[i].v);
+    ir_attrs_set_float(a, &m->attrs, "train.val_fraction", 0.1);
+    ir_attrs_set_float(a, &m->attrs, "schedule.min_lr_ratio", 0.1);
+    ir_attrs_set_float(a, &m->attrs, "optim.lr", 0.01);
+    ir_attrs_set_str(a, &m->attrs, "schedule.kind", "cosine");
+    ir_attrs_set_str(a, &m->attrs, "train.out", "checkpoints");
+    ir_attrs_set_str(a, &m->attrs, "model_hash", "0123456789abcdef");
+}

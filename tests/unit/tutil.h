@@ -66,4 +66,8 @@ void tu_perturb_params(IrInterp *it, const IrModule *m);
  * (an interpreter buffer f reads, usually a global); w[j] is restored. */
 double tu_central_difference(IrInterp *it, const IrFunc *f, double *w, int64_t j, double h);
 
+/* Sets the module attributes every program carries for the model table (the trainer
+ * defaults, a cosine schedule, a model hash), for hand-built programs. */
+void tu_program_attrs(Arena *a, IrModule *m);
+
 #endif
