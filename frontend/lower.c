@@ -244,7 +244,7 @@ static void set_module_attrs(Lower *l)
     ir_attrs_set_int(a, at, "dim", s->model.dim);
     ir_attrs_set_int(a, at, "layers", s->model.layers);
     ir_attrs_set_int(a, at, "train.steps", s->train.steps);
-    ir_attrs_set_int(a, at, "train.seed", (int64_t)s->train.seed);
+    ir_attrs_set_int(a, at, "train.seed", s->train.seed);
     ir_attrs_set_float(a, at, "train.clip", s->train.clip);
     ir_attrs_set_int(a, at, "train.eval_every", s->train.eval_every);
     ir_attrs_set_int(a, at, "train.eval_batches", s->train.eval_batches);
@@ -261,18 +261,18 @@ static void set_module_attrs(Lower *l)
     if (s->train.val_data.kind != SPEC_DATA_NONE)
         ir_attrs_set_str(a, at, "train.val_data", s->train.val_data.path);
     ir_attrs_set_float(a, at, "optim.lr", s->train.optimizer.lr);
-    ir_attrs_set_float(a, at, "optim.beta1", s->train.optimizer.beta1);
-    ir_attrs_set_float(a, at, "optim.beta2", s->train.optimizer.beta2);
+    ir_attrs_set_float(a, at, "optim.beta1", s->train.optimizer.betas[0]);
+    ir_attrs_set_float(a, at, "optim.beta2", s->train.optimizer.betas[1]);
     ir_attrs_set_float(a, at, "optim.eps", s->train.optimizer.eps);
     ir_attrs_set_float(a, at, "optim.weight_decay", s->train.optimizer.weight_decay);
     const SpecSchedule *sc = &s->train.schedule;
     ir_attrs_set_str(a, at, "schedule.kind", spec_schedule_kind_name(sc->kind));
-    ir_attrs_set_int(a, at, "schedule.warmup", sc->warmup);
+    ir_attrs_set_int(a, at, "schedule.warmup", sc->warmup.n);
     ir_attrs_set_float(a, at, "schedule.min_lr_ratio", sc->min_lr_ratio);
     if (sc->kind == SPEC_SCHED_RELORA) {
-        ir_attrs_set_int(a, at, "relora.warm_start", sc->warm_start);
-        ir_attrs_set_int(a, at, "relora.reset_every", sc->reset_every);
-        ir_attrs_set_int(a, at, "relora.restart_warmup", sc->restart_warmup);
+        ir_attrs_set_int(a, at, "relora.warm_start", sc->warm_start.n);
+        ir_attrs_set_int(a, at, "relora.reset_every", sc->reset_every.n);
+        ir_attrs_set_int(a, at, "relora.restart_warmup", sc->restart_warmup.n);
         ir_attrs_set_float(a, at, "relora.prune", sc->prune);
         ir_attrs_set_str(a, at, "relora.reset", sc->reset == SPEC_RESET_RANDOM ? "random" : "magnitude");
         ir_attrs_set_float(a, at, "relora.lr", sc->relora_lr);

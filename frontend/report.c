@@ -250,13 +250,13 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
         fprintf(out,
                 "schedule relora: warmup %lld, warm start %lld full-rank steps, then lr %g; merge + reset every %lld "
                 "(%lld merges), restart warmup %lld, prune %g (%s), min_lr_ratio %g\n",
-                (long long)sc->warmup, (long long)sc->warm_start, sc->relora_lr, (long long)sc->reset_every,
-                (long long)sc->n_resets, (long long)sc->restart_warmup, sc->prune,
+                (long long)sc->warmup.n, (long long)sc->warm_start.n, sc->relora_lr, (long long)sc->reset_every.n,
+                (long long)sc->n_resets, (long long)sc->restart_warmup.n, sc->prune,
                 sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->min_lr_ratio);
     else if (sc->kind == SPEC_SCHED_COSINE)
-        fprintf(out, "schedule cosine: warmup %lld, min_lr_ratio %g\n", (long long)sc->warmup, sc->min_lr_ratio);
+        fprintf(out, "schedule cosine: warmup %lld, min_lr_ratio %g\n", (long long)sc->warmup.n, sc->min_lr_ratio);
     else
-        fprintf(out, "schedule constant: warmup %lld\n", (long long)sc->warmup);
+        fprintf(out, "schedule constant: warmup %lld\n", (long long)sc->warmup.n);
 
     fprintf(out, "\n");
     if (r->has_relora)
@@ -373,12 +373,12 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             "\"target\": \"%s\", \"schedule\": {\"kind\": \"%s\", \"warmup\": %lld, \"min_lr_ratio\": %g",
             (long long)t->steps, (long long)t->batch, (long long)t->seq_len, t->optimizer.lr,
             t->precision == SPEC_BF16 ? "bf16" : "fp32", t->target == SPEC_TARGET_CUDA ? "cuda" : "cpu",
-            spec_schedule_kind_name(sc->kind), (long long)sc->warmup, sc->min_lr_ratio);
+            spec_schedule_kind_name(sc->kind), (long long)sc->warmup.n, sc->min_lr_ratio);
     if (sc->kind == SPEC_SCHED_RELORA)
         fprintf(out,
                 ", \"warm_start\": %lld, \"reset_every\": %lld, \"restart_warmup\": %lld, \"prune\": %g, \"reset\": "
                 "\"%s\", \"lr\": %g, \"merges\": %lld",
-                (long long)sc->warm_start, (long long)sc->reset_every, (long long)sc->restart_warmup, sc->prune,
+                (long long)sc->warm_start.n, (long long)sc->reset_every.n, (long long)sc->restart_warmup.n, sc->prune,
                 sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->relora_lr, (long long)sc->n_resets);
     fprintf(out, "}},\n  \"modules\": [\n");
     for (int i = 0; i < r->n_rows; i++) {
