@@ -66,7 +66,7 @@ START_TEST(check_fills_defaults)
     ck_assert_int_eq(s->train.eval_every, 100);
     ck_assert_int_eq(s->train.eval_batches, 8);
     ck_assert_int_eq(s->train.checkpoint_every, 0);
-    ck_assert_str_eq(s->train.checkpoint_dir, "ckpt");
+    ck_assert_str_eq(s->train.checkpoint_dir, "checkpoints");
     ck_assert_int_eq(s->train.data.kind, SPEC_DATA_NONE);
     ck_assert_int_eq(s->train.precision, SPEC_FP32);
     ck_assert_int_eq(s->train.target, SPEC_TARGET_CPU);
@@ -185,7 +185,7 @@ START_TEST(check_defaults_mean_what_they_say)
         const char *written;
     } cases[] = {
         {"train { clip = 1.0; seed = 42; eval_every = 100; eval_batches = 8; checkpoint_every = 0;"
-         " checkpoint_dir = \"ckpt\"; val_fraction = 0.05; batch = 8; steps = 1000; precision = fp32;"
+         " checkpoint_dir = \"checkpoints\"; val_fraction = 0.05; batch = 8; steps = 1000; precision = fp32;"
          " target = cpu; optimizer = adamw(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.0,"
          " no_decay = [\"norms\", \"biases\", \"embedding\"]);"
          " schedule = relora(warmup = 5%, warm_start = 25%, reset_every = 20%, restart_warmup = 2%,"

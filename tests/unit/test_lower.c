@@ -218,7 +218,7 @@ START_TEST(lower_emits_every_setting_of_a_relora_spec)
     ck_assert_double_eq_tol(ir_attrs_float(a, "schedule.warmup_percent", -1), 5.0, 1e-12);
     ck_assert_int_eq(ir_attrs_int(a, "relora.reset_every", -1), 20);
     ck_assert_int_eq(ir_attrs_int(a, "relora.restart_warmup", -1), 3);
-    ck_assert_str_eq(ir_attrs_str(a, "train.out", ""), "ckpt");
+    ck_assert_str_eq(ir_attrs_str(a, "train.out", ""), "checkpoints");
     ck_assert_str_eq(ir_attrs_str(a, "train.data_kind", ""), "none");
     ck_assert_str_eq(ir_attrs_str(a, "relora.reset", ""), "magnitude");
     ck_assert_double_eq_tol(ir_attrs_float(a, "train.clip", -1), 1.0, 1e-15);
