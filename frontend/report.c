@@ -401,7 +401,7 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
             continue;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < (int)(sizeof what / sizeof *what); k++) {
             const FeMemory *a = &r->mem[ph][FE_PREC_FP32], *b = &r->mem[ph][FE_PREC_BF16];
             const int64_t va[] = {a->weights, a->grads, a->optimizer, a->activations, a->total};
             const int64_t vb[] = {b->weights, b->grads, b->optimizer, b->activations, b->total};
