@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "cg.h"
 #include "fe.h"
+#include "fields.h"
 #include "kernel.h"
 #include "lower.h"
 #include "memplan.h"
@@ -458,7 +459,12 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     IrModule *m = compile_spec(arena, diags, args, &po, true);
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
-    if (strcmp(ir_attrs_str(&m->attrs, "train.target", "cpu"), "cuda") == 0) {
+    const char *target = ir_attrs_str(&m->attrs, "train.target", NULL);
+    if (!target) {
+        fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
+        return EXIT_DIAG;
+    }
+    if (strcmp(target, "cuda") == 0) {
         fprintf(stderr, "relorac build: target = cuda is not available yet (no CUDA backend in this "
                         "version); use target = cpu\n");
         return EXIT_DIAG;
@@ -529,6 +535,27 @@ static int run_command(const Command *c, int argc, char **argv)
     return rc;
 }
 
+/* `relorac fields [--markdown SECTION]`: every field of the language with its type,
+ * default and meaning (frontend/fields.def). Not in --help: docs/language.md's field
+ * tables are this command's markdown, and tests/check_docs.py keeps them equal. */
+static int run_fields(int argc, char **argv)
+{
+    if (argc == 0) {
+        fe_fields_print_text(stdout);
+        return EXIT_OK;
+    }
+    FieldSection s = argc == 2 && !strcmp(argv[0], "--markdown") ? fe_section_find(argv[1]) : FS_COUNT;
+    if (s == FS_COUNT) {
+        fprintf(stderr, "usage: relorac fields [--markdown SECTION]  (SECTION:");
+        for (int i = 0; i < FS_COUNT; i++)
+            fprintf(stderr, " %s", fe_sections[i].name);
+        fprintf(stderr, ")\n");
+        return EXIT_USAGE;
+    }
+    fe_fields_print_markdown(stdout, s);
+    return EXIT_OK;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: relorac <command> [options]\n\ncommands:\n");
@@ -558,6 +585,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
             return run_command(&commands[i], argc - 2, argv + 2);
+    if (!strcmp(argv[1], "fields"))
+        return run_fields(argc - 2, argv + 2);
     fprintf(stderr, "relorac: unknown command '%s' (see relorac --help)\n", argv[1]);
     return EXIT_USAGE;
 }

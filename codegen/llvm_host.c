@@ -446,7 +446,7 @@ static const char *need_str(CgCtx *c, const char *key)
 static LLVMValueRef emit_defaults(CgCtx *c)
 {
     const IrAttrs *as = &c->p->m->attrs;
-    const char *kind = ir_attrs_str(as, "train.data_kind", "text");
+    const char *kind = need_str(c, "train.data_kind");
     Fields f = {0};
     field(&f, cg_const_i64(c, need_int(c, "train.eval_every")));
     field(&f, cg_const_i64(c, need_int(c, "train.eval_batches")));
@@ -509,9 +509,9 @@ static void emit_model(CgCtx *c)
     field(&f, cg_const_str(c, m->name ? m->name : "model"));
     field(&f, cg_const_str(c, need_str(c, "model_hash")));
     field(&f, opt_str(c, ir_attrs_str(&m->attrs, "hf.config_json", NULL)));
-    field(&f, i32c(c, mod_int(c, "vocab", 0)));
-    field(&f, i32c(c, mod_int(c, "batch", 0)));
-    field(&f, i32c(c, mod_int(c, "seq_len", 0)));
+    field(&f, i32c(c, need_int(c, "vocab")));
+    field(&f, i32c(c, need_int(c, "batch")));
+    field(&f, i32c(c, need_int(c, "seq_len")));
     field(&f, i32c(c, nt));
     field(&f, tensors);
     field(&f, LLVMConstArray(c->t_i64, pools, RT_POOL_COUNT));

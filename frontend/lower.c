@@ -9,12 +9,16 @@
  *   loss = cross_entropy(norm(x) @ head^T, targets)
  * (the passes differentiate @train and leave @eval a forward pass), and @logits the
  * same forward for one sequence @sample_tokens [1,T], returning logits [T,V].
- * Every node takes the SrcLoc of the DSL construct it implements. */
+ * Every node takes the SrcLoc of the DSL construct it implements. The module's
+ * attributes are the spec's settings, each under the name frontend/fields.def gives it
+ * (docs/language.md §5.4). */
 #include "lower.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "fields.h"
 
 typedef struct {
     Arena *a;
@@ -24,6 +28,7 @@ typedef struct {
     IrBuilder b;
     int64_t B, T;
     IrGlobal **param_globals; /* [layer * n_params + param index]; globals use layer 0 */
+    const SpecParam **param_of; /* global id -> its parameter; NULL for data and state */
     IrNode **memo;            /* block node id -> IR value, for the current layer */
     int layer;
 } Lower;
@@ -172,6 +177,10 @@ static void make_globals(Lower *l)
 
     int np = md->n_params;
     l->param_globals = ARENA_ARRAY(l->a, IrGlobal *, (size_t)np * (size_t)(md->layers > 0 ? md->layers : 1));
+    size_t n_globals = (size_t)l->m->n_globals;
+    for (int i = 0; i < np; i++)
+        n_globals += (size_t)(md->params[i].is_per_layer ? md->layers : 1);
+    l->param_of = ARENA_ARRAY(l->a, const SpecParam *, n_globals);
     /* Globals in model order: embedding, positions, each layer's tensors, final norm, head. */
     for (int pass = 0; pass < 3; pass++) {
         for (int layer = 0; layer < (pass == 1 ? md->layers : 1); layer++) {
@@ -204,6 +213,7 @@ static void make_globals(Lower *l)
                     ir_attrs_set_float(l->a, &g->attrs, "lora_dropout", l->s->adapter.dropout);
                 }
                 l->param_globals[layer * np + i] = g;
+                l->param_of[g->id] = p;
             }
         }
     }
@@ -217,70 +227,90 @@ static void make_init(Lower *l)
     IrNode *zero = ir_const(&b, ir_type_scalar(IR_I32), 0);
     for (int i = 0; i < l->m->n_globals; i++) {
         IrGlobal *g = l->m->globals[i];
+        const SpecParam *p = l->param_of[g->id];
         b.loc = g->loc;
-        const char *init = ir_attrs_str(&g->attrs, "init", NULL);
         IrAttrs at = {0};
         if (g->cls == IR_CLASS_DATA)
             continue;
-        if (!init || strcmp(init, "zeros") == 0 || strcmp(init, "ones") == 0) {
-            ir_attrs_set_float(l->a, &at, "value", init && strcmp(init, "ones") == 0 ? 1.0 : 0.0);
+        /* §3.1 init_std: matrices normal(0, init_std), norm weights 1, biases and state 0 */
+        if (!p || p->role == SPEC_PARAM_NORM || p->role == SPEC_PARAM_BIAS || p->role == SPEC_PARAM_NORM_BIAS) {
+            ir_attrs_set_float(l->a, &at, "value", p && p->role == SPEC_PARAM_NORM ? 1.0 : 0.0);
             ir_build(&b, IR_OP_INIT_CONST, NULL, 0, &g, 1, &at);
         } else {
-            ir_attrs_set_float(l->a, &at, "std", ir_attrs_float(&g->attrs, "init_std", 0.02));
+            ir_attrs_set_float(l->a, &at, "std", p->init_std);
             ir_attrs_set_int(l->a, &at, "stream", 1 + g->id);
             ir_build(&b, IR_OP_INIT_NORMAL, &zero, 1, &g, 1, &at);
         }
     }
 }
 
-static void set_module_attrs(Lower *l)
+/* The sections of fields.def the spec uses: model, train, the adapter when there is
+ * one, and the call section of each call field (adamw, the schedule's kind). */
+static void used_sections(const Spec *s, bool used[FS_COUNT])
 {
-    const Spec *s = l->s;
+    memset(used, 0, sizeof(bool) * FS_COUNT);
+    used[FS_MODEL] = used[FS_TRAIN] = true;
+    used[FS_ADAPTER] = s->adapter.is_present;
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        const FieldDesc *f = &fe_fields[i];
+        FieldSection first;
+        if (f->type == FT_CALL && used[f->section] && fe_field_kinds(f, &first) > 0)
+            used[first + *(const int *)fe_field_value(s, f)] = true;
+    }
+}
+
+/* f's module attribute(s), as fields.def says each type is written. */
+static void field_attr(Lower *l, const FieldDesc *f)
+{
     Arena *a = l->a;
     IrAttrs *at = &l->m->attrs;
-    ir_attrs_set_int(a, at, "batch", l->B);
-    ir_attrs_set_int(a, at, "seq_len", l->T);
-    ir_attrs_set_int(a, at, "vocab", s->model.vocab);
-    ir_attrs_set_int(a, at, "dim", s->model.dim);
-    ir_attrs_set_int(a, at, "layers", s->model.layers);
-    ir_attrs_set_int(a, at, "train.steps", s->train.steps);
-    ir_attrs_set_int(a, at, "train.seed", (int64_t)s->train.seed);
-    ir_attrs_set_float(a, at, "train.clip", s->train.clip);
-    ir_attrs_set_int(a, at, "train.eval_every", s->train.eval_every);
-    ir_attrs_set_int(a, at, "train.eval_batches", s->train.eval_batches);
-    ir_attrs_set_int(a, at, "train.checkpoint_every", s->train.checkpoint_every);
-    ir_attrs_set_float(a, at, "train.val_fraction", s->train.val_fraction);
-    ir_attrs_set_str(a, at, "train.target", s->train.target == SPEC_TARGET_CUDA ? "cuda" : "cpu");
-    ir_attrs_set_str(a, at, "train.precision", s->train.precision == SPEC_BF16 ? "bf16" : "fp32");
-    ir_attrs_set_str(a, at, "train.out", s->train.checkpoint_dir);
-    if (s->train.data.kind != SPEC_DATA_NONE) {
-        ir_attrs_set_str(a, at, "train.data", s->train.data.path);
-        ir_attrs_set_str(a, at, "train.data_kind", s->train.data.kind == SPEC_DATA_TOKENS ? "tokens" : "text");
+    const void *v = fe_field_value(l->s, f);
+    switch (f->type) {
+    case FT_INT: ir_attrs_set_int(a, at, f->attr, *(const int64_t *)v); break;
+    case FT_STEPS: {
+        const SpecSteps *st = v;
+        ir_attrs_set_int(a, at, f->attr, st->n);
+        if (st->percent >= 0)
+            ir_attrs_set_float(a, at, arena_sprintf(a, "%s_percent", f->attr), st->percent);
+        break;
     }
-    if (s->train.val_data.kind != SPEC_DATA_NONE)
-        ir_attrs_set_str(a, at, "train.val_data", s->train.val_data.path);
-    ir_attrs_set_float(a, at, "optim.lr", s->train.optimizer.lr);
-    ir_attrs_set_float(a, at, "optim.beta1", s->train.optimizer.beta1);
-    ir_attrs_set_float(a, at, "optim.beta2", s->train.optimizer.beta2);
-    ir_attrs_set_float(a, at, "optim.eps", s->train.optimizer.eps);
-    ir_attrs_set_float(a, at, "optim.weight_decay", s->train.optimizer.weight_decay);
-    const SpecSchedule *sc = &s->train.schedule;
-    ir_attrs_set_str(a, at, "schedule.kind", spec_schedule_kind_name(sc->kind));
-    ir_attrs_set_int(a, at, "schedule.warmup", sc->warmup);
-    ir_attrs_set_float(a, at, "schedule.min_lr_ratio", sc->min_lr_ratio);
-    if (sc->kind == SPEC_SCHED_RELORA) {
-        ir_attrs_set_int(a, at, "relora.warm_start", sc->warm_start);
-        ir_attrs_set_int(a, at, "relora.reset_every", sc->reset_every);
-        ir_attrs_set_int(a, at, "relora.restart_warmup", sc->restart_warmup);
-        ir_attrs_set_float(a, at, "relora.prune", sc->prune);
-        ir_attrs_set_str(a, at, "relora.reset", sc->reset == SPEC_RESET_RANDOM ? "random" : "magnitude");
-        ir_attrs_set_float(a, at, "relora.lr", sc->relora_lr);
+    case FT_NUM: ir_attrs_set_float(a, at, f->attr, *(const double *)v); break;
+    case FT_BOOL: ir_attrs_set_int(a, at, f->attr, *(const bool *)v); break;
+    case FT_WORD: ir_attrs_set_str(a, at, f->attr, f->words[*(const int *)v]); break;
+    case FT_STR: ir_attrs_set_str(a, at, f->attr, *(const char *const *)v); break;
+    case FT_DATA: {
+        const SpecData *d = v;
+        bool has_file = d->kind != SPEC_DATA_NONE;
+        ir_attrs_set_str(a, at, arena_sprintf(a, "%s_kind", f->attr),
+                         has_file ? f->words[d->kind - SPEC_DATA_TEXT] : "none");
+        if (has_file)
+            ir_attrs_set_str(a, at, f->attr, d->path);
+        break;
     }
-    if (s->adapter.is_present) {
-        ir_attrs_set_int(a, at, "adapter.rank", s->adapter.rank);
-        ir_attrs_set_float(a, at, "adapter.alpha", s->adapter.alpha);
-        ir_attrs_set_float(a, at, "adapter.dropout", s->adapter.dropout);
+    case FT_PAIR:
+        ir_attrs_set_float(a, at, arena_sprintf(a, "%s1", f->attr), ((const double *)v)[0]);
+        ir_attrs_set_float(a, at, arena_sprintf(a, "%s2", f->attr), ((const double *)v)[1]);
+        break;
+    case FT_CALL: {
+        FieldSection first = FS_COUNT;
+        fe_field_kinds(f, &first);
+        ir_attrs_set_str(a, at, f->attr, fe_sections[first + *(const int *)v].name);
+        break;
     }
+    case FT_NAMES:
+    case FT_BLOCK: break; /* no attribute: they shape the globals and the graph */
+    }
+}
+
+/* Every setting the spec uses becomes a module attribute, defaults included, so no
+ * pass, emitter or trainer needs a default of its own (fields.def names them). */
+static void set_module_attrs(Lower *l)
+{
+    bool used[FS_COUNT];
+    used_sections(l->s, used);
+    for (int i = 0; i < FIELD_COUNT; i++)
+        if (fe_fields[i].attr && used[fe_fields[i].section])
+            field_attr(l, &fe_fields[i]);
 }
 
 /* ---- Hugging Face names ----

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "fields.h"
+
 static void add_row(FeReport *r, FeModuleRow row)
 {
     r->rows[r->n_rows++] = row;
@@ -218,6 +220,103 @@ static void print_plan(FILE *out, const FeReport *r)
             r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, tot[FE_PHASE_RELORA]) : "-", mib(b3, tot_p));
 }
 
+/* ---- the fields (fields.def), resolved --------------------------------------------- */
+
+static bool section_used(const Spec *s, FieldSection fs)
+{
+    if (fs == FS_ADAPTER)
+        return s->adapter.is_present;
+    const FieldSectionDesc *sec = &fe_sections[fs];
+    if (sec->parent == FIELD_NONE)
+        return true;
+    const FieldDesc *call = &fe_fields[sec->parent];
+    FieldSection first = FS_COUNT;
+    fe_field_kinds(call, &first);
+    return (int)fs == (int)first + *(const int *)fe_field_value(s, call);
+}
+
+/* A field's value as a spec writes it (0.02, fp32, "dir", text("f"), ["a", "b"],
+ * (0.9, 0.999), none); a step count given in percent also shows the percentage. */
+static const char *value_text(Arena *a, const Spec *s, const FieldDesc *f)
+{
+    const void *v = fe_field_value(s, f);
+    switch (f->type) {
+    case FT_INT: return arena_sprintf(a, "%lld", (long long)*(const int64_t *)v);
+    case FT_STEPS: {
+        const SpecSteps *st = v;
+        if (st->percent >= 0)
+            return arena_sprintf(a, "%lld (%g%%)", (long long)st->n, st->percent);
+        return arena_sprintf(a, "%lld", (long long)st->n);
+    }
+    case FT_NUM: return arena_sprintf(a, "%g", *(const double *)v);
+    case FT_BOOL: return *(const bool *)v ? "true" : "false";
+    case FT_WORD: return f->words[*(const int *)v];
+    case FT_STR: return arena_sprintf(a, "\"%s\"", *(const char *const *)v);
+    case FT_NAMES: {
+        const SpecNames *n = v;
+        const char *t = "[";
+        for (int i = 0; i < n->n; i++)
+            t = arena_sprintf(a, "%s%s\"%s\"", t, i ? ", " : "", n->items[i]);
+        return arena_sprintf(a, "%s]", t);
+    }
+    case FT_DATA: {
+        const SpecData *d = v;
+        if (d->kind == SPEC_DATA_NONE)
+            return "none";
+        return arena_sprintf(a, "%s(\"%s\")", f->words[d->kind - SPEC_DATA_TEXT], d->path);
+    }
+    case FT_PAIR: return arena_sprintf(a, "(%g, %g)", ((const double *)v)[0], ((const double *)v)[1]);
+    case FT_CALL: {
+        FieldSection first = FS_COUNT;
+        fe_field_kinds(f, &first);
+        return fe_sections[first + *(const int *)v].name;
+    }
+    case FT_BLOCK: break;
+    }
+    return "";
+}
+
+/* Prints `label     prefix a = 1, b = 2, ...` wrapped at 110 columns. */
+static void print_fields(FILE *out, Arena *a, const Spec *s, const char *label, const char *prefix, FieldSection fs)
+{
+    int col = fprintf(out, "  %-10s%s", label, prefix);
+    bool first = true;
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        const FieldDesc *f = &fe_fields[i];
+        if (f->section != fs || f->type == FT_BLOCK || f->type == FT_CALL)
+            continue;
+        const char *item = arena_sprintf(a, "%s = %s", f->name, value_text(a, s, f));
+        if (!first && col + 2 + (int)strlen(item) > 110) {
+            fprintf(out, ",\n%12s", "");
+            col = 12;
+        } else if (!first) {
+            col += fprintf(out, ", ");
+        }
+        col += fprintf(out, "%s", item);
+        first = false;
+    }
+    fprintf(out, "\n");
+}
+
+/* Every field of every section the spec uses, defaults filled in. */
+static void print_settings(FILE *out, const Spec *s)
+{
+    Arena a;
+    arena_init(&a);
+    fprintf(out, "\nsettings (defaults filled in):\n");
+    for (int fs = 0; fs < FS_COUNT; fs++) {
+        if (!section_used(s, (FieldSection)fs))
+            continue;
+        const FieldSectionDesc *sec = &fe_sections[fs];
+        if (sec->parent == FIELD_NONE)
+            print_fields(out, &a, s, sec->name, "", (FieldSection)fs);
+        else
+            print_fields(out, &a, s, fe_fields[sec->parent].name, arena_sprintf(&a, "%s: ", sec->name),
+                         (FieldSection)fs);
+    }
+    arena_fini(&a);
+}
+
 void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
 {
     const SpecModel *m = &s->model;
@@ -250,13 +349,14 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
         fprintf(out,
                 "schedule relora: warmup %lld, warm start %lld full-rank steps, then lr %g; merge + reset every %lld "
                 "(%lld merges), restart warmup %lld, prune %g (%s), min_lr_ratio %g\n",
-                (long long)sc->warmup, (long long)sc->warm_start, sc->relora_lr, (long long)sc->reset_every,
-                (long long)sc->n_resets, (long long)sc->restart_warmup, sc->prune,
+                (long long)sc->warmup.n, (long long)sc->warm_start.n, sc->relora_lr, (long long)sc->reset_every.n,
+                (long long)sc->n_resets, (long long)sc->restart_warmup.n, sc->prune,
                 sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->min_lr_ratio);
     else if (sc->kind == SPEC_SCHED_COSINE)
-        fprintf(out, "schedule cosine: warmup %lld, min_lr_ratio %g\n", (long long)sc->warmup, sc->min_lr_ratio);
+        fprintf(out, "schedule cosine: warmup %lld, min_lr_ratio %g\n", (long long)sc->warmup.n, sc->min_lr_ratio);
     else
-        fprintf(out, "schedule constant: warmup %lld\n", (long long)sc->warmup);
+        fprintf(out, "schedule constant: warmup %lld\n", (long long)sc->warmup.n);
+    print_settings(out, s);
 
     fprintf(out, "\n");
     if (r->has_relora)
@@ -301,7 +401,7 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
             continue;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < (int)(sizeof what / sizeof *what); k++) {
             const FeMemory *a = &r->mem[ph][FE_PREC_FP32], *b = &r->mem[ph][FE_PREC_BF16];
             const int64_t va[] = {a->weights, a->grads, a->optimizer, a->activations, a->total};
             const int64_t vb[] = {b->weights, b->grads, b->optimizer, b->activations, b->total};
@@ -335,11 +435,78 @@ static void json_mem(FILE *out, const FeMemory *m)
             (long long)m->total);
 }
 
+/* f's value in JSON: numbers, strings, lists, null for no data file, an object for a
+ * call (its kind and its arguments). */
+static void json_value(FILE *out, const Spec *s, const FieldDesc *f);
+
+/* The fields of section fs as `"name": value` members, each after ", " unless it is
+ * the object's first. */
+static void json_fields(FILE *out, const Spec *s, FieldSection fs, bool is_first)
+{
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        const FieldDesc *f = &fe_fields[i];
+        if (f->section != fs || f->type == FT_BLOCK)
+            continue;
+        fprintf(out, "%s\"%s\": ", is_first ? "" : ", ", f->name);
+        is_first = false;
+        json_value(out, s, f);
+        const SpecSteps *st = fe_field_value(s, f);
+        if (f->type == FT_STEPS && st->percent >= 0)
+            fprintf(out, ", \"%s_percent\": %g", f->name, st->percent);
+    }
+}
+
+static void json_value(FILE *out, const Spec *s, const FieldDesc *f)
+{
+    const void *v = fe_field_value(s, f);
+    switch (f->type) {
+    case FT_INT: fprintf(out, "%lld", (long long)*(const int64_t *)v); return;
+    case FT_STEPS: fprintf(out, "%lld", (long long)((const SpecSteps *)v)->n); return;
+    case FT_NUM: fprintf(out, "%g", *(const double *)v); return;
+    case FT_BOOL: fprintf(out, "%s", *(const bool *)v ? "true" : "false"); return;
+    case FT_WORD: json_str(out, f->words[*(const int *)v]); return;
+    case FT_STR: json_str(out, *(const char *const *)v); return;
+    case FT_NAMES: {
+        const SpecNames *n = v;
+        fputc('[', out);
+        for (int i = 0; i < n->n; i++) {
+            fprintf(out, "%s", i ? ", " : "");
+            json_str(out, n->items[i]);
+        }
+        fputc(']', out);
+        return;
+    }
+    case FT_DATA: {
+        const SpecData *d = v;
+        if (d->kind == SPEC_DATA_NONE) {
+            fprintf(out, "null");
+            return;
+        }
+        fprintf(out, "{\"kind\": \"%s\", \"path\": ", f->words[d->kind - SPEC_DATA_TEXT]);
+        json_str(out, d->path);
+        fputc('}', out);
+        return;
+    }
+    case FT_PAIR: fprintf(out, "[%g, %g]", ((const double *)v)[0], ((const double *)v)[1]); return;
+    case FT_CALL: {
+        FieldSection first = FS_COUNT;
+        fe_field_kinds(f, &first);
+        FieldSection kind = (FieldSection)(first + *(const int *)v);
+        fprintf(out, "{\"kind\": \"%s\"", fe_sections[kind].name);
+        json_fields(out, s, kind, false);
+        if (kind == FS_RELORA)
+            fprintf(out, ", \"merges\": %lld", (long long)s->train.schedule.n_resets);
+        fputc('}', out);
+        return;
+    }
+    case FT_BLOCK: return;
+    }
+}
+
 void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
 {
     const SpecModel *m = &s->model;
     const SpecTrain *t = &s->train;
-    const SpecSchedule *sc = &t->schedule;
     fprintf(out, "{\n  \"model\": {\"name\": ");
     json_str(out, m->name);
     fprintf(out, ", \"parent\": ");
@@ -347,17 +514,13 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
         json_str(out, m->parent);
     else
         fprintf(out, "null");
-    fprintf(out,
-            ", \"vocab\": %lld, \"dim\": %lld, \"layers\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"context\": %lld, "
-            "\"tied\": %s, \"positions\": \"%s\", \"norm\": \"%s\"},\n",
-            (long long)m->vocab, (long long)m->dim, (long long)m->layers, (long long)m->heads, (long long)m->kv_heads,
-            (long long)m->context, m->tied ? "true" : "false", m->positions == SPEC_POS_LEARNED ? "learned" : "none",
-            m->norm == SPEC_NORM_RMSNORM ? "rmsnorm" : "layernorm");
+    json_fields(out, s, FS_MODEL, false);
+    fprintf(out, "},\n");
     if (s->adapter.is_present) {
         fprintf(out, "  \"adapter\": {\"name\": ");
         json_str(out, s->adapter.name);
-        fprintf(out, ", \"rank\": %lld, \"alpha\": %g, \"dropout\": %g, \"adapted\": [", (long long)s->adapter.rank,
-                s->adapter.alpha, s->adapter.dropout);
+        json_fields(out, s, FS_ADAPTER, false);
+        fprintf(out, ", \"adapted\": [");
         int k = 0;
         for (int i = 0; i < m->n_linears; i++)
             if (m->linears[i]->is_adapted) {
@@ -368,19 +531,9 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
     } else {
         fprintf(out, "  \"adapter\": null,\n");
     }
-    fprintf(out,
-            "  \"train\": {\"steps\": %lld, \"batch\": %lld, \"seq_len\": %lld, \"lr\": %g, \"precision\": \"%s\", "
-            "\"target\": \"%s\", \"schedule\": {\"kind\": \"%s\", \"warmup\": %lld, \"min_lr_ratio\": %g",
-            (long long)t->steps, (long long)t->batch, (long long)t->seq_len, t->optimizer.lr,
-            t->precision == SPEC_BF16 ? "bf16" : "fp32", t->target == SPEC_TARGET_CUDA ? "cuda" : "cpu",
-            spec_schedule_kind_name(sc->kind), (long long)sc->warmup, sc->min_lr_ratio);
-    if (sc->kind == SPEC_SCHED_RELORA)
-        fprintf(out,
-                ", \"warm_start\": %lld, \"reset_every\": %lld, \"restart_warmup\": %lld, \"prune\": %g, \"reset\": "
-                "\"%s\", \"lr\": %g, \"merges\": %lld",
-                (long long)sc->warm_start, (long long)sc->reset_every, (long long)sc->restart_warmup, sc->prune,
-                sc->reset == SPEC_RESET_MAGNITUDE ? "magnitude" : "random", sc->relora_lr, (long long)sc->n_resets);
-    fprintf(out, "}},\n  \"modules\": [\n");
+    fprintf(out, "  \"train\": {");
+    json_fields(out, s, FS_TRAIN, true);
+    fprintf(out, "},\n  \"modules\": [\n");
     for (int i = 0; i < r->n_rows; i++) {
         const FeModuleRow *row = &r->rows[i];
         fprintf(out, "    {\"name\": ");

@@ -1,8 +1,9 @@
 /* Spec: the checked, resolved and immutable description of one model + adapter +
  * training run. This is the interface between the frontend and the IR lowering:
  * every default is filled in, every name resolved, every shape computed, and every
- * object keeps the SrcLoc of the DSL text it came from (docs/language.md says what
- * each field means). Produced by fe_check/fe_load_spec; owned by the Arena. */
+ * object keeps the SrcLoc of the DSL text it came from. Every field of the language,
+ * its type, default and where it lives here is a row of fields.def (docs/language.md
+ * says what each means). Produced by fe_check/fe_load_spec; owned by the Arena. */
 #ifndef RELORAC_SPEC_H
 #define RELORAC_SPEC_H
 
@@ -16,6 +17,8 @@ typedef struct SpecModule SpecModule;
 typedef struct SpecLinear SpecLinear;
 typedef struct SpecNode SpecNode;
 
+/* The enums a field stores (fields.def WORD and CALL fields) list their values in the
+ * order of the field's words or call kinds. */
 typedef enum { SPEC_NORM_RMSNORM, SPEC_NORM_LAYERNORM } SpecNormKind;
 typedef enum { SPEC_POS_NONE, SPEC_POS_LEARNED } SpecPositions;
 
@@ -155,6 +158,13 @@ typedef struct SpecModel {
     int n_linears;
 } SpecModel;
 
+/* A list of strings as written (globs or group names) and where each item was written. */
+typedef struct SpecNames {
+    const char **items;
+    const SrcLoc *locs;
+    int n;
+} SpecNames;
+
 typedef struct SpecAdapter {
     bool is_present;     /* an adapter was declared */
     const char *name;
@@ -163,10 +173,8 @@ typedef struct SpecAdapter {
     double alpha;
     double scaling;      /* alpha / rank */
     double dropout;      /* on the LoRA branch input */
-    const char **targets; /* globs over SpecLinear.full_name */
-    int n_targets;
-    const char **trainable; /* groups (embedding, positions, norms, head, biases) or linear globs */
-    int n_trainable;
+    SpecNames targets;   /* globs over SpecLinear.full_name */
+    SpecNames trainable; /* groups (embedding, positions, norms, head, biases) or linear globs */
 } SpecAdapter;
 
 typedef enum { SPEC_DATA_NONE, SPEC_DATA_TEXT, SPEC_DATA_TOKENS } SpecDataKind;
@@ -182,24 +190,32 @@ typedef enum { SPEC_OPT_ADAMW } SpecOptimizerKind;
 
 typedef struct SpecOptimizer {
     SpecOptimizerKind kind;
-    double lr, beta1, beta2, eps, weight_decay;
-    const char **no_decay; /* groups (norms, biases, embedding, positions, head) or linear globs */
-    int n_no_decay;
+    double lr, betas[2], eps, weight_decay;
+    SpecNames no_decay;  /* groups (norms, biases, embedding, positions, head) or linear globs */
     SrcLoc loc;
 } SpecOptimizer;
 
 typedef enum { SPEC_SCHED_CONSTANT, SPEC_SCHED_COSINE, SPEC_SCHED_RELORA } SpecScheduleKind;
 typedef enum { SPEC_RESET_MAGNITUDE, SPEC_RESET_RANDOM } SpecResetKind;
 
+/* A step count of the schedule. Written as a percentage of train.steps it resolves to
+ * n = floor(percent / 100 * steps) (docs/language.md §5.3), and percent keeps what was
+ * written (also when the default is a percentage) so that a trainer can resolve it
+ * again against another step count; percent < 0 when it was written as a count. */
+typedef struct SpecSteps {
+    int64_t n;
+    double percent;
+} SpecSteps;
+
 /* Learning-rate schedule and ReLoRA restarts; all step counts are optimizer steps. */
 typedef struct SpecSchedule {
     SpecScheduleKind kind;
-    int64_t warmup;         /* linear warmup from 0 at the start of the run */
-    double min_lr_ratio;    /* cosine floor (COSINE, RELORA) */
+    SpecSteps warmup;       /* linear warmup from 0 at the start of the run */
+    double min_lr_ratio;    /* cosine floor (COSINE, RELORA; 1 for CONSTANT) */
     /* RELORA only */
-    int64_t warm_start;     /* full-rank steps before the switch to LoRA (resolved from %) */
-    int64_t reset_every;    /* merge + re-init + optimizer prune period, counted from warm_start */
-    int64_t restart_warmup; /* linear re-warm from 0 after the switch and after each reset */
+    SpecSteps warm_start;   /* full-rank steps before the switch to LoRA */
+    SpecSteps reset_every;  /* merge + re-init + optimizer prune period, counted from warm_start */
+    SpecSteps restart_warmup; /* linear re-warm from 0 after the switch and after each reset */
     double prune;           /* fraction of the LoRA Adam moments zeroed at a reset */
     SpecResetKind reset;    /* MAGNITUDE: smallest |m|,|v| zeroed; RANDOM: random entries */
     double relora_lr;       /* peak lr of the ReLoRA phase */
@@ -219,8 +235,8 @@ typedef struct SpecTrain {
     SpecOptimizer optimizer;
     double clip;            /* global grad-norm clip; 0 disables */
     SpecPrecision precision;
-    uint64_t seed;
-    int64_t eval_every, eval_batches, checkpoint_every; /* 0 disables */
+    int64_t seed;
+    int64_t eval_every, eval_batches, checkpoint_every; /* 0: only at the end of a run */
     const char *checkpoint_dir;
     SpecTarget target;
     SpecSchedule schedule;

@@ -76,8 +76,9 @@ bool ir_schedule_from_module(const IrModule *m, IrSchedule *s, Diags *d)
     }
     ok = int_attr(m, d, "train.steps", &s->steps) && ok;
     ok = int_attr(m, d, "schedule.warmup", &s->warmup) && ok;
-    ok = num_attr(m, d, "schedule.min_lr_ratio", &s->min_lr_ratio) && ok;
     ok = num_attr(m, d, "optim.lr", &s->lr) && ok;
+    if (ok && s->kind != IR_SCHED_CONSTANT) /* a constant schedule has no floor */
+        ok = num_attr(m, d, "schedule.min_lr_ratio", &s->min_lr_ratio);
     s->relora_lr = s->lr;
     s->warmup_pct = percent_attr(m, "schedule.warmup");
     if (ok && s->kind == IR_SCHED_RELORA) {

@@ -172,13 +172,18 @@ static bool lora_insert_run(PassCtx *ctx)
     IrFunc *train = ir_func_find(m, "train");
     if (!train)
         return true; /* already run, or nothing to train */
-    if (strcmp(ir_attrs_str(&m->attrs, "schedule.kind", ""), "relora") != 0) {
+    IrSchedule sched;
+    if (!ir_schedule_from_module(m, &sched, ctx->diags))
+        return false;
+    if (sched.kind != IR_SCHED_RELORA) {
         train->name = "train_full";
         return true;
     }
     make_adapters(&s);
     IrFunc *lora;
-    if (ir_attrs_int(&m->attrs, "relora.warm_start", 0) > 0) {
+    /* the full-rank phase is compiled in when the spec has a warm start; a trainer can
+     * move the switch at run time but not add the phase (docs/runtime.md "The schedule") */
+    if (sched.warm_start > 0) {
         train->name = "train_full";
         lora = ir_func_new(m, "train_lora");
     } else {

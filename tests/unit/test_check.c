@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fe.h"
+#include "fields.h"
 
 typedef struct {
     Arena arena;
@@ -54,11 +55,189 @@ START_TEST(check_fills_defaults)
     ck_assert_int_eq(s->train.seq_len, 32); /* = context */
     ck_assert_int_eq(s->train.steps, 1000);
     ck_assert_int_eq(s->train.schedule.kind, SPEC_SCHED_COSINE);
-    ck_assert_int_eq(s->train.schedule.warmup, 50);
+    ck_assert_int_eq(s->train.schedule.warmup.n, 50);
     ck_assert_double_eq_tol(s->train.optimizer.lr, 1e-3, 1e-15);
-    ck_assert_double_eq_tol(s->train.optimizer.beta2, 0.999, 1e-15);
-    ck_assert_int_eq(s->train.optimizer.n_no_decay, 3);
+    ck_assert_double_eq_tol(s->train.optimizer.betas[1], 0.999, 1e-15);
+    ck_assert_int_eq(s->train.optimizer.no_decay.n, 3);
+    /* train's defaults (docs/language.md §5) */
+    ck_assert_double_eq_tol(s->train.clip, 1.0, 1e-15);
+    ck_assert_double_eq_tol(s->train.val_fraction, 0.05, 1e-15);
+    ck_assert_int_eq(s->train.seed, 42);
+    ck_assert_int_eq(s->train.eval_every, 100);
+    ck_assert_int_eq(s->train.eval_batches, 8);
+    ck_assert_int_eq(s->train.checkpoint_every, 0);
+    ck_assert_str_eq(s->train.checkpoint_dir, "checkpoints");
+    ck_assert_int_eq(s->train.data.kind, SPEC_DATA_NONE);
+    ck_assert_int_eq(s->train.precision, SPEC_FP32);
+    ck_assert_int_eq(s->train.target, SPEC_TARGET_CPU);
+    ck_assert_double_eq_tol(s->train.schedule.min_lr_ratio, 0.1, 1e-15);
+    ck_assert_double_eq_tol(s->train.schedule.warmup.percent, 5.0, 1e-12); /* the default 5% */
     arena_fini(&f.arena);
+}
+END_TEST
+
+/* relora()'s defaults with 1000 steps: 5%, 25%, 20% and 2% of them (§5.3), each
+ * kept as a percentage too. */
+START_TEST(check_fills_relora_defaults_as_percentages)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 4 }\n";
+    ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
+    const SpecSchedule *s = &f.spec->train.schedule;
+    ck_assert_int_eq(s->kind, SPEC_SCHED_RELORA);
+    ck_assert_int_eq(s->warmup.n, 50);
+    ck_assert_int_eq(s->warm_start.n, 250);
+    ck_assert_int_eq(s->reset_every.n, 200);
+    ck_assert_int_eq(s->restart_warmup.n, 20);
+    ck_assert_double_eq_tol(s->warmup.percent, 5.0, 1e-12);
+    ck_assert_double_eq_tol(s->warm_start.percent, 25.0, 1e-12);
+    ck_assert_double_eq_tol(s->reset_every.percent, 20.0, 1e-12);
+    ck_assert_double_eq_tol(s->restart_warmup.percent, 2.0, 1e-12);
+    ck_assert_double_eq_tol(s->prune, 0.99, 1e-15);
+    ck_assert_int_eq(s->reset, SPEC_RESET_MAGNITUDE);
+    ck_assert_double_eq_tol(s->relora_lr, 1e-3, 1e-15); /* the optimizer's */
+    ck_assert_int_eq(s->n_resets, 3);                     /* (999 - 250) / 200 */
+    ck_assert_double_eq_tol(f.spec->adapter.alpha, 4.0, 1e-15); /* = rank */
+    arena_fini(&f.arena);
+}
+END_TEST
+
+/* A step count written as a count has percent -1; one written in percent keeps it
+ * as written and resolves it, rounded down, against the steps after overrides. */
+START_TEST(check_records_percentages_as_written)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 4 }\n"
+                                           "train { steps = 999; schedule = relora(warmup = 7, warm_start = 12.5%,"
+                                           " reset_every = 300, restart_warmup = 1%) }\n";
+    const char *defs[] = {"train.steps=1001"};
+    ck_assert_ptr_nonnull(load(&f, t, defs, 1, false));
+    const SpecSchedule *s = &f.spec->train.schedule;
+    ck_assert_int_eq(s->warmup.n, 7);
+    ck_assert(s->warmup.percent < 0);
+    ck_assert_int_eq(s->warm_start.n, 125); /* floor(12.5 / 100 * 1001) = floor(125.125) */
+    ck_assert_double_eq_tol(s->warm_start.percent, 12.5, 1e-12);
+    ck_assert_int_eq(s->reset_every.n, 300);
+    ck_assert(s->reset_every.percent < 0);
+    ck_assert_int_eq(s->restart_warmup.n, 10); /* floor(10.01) */
+    ck_assert_double_eq_tol(s->restart_warmup.percent, 1.0, 1e-12);
+    arena_fini(&f.arena);
+}
+END_TEST
+
+/* A percentage that rounds to 0 steps where a step count must be > 0 says so. */
+START_TEST(check_explains_a_percentage_that_rounds_to_zero)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 4 }\n"
+                                           "train { steps = 4; schedule = relora(warmup = 0, warm_start = 0) }\n";
+    ck_assert_ptr_null(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "reset_every must be > 0 (got 0 = 20% of 4 steps)"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+/* Range errors name the rule from the field's bounds (fields.def). */
+START_TEST(check_reports_bounds_of_each_kind)
+{
+    Fx f;
+    const char *t = MODEL_HEAD LLAMA_BLOCK
+        "train { clip = -1; eval_batches = 0; val_fraction = 100%; seed = 2147483648\n"
+        "  optimizer = adamw(betas = (0.9, 1), eps = 0); schedule = cosine(min_lr_ratio = 1.5) }\n";
+    ck_assert_ptr_null(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "clip must be >= 0 (got -1)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "train.eval_batches must be >= 1 (got 0)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "val_fraction must be in (0, 1) (got 1)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "train.seed must be < 2^31 (got 2147483648)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "beta2 must be in [0, 1) (got 1)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "eps must be > 0 (got 0)"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "min_lr_ratio must be in [0, 1] (got 1.5)"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+/* The percentage message lists exactly the fields that take one. */
+START_TEST(check_lists_the_fields_that_take_percentages)
+{
+    Fx f;
+    ck_assert_ptr_null(load(&f, MODEL_HEAD LLAMA_BLOCK "train { batch = 10% }\n", NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR,
+                      "'%' is not allowed on 'batch' (percentages are allowed on val_fraction, warmup, warm_start, "
+                      "reset_every, restart_warmup and prune)"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_rejects_keywords_of_calls_that_take_none)
+{
+    Fx f;
+    const char *t = MODEL_HEAD "  block(x) {\n    return x + relu(x, slope = 2)\n  }\n}\n";
+    ck_assert_ptr_null(load(&f, t, NULL, 0, false));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "unknown argument 'slope' to relu() (it takes none)"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+/* Writing a field's default explicitly gives the Spec that omitting it gives. */
+START_TEST(check_defaults_mean_what_they_say)
+{
+    static const struct {
+        const char *written;
+    } cases[] = {
+        {"train { clip = 1.0; seed = 42; eval_every = 100; eval_batches = 8; checkpoint_every = 0;"
+         " checkpoint_dir = \"checkpoints\"; val_fraction = 0.05; batch = 8; steps = 1000; precision = fp32;"
+         " target = cpu; optimizer = adamw(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.0,"
+         " no_decay = [\"norms\", \"biases\", \"embedding\"]);"
+         " schedule = relora(warmup = 5%, warm_start = 25%, reset_every = 20%, restart_warmup = 2%,"
+         " min_lr_ratio = 0.1, prune = 0.99, reset = magnitude, lr = 1e-3) }\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        Fx a, b;
+        char with[2048];
+        snprintf(with, sizeof with, "%s%s%s", MODEL_HEAD LLAMA_BLOCK, "adapter lora { rank = 4 }\n", cases[i].written);
+        ck_assert_ptr_nonnull(load(&a, with, NULL, 0, false));
+        ck_assert_ptr_nonnull(load(&b, MODEL_HEAD LLAMA_BLOCK "adapter lora { rank = 4 }\n", NULL, 0, false));
+        const SpecTrain *x = &a.spec->train, *y = &b.spec->train;
+        ck_assert(x->clip == y->clip && x->seed == y->seed && x->eval_every == y->eval_every);
+        ck_assert(x->eval_batches == y->eval_batches && x->checkpoint_every == y->checkpoint_every);
+        ck_assert_str_eq(x->checkpoint_dir, y->checkpoint_dir);
+        ck_assert(x->val_fraction == y->val_fraction && x->batch == y->batch && x->steps == y->steps);
+        ck_assert(x->optimizer.lr == y->optimizer.lr && x->optimizer.betas[0] == y->optimizer.betas[0] &&
+                  x->optimizer.betas[1] == y->optimizer.betas[1] && x->optimizer.eps == y->optimizer.eps &&
+                  x->optimizer.weight_decay == y->optimizer.weight_decay);
+        ck_assert_int_eq(x->optimizer.no_decay.n, y->optimizer.no_decay.n);
+        const SpecSchedule *p = &x->schedule, *q = &y->schedule;
+        ck_assert(p->kind == q->kind && p->warmup.n == q->warmup.n && p->warmup.percent == q->warmup.percent);
+        ck_assert(p->warm_start.n == q->warm_start.n && p->reset_every.n == q->reset_every.n &&
+                  p->restart_warmup.n == q->restart_warmup.n && p->min_lr_ratio == q->min_lr_ratio &&
+                  p->prune == q->prune && p->reset == q->reset && p->relora_lr == q->relora_lr);
+        arena_fini(&a.arena);
+        arena_fini(&b.arena);
+    }
+}
+END_TEST
+
+/* fields.def: names unique per section; words where a type needs them; each call
+ * field has kinds; bounds ordered; a required field has no default to document. */
+START_TEST(check_field_table_is_consistent)
+{
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        const FieldDesc *f = &fe_fields[i];
+        ck_assert_int_eq(f->id, i);
+        ck_assert_ptr_eq(fe_field_find(f->section, f->name), f);
+        ck_assert_msg(f->doc && *f->doc, "%s has no doc", f->name);
+        if (f->type == FT_WORD || f->type == FT_DATA)
+            ck_assert_msg(f->words && f->words[0], "%s has no words", f->name);
+        if (f->type == FT_CALL) {
+            FieldSection first;
+            ck_assert_msg(fe_field_kinds(f, &first) > 0, "%s has no kinds", f->name);
+        }
+        ck_assert_msg(!(f->lo > f->hi), "%s: lo > hi", f->name);
+        if (f->flags & FF_COMPUTED)
+            ck_assert_msg(f->def != NULL, "%s: a computed default needs its description", f->name);
+    }
+    for (int s = 0; s < FS_COUNT; s++)
+        ck_assert_int_eq(fe_section_find(fe_sections[s].name), s);
 }
 END_TEST
 
@@ -155,7 +334,7 @@ START_TEST(check_resolves_adapter_and_schedule)
     ck_assert_ptr_nonnull(load(&f, t, NULL, 0, false));
     const Spec *s = f.spec;
     ck_assert_int_eq(s->train.schedule.kind, SPEC_SCHED_RELORA);
-    ck_assert_int_eq(s->train.schedule.warm_start, 5000);
+    ck_assert_int_eq(s->train.schedule.warm_start.n, 5000);
     ck_assert_int_eq(s->train.schedule.n_resets, 2);
     ck_assert_double_eq_tol(s->train.schedule.relora_lr, 1e-3, 1e-15);
     ck_assert_double_eq_tol(s->adapter.scaling, 2.0, 1e-12);
@@ -182,8 +361,8 @@ START_TEST(check_applies_overrides)
     ck_assert_ptr_nonnull(load(&f, t, defs, 5, false));
     ck_assert_int_eq(f.spec->model.dim, 128);
     ck_assert_int_eq(f.spec->adapter.rank, 16);
-    ck_assert_int_eq(f.spec->train.schedule.reset_every, 1000);
-    ck_assert_int_eq(f.spec->train.schedule.warm_start, 2500); /* 25% of the new steps */
+    ck_assert_int_eq(f.spec->train.schedule.reset_every.n, 1000);
+    ck_assert_int_eq(f.spec->train.schedule.warm_start.n, 2500); /* 25% of the new steps */
     ck_assert_int_eq(f.spec->model.block.modules[3]->hidden, 300);
     arena_fini(&f.arena);
 }
@@ -263,6 +442,14 @@ Suite *check_suite(void)
     Suite *s = suite_create("check");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, check_fills_defaults);
+    tcase_add_test(tc, check_fills_relora_defaults_as_percentages);
+    tcase_add_test(tc, check_records_percentages_as_written);
+    tcase_add_test(tc, check_explains_a_percentage_that_rounds_to_zero);
+    tcase_add_test(tc, check_reports_bounds_of_each_kind);
+    tcase_add_test(tc, check_lists_the_fields_that_take_percentages);
+    tcase_add_test(tc, check_rejects_keywords_of_calls_that_take_none);
+    tcase_add_test(tc, check_defaults_mean_what_they_say);
+    tcase_add_test(tc, check_field_table_is_consistent);
     tcase_add_test(tc, check_names_modules_and_params);
     tcase_add_test(tc, check_builds_the_dataflow_graph);
     tcase_add_test(tc, check_parallel_block_shares_one_norm);

@@ -169,12 +169,89 @@ START_TEST(kernels_match_the_graph_interpreter)
 }
 END_TEST
 
+/* The module attributes of a lowered spec are exactly `want` (hf.* aside, which
+ * describe the export): every setting of the sections used, defaults included
+ * (docs/language.md §5.4), and nothing of the ones not used. */
+static void check_attrs(const char *text, const char *const *want)
+{
+    TuModel l;
+    tu_lower(&l, text);
+    int n_want = 0;
+    while (want[n_want])
+        n_want++;
+    for (int i = 0; i < n_want; i++)
+        ck_assert_msg(ir_attrs_get(&l.m->attrs, want[i]) != NULL, "no attribute %s", want[i]);
+    for (int i = 0; i < l.m->attrs.n; i++) {
+        const char *key = l.m->attrs.items[i].key;
+        bool listed = strncmp(key, "hf.", 3) == 0;
+        for (int j = 0; j < n_want; j++)
+            listed = listed || !strcmp(key, want[j]);
+        ck_assert_msg(listed, "unexpected attribute %s", key);
+    }
+    tu_fini(&l);
+}
+
+START_TEST(lower_emits_every_setting_of_a_relora_spec)
+{
+    static const char *const want[] = {
+        "vocab", "dim", "layers", "batch", "seq_len", "model_hash",
+        "adapter.rank", "adapter.alpha", "adapter.dropout",
+        "train.data_kind", "train.val_data_kind", "train.val_fraction", "train.steps", "train.clip",
+        "train.precision", "train.seed", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
+        "train.out", "train.target",
+        "optim.kind", "optim.lr", "optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay",
+        "schedule.kind", "schedule.warmup", "schedule.warmup_percent", "schedule.min_lr_ratio",
+        "relora.warm_start", "relora.warm_start_percent", "relora.reset_every", "relora.reset_every_percent",
+        "relora.restart_warmup", "relora.prune", "relora.reset", "relora.lr", NULL};
+    check_attrs(TU_LLAMA_MODEL "adapter lora { rank = 2 }\n"
+                               "train { batch = 2; seq_len = 6; steps = 100; schedule = relora(warm_start = 10%,"
+                               " restart_warmup = 3) }\n",
+                want);
+    TuModel l;
+    tu_lower(&l, TU_LLAMA_MODEL "adapter lora { rank = 2 }\n"
+                                "train { batch = 2; seq_len = 6; steps = 100; schedule = relora(warm_start = 10%,"
+                                " restart_warmup = 3) }\n");
+    const IrAttrs *a = &l.m->attrs;
+    ck_assert_int_eq(ir_attrs_int(a, "relora.warm_start", -1), 10);
+    ck_assert_double_eq_tol(ir_attrs_float(a, "relora.warm_start_percent", -1), 10.0, 1e-12);
+    ck_assert_int_eq(ir_attrs_int(a, "schedule.warmup", -1), 5); /* the default 5% of 100 */
+    ck_assert_double_eq_tol(ir_attrs_float(a, "schedule.warmup_percent", -1), 5.0, 1e-12);
+    ck_assert_int_eq(ir_attrs_int(a, "relora.reset_every", -1), 20);
+    ck_assert_int_eq(ir_attrs_int(a, "relora.restart_warmup", -1), 3);
+    ck_assert_str_eq(ir_attrs_str(a, "train.out", ""), "checkpoints");
+    ck_assert_str_eq(ir_attrs_str(a, "train.data_kind", ""), "none");
+    ck_assert_str_eq(ir_attrs_str(a, "relora.reset", ""), "magnitude");
+    ck_assert_double_eq_tol(ir_attrs_float(a, "train.clip", -1), 1.0, 1e-15);
+    ck_assert_double_eq_tol(ir_attrs_float(a, "optim.beta2", -1), 0.999, 1e-15);
+    ck_assert_int_eq(ir_attrs_int(a, "train.eval_every", -1), 100);
+    ck_assert_int_eq(ir_attrs_int(a, "train.seed", -1), 42);
+    tu_fini(&l);
+}
+END_TEST
+
+START_TEST(lower_emits_only_the_settings_of_the_schedule_kind)
+{
+    static const char *const want[] = {
+        "vocab", "dim", "layers", "batch", "seq_len", "model_hash",
+        "train.data_kind", "train.val_data_kind", "train.val_fraction", "train.steps", "train.clip",
+        "train.precision", "train.seed", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
+        "train.out", "train.target", "train.data",
+        "optim.kind", "optim.lr", "optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay",
+        "schedule.kind", "schedule.warmup", NULL};
+    check_attrs(TU_LLAMA_MODEL "train { data = tokens(\"t.bin\"); batch = 2; seq_len = 6; steps = 10;"
+                               " schedule = constant(warmup = 2) }\n",
+                want);
+}
+END_TEST
+
 Suite *lower_suite(void)
 {
     Suite *s = suite_create("lower");
     TCase *tc = tcase_create("lower");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, lower_verifies_for_each_block_kind);
+    tcase_add_test(tc, lower_emits_every_setting_of_a_relora_spec);
+    tcase_add_test(tc, lower_emits_only_the_settings_of_the_schedule_kind);
     tcase_add_test(tc, lower_fresh_byte_model_starts_at_ln_256);
     tcase_add_test(tc, lower_llama_gradients_match_finite_differences);
     tcase_add_test(tc, lower_gpt2_gradients_match_finite_differences);

@@ -101,6 +101,11 @@ START_TEST(report_prints_json)
     ck_assert_ptr_nonnull(strstr(buf, "\"total\": 368174080"));
     ck_assert_ptr_nonnull(strstr(buf, "\"relora_trainable\": 125608960"));
     ck_assert_ptr_nonnull(strstr(buf, "\"name\": \"layers.{i}.swiglu.down.weight\", \"shape\": [1024, 2736]"));
+    /* the resolved fields, defaults and percentages as written included */
+    ck_assert_ptr_nonnull(strstr(buf, "\"clip\": 1, "));
+    ck_assert_ptr_nonnull(strstr(buf, "\"seed\": 42, "));
+    ck_assert_ptr_nonnull(strstr(buf, "\"betas\": [0.9, 0.999]"));
+    ck_assert_ptr_nonnull(strstr(buf, "\"warm_start\": 5000, \"warm_start_percent\": 25, "));
     ck_assert_int_eq(buf[len - 2], '}');
     free(buf);
     arena_fini(&f.arena);

@@ -143,5 +143,6 @@ void tu_program_attrs(Arena *a, IrModule *m)
     ir_attrs_set_float(a, &m->attrs, "optim.lr", 0.01);
     ir_attrs_set_str(a, &m->attrs, "schedule.kind", "cosine");
     ir_attrs_set_str(a, &m->attrs, "train.out", "checkpoints");
+    ir_attrs_set_str(a, &m->attrs, "train.data_kind", "text");
     ir_attrs_set_str(a, &m->attrs, "model_hash", "0123456789abcdef");
 }
