@@ -280,9 +280,10 @@ static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
     if (!text)
         return EXIT_USAGE;
     FeOptions opt = {.model_name = args->model, .defines = args->defines, .n_defines = args->n_defines};
+    FeSweepOptions so = {.sweep_name = args->sweep};
     FeVariant *vars;
     int n;
-    bool ok = fe_sweep_expand(arena, diags, args->path, text, len, &opt, args->sweep, &vars, &n);
+    bool ok = fe_sweep_expand(arena, diags, args->path, text, len, &opt, &so, &vars, &n);
     diag_print(diags, stderr, false);
     if (!ok)
         return EXIT_DIAG;
