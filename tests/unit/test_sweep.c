@@ -1,11 +1,16 @@
 /* Sweep tests (§6): expansion of named variants and grids into checked variants (their
- * names, axes and overrides), the command line's grids and -D, failing variants. */
+ * names, axes and overrides), the command line's grids and -D, failing variants, and
+ * the build key of sweep_run.c: variants that differ only in run-time settings compile
+ * to the same program text, others do not. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fe.h"
 #include "fields.h"
+#include "lower.h"
+#include "pm.h"
+#include "sweep_run.h"
 
 typedef struct {
     Arena arena;
@@ -175,6 +180,70 @@ START_TEST(sweep_failing_variant_keeps_its_error_and_the_others_check)
 }
 END_TEST
 
+/* The build key of a variant: its module after the pipeline, run-time attributes removed. */
+static char *key_of(const Spec *spec, Arena *a)
+{
+    Diags d;
+    diag_init(&d, a);
+    IrModule *m = fe_lower(a, &d, spec);
+    ck_assert_ptr_nonnull(m);
+    PassCtx pc = {a, &d, m, PROP_LOWERED};
+    PassOptions po = {0};
+    ck_assert(pass_pipeline_run(&pc, &po));
+    size_t len;
+    char *text = sweep_build_text(m, &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(strlen(text), len);
+    return text;
+}
+
+START_TEST(sweep_build_key_ignores_run_time_settings_only)
+{
+    Fx f;
+    ck_assert(expand(&f,
+                     SPEC_HEAD "sweep s {\n"
+                               "  variant base { }\n"
+                               "  variant run_time { train.seed = 5; train.steps = 300; train.optimizer.lr = 4e-3\n"
+                               "    train.schedule = relora(warm_start = 10%, reset_every = 7, restart_warmup = 1,\n"
+                               "                            lr = 1e-2, prune = 0.5, min_lr_ratio = 0.2, warmup = 3)\n"
+                               "    train.eval_every = 7; train.eval_batches = 3; train.checkpoint_every = 9\n"
+                               "    train.checkpoint_dir = \"elsewhere\" }\n"
+                               "  variant rank { adapter.rank = 8 }\n"
+                               "  variant no_warm_start { train.schedule.warm_start = 0 }\n"
+                               "  variant batch { train.batch = 3 }\n"
+                               "  variant clip { train.clip = 0.5 }\n"
+                               "  variant cosine { train.schedule = cosine() }\n}\n",
+                     NULL, 0, NULL, NULL, 0));
+    ck_assert_int_eq(f.n, 7);
+    char *key[7];
+    for (int i = 0; i < 7; i++) {
+        ck_assert_ptr_nonnull(f.v[i].spec);
+        key[i] = key_of(f.v[i].spec, &f.arena);
+    }
+    ck_assert_str_eq(key[0], key[1]);
+    for (int i = 2; i < 7; i++)
+        ck_assert_msg(strcmp(key[0], key[i]) != 0, "%s shares the base's build", f.v[i].name);
+    for (int i = 0; i < 7; i++)
+        free(key[i]);
+    fx_fini(&f);
+}
+END_TEST
+
+/* Every run-time attribute is one that fields.def gives a field (docs/language.md
+ * §5.4), and each has its trainer option but train.out (the sweep's own --out). */
+START_TEST(sweep_runtime_attrs_are_field_attributes)
+{
+    for (int i = 0; i < sweep_n_runtime_attrs; i++) {
+        bool found = false;
+        for (int j = 0; j < FIELD_COUNT && !found; j++)
+            found = fe_fields[j].attr && !strcmp(fe_fields[j].attr, sweep_runtime_attrs[i].attr);
+        ck_assert_msg(found, "%s is no attribute of fields.def", sweep_runtime_attrs[i].attr);
+        bool is_out = !strcmp(sweep_runtime_attrs[i].attr, "train.out");
+        ck_assert(is_out == (sweep_runtime_attrs[i].option == NULL));
+    }
+}
+END_TEST
+
 Suite *sweep_suite(void)
 {
     Suite *s = suite_create("sweep");
@@ -185,6 +254,8 @@ Suite *sweep_suite(void)
     tcase_add_test(tc, sweep_short_keys_tell_apart_same_field_names);
     tcase_add_test(tc, sweep_command_line_grid_adds_an_axis_and_define_applies_last);
     tcase_add_test(tc, sweep_failing_variant_keeps_its_error_and_the_others_check);
+    tcase_add_test(tc, sweep_build_key_ignores_run_time_settings_only);
+    tcase_add_test(tc, sweep_runtime_attrs_are_field_attributes);
     suite_add_tcase(s, tc);
     return s;
 }
