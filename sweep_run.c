@@ -293,6 +293,7 @@ typedef struct Sweep {
     bool is_stopping;
     double last_poll;
     bool status_line; /* a status line is on the terminal (erase before printing) */
+    bool tables_stale; /* a variant finished since the tables were written */
 } Sweep;
 
 /* A file-system-safe directory name for a variant: [A-Za-z0-9._,=+-] kept, '/'
@@ -814,6 +815,13 @@ static bool start_run(Sweep *sw, Run *r)
     return true;
 }
 
+/* " | 1.2345 bits/byte" for a text-data run (a byte is a token there), else "". */
+static const char *bits_per_byte(Arena *a, const Run *r, double val_loss)
+{
+    return r->v->spec->train.data.kind == SPEC_DATA_TEXT ? arena_sprintf(a, " | %.4f bits/byte", val_loss / log(2.0))
+                                                        : "";
+}
+
 static void finish_run(Sweep *sw, Run *r, int status, const struct rusage *ru)
 {
     r->wall_s += now_s() - r->t_start;
@@ -829,6 +837,7 @@ static void finish_run(Sweep *sw, Run *r, int status, const struct rusage *ru)
         r->status = ST_INTERRUPTED;
     else
         r->status = ST_FAILED;
+    sw->tables_stale = true;
     if (r->status == ST_DIVERGED || r->status == ST_FAILED)
         r->message = log_error(sw->a, r->log_path, arena_sprintf(sw->a, "the trainer exited with status %d", code));
     state_write(sw, r);
@@ -836,8 +845,8 @@ static void finish_run(Sweep *sw, Run *r, int status, const struct rusage *ru)
     char t[32];
     fmt_duration(t, sizeof t, r->wall_s);
     if (r->status == ST_DONE)
-        say(sw, "[%d/%d] %s: done in %s | val loss %.4f | %.4f bits/byte", r->index, sw->n_runs, r->v->name, t,
-            s.val_loss, s.val_loss / log(2.0));
+        say(sw, "[%d/%d] %s: done in %s | val loss %.4f%s", r->index, sw->n_runs, r->v->name, t, s.val_loss,
+            bits_per_byte(sw->a, r, s.val_loss));
     else if (r->status == ST_INTERRUPTED)
         say(sw, "[%d/%d] %s: stopped at step %" PRId64 "/%" PRId64 " (the same command resumes it)", r->index,
             sw->n_runs, r->v->name, s.steps, r->total_steps);
@@ -942,9 +951,9 @@ static void poll_progress(Sweep *sw)
             r->printed_val_step = s.val_step;
             char el[32];
             fmt_duration(el, sizeof el, r->wall_s + t - r->t_start);
-            say(sw, "[%d/%d] %s: step %" PRId64 "/%" PRId64 " | loss %.4f | val %.4f (%.4f bits/byte) | %.0f tok/s | %s",
-                r->index, sw->n_runs, r->v->name, s.val_step, r->total_steps, s.train_loss, s.val_loss,
-                s.val_loss / log(2.0), s.tokens_per_s, el);
+            say(sw, "[%d/%d] %s: step %" PRId64 "/%" PRId64 " | loss %.4f | val %.4f%s | %.0f tok/s | %s", r->index,
+                sw->n_runs, r->v->name, s.val_step, r->total_steps, s.train_loss, s.val_loss,
+                bits_per_byte(sw->a, r, s.val_loss), s.tokens_per_s, el);
         }
         if (k < sizeof line - 64)
             k += (size_t)snprintf(line + k, sizeof line - k, "%s%s %" PRId64 "/%" PRId64, k ? " | " : "", r->v->name,
@@ -1363,6 +1372,10 @@ int sweep_run(Arena *a, const FeVariant *vars, int n, const SweepRunOptions *o)
                 say(&sw, "sweep: stopping: the running variants finish their step and write a checkpoint (again to "
                          "kill them)");
             signal_children(&sw, seen_signals == 1 ? SIGTERM : SIGKILL);
+        }
+        if (sw.tables_stale) { /* a long sweep's tables are current as it goes */
+            write_tables(&sw);
+            sw.tables_stale = false;
         }
         bool more = !sw.is_stopping && start_work(&sw);
         if (sw.n_running == 0 && !more)
