@@ -969,14 +969,15 @@ static void poll_progress(Sweep *sw)
 
 /* ---- results -------------------------------------------------------------------------- */
 
-/* The union of every variant's axis keys, in order of appearance. */
+/* The union of every variant's axis keys (whole paths: `train.optimizer.lr`, `model`,
+ * so that two keys ending alike stay two columns), in order of appearance. */
 static int axis_columns(Sweep *sw, const char ***out)
 {
     int cap = 8, n = 0;
     const char **keys = arena_alloc(sw->a, sizeof(char *) * (size_t)cap);
     for (int i = 0; i < sw->n_runs; i++)
         for (int j = 0; j < sw->runs[i].v->n_axes; j++) {
-            const char *k = sw->runs[i].v->keys[j];
+            const char *k = sw->runs[i].v->paths[j];
             bool seen = false;
             for (int m = 0; m < n && !seen; m++)
                 seen = !strcmp(keys[m], k);
@@ -995,7 +996,7 @@ static int axis_columns(Sweep *sw, const char ***out)
 static const char *axis_value(const FeVariant *v, const char *key)
 {
     for (int i = 0; i < v->n_axes; i++)
-        if (!strcmp(v->keys[i], key))
+        if (!strcmp(v->paths[i], key))
             return v->values[i];
     return "";
 }

@@ -81,7 +81,9 @@ typedef struct FeVariant {
     const char *name;           /* "width_rank/dim=128,rank=4", "cmp/relora,lr=2e-3", "cmp/full" */
     const char *sweep;          /* the sweep's name */
     const char *variant;        /* the named variant, or NULL */
-    const char **keys;          /* per axis, the key's shortest unique suffix: "dim", "optimizer.lr" */
+    const char **keys;          /* per axis, the key's shortest suffix that no other axis of this
+                                   variant ends with: "dim", "optimizer.lr" next to "schedule.lr" */
+    const char **paths;         /* per axis, the whole key: "model.dim", "train.optimizer.lr" */
     const char **values;        /* per axis, this variant's value as written: "128", "[\"*\"]" */
     int n_axes;
     const Spec *spec;

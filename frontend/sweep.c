@@ -192,7 +192,9 @@ void ck_sweep(Ck *ck, const AstItem *item)
 
 /* ---- expansion ----------------------------------------------------------------- */
 
-/* The axis keys of every sweep expanded, for their short names. */
+/* The axis keys of one variant, for their short names. Shortening within the variant
+ * keeps its name (and so its run directory) the same when other variants or sweeps
+ * gain axes. */
 typedef struct Keys {
     const AstPath **paths;
     const char **short_names;
@@ -285,13 +287,12 @@ typedef struct Expander {
     const AstFile *file;
     const FeOptions *opt;
     AstVec base;  /* -D overrides, applied last */
-    Keys keys;
     AstVec out;   /* FeVariant * */
 } Expander;
 
 /* Checks one point: the assignments `fixed`, plus item idx[j] of each axis. */
 static void expand_point(Expander *x, const AstItem *sw, const AstStmt *variant, AstStmt *const *fixed, int n_fixed,
-                         AstStmt *const *axes, int n_axes, const int *idx)
+                         AstStmt *const *axes, int n_axes, const Keys *keys, const int *idx)
 {
     Arena *a = x->a;
     FeVariant *v = ARENA_NEW(a, FeVariant);
@@ -299,6 +300,7 @@ static void expand_point(Expander *x, const AstItem *sw, const AstStmt *variant,
     v->variant = variant ? variant->name : NULL;
     v->n_axes = n_axes;
     v->keys = arena_alloc(a, sizeof(char *) * (size_t)(n_axes + 1));
+    v->paths = arena_alloc(a, sizeof(char *) * (size_t)(n_axes + 1));
     v->values = arena_alloc(a, sizeof(char *) * (size_t)(n_axes + 1));
     const char *name = arena_sprintf(a, "%s/%s", sw->name, variant ? variant->name : "");
     bool has_part = variant != NULL;
@@ -311,7 +313,8 @@ static void expand_point(Expander *x, const AstItem *sw, const AstStmt *variant,
         if (j >= n_fixed) {
             int k = j - n_fixed;
             value = s->value->items[idx[k]];
-            v->keys[k] = key_short(&x->keys, &s->path);
+            v->keys[k] = key_short(keys, &s->path);
+            v->paths[k] = fe_path_str(a, &s->path);
             v->values[k] = fe_expr_str(a, value);
             name = arena_sprintf(a, "%s%s%s=%s", name, has_part ? "," : "", v->keys[k], v->values[k]);
             has_part = true;
@@ -367,9 +370,13 @@ static void expand_variant(Expander *x, const AstItem *sw, AstStmt *const *top, 
         else
             fixed[n_fixed++] = s;
     }
+    Keys keys = {0};
+    for (int j = 0; j < n_axes; j++)
+        keys_add(a, &keys, &axes[j]->path);
+    keys_shorten(a, &keys);
     int *idx = arena_alloc(a, sizeof(int) * (size_t)(n_axes + 1));
     for (;;) {
-        expand_point(x, sw, variant, fixed, n_fixed, axes, n_axes, idx);
+        expand_point(x, sw, variant, fixed, n_fixed, axes, n_axes, &keys, idx);
         int j = n_axes - 1;
         while (j >= 0 && ++idx[j] == axes[j]->value->n_items)
             idx[j--] = 0;
@@ -464,18 +471,6 @@ bool fe_sweep_expand(Arena *a, Diags *d, const char *name, const char *text, siz
         g->loc = g->name_loc = ((AstStmt *)grids.data[0])->loc;
         sweeps[n_sweeps++] = g;
     }
-    for (int i = 0; i < n_sweeps; i++) {
-        AstStmt **top;
-        int n_top = top_assignments(a, sweeps[i], &grids, &top);
-        for (int j = 0; j < n_top; j++)
-            if (is_axis(top[j]))
-                keys_add(a, &x.keys, &top[j]->path);
-        for (int j = 0; j < sweeps[i]->n_body; j++)
-            for (int k = 0; sweeps[i]->body[j]->kind == AST_STMT_VARIANT && k < sweeps[i]->body[j]->n_body; k++)
-                if (is_axis(sweeps[i]->body[j]->body[k]))
-                    keys_add(a, &x.keys, &sweeps[i]->body[j]->body[k]->path);
-    }
-    keys_shorten(a, &x.keys);
     for (int i = 0; i < n_sweeps; i++) {
         const AstItem *sw = sweeps[i];
         AstStmt **top;

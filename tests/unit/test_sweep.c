@@ -127,6 +127,18 @@ START_TEST(sweep_short_keys_tell_apart_same_field_names)
                      0, NULL, NULL, 0));
     ck_assert_int_eq(f.n, 2);
     ck_assert_str_eq(f.v[1].name, "s/optimizer.lr=2e-3,schedule.lr=3e-3");
+    ck_assert_str_eq(f.v[1].paths[0], "train.optimizer.lr");
+    fx_fini(&f);
+    /* shortened within each variant: another variant's axis does not rename this one */
+    ck_assert(expand(&f,
+                     SPEC_HEAD "sweep s { variant x { train.optimizer.lr = [1e-3] }\n"
+                               "  variant y { train.optimizer.lr = [1e-3]; train.schedule.lr = [3e-3] } }\n"
+                               "sweep t { train.schedule.lr = [3e-3] }\n",
+                     NULL, 0, NULL, NULL, 0));
+    ck_assert_int_eq(f.n, 3);
+    ck_assert_str_eq(f.v[0].name, "s/x,lr=1e-3");
+    ck_assert_str_eq(f.v[1].name, "s/y,optimizer.lr=1e-3,schedule.lr=3e-3");
+    ck_assert_str_eq(f.v[2].name, "t/lr=3e-3");
     fx_fini(&f);
 }
 END_TEST
