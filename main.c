@@ -458,6 +458,10 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     IrModule *m = compile_spec(arena, diags, args, &po, true);
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
+    const char *hf_note = ir_attrs_str(&m->attrs, "hf.export_note", NULL);
+    if (hf_note)
+        fprintf(stderr, "relorac build: note: not exported as LlamaForCausalLM (checkpoints keep relorac's tensor "
+                        "names, no config.json): %s\n", hf_note);
     if (strcmp(ir_attrs_str(&m->attrs, "train.target", "cpu"), "cuda") == 0) {
         fprintf(stderr, "relorac build: target = cuda is not available yet (no CUDA backend in this "
                         "version); use target = cpu\n");
