@@ -3,10 +3,12 @@
  * can add dump-ir, build and run next to check and sweep; each run gets its parsed
  * arguments and an arena. Exit codes: 0 ok, 1 diagnostics, 2 usage or I/O errors. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "diag.h"
@@ -19,6 +21,13 @@
 #include "report.h"
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
+
+#define RUNTIME_ARCHIVE "librelorac_rt.a"
+#ifndef RELORAC_BUILD_ROOT /* meson.build defines these three */
+#define RELORAC_BUILD_ROOT "."
+#define RELORAC_RUNTIME_BUILD_LIB "runtime/" RUNTIME_ARCHIVE
+#define RELORAC_RUNTIME_REL_DIR "../lib/relorac"
+#endif
 
 /* Options shared by the commands that read a spec. */
 typedef struct SpecArgs {
@@ -37,6 +46,8 @@ typedef struct SpecArgs {
     char target_define[64]; /* build --target T, as -D train.target=T */
     bool is_kernels;    /* dump-ir --kernels */
     bool no_plan;       /* check --no-plan */
+    bool is_verbose;    /* build -v */
+    const char *runtime_dir; /* build --runtime-dir DIR */
 } SpecArgs;
 
 /* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
@@ -129,6 +140,15 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 a->out = v;
             else
                 a->cpu = v;
+        } else if (strstr(allow, "output") && (!strcmp(s, "-v") || !strcmp(s, "--verbose"))) {
+            a->is_verbose = true;
+        } else if (strstr(allow, "output") && !strncmp(s, "--runtime-dir", 13) && (s[13] == '\0' || s[13] == '=')) {
+            bool missing = false;
+            a->runtime_dir = option_value("--runtime-dir", argc, argv, &i, &missing);
+            if (!a->runtime_dir) {
+                fprintf(stderr, "relorac %s: --runtime-dir needs a directory (see relorac %s --help)\n", cmd, cmd);
+                return false;
+            }
         } else if (s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
@@ -444,8 +464,60 @@ static void help_build(FILE *out)
             "  --cpu NAME     target CPU (e.g. skylake-avx512); default: this machine's\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n"
+            "  --runtime-dir DIR\n"
+            "                 the folder holding the runtime library " RUNTIME_ARCHIVE " (default:\n"
+            "                 $RELORAC_RUNTIME_DIR, else the build tree's when this relorac\n"
+            "                 is the build tree's, else the installed one, found from this\n"
+            "                 executable's folder as " RELORAC_RUNTIME_REL_DIR ")\n"
+            "  -v, --verbose  say which runtime library the trainer is linked with\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage, I/O or toolchain error\n");
+}
+
+/* The runtime archive a trainer links against, and where it was found:
+ *  1. --runtime-dir DIR, else $RELORAC_RUNTIME_DIR: DIR/librelorac_rt.a, which must exist;
+ *  2. the build tree's, when this executable is the build tree's relorac;
+ *  3. the installed one: <this executable's folder>/RELORAC_RUNTIME_REL_DIR (meson.build:
+ *     the path from bindir to <libdir>/relorac), or that path when it is absolute.
+ * NULL after a message naming the path it looked for. */
+static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from)
+{
+    const char *dir = dir_opt ? dir_opt : getenv("RELORAC_RUNTIME_DIR");
+    if (dir && *dir) {
+        *from = dir_opt ? "--runtime-dir" : "RELORAC_RUNTIME_DIR";
+        const char *path = arena_sprintf(a, "%s/%s", dir, RUNTIME_ARCHIVE);
+        if (access(path, R_OK) == 0)
+            return path;
+        fprintf(stderr, "relorac build: %s%s%s: cannot read %s: %s\n", *from, dir_opt ? " " : "=", dir, path,
+                strerror(errno));
+        return NULL;
+    }
+    char exe[PATH_MAX], exe_dir[PATH_MAX], build_root[PATH_MAX];
+    if (!realpath("/proc/self/exe", exe)) {
+        fprintf(stderr, "relorac build: cannot resolve /proc/self/exe to find the runtime library: %s; set "
+                        "RELORAC_RUNTIME_DIR to the folder holding %s\n", strerror(errno), RUNTIME_ARCHIVE);
+        return NULL;
+    }
+    snprintf(exe_dir, sizeof exe_dir, "%s", exe);
+    char *slash = strrchr(exe_dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (realpath(RELORAC_BUILD_ROOT, build_root) && !strcmp(build_root, exe_dir) &&
+        access(RELORAC_RUNTIME_BUILD_LIB, R_OK) == 0) {
+        *from = "the build tree";
+        return RELORAC_RUNTIME_BUILD_LIB;
+    }
+    const char *rel = RELORAC_RUNTIME_REL_DIR;
+    const char *dir_path = rel[0] == '/' ? rel : arena_sprintf(a, "%s/%s", exe_dir, rel);
+    char norm[PATH_MAX];
+    const char *path = arena_sprintf(a, "%s/%s", realpath(dir_path, norm) ? norm : dir_path, RUNTIME_ARCHIVE);
+    *from = arena_sprintf(a, "installed with %s", exe);
+    if (access(path, R_OK) == 0)
+        return path;
+    fprintf(stderr, "relorac build: cannot find the runtime library: %s: %s (looked next to %s); set "
+                    "RELORAC_RUNTIME_DIR or --runtime-dir to the folder holding %s\n",
+            path, strerror(errno), exe, RUNTIME_ARCHIVE);
+    return NULL;
 }
 
 static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
@@ -454,6 +526,12 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         fprintf(stderr, "relorac build: no output given (-o BIN)\n");
         return EXIT_USAGE;
     }
+    const char *runtime_from = NULL;
+    const char *runtime = runtime_archive(arena, args->runtime_dir, &runtime_from);
+    if (!runtime)
+        return EXIT_USAGE;
+    if (args->is_verbose)
+        fprintf(stderr, "relorac build: runtime library %s (%s)\n", runtime, runtime_from);
     PassOptions po = {0};
     IrModule *m = compile_spec(arena, diags, args, &po, true);
     if (!m)
@@ -470,7 +548,7 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
-    CgOptions co = {.cpu = args->cpu};
+    CgOptions co = {.cpu = args->cpu, .runtime_lib = runtime};
     bool ok = p && cg_build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
