@@ -4,10 +4,12 @@
  * arguments and an arena. Exit codes: 0 ok, 1 diagnostics, 2 usage or I/O errors. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -17,6 +19,7 @@
 #include "kernel.h"
 #include "lower.h"
 #include "memplan.h"
+#include "plot.h"
 #include "pm.h"
 #include "report.h"
 
@@ -67,6 +70,7 @@ static const char *option_value(const char *name, int argc, char **argv, int *i,
  * message) on a usage error. `allow` lists the long options the command accepts. */
 static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a, const char *allow)
 {
+    const char *what = strstr(allow, "plot") ? "run directory" : "spec file";
     memset(a, 0, sizeof *a);
     a->defines = calloc((size_t)argc + 1, sizeof *a->defines);
     if (!a->defines) {
@@ -78,7 +82,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
         const char *val = NULL;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->is_help = true;
-        } else if (!strncmp(s, "-D", 2)) {
+        } else if (!strncmp(s, "-D", 2) && !strstr(allow, "plot")) {
             val = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!val) {
                 fprintf(stderr, "relorac %s: -D needs key=value (e.g. -D train.steps=100)\n", cmd);
@@ -101,7 +105,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->sweep = val;
         } else if (!strcmp(s, "--json") && strstr(allow, "json")) {
             a->is_json = true;
-        } else if (!strcmp(s, "--train")) {
+        } else if (!strcmp(s, "--train") && !strstr(allow, "plot")) {
             a->is_training = true;
         } else if (!strcmp(s, "--no-plan") && strstr(allow, "plan")) {
             a->no_plan = true;
@@ -140,6 +144,12 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 a->out = v;
             else
                 a->cpu = v;
+        } else if (strstr(allow, "plot") && !strcmp(s, "-o")) {
+            a->out = i + 1 < argc ? argv[++i] : NULL;
+            if (!a->out || !*a->out) {
+                fprintf(stderr, "relorac %s: -o needs a file name ending in .png or .svg\n", cmd);
+                return false;
+            }
         } else if (strstr(allow, "output") && (!strcmp(s, "-v") || !strcmp(s, "--verbose"))) {
             a->is_verbose = true;
         } else if (strstr(allow, "output") && !strncmp(s, "--runtime-dir", 13) && (s[13] == '\0' || s[13] == '=')) {
@@ -153,14 +163,14 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
         } else if (a->path) {
-            fprintf(stderr, "relorac %s: more than one spec file given ('%s' and '%s')\n", cmd, a->path, s);
+            fprintf(stderr, "relorac %s: more than one %s given ('%s' and '%s')\n", cmd, what, a->path, s);
             return false;
         } else {
             a->path = s;
         }
     }
     if (!a->path && !a->is_help) {
-        fprintf(stderr, "relorac %s: no spec file given (see relorac %s --help)\n", cmd, cmd);
+        fprintf(stderr, "relorac %s: no %s given (see relorac %s --help)\n", cmd, what, cmd);
         return false;
     }
     return true;
@@ -554,6 +564,62 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     return ok ? EXIT_OK : EXIT_USAGE;
 }
 
+static void help_plot(FILE *out)
+{
+    fprintf(out,
+            "usage: relorac plot DIR [-o FILE]\n"
+            "\n"
+            "Draws a training run from DIR/metrics.jsonl (DIR is the trainer's --out; DIR may\n"
+            "also be a metrics file): the training loss and its running mean, the validation\n"
+            "loss and the learning rate against steps done, with the end of the warm start\n"
+            "and every ReLoRA merge marked. Uses gnuplot (Debian: gnuplot-nox).\n"
+            "\n"
+            "options:\n"
+            "  -o FILE        the picture to write, .png or .svg (default: DIR/metrics.png)\n"
+            "  -h, --help     show this help\n"
+            "\n"
+            "exit status: 0 ok, 1 the metrics file is malformed, 2 usage or I/O error or no\n"
+            "gnuplot\n");
+}
+
+static int run_plot(const SpecArgs *args, Arena *arena, Diags *diags)
+{
+    (void)diags;
+    struct stat st;
+    if (stat(args->path, &st) != 0) {
+        fprintf(stderr, "relorac plot: cannot open %s: %s\n", args->path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    bool is_dir = S_ISDIR(st.st_mode);
+    const char *metrics = is_dir ? arena_sprintf(arena, "%s/metrics.jsonl", args->path) : args->path;
+    const char *dir = args->path;
+    if (!is_dir) {
+        const char *slash = strrchr(args->path, '/');
+        dir = slash ? arena_strndup(arena, args->path, (size_t)(slash - args->path)) : ".";
+    }
+    const char *out = args->out ? args->out : arena_sprintf(arena, "%s/metrics.png", dir);
+    size_t n = strlen(out);
+    if (n < 5 || (strcmp(out + n - 4, ".png") != 0 && strcmp(out + n - 4, ".svg") != 0)) {
+        fprintf(stderr, "relorac plot: -o %s: the file name must end in .png or .svg\n", out);
+        return EXIT_USAGE;
+    }
+    PlotMetrics m;
+    int rc = plot_metrics_read(arena, metrics, &m, stderr);
+    if (rc != 0)
+        return rc == 1 ? EXIT_DIAG : EXIT_USAGE;
+    const char *tmp = getenv("TMPDIR");
+    if (plot_draw(arena, &m, arena_sprintf(arena, "relorac: %s", metrics), out, tmp && *tmp ? tmp : "/tmp",
+                  stderr) != 0)
+        return EXIT_USAGE;
+    int n_val = 0, n_merge = 0;
+    for (int i = 0; i < m.n; i++) {
+        n_val += !isnan(m.p[i].val_loss);
+        n_merge += (m.p[i].events & PLOT_EV_RESET) != 0;
+    }
+    printf("relorac plot: wrote %s (%d steps, %d validations, %d merges)\n", out, m.n, n_val, n_merge);
+    return EXIT_OK;
+}
+
 /* A command: the long options it accepts (`allow`, as parse_spec_args takes them), its
  * --help, and its work, which gets the parsed arguments, the compilation's arena and
  * diagnostics in it, and returns the exit code. */
@@ -572,6 +638,7 @@ static const Command commands[] = {
     {"dump-ir", "print the IR of a spec, as lowered or after a pass", "model after kernels", help_dump_ir,
      run_dump_ir},
     {"opt", "run passes over IR in its text form", "after", help_opt, run_opt},
+    {"plot", "draw a training run's losses and learning rate (gnuplot)", "plot", help_plot, run_plot},
 };
 
 /* c->run, with the arena's out-of-memory handler set here: running out ends the
