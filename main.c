@@ -3,10 +3,14 @@
  * can add dump-ir, build and run next to check and sweep; each run gets its parsed
  * arguments and an arena. Exit codes: 0 ok, 1 diagnostics, 2 usage or I/O errors. */
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "diag.h"
@@ -16,10 +20,18 @@
 #include "kernel.h"
 #include "lower.h"
 #include "memplan.h"
+#include "plot.h"
 #include "pm.h"
 #include "report.h"
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
+
+#define RUNTIME_ARCHIVE "librelorac_rt.a"
+#ifndef RELORAC_BUILD_ROOT /* meson.build defines these three */
+#define RELORAC_BUILD_ROOT "."
+#define RELORAC_RUNTIME_BUILD_LIB "runtime/" RUNTIME_ARCHIVE
+#define RELORAC_RUNTIME_REL_DIR "../lib/relorac"
+#endif
 
 /* Options shared by the commands that read a spec. */
 typedef struct SpecArgs {
@@ -38,6 +50,8 @@ typedef struct SpecArgs {
     char target_define[64]; /* build --target T, as -D train.target=T */
     bool is_kernels;    /* dump-ir --kernels */
     bool no_plan;       /* check --no-plan */
+    bool is_verbose;    /* build -v */
+    const char *runtime_dir; /* build --runtime-dir DIR */
 } SpecArgs;
 
 /* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
@@ -57,6 +71,7 @@ static const char *option_value(const char *name, int argc, char **argv, int *i,
  * message) on a usage error. `allow` lists the long options the command accepts. */
 static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a, const char *allow)
 {
+    const char *what = strstr(allow, "plot") ? "run directory" : "spec file";
     memset(a, 0, sizeof *a);
     a->defines = calloc((size_t)argc + 1, sizeof *a->defines);
     if (!a->defines) {
@@ -68,7 +83,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
         const char *val = NULL;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->is_help = true;
-        } else if (!strncmp(s, "-D", 2)) {
+        } else if (!strncmp(s, "-D", 2) && !strstr(allow, "plot")) {
             val = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!val) {
                 fprintf(stderr, "relorac %s: -D needs key=value (e.g. -D train.steps=100)\n", cmd);
@@ -91,7 +106,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->sweep = val;
         } else if (!strcmp(s, "--json") && strstr(allow, "json")) {
             a->is_json = true;
-        } else if (!strcmp(s, "--train")) {
+        } else if (!strcmp(s, "--train") && !strstr(allow, "plot")) {
             a->is_training = true;
         } else if (!strcmp(s, "--no-plan") && strstr(allow, "plan")) {
             a->no_plan = true;
@@ -130,18 +145,33 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 a->out = v;
             else
                 a->cpu = v;
+        } else if (strstr(allow, "plot") && !strcmp(s, "-o")) {
+            a->out = i + 1 < argc ? argv[++i] : NULL;
+            if (!a->out || !*a->out) {
+                fprintf(stderr, "relorac %s: -o needs a file name ending in .png or .svg\n", cmd);
+                return false;
+            }
+        } else if (strstr(allow, "output") && (!strcmp(s, "-v") || !strcmp(s, "--verbose"))) {
+            a->is_verbose = true;
+        } else if (strstr(allow, "output") && !strncmp(s, "--runtime-dir", 13) && (s[13] == '\0' || s[13] == '=')) {
+            bool missing = false;
+            a->runtime_dir = option_value("--runtime-dir", argc, argv, &i, &missing);
+            if (!a->runtime_dir) {
+                fprintf(stderr, "relorac %s: --runtime-dir needs a directory (see relorac %s --help)\n", cmd, cmd);
+                return false;
+            }
         } else if (s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
         } else if (a->path) {
-            fprintf(stderr, "relorac %s: more than one spec file given ('%s' and '%s')\n", cmd, a->path, s);
+            fprintf(stderr, "relorac %s: more than one %s given ('%s' and '%s')\n", cmd, what, a->path, s);
             return false;
         } else {
             a->path = s;
         }
     }
     if (!a->path && !a->is_help) {
-        fprintf(stderr, "relorac %s: no spec file given (see relorac %s --help)\n", cmd, cmd);
+        fprintf(stderr, "relorac %s: no %s given (see relorac %s --help)\n", cmd, what, cmd);
         return false;
     }
     return true;
@@ -445,8 +475,60 @@ static void help_build(FILE *out)
             "  --cpu NAME     target CPU (e.g. skylake-avx512); default: this machine's\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n"
+            "  --runtime-dir DIR\n"
+            "                 the folder holding the runtime library " RUNTIME_ARCHIVE " (default:\n"
+            "                 $RELORAC_RUNTIME_DIR, else the build tree's when this relorac\n"
+            "                 is the build tree's, else the installed one, found from this\n"
+            "                 executable's folder as " RELORAC_RUNTIME_REL_DIR ")\n"
+            "  -v, --verbose  say which runtime library the trainer is linked with\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage, I/O or toolchain error\n");
+}
+
+/* The runtime archive a trainer links against, and where it was found:
+ *  1. --runtime-dir DIR, else $RELORAC_RUNTIME_DIR: DIR/librelorac_rt.a, which must exist;
+ *  2. the build tree's, when this executable is the build tree's relorac;
+ *  3. the installed one: <this executable's folder>/RELORAC_RUNTIME_REL_DIR (meson.build:
+ *     the path from bindir to <libdir>/relorac), or that path when it is absolute.
+ * NULL after a message naming the path it looked for. */
+static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from)
+{
+    const char *dir = dir_opt ? dir_opt : getenv("RELORAC_RUNTIME_DIR");
+    if (dir && *dir) {
+        *from = dir_opt ? "--runtime-dir" : "RELORAC_RUNTIME_DIR";
+        const char *path = arena_sprintf(a, "%s/%s", dir, RUNTIME_ARCHIVE);
+        if (access(path, R_OK) == 0)
+            return path;
+        fprintf(stderr, "relorac build: %s%s%s: cannot read %s: %s\n", *from, dir_opt ? " " : "=", dir, path,
+                strerror(errno));
+        return NULL;
+    }
+    char exe[PATH_MAX], exe_dir[PATH_MAX], build_root[PATH_MAX];
+    if (!realpath("/proc/self/exe", exe)) {
+        fprintf(stderr, "relorac build: cannot resolve /proc/self/exe to find the runtime library: %s; set "
+                        "RELORAC_RUNTIME_DIR to the folder holding %s\n", strerror(errno), RUNTIME_ARCHIVE);
+        return NULL;
+    }
+    snprintf(exe_dir, sizeof exe_dir, "%s", exe);
+    char *slash = strrchr(exe_dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (realpath(RELORAC_BUILD_ROOT, build_root) && !strcmp(build_root, exe_dir) &&
+        access(RELORAC_RUNTIME_BUILD_LIB, R_OK) == 0) {
+        *from = "the build tree";
+        return RELORAC_RUNTIME_BUILD_LIB;
+    }
+    const char *rel = RELORAC_RUNTIME_REL_DIR;
+    const char *dir_path = rel[0] == '/' ? rel : arena_sprintf(a, "%s/%s", exe_dir, rel);
+    char norm[PATH_MAX];
+    const char *path = arena_sprintf(a, "%s/%s", realpath(dir_path, norm) ? norm : dir_path, RUNTIME_ARCHIVE);
+    *from = arena_sprintf(a, "installed with %s", exe);
+    if (access(path, R_OK) == 0)
+        return path;
+    fprintf(stderr, "relorac build: cannot find the runtime library: %s: %s (looked next to %s); set "
+                    "RELORAC_RUNTIME_DIR or --runtime-dir to the folder holding %s\n",
+            path, strerror(errno), exe, RUNTIME_ARCHIVE);
+    return NULL;
 }
 
 static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
@@ -455,10 +537,20 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         fprintf(stderr, "relorac build: no output given (-o BIN)\n");
         return EXIT_USAGE;
     }
+    const char *runtime_from = NULL;
+    const char *runtime = runtime_archive(arena, args->runtime_dir, &runtime_from);
+    if (!runtime)
+        return EXIT_USAGE;
+    if (args->is_verbose)
+        fprintf(stderr, "relorac build: runtime library %s (%s)\n", runtime, runtime_from);
     PassOptions po = {0};
     IrModule *m = compile_spec(arena, diags, args, &po, true);
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
+    const char *hf_note = ir_attrs_str(&m->attrs, "hf.export_note", NULL);
+    if (hf_note)
+        fprintf(stderr, "relorac build: note: not exported as LlamaForCausalLM (checkpoints keep relorac's tensor "
+                        "names, no config.json): %s\n", hf_note);
     const char *target = ir_attrs_str(&m->attrs, "train.target", NULL);
     if (!target) {
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
@@ -472,10 +564,66 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
-    CgOptions co = {.cpu = args->cpu};
+    CgOptions co = {.cpu = args->cpu, .runtime_lib = runtime};
     bool ok = p && cg_build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
+}
+
+static void help_plot(FILE *out)
+{
+    fprintf(out,
+            "usage: relorac plot DIR [-o FILE]\n"
+            "\n"
+            "Draws a training run from DIR/metrics.jsonl (DIR is the trainer's --out; DIR may\n"
+            "also be a metrics file): the training loss and its running mean, the validation\n"
+            "loss and the learning rate against steps done, with the end of the warm start\n"
+            "and every ReLoRA merge marked. Uses gnuplot (Debian: gnuplot-nox).\n"
+            "\n"
+            "options:\n"
+            "  -o FILE        the picture to write, .png or .svg (default: DIR/metrics.png)\n"
+            "  -h, --help     show this help\n"
+            "\n"
+            "exit status: 0 ok, 1 the metrics file is malformed, 2 usage or I/O error or no\n"
+            "gnuplot\n");
+}
+
+static int run_plot(const SpecArgs *args, Arena *arena, Diags *diags)
+{
+    (void)diags;
+    struct stat st;
+    if (stat(args->path, &st) != 0) {
+        fprintf(stderr, "relorac plot: cannot open %s: %s\n", args->path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    bool is_dir = S_ISDIR(st.st_mode);
+    const char *metrics = is_dir ? arena_sprintf(arena, "%s/metrics.jsonl", args->path) : args->path;
+    const char *dir = args->path;
+    if (!is_dir) {
+        const char *slash = strrchr(args->path, '/');
+        dir = slash ? arena_strndup(arena, args->path, (size_t)(slash - args->path)) : ".";
+    }
+    const char *out = args->out ? args->out : arena_sprintf(arena, "%s/metrics.png", dir);
+    size_t n = strlen(out);
+    if (n < 5 || (strcmp(out + n - 4, ".png") != 0 && strcmp(out + n - 4, ".svg") != 0)) {
+        fprintf(stderr, "relorac plot: -o %s: the file name must end in .png or .svg\n", out);
+        return EXIT_USAGE;
+    }
+    PlotMetrics m;
+    int rc = plot_metrics_read(arena, metrics, &m, stderr);
+    if (rc != 0)
+        return rc == 1 ? EXIT_DIAG : EXIT_USAGE;
+    const char *tmp = getenv("TMPDIR");
+    if (plot_draw(arena, &m, arena_sprintf(arena, "relorac: %s", metrics), out, tmp && *tmp ? tmp : "/tmp",
+                  stderr) != 0)
+        return EXIT_USAGE;
+    int n_val = 0, n_merge = 0;
+    for (int i = 0; i < m.n; i++) {
+        n_val += !isnan(m.p[i].val_loss);
+        n_merge += (m.p[i].events & PLOT_EV_RESET) != 0;
+    }
+    printf("relorac plot: wrote %s (%d steps, %d validations, %d merges)\n", out, m.n, n_val, n_merge);
+    return EXIT_OK;
 }
 
 /* A command: the long options it accepts (`allow`, as parse_spec_args takes them), its
@@ -496,6 +644,7 @@ static const Command commands[] = {
     {"dump-ir", "print the IR of a spec, as lowered or after a pass", "model after kernels", help_dump_ir,
      run_dump_ir},
     {"opt", "run passes over IR in its text form", "after", help_opt, run_opt},
+    {"plot", "draw a training run's losses and learning rate (gnuplot)", "plot", help_plot, run_plot},
 };
 
 /* c->run, with the arena's out-of-memory handler set here: running out ends the
