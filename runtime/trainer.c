@@ -10,6 +10,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,14 +26,87 @@ static void on_signal(int sig)
     pending_signal = sig;
 }
 
+/* ---- options ---- */
+
+/* How an option's value is read. Numbers are decimal, with nothing before or after them
+ * (no spaces, no '+'), and must lie in the row's [lo, hi]. */
+typedef enum OptKind {
+    OPT_FLAG,    /* no value; sets a bool */
+    OPT_PATH,    /* a non-empty string (const char *) */
+    OPT_TEXT,    /* any string, even empty (const char *) */
+    OPT_INT,     /* an integer in [lo, hi] (int64_t) */
+    OPT_U64,     /* an integer in [0, 2^64) (uint64_t); lo, hi unused */
+    OPT_REAL,    /* a decimal number in [lo, hi] (double) */
+    OPT_AMOUNT,  /* an integer N in [lo, hi], or a percentage P% with 0 <= P <= 100 (Amount) */
+    OPT_CHOICE   /* one of the words of .arg, "a|b|c" (int: the word's index) */
+} OptKind;
+
+/* "N or P%": a step count given directly or as a share of the run. */
+typedef struct Amount {
+    int64_t n;      /* the count, when !is_percent */
+    double percent; /* 0..100, when is_percent */
+    bool is_percent;
+} Amount;
+
+/* An Amount as steps of a run of `total` steps: percentages round down, as in the spec
+ * (docs/language.md §5.3). */
+static inline int64_t amount_steps(Amount a, int64_t total)
+{
+    return a.is_percent ? (int64_t)floor((double)total * a.percent / 100.0) : a.n;
+}
+
+enum { OPT_MAX = 64 };
+
 typedef struct Options {
     const char *data, *val_data, *out, *resume, *log, *sample;
-    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens;
+    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
     uint64_t seed;
-    bool seed_given, data_given, val_given, kind_given, quiet, help;
-    int threads, data_kind;
-    float temperature;
+    int data_kind;
+    double temperature;
+    bool quiet, help, markdown;
+    bool given[OPT_MAX]; /* given[i]: row i of the table was on the command line */
 } Options;
+
+/* One trainer option: parsing, --help and the table in docs/runtime.md all read this. */
+typedef struct OptSpec {
+    const char *name; /* "--steps" */
+    const char *arg;  /* the value in --help ("N", "PATH"); OPT_CHOICE: the words, "a|b" */
+    OptKind kind;
+    double lo, hi;    /* accepted range of OPT_INT, OPT_REAL and OPT_AMOUNT counts */
+    size_t off;       /* offsetof(Options, field) receiving the value */
+    const char *dflt; /* where the default comes from (docs); --help prints the value itself
+                       * and this text only when there is no value */
+    const char *help;
+} OptSpec;
+
+#define OFF(field) offsetof(Options, field)
+#define NO_MAX HUGE_VAL /* no upper bound (beyond the type's) */
+
+/* The options. Adding one: a field in Options of the kind's C type, its default in
+ * options_init, a row here; then `DOCS_UPDATE=1 meson test trainer-cli` regenerates the
+ * table in docs/runtime.md (the test fails until it matches). */
+static const OptSpec opts[] = {
+    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
+    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
+    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file"},
+    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "spec `train.steps`", "optimizer steps in total"},
+    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
+    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
+    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
+    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
+    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run"},
+    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal"},
+    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
+    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
+    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids"},
+    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
+    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
+    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
+    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
+};
+enum { N_OPTS = (int)(sizeof opts / sizeof *opts) };
+_Static_assert(sizeof opts / sizeof *opts <= OPT_MAX, "raise OPT_MAX");
 
 typedef struct Trainer {
     const RtModel *m;
@@ -51,171 +125,354 @@ typedef struct Trainer {
     bool tty;
 } Trainer;
 
-/* ---- options ---- */
-
-static const char *data_kind_name(int kind)
+/* The defaults: the model's (the spec's train block), then the runtime's own. */
+static void options_init(Options *o, const RtModel *m)
 {
-    return kind == RT_DATA_TOKENS ? "tokens" : "text";
+    const RtTrainDefaults *d = &m->defaults;
+    memset(o, 0, sizeof *o); /* padding too: format_value reads fields by offset */
+    o->data = d->data_path;
+    o->val_data = d->val_path;
+    o->steps = d->steps;
+    o->eval_every = d->eval_every;
+    o->eval_batches = d->eval_batches;
+    o->checkpoint_every = d->checkpoint_every;
+    o->out = d->checkpoint_dir ? d->checkpoint_dir : "checkpoints";
+    o->log_every = d->log_every > 0 ? d->log_every : 10;
+    o->tokens = 200;
+    o->seed = d->seed;
+    o->threads = d->threads;
+    o->data_kind = d->data_kind;
+    o->temperature = 0.8;
+}
+
+static const OptSpec *opt_find(const char *name)
+{
+    for (int i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* Whether the option was on the command line. */
+static bool opt_given(const Options *o, const char *name)
+{
+    const OptSpec *s = opt_find(name);
+    return s && o->given[s - opts];
+}
+
+/* The i-th word of "a|b|c" into buf. */
+static bool choice_word(const char *words, int i, char *buf, size_t cap)
+{
+    for (const char *s = words; i >= 0; i--) {
+        const char *bar = strchr(s, '|');
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        if (i == 0) {
+            snprintf(buf, cap, "%.*s", (int)len, s);
+            return true;
+        }
+        if (!bar)
+            return false;
+        s = bar + 1;
+    }
+    return false;
+}
+
+/* The accepted values of a row, in words ("integer ≥ 0", "integer in 0..1024"). */
+static void describe_kind(const OptSpec *s, char *buf, size_t cap)
+{
+    switch (s->kind) {
+    case OPT_FLAG: snprintf(buf, cap, "none"); break;
+    case OPT_PATH: snprintf(buf, cap, "non-empty path"); break;
+    case OPT_TEXT: snprintf(buf, cap, "text"); break;
+    case OPT_U64: snprintf(buf, cap, "integer in 0..2^64-1"); break;
+    case OPT_CHOICE: snprintf(buf, cap, "`%s`", s->arg); break;
+    case OPT_INT:
+    case OPT_AMOUNT:
+    case OPT_REAL: {
+        const char *what = s->kind == OPT_REAL ? "number" : "integer";
+        if (isinf(s->hi))
+            snprintf(buf, cap, "%s ≥ %.15g", what, s->lo);
+        else
+            snprintf(buf, cap, "%s in %.15g..%.15g", what, s->lo, s->hi);
+        if (s->kind == OPT_AMOUNT) {
+            size_t n = strlen(buf);
+            snprintf(buf + n, cap - n, ", or P%% of --steps");
+        }
+        break;
+    }
+    }
+}
+
+/* The current value of a row in o as text; false when it has none (a NULL string). */
+static bool format_value(const OptSpec *s, const Options *o, char *buf, size_t cap)
+{
+    const char *p = (const char *)o + s->off;
+    switch (s->kind) {
+    case OPT_FLAG: snprintf(buf, cap, "%s", *(const bool *)p ? "on" : "off"); return true;
+    case OPT_PATH:
+    case OPT_TEXT: {
+        const char *v = *(const char *const *)p;
+        if (!v)
+            return false;
+        snprintf(buf, cap, "%s", v);
+        return true;
+    }
+    case OPT_INT: snprintf(buf, cap, "%" PRId64, *(const int64_t *)p); return true;
+    case OPT_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)p); return true;
+    case OPT_REAL: snprintf(buf, cap, "%g", *(const double *)p); return true;
+    case OPT_AMOUNT: {
+        const Amount *a = (const Amount *)p;
+        if (a->is_percent)
+            snprintf(buf, cap, "%g%%", a->percent);
+        else
+            snprintf(buf, cap, "%" PRId64, a->n);
+        return true;
+    }
+    case OPT_CHOICE: return choice_word(s->arg, *(const int *)p, buf, cap);
+    }
+    return false;
 }
 
 static void print_help(Trainer *tr)
 {
     const RtModel *m = tr->m;
-    const RtTrainDefaults *d = &m->defaults;
     FILE *f = tr->out;
+    Options d;
+    options_init(&d, m);
     fprintf(f, "usage: %s [options]\n", tr->prog);
     fprintf(f, "Trains model '%s' (spec %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
             m->name, m->spec_hash, m->vocab, m->batch, m->seq_len);
-    fprintf(f, "  --data PATH            training data (default: %s)\n",
-            d->data_path ? d->data_path : "none, required");
-    fprintf(f, "  --val-data PATH        validation data (default: %s)\n",
-            d->val_path ? d->val_path : "the last part of --data");
-    fprintf(f, "  --data-kind KIND       text (bytes are tokens) or tokens (llm.c .bin) "
-               "(default: %s)\n",
-            data_kind_name(d->data_kind));
-    fprintf(f, "  --steps N              optimizer steps in total (default: %" PRId64 ")\n",
-            d->steps);
-    fprintf(f, "  --out DIR              checkpoint directory (default: %s)\n",
-            d->checkpoint_dir ? d->checkpoint_dir : "checkpoints");
-    fprintf(f, "  --resume DIR           continue from the checkpoint in DIR\n");
-    fprintf(f, "  --eval-every N         validate every N steps, 0 = at the end (default: %" PRId64
-               ")\n",
-            d->eval_every);
-    fprintf(f, "  --eval-batches N       validation batches per evaluation (default: %" PRId64 ")\n",
-            d->eval_batches);
-    fprintf(f, "  --checkpoint-every N   checkpoint every N steps, 0 = at the end (default: %" PRId64
-               ")\n",
-            d->checkpoint_every);
-    fprintf(f, "  --log-every N          progress line every N steps when not on a terminal "
-               "(default: %" PRId64 ")\n",
-            d->log_every);
-    if (d->threads > 0)
-        fprintf(f, "  --threads N            worker threads (default: %d)\n", d->threads);
-    else
-        fprintf(f, "  --threads N            worker threads (default: all CPUs)\n");
-    fprintf(f, "  --seed N               random seed (default: %" PRIu64 ")\n", d->seed);
-    fprintf(f, "  --log FILE             metrics as JSON lines (default: DIR/metrics.jsonl)\n");
-    fprintf(f, "  --sample TEXT          generate from TEXT with the checkpoint in --resume/--out\n"
-               "                         (or the initial model); for token data TEXT is token ids\n");
-    fprintf(f, "  --tokens N             tokens to generate (default: 200)\n");
-    fprintf(f, "  --temperature T        sampling temperature, 0 = greedy (default: 0.8)\n");
-    fprintf(f, "  --quiet                no progress output\n");
-    fprintf(f, "  --help                 this text\n");
-    fprintf(f, "\nSIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
+    for (int i = 0; i < N_OPTS; i++) {
+        const OptSpec *s = &opts[i];
+        char left[64], value[1100];
+        snprintf(left, sizeof left, "%s%s%s", s->name, s->arg ? " " : "",
+                 s->arg ? s->arg : "");
+        fprintf(f, "  %-22s %s", left, s->help);
+        if (s->kind != OPT_FLAG)
+            fprintf(f, " (default: %s)", format_value(s, &d, value, sizeof value) ? value
+                                                                                  : s->dflt);
+        fputc('\n', f);
+    }
+    fprintf(f, "\nValues may also be written --option=value. Numbers are plain decimals.\n"
+               "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
                "130/143.\n");
 }
 
-static bool parse_int(const char *s, int64_t min, int64_t *out)
+/* A Markdown table cell: '|' escaped. */
+static void md_cell(FILE *f, const char *text)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < min)
+    fputs(" ", f);
+    for (const char *c = text; *c; c++) {
+        if (*c == '|')
+            fputc('\\', f);
+        fputc(*c, f);
+    }
+    fputs(" |", f);
+}
+
+/* The option table as Markdown, for docs/runtime.md (`--help=markdown`). Only what does
+ * not depend on the model, so every trainer prints the same table. */
+static void print_markdown(Trainer *tr)
+{
+    FILE *f = tr->out;
+    fprintf(f, "| option | value | default | meaning |\n|---|---|---|---|\n");
+    for (int i = 0; i < N_OPTS; i++) {
+        const OptSpec *s = &opts[i];
+        char name[96], kind[96];
+        snprintf(name, sizeof name, "`%s%s%s`", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
+        describe_kind(s, kind, sizeof kind);
+        fputc('|', f);
+        md_cell(f, name);
+        md_cell(f, kind);
+        md_cell(f, s->dflt);
+        md_cell(f, s->help);
+        fputc('\n', f);
+    }
+}
+
+static bool usage_error(Trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool usage_error(Trainer *tr, const char *fmt, ...)
+{
+    fprintf(tr->err, "%s: error: ", tr->prog);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(tr->err, fmt, ap);
+    va_end(ap);
+    fprintf(tr->err, " (see --help)\n");
+    return false;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A decimal integer: an optional '-' and digits, nothing else. False on overflow too. */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    bool neg = *s == '-';
+    const char *p = s + neg;
+    if (!is_digit(*p))
+        return false;
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; is_digit(*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*p)
+        return false;
+    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!is_digit(*s))
+        return false;
+    uint64_t v = 0;
+    for (; is_digit(*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*s)
         return false;
     *out = v;
     return true;
 }
 
-static bool usage_error(Trainer *tr, const char *fmt, const char *a, const char *b)
+/* A decimal number: [-]digits[.digits][e[+-]digits] or [-].digits..., finite. */
+static bool parse_real(const char *s, double *out)
 {
-    fprintf(tr->err, "%s: error: ", tr->prog);
-    fprintf(tr->err, fmt, a, b);
-    fprintf(tr->err, " (see --help)\n");
+    const char *p = s + (*s == '-');
+    bool digits = false;
+    while (is_digit(*p))
+        p++, digits = true;
+    if (*p == '.')
+        for (p++; is_digit(*p); p++)
+            digits = true;
+    if (!digits)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        p += *p == '+' || *p == '-';
+        if (!is_digit(*p))
+            return false;
+        while (is_digit(*p))
+            p++;
+    }
+    if (*p)
+        return false;
+    errno = 0;
+    double v = strtod(s, NULL);
+    if (!isfinite(v) || errno == ERANGE)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parses val into the row's field of o; false after printing why not. */
+static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
+{
+    char *p = (char *)&tr->o + s->off;
+    char range[96];
+    describe_kind(s, range, sizeof range);
+    switch (s->kind) {
+    case OPT_FLAG: *(bool *)p = true; return true;
+    case OPT_PATH:
+        if (!*val)
+            return usage_error(tr, "%s needs a non-empty value", s->name);
+        /* fall through */
+    case OPT_TEXT: *(const char **)p = val; return true;
+    case OPT_U64:
+        if (!parse_u64(val, (uint64_t *)p))
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        return true;
+    case OPT_INT: {
+        int64_t v;
+        if (!parse_i64(val, &v) || (double)v < s->lo || (double)v > s->hi)
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        *(int64_t *)p = v;
+        return true;
+    }
+    case OPT_REAL: {
+        double v;
+        if (!parse_real(val, &v) || v < s->lo || v > s->hi)
+            return usage_error(tr, "bad value '%s' for %s: expected a %s", val, s->name, range);
+        *(double *)p = v;
+        return true;
+    }
+    case OPT_AMOUNT: {
+        Amount a = {0};
+        size_t len = strlen(val);
+        bool ok;
+        if (len > 0 && val[len - 1] == '%') {
+            char num[64];
+            ok = len < sizeof num;
+            if (ok) {
+                memcpy(num, val, len - 1);
+                num[len - 1] = '\0';
+                ok = parse_real(num, &a.percent) && a.percent >= 0 && a.percent <= 100;
+            }
+            a.is_percent = true;
+        } else {
+            ok = parse_i64(val, &a.n) && (double)a.n >= s->lo && (double)a.n <= s->hi;
+        }
+        if (!ok)
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        *(Amount *)p = a;
+        return true;
+    }
+    case OPT_CHOICE: {
+        char word[64];
+        for (int i = 0; choice_word(s->arg, i, word, sizeof word); i++)
+            if (strcmp(word, val) == 0) {
+                *(int *)p = i;
+                return true;
+            }
+        return usage_error(tr, "bad value '%s' for %s: expected one of %s", val, s->name,
+                           s->arg);
+    }
+    }
     return false;
 }
 
 static bool parse_options(Trainer *tr, int argc, char **argv)
 {
-    const RtTrainDefaults *d = &tr->m->defaults;
     Options *o = &tr->o;
-    *o = (Options){.data = d->data_path, .val_data = d->val_path, .steps = d->steps,
-                   .eval_every = d->eval_every, .eval_batches = d->eval_batches,
-                   .checkpoint_every = d->checkpoint_every,
-                   .log_every = d->log_every > 0 ? d->log_every : 10, .tokens = 200,
-                   .seed = d->seed, .threads = d->threads, .data_kind = d->data_kind,
-                   .temperature = 0.8f};
+    options_init(o, tr->m);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL;
-        char name[64];
         if (strncmp(arg, "--", 2) != 0)
-            return usage_error(tr, "unexpected argument '%s'%s", arg, "");
-        const char *eq = strchr(arg, '=');
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (len >= sizeof name)
-            return usage_error(tr, "unknown option '%s'%s", arg, "");
-        memcpy(name, arg, len);
-        name[len] = '\0';
-        if (strcmp(name, "--help") == 0 || strcmp(name, "--quiet") == 0) {
-            if (eq)
-                return usage_error(tr, "option '%s' takes no value%s", name, "");
-            if (name[2] == 'h')
-                o->help = true;
-            else
-                o->quiet = true;
+            return usage_error(tr, "unexpected argument '%s'", arg);
+        if (strcmp(arg, "--help=markdown") == 0) { /* hidden: the docs table */
+            o->markdown = true;
             continue;
         }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        char name[64];
+        if (len >= sizeof name)
+            return usage_error(tr, "unknown option '%s'", arg);
+        memcpy(name, arg, len);
+        name[len] = '\0';
+        const OptSpec *s = opt_find(name);
+        if (!s)
+            return usage_error(tr, "unknown option '%s'", name);
+        if (s->kind == OPT_FLAG && eq)
+            return usage_error(tr, "option '%s' takes no value", name);
         if (eq)
             val = eq + 1;
-        else if (i + 1 < argc)
+        else if (s->kind != OPT_FLAG && i + 1 < argc)
             val = argv[++i];
-        else
-            return usage_error(tr, "option '%s' needs a value%s", name, "");
-        int64_t v = 0;
-        bool ok = true;
-        if (strcmp(name, "--data") == 0) {
-            o->data = val;
-            o->data_given = true;
-        } else if (strcmp(name, "--val-data") == 0) {
-            o->val_data = val;
-            o->val_given = true;
-        }
-        else if (strcmp(name, "--out") == 0)
-            o->out = val;
-        else if (strcmp(name, "--resume") == 0)
-            o->resume = val;
-        else if (strcmp(name, "--log") == 0)
-            o->log = val;
-        else if (strcmp(name, "--sample") == 0)
-            o->sample = val;
-        else if (strcmp(name, "--data-kind") == 0) {
-            o->kind_given = true;
-            if (strcmp(val, "text") == 0)
-                o->data_kind = RT_DATA_TEXT;
-            else if (strcmp(val, "tokens") == 0)
-                o->data_kind = RT_DATA_TOKENS;
-            else
-                return usage_error(tr, "--data-kind must be 'text' or 'tokens' (got '%s')%s", val,
-                                   "");
-        } else if (strcmp(name, "--steps") == 0)
-            ok = parse_int(val, 0, &o->steps);
-        else if (strcmp(name, "--eval-every") == 0)
-            ok = parse_int(val, 0, &o->eval_every);
-        else if (strcmp(name, "--eval-batches") == 0)
-            ok = parse_int(val, 1, &o->eval_batches);
-        else if (strcmp(name, "--checkpoint-every") == 0)
-            ok = parse_int(val, 0, &o->checkpoint_every);
-        else if (strcmp(name, "--log-every") == 0)
-            ok = parse_int(val, 1, &o->log_every);
-        else if (strcmp(name, "--tokens") == 0)
-            ok = parse_int(val, 0, &o->tokens);
-        else if (strcmp(name, "--threads") == 0) {
-            ok = parse_int(val, 1, &v) && v <= 1024;
-            o->threads = (int)v;
-        } else if (strcmp(name, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            o->seed = strtoull(val, &end, 10);
-            ok = *val && *val != '-' && !*end && !errno;
-            o->seed_given = true;
-        } else if (strcmp(name, "--temperature") == 0) {
-            char *end;
-            double t = strtod(val, &end);
-            ok = *val && !*end && t >= 0 && t < 1e6;
-            o->temperature = (float)t;
-        } else
-            return usage_error(tr, "unknown option '%s'%s", name, "");
-        if (!ok)
-            return usage_error(tr, "bad value '%s' for %s", val, name);
+        else if (s->kind != OPT_FLAG)
+            return usage_error(tr, "option '%s' needs a value", name);
+        if (!set_option(tr, s, val))
+            return false;
+        o->given[s - opts] = true;
     }
     return true;
 }
@@ -412,11 +669,8 @@ static bool save(Trainer *tr, int64_t done, RtError *e)
 static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
-    tr->out_dir = tr->o.out ? tr->o.out
-                  : tr->o.resume ? tr->o.resume
-                  : m->defaults.checkpoint_dir ? m->defaults.checkpoint_dir
-                                               : "checkpoints";
-    if (!rt_ctx_create(&tr->ctx, m, tr->o.threads, tr->o.seed, e))
+    tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
+    if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
     int64_t start = 0;
     if (tr->o.resume) {
@@ -424,16 +678,16 @@ static int train(Trainer *tr, RtError *e)
         RtRunInfo *saved = &tr->saved;
         if (!rt_checkpoint_load(tr->ctx, tr->o.resume, &start, &seed, saved, e))
             return 2;
-        if (tr->o.seed_given && seed != tr->o.seed)
+        if (opt_given(&tr->o, "--seed") && seed != tr->o.seed)
             fprintf(tr->err, "%s: note: --seed %" PRIu64 " ignored; resuming with the "
                     "checkpoint's seed %" PRIu64 "\n", tr->prog, tr->o.seed, seed);
         tr->ctx->seed = seed;
         /* continue on the run's data unless the command line names other data */
-        if (!tr->o.data_given && saved->data[0]) {
+        if (!opt_given(&tr->o, "--data") && saved->data[0]) {
             tr->o.data = saved->data;
-            if (!tr->o.val_given)
+            if (!opt_given(&tr->o, "--val-data"))
                 tr->o.val_data = saved->val_data[0] ? saved->val_data : NULL;
-            if (!tr->o.kind_given)
+            if (!opt_given(&tr->o, "--data-kind"))
                 tr->o.data_kind = saved->data_kind;
         }
         if (!open_data(tr, e))
@@ -602,12 +856,9 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
 static int sample(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
-    if (!rt_ctx_create(&tr->ctx, m, tr->o.threads, tr->o.seed, e))
+    if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
-    const char *dir = tr->o.resume ? tr->o.resume
-                      : tr->o.out  ? tr->o.out
-                      : m->defaults.checkpoint_dir ? m->defaults.checkpoint_dir
-                                                   : "checkpoints";
+    const char *dir = tr->o.resume ? tr->o.resume : tr->o.out;
     int64_t step = 0;
     uint64_t seed = tr->o.seed;
     char path[4096];
@@ -624,7 +875,7 @@ static int sample(Trainer *tr, RtError *e)
             fprintf(tr->err, "%s: no checkpoint in %s; sampling from the initial model\n",
                     tr->prog, dir);
     }
-    uint64_t sample_seed = tr->o.seed_given ? tr->o.seed : seed;
+    uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
     int64_t cap = (int64_t)strlen(tr->o.sample) + tr->o.tokens + 1;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
     int32_t *x = calloc((size_t)m->seq_len, sizeof *x);
@@ -650,7 +901,7 @@ static int sample(Trainer *tr, RtError *e)
             memcpy(x, ids + n - w, (size_t)w * sizeof *x);
             m->logits(tr->ctx, x, w - 1, logits);
             float u = rt_rng_uniform(sample_seed, RT_STREAM_SAMPLE, (uint64_t)i);
-            ids[n] = sample_token(logits, m->vocab, tr->o.temperature, u);
+            ids[n] = sample_token(logits, m->vocab, (float)tr->o.temperature, u);
             if (tr->o.data_kind == RT_DATA_TEXT)
                 fputc(ids[n], tr->out);
             else
@@ -679,8 +930,11 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
     }
     if (!parse_options(&tr, argc, argv))
         return 2;
-    if (tr.o.help) {
-        print_help(&tr);
+    if (tr.o.help || tr.o.markdown) {
+        if (tr.o.markdown)
+            print_markdown(&tr);
+        else
+            print_help(&tr);
         return 0;
     }
     int fd = fileno(tr.out);

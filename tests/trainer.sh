@@ -25,6 +25,34 @@ for i in $(seq 1 3000); do echo "the quick brown fox jumps over the lazy dog $((
 expect_rc help 0 "$BIN" --help
 has help "$T/out" "optimizer steps in total (default: 60)"
 
+# docs/runtime.md holds the option table exactly as --help=markdown prints it
+# (DOCS_UPDATE=1 rewrites it there instead)
+DOC=${RELORAC_SOURCE_ROOT:-$(dirname "$0")/..}/docs/runtime.md
+expect_rc help-markdown 0 "$BIN" --help=markdown
+if [ "${DOCS_UPDATE:-}" = 1 ]; then
+    python3 - "$DOC" "$T/out" <<'PY2'
+import sys
+doc, table = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+b, e = "<!-- trainer-options:begin -->\n", "<!-- trainer-options:end -->"
+i, j = doc.index(b) + len(b), doc.index(e)
+open(sys.argv[1], "w").write(doc[:i] + table + doc[j:])
+PY2
+fi
+sed -n '/^<!-- trainer-options:begin -->$/,/^<!-- trainer-options:end -->$/p' "$DOC" | sed '1d;$d' >"$T/doc-table"
+if [ -s "$T/doc-table" ] && diff -u "$T/doc-table" "$T/out"; then ok; else
+    bad "docs/runtime.md: the option table differs from --help=markdown (DOCS_UPDATE=1 meson test trainer-cli rewrites it)"
+fi
+
+# numbers are strict: no spaces, signs, trailing bytes or overflow; paths are not empty
+for v in "--seed= -5" "--seed=-5" "--steps=+5" "--steps=5x" "--steps=" "--steps=9223372036854775808" \
+    "--threads=1025" "--temperature=nan" "--temperature=0x10" "--eval-every=-1" "--out=" "--data="; do
+    expect_rc "strict $v" 2 "$BIN" --data "$T/data.txt" "$v"
+    has "strict $v" "$T/err" "${v%%=*}"
+done
+expect_rc seed-max 0 "$BIN" --help --seed 18446744073709551615
+expect_rc seed-overflow 2 "$BIN" --help --seed 18446744073709551616
+has seed-overflow "$T/err" "bad value '18446744073709551616' for --seed"
+
 expect_rc no-data 2 "$BIN" --steps 3 --out "$T/x"
 has no-data "$T/err" "no training data: pass --data PATH"
 

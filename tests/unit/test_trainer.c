@@ -253,6 +253,43 @@ START_TEST(trainer_reports_usage_and_data_errors)
 }
 END_TEST
 
+START_TEST(trainer_parses_numbers_strictly)
+{
+    static const struct {
+        const char *opt, *val, *needle;
+    } bad[] = {
+        {"--seed", " -5", "bad value ' -5' for --seed: expected an integer in 0..2^64-1"},
+        {"--seed", "-5", "bad value '-5' for --seed"},
+        {"--seed", "18446744073709551616", "bad value '18446744073709551616' for --seed"},
+        {"--steps", "+5", "bad value '+5' for --steps: expected an integer ≥ 0"},
+        {"--steps", "5 ", "bad value '5 ' for --steps"},
+        {"--steps", "0x10", "bad value '0x10' for --steps"},
+        {"--steps", "", "bad value '' for --steps"},
+        {"--steps", "9223372036854775808", "bad value '9223372036854775808' for --steps"},
+        {"--eval-batches", "0", "expected an integer ≥ 1"},
+        {"--threads", "1025", "expected an integer in 0..1024"},
+        {"--temperature", "inf", "bad value 'inf' for --temperature"},
+        {"--temperature", "1e", "bad value '1e' for --temperature"},
+        {"--temperature", "-0.5", "expected a number in 0..1000000"},
+        {"--data-kind", "bytes", "expected one of text|tokens"},
+        {"--out", "", "--out needs a non-empty value"},
+        {"--log", "", "--log needs a non-empty value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        Run *r = RUN("--data", data_path, "--out", in_dir("strict"), bad[i].opt, bad[i].val);
+        ck_assert_msg(r->rc == 2, "%s '%s': exit %d", bad[i].opt, bad[i].val, r->rc);
+        ck_assert_msg(strstr(r->err, bad[i].needle), "%s '%s': %s", bad[i].opt, bad[i].val,
+                      r->err);
+        free(r);
+    }
+    /* the extremes that are valid, in both spellings */
+    Run *r = RUN("--seed=18446744073709551615", "--steps", "9223372036854775807",
+                 "--temperature", "2.5e-1", "--threads=0", "--help");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+}
+END_TEST
+
 START_TEST(trainer_resume_rejects_other_model)
 {
     Run *a = RUN("--data", data_path, "--steps", "2", "--out", in_dir("c"), "--quiet");
@@ -379,6 +416,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_resume_matches_uninterrupted);
     tcase_add_test(tc, trainer_metrics_lines_are_json);
     tcase_add_test(tc, trainer_reports_usage_and_data_errors);
+    tcase_add_test(tc, trainer_parses_numbers_strictly);
     tcase_add_test(tc, trainer_resume_rejects_other_model);
     tcase_add_test(tc, trainer_full_disk_fails_and_keeps_checkpoint);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
