@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* ---- error.c ---- */
@@ -20,7 +21,7 @@ enum RtErrCode {
     RT_ERR_FORMAT,      /* malformed file: bad magic, bad header JSON, bad offsets */
     RT_ERR_TRUNCATED,   /* file shorter than its header says */
     RT_ERR_TOKEN,       /* token id >= vocab */
-    RT_ERR_MISSING,     /* a tensor the model needs is not in the checkpoint */
+    RT_ERR_MISSING,     /* a file that does not exist, or a tensor the checkpoint lacks */
     RT_ERR_MISMATCH,    /* a tensor has the wrong dtype or shape */
     RT_ERR_OTHER_MODEL, /* checkpoint written by another model (spec_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
@@ -134,22 +135,41 @@ typedef struct RtStTensor {
 
 typedef struct RtStFile {
     char *path;
-    void *map;
-    size_t size;
+    size_t size;       /* file bytes when opened */
+    uint64_t data_start; /* 8 + header length */
+    int fd;
+    bool has_fd;
+    void *buf;         /* rt_st_open: the data bytes */
     int n;
-    RtStTensor *t;
+    RtStTensor *t;     /* sorted by name */
     int n_meta;
-    RtStMeta *meta; /* strings owned by the file */
+    RtStMeta *meta;    /* sorted by key; strings owned by the file */
 } RtStFile;
 
-/* Maps and strictly parses a safetensors file (RT_ERR_TRUNCATED / RT_ERR_FORMAT). */
+/* Opens and strictly parses a safetensors file (RT_ERR_TRUNCATED / RT_ERR_FORMAT), and reads
+ * all its data into memory: every tensor's `data` is set. */
 bool rt_st_open(RtStFile *f, const char *path, RtError *e);
+/* The same without reading the data: read each tensor with rt_st_read. */
+bool rt_st_open_header(RtStFile *f, const char *path, RtError *e);
+/* Reads t->nbytes bytes of tensor t into dst; a file that shrank since it was opened gives
+ * RT_ERR_TRUNCATED. */
+bool rt_st_read(const RtStFile *f, const RtStTensor *t, void *dst, RtError *e);
 void rt_st_close(RtStFile *f);
+/* Binary searches (the parser sorts names and keys and rejects duplicates). */
 const RtStTensor *rt_st_find(const RtStFile *f, const char *name);
 const char *rt_st_meta(const RtStFile *f, const char *key);
-/* Parses a header (the JSON text after the 8-byte length) against data_len bytes of data.
- * Exposed for tests; rt_st_open calls it. */
+/* Parses a header (the JSON text after the 8-byte length) against data_len bytes of data:
+ * every shape's byte count is overflow-checked, names and keys are unique, the tensors
+ * tile the data. O(n log n) in the number of keys. Exposed for tests. */
 bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e);
+
+/* Opens path for reading if it is a regular file ("what" names it in errors: "data file").
+ * Never blocks: a FIFO, device or directory is refused before anything is read. Returns the
+ * descriptor (st filled) or -1. */
+int rt_open_regular(const char *path, const char *what, struct stat *st, RtError *e);
+/* Reads exactly n bytes at off (retrying short reads and EINTR); end of file first gives
+ * RT_ERR_TRUNCATED ("the file changed after it was opened"). */
+bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtError *e);
 
 /* ---- checkpoint.c ---- */
 #define RT_CKPT_FORMAT "relorac-trainer-1"

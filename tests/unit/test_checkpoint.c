@@ -164,6 +164,12 @@ START_TEST(st_parser_rejects_malformed_headers)
         {"{\"__metadata__\":{\"k\":1}}", 0, "expected '\"'"},
         {"{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0, "duplicate metadata key"},
         {"{\"a\\q\":{}}", 0, "bad escape"},
+        /* 64 * 257 * 280379743338241 * 4 = 2^64 + 256 (Python): wraps to 256 unchecked */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[64,257,280379743338241],\"data_offsets\":[0,256]}}",
+         256, "larger than 2^64 bytes"},
+        {"{\"a\":{\"dtype\":\"I32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}",
+         0, "larger than 2^64 bytes"},
+        {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, "'__metadata__' appears twice"},
         {"{\"a\\ud800\":{}}", 0, "lone surrogate"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -184,6 +190,63 @@ START_TEST(st_parser_rejects_malformed_headers)
     ck_assert_msg(rt_st_parse_header(&f, good, strlen(good), 4, &e), "%s", e.msg);
     ck_assert_ptr_nonnull(rt_st_find(&f, "a\xc3\xa9"));
     rt_st_close(&f);
+}
+END_TEST
+
+/* A header of n one-float tensors "t0000000".."t<n-1>" at consecutive offsets; with
+ * dup, the last key repeats the first. */
+static char *big_header(int n, bool dup, size_t *len)
+{
+    size_t cap = (size_t)n * 80 + 64;
+    char *h = malloc(cap);
+    size_t at = (size_t)snprintf(h, cap, "{");
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(h + at, cap - at,
+                               "%s\"t%07d\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                               i ? "," : "", dup && i == n - 1 ? 0 : i, 4 * i, 4 * i + 4);
+    at += (size_t)snprintf(h + at, cap - at, "}");
+    *len = at;
+    return h;
+}
+
+/* 400,000 keys: the parser once compared every key with every other one (80,000 keys took
+ * 27 s, so this size would take about 11 minutes); sorted, both parses take about a second
+ * here, far inside this test case's 120 s limit. */
+START_TEST(st_parser_is_not_quadratic)
+{
+    enum { N = 400000 };
+    size_t len;
+    char *h = big_header(N, false, &len);
+    RtStFile f = {0};
+    RtError e = {0};
+    ck_assert_msg(rt_st_parse_header(&f, h, len, 4 * (size_t)N, &e), "%s", e.msg);
+    ck_assert_int_eq(f.n, N);
+    const RtStTensor *t = rt_st_find(&f, "t0123456");
+    ck_assert(t && t->offset == 4 * 123456);
+    ck_assert_ptr_null(rt_st_find(&f, "t9999999"));
+    rt_st_close(&f);
+    free(h);
+    h = big_header(N, true, &len); /* the last key repeats the first */
+    e = (RtError){0};
+    ck_assert(!rt_st_parse_header(&f, h, len, 4 * (size_t)N, &e));
+    ck_assert_msg(strstr(e.msg, "key 't0000000' appears twice"), "%s", e.msg);
+    rt_st_close(&f);
+    free(h);
+}
+END_TEST
+
+START_TEST(st_open_refuses_fifo_without_blocking)
+{
+    char *p = file_in("fifo.safetensors");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert(!rt_st_open(&f, p, &e)); /* before: blocked forever waiting for a writer */
+    ck_assert_int_eq(e.code, RT_ERR_IO);
+    ck_assert_msg(strstr(e.msg, p) && strstr(e.msg, "a FIFO"), "%s", e.msg);
+    e = (RtError){0};
+    ck_assert(!rt_st_open(&f, dir, &e));
+    ck_assert_msg(strstr(e.msg, "a directory"), "%s", e.msg);
 }
 END_TEST
 
@@ -424,6 +487,7 @@ Suite *checkpoint_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, st_round_trips_sorted_and_aligned);
     tcase_add_test(tc, st_parser_rejects_malformed_headers);
+    tcase_add_test(tc, st_open_refuses_fifo_without_blocking);
     tcase_add_test(tc, checkpoint_exports_merged_weight);
     tcase_add_test(tc, checkpoint_load_restores_state);
     tcase_add_test(tc, checkpoint_rejects_truncated_file);
@@ -433,5 +497,9 @@ Suite *checkpoint_suite(void)
     tcase_add_test(tc, checkpoint_rejects_other_model);
     tcase_add_test(tc, checkpoint_full_disk_keeps_previous);
     suite_add_tcase(s, tc);
+    TCase *big = tcase_create("big-header");
+    tcase_set_timeout(big, 120);
+    tcase_add_test(big, st_parser_is_not_quadratic);
+    suite_add_tcase(s, big);
     return s;
 }
