@@ -58,8 +58,8 @@ typedef struct RtData {
     int kind;                  /* enum RtDataKind */
     const unsigned char *toks; /* token bytes (1 per token for text, 2 LE for tokens) */
     int64_t n;                 /* token count */
-    void *map;
-    size_t map_len;
+    unsigned char *buf;        /* the whole file, read at open (toks points into it) */
+    size_t bytes;
 } RtData;
 
 /* A contiguous token range used for training or validation. */
@@ -68,8 +68,9 @@ typedef struct RtSplit {
     int64_t begin, n;
 } RtSplit;
 
-/* Maps and validates a data file: size, magic, version, count, every token < vocab, and at
- * least min_tokens tokens. */
+/* Reads a data file into memory and validates it: a regular file (a FIFO is refused without
+ * blocking), size, magic, version, count, every token < vocab, and at least min_tokens
+ * tokens. Later changes to the file do not reach the copy. */
 bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_tokens,
                   RtError *e);
 void rt_data_close(RtData *d);

@@ -112,6 +112,22 @@ for sig in TERM INT; do
     if [ "$(wc -l <"$dir/metrics.jsonl")" -eq $((n + 2)) ]; then ok; else bad "SIG$sig: resume steps"; fi
 done
 
+# the data file cut to nothing while training: the trainer goes on from its copy (with a
+# mapping it died of SIGBUS, exit 135)
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+cp "$T/data.txt" "$T/shrinking.txt"
+"$BIN" --data "$T/shrinking.txt" --steps 100000000 --out "$T/shrink" --threads 2 --quiet >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 500); do [ "$(lines "$T/shrink/metrics.jsonl")" -ge 5 ] && break; sleep 0.02; done
+truncate -s 0 "$T/shrinking.txt"
+n=$(lines "$T/shrink/metrics.jsonl")
+for _ in $(seq 1 500); do [ "$(lines "$T/shrink/metrics.jsonl")" -ge $((n + 20)) ] && break; sleep 0.02; done
+kill -s TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 143 ]; then ok; else bad "data cut while training: exit $rc, want 143"; cat "$T/err"; fi
+if [ "$(lines "$T/shrink/metrics.jsonl")" -ge $((n + 20)) ]; then ok; else bad "data cut while training: stopped at $(lines "$T/shrink/metrics.jsonl") steps"; fi
+
 cp -r "$T/run" "$T/cut"
 truncate -s 300 "$T/cut/trainer.safetensors"
 expect_rc truncated-checkpoint 2 "$BIN" --resume "$T/cut" --steps 40
