@@ -25,7 +25,8 @@ enum RtErrCode {
     RT_ERR_MISMATCH,    /* a tensor has the wrong dtype or shape */
     RT_ERR_OTHER_MODEL, /* checkpoint written by another model (spec_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
-    RT_ERR_NOMEM
+    RT_ERR_NOMEM,
+    RT_ERR_NONFINITE /* a tensor to be saved holds NaN or infinity */
 };
 
 typedef struct RtError {
@@ -110,9 +111,25 @@ typedef struct RtStEntry {
     int index;
 } RtStEntry;
 
-/* Where bytes go: write(user, fd, buf, n) behaves like write(2). Tests inject failures. */
+/* The file-system steps of a checkpoint save other than writing bytes (rt_checkpoint_save
+ * lists their order). */
+enum RtIoStep {
+    RT_IO_MKDIR,     /* create the new checkpoint directory */
+    RT_IO_OPEN,      /* create a file in it */
+    RT_IO_FSYNC,     /* fsync a file */
+    RT_IO_CLOSE,     /* close a file */
+    RT_IO_FSYNC_DIR, /* fsync a directory */
+    RT_IO_SYMLINK,   /* create a symlink under a temporary name */
+    RT_IO_RENAME,    /* rename it into place */
+    RT_IO_REMOVE     /* remove an old checkpoint directory or a leftover */
+};
+
+/* Where bytes go, and a fault injector for tests. write(user, fd, buf, n) behaves like
+ * write(2) (NULL: write(2)). fault(user, step, path), when set, runs before each other step
+ * (enum RtIoStep) on path; a non-zero return is an errno value the step then fails with. */
 typedef struct RtIo {
     ssize_t (*write)(void *user, int fd, const void *buf, size_t n);
+    int (*fault)(void *user, int step, const char *path);
     void *user;
 } RtIo;
 
@@ -121,7 +138,9 @@ typedef struct RtIo {
 bool rt_write_all(int fd, const RtIo *io, const char *path, const void *buf, size_t n,
                   RtError *e);
 /* Writes a safetensors file to fd: header keys sorted, data contiguous in the same order,
- * header padded with spaces so data starts 8-byte aligned. Entries need not be sorted. */
+ * header padded with spaces so data starts 8-byte aligned. Entries need not be sorted.
+ * F32 and BF16 data is checked as it is written: a NaN or an infinity stops the write with
+ * RT_ERR_NONFINITE, naming the tensor and the element. */
 bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t, int n,
                     const RtStMeta *meta, int n_meta, RtError *e);
 
@@ -182,16 +201,27 @@ typedef struct RtRunInfo {
     int data_kind; /* enum RtDataKind */
 } RtRunInfo;
 
-/* Writes model.safetensors (exported weights, adapters merged), config.json (when the model
- * has one) and trainer.safetensors (everything needed to resume, step = steps completed,
- * plus run when not NULL) to dir, each to a temp file first. Only when all are written and
- * synced are they renamed into place, so a failure leaves the previous checkpoint as it was. */
+/* A checkpoint directory DIR holds (docs/runtime.md, "Checkpoints"):
+ *   ckpt-<step>.<6 chars>/  model.safetensors, config.json, trainer.safetensors
+ *   latest                  symlink to the current ckpt-* directory
+ *   model.safetensors, config.json, trainer.safetensors
+ *                           symlinks to latest/<name>, for tools that open DIR/<name>
+ * Saving writes a whole new ckpt-* directory, fsyncs each file and the directory, then
+ * points `latest` at it with one rename (the commit), fsyncs DIR and removes the old
+ * directory. At every instant `latest` names a complete checkpoint, old or new.
+ * Errors say what is on disk: before the commit "the previous checkpoint in DIR is
+ * unchanged" (or "DIR holds no checkpoint"), after it that the new one is in place. A NaN
+ * or infinity in any float tensor abandons the save (RT_ERR_NONFINITE) before the commit.
+ * step = steps completed; run (when not NULL) is stored in the trainer metadata. */
 bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
                         const RtIo *io, RtError *e);
-/* Loads dir/trainer.safetensors into ctx; returns the saved step, seed and (run != NULL) the
- * run info. */
+/* Loads DIR/latest/trainer.safetensors (DIR/trainer.safetensors in a directory written
+ * before `latest` existed) into ctx, reading each tensor straight into its pool; returns
+ * the saved step, seed and (run != NULL) the run info. */
 bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed,
                         RtRunInfo *run, RtError *e);
+/* Whether dir holds a checkpoint (its `latest` link, or trainer.safetensors). */
+bool rt_checkpoint_exists(const char *dir);
 /* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
 void rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);

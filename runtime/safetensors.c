@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,6 +61,28 @@ static size_t entry_bytes(const RtStEntry *t)
     for (int d = 0; d < t->rank; d++)
         n *= (size_t)t->shape[d];
     return n;
+}
+
+/* Refuses float data holding NaN or infinity (RT_ERR_NONFINITE). */
+static bool check_finite(const RtStEntry *te, const void *data, size_t bytes, const char *path,
+                         RtError *e)
+{
+    size_t n = bytes / rt_dtype_size(te->dtype);
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        if (te->dtype == RT_F32)
+            memcpy(&v, (const char *)data + 4 * i, 4);
+        else if (te->dtype == RT_BF16) {
+            uint16_t h;
+            memcpy(&h, (const char *)data + 2 * i, 2);
+            v = rt_bf16_to_f32(h);
+        } else
+            return true;
+        if (!isfinite(v))
+            return rt_err(e, RT_ERR_NONFINITE, "%s: tensor '%s' holds %s at element %zu", path,
+                          te->name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", i);
+    }
+    return true;
 }
 
 bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t, int n,
@@ -139,7 +162,7 @@ bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t
             te->fill(te->user, te->index, scratch);
             data = scratch;
         }
-        ok = rt_write_all(fd, io, path, data, bytes, e);
+        ok = check_finite(te, data, bytes, path, e) && rt_write_all(fd, io, path, data, bytes, e);
     }
     free(scratch);
     rt_buf_fini(&h);

@@ -656,12 +656,8 @@ static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
 static bool save(Trainer *tr, int64_t done, RtError *e)
 {
     const RtIo *io = tr->hooks ? &tr->hooks->io : NULL;
-    if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e)) {
-        size_t n = strlen(e->msg);
-        snprintf(e->msg + n, sizeof e->msg - n, "; the previous checkpoint in %s is unchanged",
-                 tr->out_dir);
-        return false;
-    }
+    if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e))
+        return false; /* the message says what is on disk */
     report_line(tr, "step %" PRId64 ": checkpoint written to %s", done, tr->out_dir);
     return true;
 }
@@ -778,7 +774,7 @@ static int train(Trainer *tr, RtError *e)
         if (at_end || sig ||
             (tr->o.checkpoint_every > 0 && done % tr->o.checkpoint_every == 0)) {
             if (!save(tr, done, e)) {
-                rc = 2;
+                rc = e->code == RT_ERR_NONFINITE ? 1 : 2;
                 break;
             }
         }
@@ -861,10 +857,7 @@ static int sample(Trainer *tr, RtError *e)
     const char *dir = tr->o.resume ? tr->o.resume : tr->o.out;
     int64_t step = 0;
     uint64_t seed = tr->o.seed;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/trainer.safetensors", dir);
-    struct stat st;
-    if (tr->o.resume || stat(path, &st) == 0) {
+    if (tr->o.resume || rt_checkpoint_exists(dir)) {
         if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, NULL, e))
             return 2;
         if (!tr->o.quiet)

@@ -3,6 +3,7 @@
  * checkpoint and exits 143, a full disk keeps the previous checkpoint, sampling works. */
 #include <check.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -321,7 +322,7 @@ START_TEST(trainer_full_disk_fails_and_keeps_checkpoint)
     unsigned char *before = slurp(in_dir("d/trainer.safetensors"), &n0);
     int devfull = open("/dev/full", O_WRONLY);
     ck_assert_int_ge(devfull, 0);
-    RtIo io = {enospc_write, &devfull};
+    RtIo io = {enospc_write, NULL, &devfull};
     Run *b = run_io(&io, "--data", data_path, "--resume", in_dir("d"), "--steps", "8", "--quiet",
                     (const char *)NULL);
     close(devfull);
@@ -336,6 +337,41 @@ START_TEST(trainer_full_disk_fails_and_keeps_checkpoint)
     free(after);
     free(a);
     free(b);
+}
+END_TEST
+
+/* The fake model, except that after step index 2 a moment of the embedding holds NaN; the
+ * next update carries it into embed.weight row 0, which no token of the data uses, so the
+ * loss stays finite and only the checkpoint's own check can catch it. */
+static void nan_moment_step(RtCtx *ctx, const int32_t *x, const int32_t *y, int64_t step,
+                            RtStepStats *out)
+{
+    fake_model.train_step(ctx, x, y, step, out);
+    if (step == 2)
+        ((float *)rt_tensor_data(ctx, FK_M_EMBED))[5] = NAN;
+}
+
+START_TEST(trainer_never_writes_a_nonfinite_checkpoint)
+{
+    RtModel m = fake_model;
+    m.train_step = nan_moment_step;
+    char *argv[] = {"t", "--data", data_path, "--steps", "6", "--checkpoint-every", "2",
+                    "--out", in_dir("nan"), "--quiet", NULL};
+    RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+    Run r;
+    r.rc = rt_main_hooked(10, argv, &m, &h);
+    read_back(h.out, r.out, sizeof r.out);
+    read_back(h.err, r.err, sizeof r.err);
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_msg(strstr(r.err, "tensor 'embed.weight' holds NaN at element 5") &&
+                      strstr(r.err, "checkpoint of step 4 was not written") &&
+                      strstr(r.err, "unchanged"),
+                  "%s", r.err);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, in_dir("nan/trainer.safetensors"), &e), "%s", e.msg);
+    ck_assert_str_eq(rt_st_meta(&f, "step"), "2");
+    rt_st_close(&f);
 }
 END_TEST
 
@@ -419,6 +455,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_parses_numbers_strictly);
     tcase_add_test(tc, trainer_resume_rejects_other_model);
     tcase_add_test(tc, trainer_full_disk_fails_and_keeps_checkpoint);
+    tcase_add_test(tc, trainer_never_writes_a_nonfinite_checkpoint);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
     suite_add_tcase(s, tc);
