@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,7 +65,7 @@ typedef struct Options {
     uint64_t seed;
     int data_kind;
     double temperature;
-    bool quiet, help, markdown;
+    bool quiet, help, markdown, overwrite;
     bool given[OPT_MAX]; /* given[i]: row i of the table was on the command line */
 } Options;
 
@@ -92,6 +94,7 @@ static const OptSpec opts[] = {
     {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "spec `train.steps`", "optimizer steps in total"},
     {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
     {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
+    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
     {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
     {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
     {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run"},
@@ -119,6 +122,8 @@ typedef struct Trainer {
     RtSplit train, val;
     bool has_val;
     FILE *log;
+    char *log_path;  /* the metrics log, for messages */
+    int lock_fd;     /* DIR/trainer.lock, held while training; -1 when none */
     const char *out_dir;
     RtRunInfo run;   /* saved with each checkpoint */
     RtRunInfo saved; /* read from the checkpoint being resumed */
@@ -520,7 +525,8 @@ static void report_progress(Trainer *tr, int64_t done, const RtStepStats *st, do
     char eta_s[32];
     fmt_duration(eta_s, sizeof eta_s, eta);
     if (tr->tty) {
-        int width = 20, fill = (int)(width * done / (tr->o.steps ? tr->o.steps : 1));
+        int width = 20; /* in double: width * done overflows int64 for done near 2^63 */
+        int fill = (int)(width * ((double)done / (double)(tr->o.steps ? tr->o.steps : 1)));
         char bar[32];
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
@@ -558,6 +564,300 @@ static void report_error(Trainer *tr, const RtError *e)
     clear_bar(tr);
     fprintf(tr->err, "%s: error: %s\n", tr->prog, e->msg);
     fflush(tr->err);
+}
+
+/* ---- files ---- */
+
+/* Takes DIR/trainer.lock for the whole run (flock: the kernel drops it when the process
+ * ends, however it ends) and writes our pid in it for the message another trainer gets. */
+static bool lock_out_dir(Trainer *tr, RtError *e)
+{
+    size_t n = strlen(tr->out_dir) + 16;
+    char *path = malloc(n);
+    if (!path)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    snprintf(path, n, "%s/trainer.lock", tr->out_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+    struct stat st;
+    bool ok = fd >= 0;
+    if (!ok)
+        rt_err(e, RT_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
+    else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        ok = rt_err(e, RT_ERR_IO, "%s: the lock file is not a regular file", path);
+    else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buf[32] = {0};
+        ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+        long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
+        if (err == EWOULDBLOCK && pid > 0)
+            ok = rt_err(e, RT_ERR_USAGE,
+                        "%s is in use by another trainer (pid %ld, which holds %s); two "
+                        "trainers cannot share a checkpoint directory: wait for it or pass "
+                        "another --out",
+                        tr->out_dir, pid, path);
+        else if (err == EWOULDBLOCK)
+            ok = rt_err(e, RT_ERR_USAGE,
+                        "%s is in use by another trainer (it holds %s); two trainers cannot "
+                        "share a checkpoint directory: wait for it or pass another --out",
+                        tr->out_dir, path);
+        else
+            ok = rt_err(e, RT_ERR_IO, "%s: cannot lock: %s", path, strerror(err));
+    } else {
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+            ok = rt_err(e, RT_ERR_IO, "%s: cannot write the lock file: %s", path,
+                        strerror(errno));
+    }
+    if (!ok && fd >= 0)
+        close(fd);
+    else
+        tr->lock_fd = fd;
+    free(path);
+    return ok;
+}
+
+/* The step of the checkpoint in dir, or -1 when it cannot be read. */
+static int64_t checkpoint_step(const char *dir)
+{
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    RtStFile f;
+    RtError e = {0};
+    int64_t step = -1;
+    if (path) {
+        snprintf(path, n, "%s/latest/trainer.safetensors", dir);
+        bool ok = rt_st_open_header(&f, path, &e);
+        if (!ok) {
+            e = (RtError){0};
+            snprintf(path, n, "%s/trainer.safetensors", dir);
+            ok = rt_st_open_header(&f, path, &e);
+        }
+        if (ok) {
+            const char *v = rt_st_meta(&f, "step");
+            int64_t s;
+            if (v && parse_i64(v, &s))
+                step = s;
+            rt_st_close(&f);
+        }
+        free(path);
+    }
+    return step;
+}
+
+/* Creates and locks the checkpoint directory, and refuses to start a fresh run over a
+ * checkpoint unless --overwrite says so (it would be replaced at the first save). */
+static bool claim_out_dir(Trainer *tr, RtError *e)
+{
+    if (tr->o.overwrite && tr->o.resume)
+        return rt_err(e, RT_ERR_USAGE, "--overwrite starts a fresh run; it cannot be combined "
+                      "with --resume (see --help)");
+    if (!rt_mkdir_p(tr->out_dir, e) || !lock_out_dir(tr, e))
+        return false;
+    if (tr->o.resume || tr->o.overwrite || !rt_checkpoint_exists(tr->out_dir))
+        return true;
+    int64_t step = checkpoint_step(tr->out_dir);
+    char at[48] = "";
+    if (step >= 0)
+        snprintf(at, sizeof at, " (step %" PRId64 ")", step);
+    return rt_err(e, RT_ERR_USAGE,
+                  "%s already holds a checkpoint%s, which a fresh run would replace: pass "
+                  "--resume %s to continue it, or --overwrite to start over (see --help)",
+                  tr->out_dir, at, tr->out_dir);
+}
+
+/* A file the run reads or the checkpoint owns, that the metrics log must not be. */
+typedef struct Guarded {
+    dev_t dev;
+    ino_t ino;
+    const char *what;
+} Guarded;
+
+static const char *const owned_names[] = {"model.safetensors", "config.json",
+                                          "trainer.safetensors", "trainer.lock", "latest"};
+
+/* Refuses a log path that names something the checkpoint in DIR owns or will own (its
+ * files, `latest`, ckpt-* and dot names): the first save would replace it. */
+static bool check_log_name(Trainer *tr, const char *lp, RtError *e)
+{
+    char *copy = strdup(lp);
+    if (!copy)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    char *slash = strrchr(copy, '/');
+    const char *base = slash ? slash + 1 : copy;
+    if (slash)
+        *slash = '\0';
+    struct stat ds, od;
+    bool in_out = stat(slash ? (*copy ? copy : "/") : ".", &ds) == 0 &&
+                  stat(tr->out_dir, &od) == 0 && ds.st_dev == od.st_dev && ds.st_ino == od.st_ino;
+    bool reserved = strncmp(base, "ckpt-", 5) == 0 || base[0] == '.';
+    for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++)
+        reserved = reserved || strcmp(base, owned_names[i]) == 0;
+    bool bad = in_out && reserved;
+    free(copy);
+    if (bad)
+        return rt_err(e, RT_ERR_USAGE, "--log %s is a name the checkpoint in %s uses; choose "
+                      "another", lp, tr->out_dir);
+    return true;
+}
+
+/* Refuses a log that is the same file (device and inode) as an input or a checkpoint file:
+ * writing it would destroy the input (--log DATA truncated the data) or lose the lines. */
+static bool check_log_file(Trainer *tr, const char *lp, const struct stat *ls, RtError *e)
+{
+    struct stat st;
+    const char *inputs[2] = {tr->o.data, tr->o.val_data};
+    const char *whats[2] = {"the training data", "the validation data"};
+    for (int i = 0; i < 2; i++)
+        if (inputs[i] && stat(inputs[i], &st) == 0 && st.st_dev == ls->st_dev &&
+            st.st_ino == ls->st_ino)
+            return rt_err(e, RT_ERR_USAGE, "%s %s is %s; refusing to write metrics into it",
+                          tr->o.log ? "--log" : "the metrics log", lp, whats[i]);
+    for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", tr->out_dir, owned_names[i]);
+        if (stat(p, &st) == 0 && st.st_dev == ls->st_dev && st.st_ino == ls->st_ino)
+            return rt_err(e, RT_ERR_USAGE,
+                          "%s %s is the checkpoint file %s; refusing to write metrics into it",
+                          tr->o.log ? "--log" : "the metrics log", lp, p);
+    }
+    return true;
+}
+
+/* The start of a metrics line, "{\"step\":N", as N; false for anything else. */
+static bool line_step(const char *line, int64_t *step)
+{
+    static const char key[] = "{\"step\":";
+    if (strncmp(line, key, sizeof key - 1) != 0)
+        return false;
+    const char *p = line + sizeof key - 1;
+    int64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *step = v;
+    return *p == ',' || *p == '}';
+}
+
+/* On resume the log may hold the steps run after the checkpoint was written, which the
+ * resumed run will log again. Keeps the lines of steps before `start` (and lines that are
+ * not metrics), drops the others and a torn last line, and replaces the file atomically
+ * (a temp file beside it, synced, renamed). Nothing is rewritten when nothing is dropped. */
+static bool trim_log(const char *lp, int64_t start, RtError *e)
+{
+    struct stat st;
+    if (stat(lp, &st) != 0 || !S_ISREG(st.st_mode))
+        return true; /* nothing yet, or a FIFO / device: nothing to rewrite */
+    char *real = realpath(lp, NULL);
+    if (!real)
+        return rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    int fd = rt_open_regular(real, "metrics log", &st, e);
+    FILE *in = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (fd >= 0 && !in)
+        close(fd);
+    if (!in) {
+        free(real);
+        return rt_err(e, RT_ERR_IO, "%s: cannot read: %s", lp, strerror(errno));
+    }
+    RtBuf keep = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t dropped = 0;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        int64_t step;
+        if (line[len - 1] != '\n' || (line_step(line, &step) && step >= start))
+            dropped++;
+        else
+            rt_buf_add(&keep, line, (size_t)len);
+    }
+    bool ok = !ferror(in) || rt_err(e, RT_ERR_IO, "%s: cannot read: %s", lp, strerror(errno));
+    fclose(in);
+    free(line);
+    if (ok && keep.oom)
+        ok = rt_err(e, RT_ERR_NOMEM, "out of memory rewriting %s", lp);
+    if (ok && dropped > 0) {
+        size_t n = strlen(real) + 32;
+        char *tmp = malloc(n);
+        if (!tmp) {
+            ok = rt_err(e, RT_ERR_NOMEM, "out of memory");
+        } else {
+            snprintf(tmp, n, "%s.tmp.%ld", real, (long)getpid());
+            int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+            ok = out >= 0 || rt_err(e, RT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+            ok = ok && rt_write_all(out, NULL, tmp, keep.p ? keep.p : "", keep.len, e);
+            if (ok && fsync(out) != 0)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot sync: %s", tmp, strerror(errno));
+            if (out >= 0 && close(out) != 0 && ok)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot close: %s", tmp, strerror(errno));
+            if (ok && rename(tmp, real) != 0)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot rename to %s: %s", tmp, real,
+                            strerror(errno));
+            if (!ok)
+                unlink(tmp);
+            char *slash = strrchr(real, '/');
+            if (ok && slash) {
+                *slash = '\0';
+                int d = open(*real ? real : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (d < 0 || fsync(d) != 0)
+                    ok = rt_err(e, RT_ERR_IO, "%s: cannot sync the directory: %s", real,
+                                strerror(errno));
+                if (d >= 0)
+                    close(d);
+            }
+            free(tmp);
+        }
+        if (!ok) {
+            size_t k = strlen(e->msg);
+            snprintf(e->msg + k, sizeof e->msg - k, "; %s is unchanged", lp);
+        }
+    }
+    rt_buf_fini(&keep);
+    free(real);
+    return ok;
+}
+
+/* Opens the metrics log: DIR/metrics.jsonl unless --log. A fresh run empties it; a resumed
+ * run keeps the steps before `start` and appends. */
+static bool open_log(Trainer *tr, int64_t start, RtError *e)
+{
+    const char *lp = tr->o.log;
+    if (!lp) {
+        size_t n = strlen(tr->out_dir) + 16;
+        tr->log_path = malloc(n);
+        if (!tr->log_path)
+            return rt_err(e, RT_ERR_NOMEM, "out of memory");
+        snprintf(tr->log_path, n, "%s/metrics.jsonl", tr->out_dir);
+    } else if (!(tr->log_path = strdup(lp))) {
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    }
+    lp = tr->log_path;
+    struct stat st;
+    if (!check_log_name(tr, lp, e) || (stat(lp, &st) == 0 && !check_log_file(tr, lp, &st, e)))
+        return false;
+    if (tr->o.resume && !trim_log(lp, start, e))
+        return false;
+    /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of waiting forever */
+    int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rt_err(e, RT_ERR_IO, "%s: cannot open the metrics log: %s", lp,
+                      errno == ENXIO ? "a FIFO with no reader" : strerror(errno));
+    bool ok = fstat(fd, &st) == 0 || rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    ok = ok && check_log_file(tr, lp, &st, e); /* again: it may not have existed */
+    if (ok && !tr->o.resume && S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0)
+        ok = rt_err(e, RT_ERR_IO, "%s: cannot empty the metrics log: %s", lp, strerror(errno));
+    int fl = fcntl(fd, F_GETFL);
+    if (ok && fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (ok && !(tr->log = fdopen(fd, "a")))
+        ok = rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    if (!ok)
+        close(fd);
+    return ok;
 }
 
 /* ---- training ---- */
@@ -617,11 +917,12 @@ static double evaluate(Trainer *tr, int32_t *x, int32_t *y)
     return sum / (double)tr->o.eval_batches;
 }
 
-static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double tok_s,
-                        double val_loss)
+/* Appends the step's metrics line; false (e filled) when it cannot be written. */
+static bool log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double tok_s,
+                        double val_loss, RtError *e)
 {
     if (!tr->log)
-        return;
+        return true;
     RtBuf b = {0};
     rt_buf_printf(&b, "{\"step\":%" PRId64, step);
     json_float(&b, "loss", st->loss);
@@ -646,11 +947,16 @@ static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
             json_float(&b, "val_bits_per_byte", val_loss / log(2.0));
     }
     rt_buf_add(&b, "}\n", 2);
-    if (!b.oom) {
-        fwrite(b.p, 1, b.len, tr->log);
-        fflush(tr->log);
-    }
+    bool ok = !b.oom;
+    if (!ok)
+        rt_err(e, RT_ERR_NOMEM, "out of memory writing the metrics of step %" PRId64, step);
+    else if (fwrite(b.p, 1, b.len, tr->log) != b.len || fflush(tr->log) != 0)
+        ok = rt_err(e, errno == ENOSPC || errno == EDQUOT ? RT_ERR_NOSPC : RT_ERR_IO,
+                    "%s: cannot write the metrics of step %" PRId64 ": %s; stopped, the last "
+                    "checkpoint in %s is kept",
+                    tr->log_path, step, strerror(errno), tr->out_dir);
     rt_buf_fini(&b);
+    return ok;
 }
 
 static bool save(Trainer *tr, int64_t done, RtError *e)
@@ -666,6 +972,8 @@ static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
+    if (!claim_out_dir(tr, e))
+        return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
     int64_t start = 0;
@@ -694,23 +1002,8 @@ static int train(Trainer *tr, RtError *e)
             return 2;
         m->init(tr->ctx);
     }
-    if (!rt_mkdir_p(tr->out_dir, e))
+    if (!open_log(tr, start, e))
         return 2;
-    char *log_path = NULL;
-    if (!tr->o.log) {
-        size_t n = strlen(tr->out_dir) + 16;
-        log_path = malloc(n);
-        if (log_path)
-            snprintf(log_path, n, "%s/metrics.jsonl", tr->out_dir);
-    }
-    const char *lp = tr->o.log ? tr->o.log : log_path;
-    tr->log = lp ? fopen(lp, tr->o.resume ? "a" : "w") : NULL;
-    if (!tr->log) {
-        rt_err(e, RT_ERR_IO, "%s: cannot open metrics log: %s", lp ? lp : "?", strerror(errno));
-        free(log_path);
-        return 2;
-    }
-    free(log_path);
     if (start >= tr->o.steps) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
@@ -754,7 +1047,10 @@ static int train(Trainer *tr, RtError *e)
         bool at_end = done == tr->o.steps;
         if (tr->has_val && ((tr->o.eval_every > 0 && done % tr->o.eval_every == 0) || at_end))
             val_loss = evaluate(tr, x, y);
-        log_metrics(tr, step, &st, tok_s, val_loss);
+        if (!log_metrics(tr, step, &st, tok_s, val_loss, e)) {
+            rc = 2;
+            break;
+        }
         report_progress(tr, done, &st, tok_s, eta);
         if (st.events & RT_EV_WARM_SWITCH)
             report_line(tr, "step %" PRId64 ": warm start done, switched to ReLoRA adapters",
@@ -849,6 +1145,15 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
     return n;
 }
 
+/* Prints token t: a byte for text models, " id" for token models. */
+static void put_token(Trainer *tr, int32_t t, bool first)
+{
+    if (tr->o.data_kind == RT_DATA_TEXT)
+        fputc(t, tr->out);
+    else
+        fprintf(tr->out, "%s%d", first ? "" : " ", t);
+}
+
 static int sample(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
@@ -869,12 +1174,14 @@ static int sample(Trainer *tr, RtError *e)
                     tr->prog, dir);
     }
     uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
-    int64_t cap = (int64_t)strlen(tr->o.sample) + tr->o.tokens + 1;
+    /* Memory is the prompt plus one window of seq_len tokens, whatever --tokens says (the
+     * whole output once was: strlen + tokens + 1 wrapped for --tokens near 2^62). */
+    int64_t cap = (int64_t)strlen(tr->o.sample) + 1, T = m->seq_len;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
-    int32_t *x = calloc((size_t)m->seq_len, sizeof *x);
+    int32_t *win = malloc((size_t)T * sizeof *win), *x = malloc((size_t)T * sizeof *x);
     float *logits = malloc((size_t)m->vocab * sizeof *logits);
     int rc = 0;
-    int64_t n = ids && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
+    int64_t n = ids && win && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
     if (n == -2)
         rc = (rt_err(e, RT_ERR_NOMEM, "out of memory"), 2);
     else if (n < 0)
@@ -882,29 +1189,33 @@ static int sample(Trainer *tr, RtError *e)
     else if (n == 0)
         rc = (rt_err(e, RT_ERR_USAGE, "--sample needs a non-empty prompt"), 2);
     if (rc == 0) {
-        for (int64_t i = 0; i < n; i++) {
-            if (tr->o.data_kind == RT_DATA_TEXT)
-                fputc(ids[i], tr->out);
-            else
-                fprintf(tr->out, "%s%d", i ? " " : "", ids[i]);
-        }
+        for (int64_t i = 0; i < n; i++)
+            put_token(tr, ids[i], i == 0);
+        int64_t w = n < T ? n : T; /* the window: the last w tokens */
+        memcpy(win, ids + n - w, (size_t)w * sizeof *win);
         for (int64_t i = 0; i < tr->o.tokens; i++) {
-            int64_t w = n < m->seq_len ? n : m->seq_len;
-            memset(x, 0, (size_t)m->seq_len * sizeof *x);
-            memcpy(x, ids + n - w, (size_t)w * sizeof *x);
+            memset(x, 0, (size_t)T * sizeof *x);
+            memcpy(x, win, (size_t)w * sizeof *x);
             m->logits(tr->ctx, x, w - 1, logits);
             float u = rt_rng_uniform(sample_seed, RT_STREAM_SAMPLE, (uint64_t)i);
-            ids[n] = sample_token(logits, m->vocab, (float)tr->o.temperature, u);
-            if (tr->o.data_kind == RT_DATA_TEXT)
-                fputc(ids[n], tr->out);
+            int32_t t = sample_token(logits, m->vocab, (float)tr->o.temperature, u);
+            if (w == T)
+                memmove(win, win + 1, (size_t)(T - 1) * sizeof *win);
             else
-                fprintf(tr->out, " %d", ids[n]);
-            fflush(tr->out);
-            n++;
+                w++;
+            win[w - 1] = t;
+            put_token(tr, t, false);
+            if (fflush(tr->out) != 0) { /* a full disk or closed output: stop, say so */
+                rc = (rt_err(e, RT_ERR_IO, "cannot write the sample to standard output: %s",
+                             strerror(errno)), 2);
+                break;
+            }
         }
-        fputc('\n', tr->out);
+        if (rc == 0)
+            fputc('\n', tr->out);
     }
     free(ids);
+    free(win);
     free(x);
     free(logits);
     return rc;
@@ -912,7 +1223,7 @@ static int sample(Trainer *tr, RtError *e)
 
 int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks)
 {
-    Trainer tr = {.m = m, .hooks = hooks};
+    Trainer tr = {.m = m, .hooks = hooks, .lock_fd = -1};
     tr.out = hooks && hooks->out ? hooks->out : stdout;
     tr.err = hooks && hooks->err ? hooks->err : stderr;
     tr.prog = argc > 0 && argv[0] ? argv[0] : "train";
@@ -921,24 +1232,36 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         fprintf(tr.err, "%s: internal error: invalid model table: %s\n", tr.prog, e.msg);
         return 2;
     }
-    if (!parse_options(&tr, argc, argv))
-        return 2;
-    if (tr.o.help || tr.o.markdown) {
+    int rc;
+    if (!parse_options(&tr, argc, argv)) {
+        rc = 2;
+    } else if (tr.o.help || tr.o.markdown) {
         if (tr.o.markdown)
             print_markdown(&tr);
         else
             print_help(&tr);
-        return 0;
+        rc = 0;
+    } else {
+        int fd = fileno(tr.out);
+        tr.tty = fd >= 0 && isatty(fd);
+        rc = tr.o.sample ? sample(&tr, &e) : train(&tr, &e);
+        if (tr.log && fclose(tr.log) != 0 && rc == 0)
+            rc = (rt_err(&e, RT_ERR_IO, "%s: cannot write the metrics log: %s", tr.log_path,
+                         strerror(errno)), 2);
+        tr.log = NULL;
     }
-    int fd = fileno(tr.out);
-    tr.tty = fd >= 0 && isatty(fd);
-    int rc = tr.o.sample ? sample(&tr, &e) : train(&tr, &e);
     if (rc != 0 && rc < 128 && e.code != RT_OK)
         report_error(&tr, &e);
-    fflush(tr.out);
+    /* what went to stdout is the product of --sample and --help: a failed write is an error */
+    if ((fflush(tr.out) != 0 || ferror(tr.out)) && rc == 0) {
+        fprintf(tr.err, "%s: error: cannot write to standard output: %s\n", tr.prog,
+                errno ? strerror(errno) : "write error");
+        rc = 2;
+    }
     fflush(tr.err);
-    if (tr.log)
-        fclose(tr.log);
+    if (tr.lock_fd >= 0)
+        close(tr.lock_fd);
+    free(tr.log_path);
     rt_ctx_destroy(tr.ctx);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);

@@ -128,6 +128,44 @@ rc=$?
 if [ "$rc" -eq 143 ]; then ok; else bad "data cut while training: exit $rc, want 143"; cat "$T/err"; fi
 if [ "$(lines "$T/shrink/metrics.jsonl")" -ge $((n + 20)) ]; then ok; else bad "data cut while training: stopped at $(lines "$T/shrink/metrics.jsonl") steps"; fi
 
+# a crash (SIGKILL) after the last checkpoint: the log holds steps the checkpoint lacks, and
+# the resumed run logs each step once
+"$BIN" --data "$T/data.txt" --steps 100000000 --checkpoint-every 7 --out "$T/crash" --threads 2 --quiet >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 500); do [ "$(lines "$T/crash/metrics.jsonl")" -ge 10 ] && break; sleep 0.02; done
+kill -s KILL "$pid"
+wait "$pid" 2>/dev/null
+n=$(lines "$T/crash/metrics.jsonl")
+expect_rc crash-resume 0 "$BIN" --resume "$T/crash" --steps $((n + 3)) --quiet
+if python3 - "$T/crash/metrics.jsonl" $((n + 3)) <<'PY2'; then ok; else bad "crash-resume: steps not each once"; fi
+import json, sys
+steps = [json.loads(l)["step"] for l in open(sys.argv[1])]
+sys.exit(0 if steps == list(range(int(sys.argv[2]))) else 1)
+PY2
+
+# two trainers on one directory: the second is refused and names the first
+"$BIN" --data "$T/data.txt" --steps 100000000 --out "$T/shared" --quiet >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do [ -s "$T/shared/trainer.lock" ] && break; sleep 0.02; done
+expect_rc second-trainer 2 "$BIN" --data "$T/data.txt" --steps 3 --out "$T/shared" --overwrite
+has second-trainer "$T/err" "$T/shared is in use by another trainer (pid $pid"
+kill -s TERM "$pid"
+wait "$pid"
+
+# FIFOs: as data, refused at once; as the log with no reader, refused at once (both hung)
+mkfifo "$T/fifo"
+expect_rc fifo-data 2 timeout 20 "$BIN" --data "$T/fifo" --steps 3 --out "$T/f1"
+has fifo-data "$T/err" "fifo: cannot read data file: a FIFO"
+expect_rc fifo-log 2 timeout 20 "$BIN" --data "$T/data.txt" --steps 3 --out "$T/f2" --log "$T/fifo"
+has fifo-log "$T/err" "fifo: cannot open the metrics log: a FIFO with no reader"
+
+# output that cannot be written is an error, not exit 0
+expect_rc help-full 2 sh -c '"$0" --help >/dev/full' "$BIN"
+has help-full "$T/err" "cannot write to standard output"
+# --tokens near 2^62: a sample that runs until its reader stops (was SIGSEGV at once)
+"$BIN" --sample hi --tokens 4611686018427387904 --out "$T/run" 2>/dev/null | head -c 200 >"$T/out"
+if [ "$(head -c 2 "$T/out")" = hi ] && [ "$(wc -c <"$T/out")" -eq 200 ]; then ok; else bad "huge --tokens: $(cat "$T/out")"; fi
+
 cp -r "$T/run" "$T/cut"
 truncate -s 300 "$T/cut/trainer.safetensors"
 expect_rc truncated-checkpoint 2 "$BIN" --resume "$T/cut" --steps 40

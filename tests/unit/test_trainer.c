@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -375,6 +376,190 @@ START_TEST(trainer_never_writes_a_nonfinite_checkpoint)
 }
 END_TEST
 
+/* A fresh run into a directory that holds a checkpoint would replace it at its first save:
+ * refused unless --overwrite (or --resume). */
+START_TEST(trainer_fresh_run_keeps_existing_checkpoint)
+{
+    Run *a = RUN("--data", data_path, "--steps", "3", "--out", in_dir("keep"), "--quiet");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    size_t n0;
+    unsigned char *before = slurp(in_dir("keep/trainer.safetensors"), &n0);
+    Run *b = RUN("--data", data_path, "--steps", "5", "--out", in_dir("keep"), "--quiet");
+    ck_assert_int_eq(b->rc, 2);
+    ck_assert_msg(strstr(b->err, "keep already holds a checkpoint (step 3)") &&
+                      strstr(b->err, "--resume") && strstr(b->err, "--overwrite"),
+                  "%s", b->err);
+    size_t n1;
+    unsigned char *after = slurp(in_dir("keep/trainer.safetensors"), &n1);
+    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    Run *c = RUN("--data", data_path, "--steps", "5", "--out", in_dir("keep"), "--quiet",
+                 "--overwrite", "--resume", in_dir("keep"));
+    ck_assert_int_eq(c->rc, 2);
+    ck_assert_msg(strstr(c->err, "cannot be combined with --resume"), "%s", c->err);
+    Run *d = RUN("--data", data_path, "--steps", "5", "--out", in_dir("keep"), "--quiet",
+                 "--overwrite");
+    ck_assert_msg(d->rc == 0, "%s", d->err);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, in_dir("keep/trainer.safetensors"), &e), "%s", e.msg);
+    ck_assert_str_eq(rt_st_meta(&f, "step"), "5");
+    rt_st_close(&f);
+    float loss[8];
+    ck_assert_int_eq(read_losses(in_dir("keep/metrics.jsonl"), loss, 8, NULL), 5);
+    free(before);
+    free(after);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+END_TEST
+
+/* A second trainer on a locked directory is refused, naming the directory and the holder. */
+START_TEST(trainer_refuses_locked_out_dir)
+{
+    ck_assert_int_eq(mkdir(in_dir("busy"), 0755), 0);
+    int fd = open(in_dir("busy/trainer.lock"), O_RDWR | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    ck_assert_int_eq(write(fd, "4242\n", 5), 5);
+    Run *r = RUN("--data", data_path, "--steps", "3", "--out", in_dir("busy"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "busy is in use by another trainer (pid 4242"), "%s", r->err);
+    ck_assert_int_ne(access(in_dir("busy/metrics.jsonl"), F_OK), 0); /* nothing touched */
+    free(r);
+    close(fd); /* released: now it runs, and leaves its own pid in the file */
+    r = RUN("--data", data_path, "--steps", "3", "--out", in_dir("busy"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    size_t n;
+    char *pid = (char *)slurp(in_dir("busy/trainer.lock"), &n);
+    ck_assert_int_eq(atol(pid), (long)getpid());
+    free(pid);
+    free(r);
+}
+END_TEST
+
+/* --log may not be an input or a checkpoint file: writing it would destroy the data (the
+ * log was opened with truncation) or lose the lines. */
+START_TEST(trainer_refuses_log_that_is_an_input)
+{
+    size_t n0;
+    unsigned char *data0 = slurp(data_path, &n0);
+    ck_assert_int_eq(link(data_path, in_dir("hardlink.txt")), 0);
+    const char *logs[] = {data_path, in_dir("hardlink.txt")};
+    for (int i = 0; i < 2; i++) {
+        Run *r = RUN("--data", data_path, "--steps", "3", "--out", in_dir("lg"), "--log",
+                     logs[i], "--quiet");
+        ck_assert_int_eq(r->rc, 2);
+        ck_assert_msg(strstr(r->err, "is the training data; refusing to write metrics"), "%s",
+                      r->err);
+        free(r);
+    }
+    Run *r = RUN("--data", data_path, "--val-data", in_dir("hardlink.txt"), "--steps", "3",
+                 "--out", in_dir("lg"), "--log", data_path, "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    free(r);
+    /* names the checkpoint owns, existing or not */
+    r = RUN("--data", data_path, "--steps", "3", "--out", in_dir("lg"), "--log",
+            in_dir("lg/trainer.safetensors"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "is a name the checkpoint in"), "%s", r->err);
+    free(r);
+    size_t n1;
+    unsigned char *data1 = slurp(data_path, &n1);
+    ck_assert(n0 == n1 && memcmp(data0, data1, n0) == 0);
+    /* and the data may not be the (default) log either */
+    r = RUN("--data", data_path, "--steps", "3", "--out", in_dir("lg2"), "--quiet");
+    ck_assert_int_eq(r->rc, 0);
+    free(r);
+    r = RUN("--data", in_dir("lg2/metrics.jsonl"), "--steps", "3", "--out", in_dir("lg2"),
+            "--overwrite", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "metrics.jsonl is the training data"), "%s", r->err);
+    free(r);
+    free(data0);
+    free(data1);
+}
+END_TEST
+
+/* A metrics write that fails (/dev/full) stops the run with exit 2, naming the file; the
+ * checkpoint stays at its last step. */
+START_TEST(trainer_metrics_write_error_fails_the_run)
+{
+    Run *a = RUN("--data", data_path, "--steps", "4", "--out", in_dir("full"), "--quiet");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    Run *b = RUN("--resume", in_dir("full"), "--steps", "8", "--log", "/dev/full", "--quiet");
+    ck_assert_int_eq(b->rc, 2);
+    ck_assert_msg(strstr(b->err, "/dev/full: cannot write the metrics of step 4: No space left "
+                                 "on device; stopped, the last checkpoint in"),
+                  "%s", b->err);
+    RtStFile f;
+    RtError e = {0};
+    ck_assert_msg(rt_st_open(&f, in_dir("full/trainer.safetensors"), &e), "%s", e.msg);
+    ck_assert_str_eq(rt_st_meta(&f, "step"), "4");
+    rt_st_close(&f);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* After a crash the log holds steps the checkpoint lacks; the resumed run logs them again.
+ * Each step must appear once: the resume drops the lines at or after its step. */
+START_TEST(trainer_resume_logs_each_step_once)
+{
+    Run *a = RUN("--data", data_path, "--steps", "12", "--out", in_dir("whole"), "--quiet");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    Run *b = RUN("--data", data_path, "--steps", "5", "--out", in_dir("crash"), "--quiet");
+    ck_assert_msg(b->rc == 0, "%s", b->err);
+    /* as if the run had gone on to step 12 and died: 12 lines and a torn 13th */
+    size_t n;
+    char *lines = (char *)slurp(in_dir("whole/metrics.jsonl"), &n);
+    FILE *f = fopen(in_dir("crash/metrics.jsonl"), "w");
+    fputs("not a metrics line, kept\n", f);
+    fwrite(lines, 1, n, f);
+    fputs("{\"step\":12,\"lo", f);
+    fclose(f);
+    free(lines);
+    Run *c = RUN("--resume", in_dir("crash"), "--steps", "12", "--quiet");
+    ck_assert_msg(c->rc == 0, "%s", c->err);
+    char *text = (char *)slurp(in_dir("crash/metrics.jsonl"), &n);
+    ck_assert(strncmp(text, "not a metrics line, kept\n", 25) == 0);
+    long long want = 0;
+    for (char *line = strtok(text + 25, "\n"); line; line = strtok(NULL, "\n")) {
+        long long step;
+        ck_assert_msg(sscanf(line, "{\"step\":%lld,", &step) == 1, "%s", line);
+        ck_assert_int_eq(step, want++);
+    }
+    ck_assert_int_eq(want, 12);
+    free(text);
+    free(a);
+    free(b);
+    free(c);
+}
+END_TEST
+
+/* --tokens near 2^62 made the buffer size wrap (SIGSEGV); the sample now needs one window,
+ * whatever the count. Output to a full disk stops it with an error instead of running on. */
+START_TEST(trainer_sample_size_does_not_depend_on_tokens)
+{
+    char *argv[] = {"t", "--sample", "hi", "--tokens", "4611686018427387904", "--out",
+                    in_dir("none"), "--quiet", NULL};
+    RtHooks h = {.out = fopen("/dev/full", "w"), .err = tmpfile()};
+    ck_assert_ptr_nonnull(h.out);
+    int rc = rt_main_hooked(8, argv, &fake_model, &h);
+    char err[4096];
+    read_back(h.err, err, sizeof err);
+    fclose(h.out);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(err, "cannot write the sample to standard output: No space left"),
+                  "%s", err);
+    Run *r = RUN("--sample", "hi", "--tokens", "9223372036854775807", "--out", in_dir("none"),
+                 "--quiet", "--help");
+    ck_assert_int_eq(r->rc, 0);
+    free(r);
+}
+END_TEST
+
 START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
 {
     char *metrics = in_dir("s/metrics.jsonl");
@@ -456,6 +641,12 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_resume_rejects_other_model);
     tcase_add_test(tc, trainer_full_disk_fails_and_keeps_checkpoint);
     tcase_add_test(tc, trainer_never_writes_a_nonfinite_checkpoint);
+    tcase_add_test(tc, trainer_fresh_run_keeps_existing_checkpoint);
+    tcase_add_test(tc, trainer_refuses_locked_out_dir);
+    tcase_add_test(tc, trainer_refuses_log_that_is_an_input);
+    tcase_add_test(tc, trainer_metrics_write_error_fails_the_run);
+    tcase_add_test(tc, trainer_resume_logs_each_step_once);
+    tcase_add_test(tc, trainer_sample_size_does_not_depend_on_tokens);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
     suite_add_tcase(s, tc);
