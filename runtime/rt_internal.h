@@ -226,6 +226,28 @@ bool rt_checkpoint_exists(const char *dir);
 void rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
 
+/* ---- sysmem.c ---- */
+/* What this process may allocate. Sizes in bytes; UINT64_MAX means "no limit" (or unknown
+ * RAM). */
+typedef struct RtMemLimits {
+    uint64_t ram;          /* physical memory, sysconf(_SC_PHYS_PAGES) * page size */
+    uint64_t cgroup;       /* the tightest cgroup memory limit on the way to the root */
+    char cgroup_file[512]; /* the file that set it */
+    uint64_t rlimit_as;    /* RLIMIT_AS soft limit */
+    uint64_t available;    /* the smallest of the three */
+} RtMemLimits;
+
+/* Reads RAM, the cgroup limits (v2 memory.max and v1 memory.limit_in_bytes of the process's
+ * cgroup and each parent, found through /proc/self/mountinfo and /proc/self/cgroup) and
+ * RLIMIT_AS. */
+void rt_mem_limits(RtMemLimits *l);
+/* The same with /proc and the cgroup mounts read under root (a test's fake tree). */
+void rt_mem_limits_at(RtMemLimits *l, const char *root);
+/* "22.9 GiB (RAM 22.9 GiB; cgroup limit none; RLIMIT_AS unlimited)". */
+void rt_mem_describe(const RtMemLimits *l, char *buf, size_t cap);
+/* bytes as "1.5 GiB", "3.0 MiB" or "512 bytes". */
+void rt_mem_bytes(char *buf, size_t cap, uint64_t bytes);
+
 /* ---- trainer.c ---- */
 typedef struct RtHooks {
     RtIo io;          /* used for checkpoint writes; write == NULL means write(2) */

@@ -617,14 +617,16 @@ static bool lock_out_dir(Trainer *tr, RtError *e)
     return ok;
 }
 
-/* The step of the checkpoint in dir, or -1 when it cannot be read. */
-static int64_t checkpoint_step(const char *dir)
+/* The step (-1 when unreadable) and the run info of the checkpoint in dir, from its header
+ * alone. */
+static int64_t peek_checkpoint(const char *dir, RtRunInfo *run)
 {
     size_t n = strlen(dir) + 32;
     char *path = malloc(n);
     RtStFile f;
     RtError e = {0};
     int64_t step = -1;
+    memset(run, 0, sizeof *run);
     if (path) {
         snprintf(path, n, "%s/latest/trainer.safetensors", dir);
         bool ok = rt_st_open_header(&f, path, &e);
@@ -634,15 +636,62 @@ static int64_t checkpoint_step(const char *dir)
             ok = rt_st_open_header(&f, path, &e);
         }
         if (ok) {
-            const char *v = rt_st_meta(&f, "step");
+            const char *v = rt_st_meta(&f, "step"), *d = rt_st_meta(&f, "data");
+            const char *vd = rt_st_meta(&f, "val_data");
             int64_t s;
             if (v && parse_i64(v, &s))
                 step = s;
+            snprintf(run->data, sizeof run->data, "%s", d ? d : "");
+            snprintf(run->val_data, sizeof run->val_data, "%s", vd ? vd : "");
             rt_st_close(&f);
         }
         free(path);
     }
     return step;
+}
+
+/* Refuses to start when the memory plan (every pool, 64-byte aligned as rt_ctx_create
+ * allocates them) plus the data read into memory exceeds what this process may use (RAM,
+ * cgroup limit, RLIMIT_AS): the pools are zero-filled at once, and a plan past the limit
+ * would otherwise run until the kernel kills it. */
+static bool check_memory(Trainer *tr, RtError *e)
+{
+    uint64_t plan = 0, data = 0;
+    for (int p = 0; p < RT_POOL_COUNT; p++) {
+        uint64_t b = tr->m->pool_bytes[p];
+        if (b > UINT64_MAX - 63 || __builtin_add_overflow(plan, (b + 63) / 64 * 64, &plan))
+            plan = UINT64_MAX;
+    }
+    if (!tr->o.sample) { /* the data files, as they will be read (see open_data) */
+        const char *paths[2] = {tr->o.data, tr->o.val_data};
+        RtRunInfo saved;
+        if (tr->o.resume && !opt_given(&tr->o, "--data") &&
+            peek_checkpoint(tr->o.resume, &saved) >= 0 && saved.data[0]) {
+            paths[0] = saved.data;
+            paths[1] = opt_given(&tr->o, "--val-data") ? tr->o.val_data
+                       : saved.val_data[0]             ? saved.val_data
+                                                       : NULL;
+        }
+        for (int i = 0; i < 2; i++) {
+            struct stat st;
+            if (paths[i] && stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
+                data += (uint64_t)st.st_size;
+        }
+    }
+    uint64_t need = plan > UINT64_MAX - data ? UINT64_MAX : plan + data;
+    RtMemLimits l;
+    rt_mem_limits(&l);
+    if (need <= l.available)
+        return true;
+    char need_s[32], plan_s[32], data_s[32], avail[768];
+    rt_mem_bytes(need_s, sizeof need_s, need);
+    rt_mem_bytes(plan_s, sizeof plan_s, plan);
+    rt_mem_bytes(data_s, sizeof data_s, data);
+    rt_mem_describe(&l, avail, sizeof avail);
+    return rt_err(e, RT_ERR_NOMEM,
+                  "model '%s' needs %s (memory plan %s + data %s), more than this process may "
+                  "use: %s; nothing was allocated",
+                  tr->m->name, need_s, plan_s, data_s, avail);
 }
 
 /* Creates and locks the checkpoint directory, and refuses to start a fresh run over a
@@ -656,7 +705,8 @@ static bool claim_out_dir(Trainer *tr, RtError *e)
         return false;
     if (tr->o.resume || tr->o.overwrite || !rt_checkpoint_exists(tr->out_dir))
         return true;
-    int64_t step = checkpoint_step(tr->out_dir);
+    RtRunInfo run;
+    int64_t step = peek_checkpoint(tr->out_dir, &run);
     char at[48] = "";
     if (step >= 0)
         snprintf(at, sizeof at, " (step %" PRId64 ")", step);
@@ -972,7 +1022,7 @@ static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
-    if (!claim_out_dir(tr, e))
+    if (!check_memory(tr, e) || !claim_out_dir(tr, e))
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
@@ -1157,7 +1207,7 @@ static void put_token(Trainer *tr, int32_t t, bool first)
 static int sample(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
-    if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
+    if (!check_memory(tr, e) || !rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
     const char *dir = tr->o.resume ? tr->o.resume : tr->o.out;
     int64_t step = 0;

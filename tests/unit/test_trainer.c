@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -560,6 +561,127 @@ START_TEST(trainer_sample_size_does_not_depend_on_tokens)
 }
 END_TEST
 
+/* A plan beyond this machine's memory is refused before anything is allocated (it used to
+ * zero-fill pools until the kernel killed it). */
+START_TEST(trainer_refuses_plan_beyond_memory)
+{
+    RtModel m = fake_model;
+    m.pool_bytes[RT_POOL_SCRATCH] = (size_t)1 << 50; /* 1 PiB; the tensors still fit */
+    const char *modes[2][8] = {
+        {"t", "--data", data_path, "--steps", "3", "--out", in_dir("huge"), NULL},
+        {"t", "--sample", "hi", "--tokens", "3", "--out", in_dir("huge"), NULL},
+    };
+    for (int k = 0; k < 2; k++) {
+        RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+        Run r;
+        r.rc = rt_main_hooked(7, (char **)modes[k], &m, &h);
+        read_back(h.out, r.out, sizeof r.out);
+        read_back(h.err, r.err, sizeof r.err);
+        ck_assert_int_eq(r.rc, 2);
+        ck_assert_msg(strstr(r.err, "model 'fake-bigram' needs 1048576.0 GiB (memory plan "
+                                    "1048576.0 GiB + data") &&
+                          strstr(r.err, "more than this process may use:") &&
+                          strstr(r.err, "(RAM ") && strstr(r.err, "RLIMIT_AS"),
+                      "%s", r.err);
+        ck_assert_int_ne(access(in_dir("huge"), F_OK), 0); /* nothing created either */
+    }
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes of address space */
+    /* RLIMIT_AS below RAM: the limit that binds is named */
+    m.pool_bytes[RT_POOL_SCRATCH] = (size_t)8 << 30;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)6 << 30, (rlim_t)6 << 30};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(99);
+        char *argv[] = {"t", "--data", data_path, "--steps", "3", "--out", in_dir("as"), NULL};
+        RtHooks h = {.out = fopen("/dev/null", "w"), .err = fopen(in_dir("as.txt"), "w")};
+        _exit(rt_main_hooked(7, argv, &m, &h));
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    size_t n;
+    char *err = (char *)slurp(in_dir("as.txt"), &n);
+    ck_assert_msg(WEXITSTATUS(status) == 2 && strstr(err, "may use: 6.0 GiB (") &&
+                      strstr(err, "RLIMIT_AS 6.0 GiB)"),
+                  "exit %d: %s", WEXITSTATUS(status), err);
+    free(err);
+#endif
+}
+END_TEST
+
+static void put(const char *root, const char *path, const char *text)
+{
+    char p[512], cmd[600];
+    snprintf(p, sizeof p, "%s%s", root, path);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", p);
+    ck_assert_int_eq(system(cmd), 0);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* cgroup limits read from a fake /proc and /sys tree: v2, v1, both, a mount whose top is the
+ * process's own cgroup (a container), and none. */
+START_TEST(trainer_reads_cgroup_memory_limits)
+{
+    char root[160];
+    snprintf(root, sizeof root, "%s/fake-v2", dir);
+    put(root, "/proc/self/mountinfo",
+        "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n");
+    put(root, "/proc/self/cgroup", "0::/user.slice/job.scope\n");
+    put(root, "/sys/fs/cgroup/user.slice/job.scope/memory.max", "max\n");
+    put(root, "/sys/fs/cgroup/user.slice/memory.max", "1073741824\n");
+    RtMemLimits l;
+    rt_mem_limits_at(&l, root);
+    ck_assert_uint_eq(l.cgroup, 1073741824u);
+    ck_assert_str_eq(l.cgroup_file, "/sys/fs/cgroup/user.slice/memory.max");
+    ck_assert_uint_le(l.available, 1073741824u);
+
+    snprintf(root, sizeof root, "%s/fake-v1", dir);
+    put(root, "/proc/self/mountinfo",
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n");
+    put(root, "/proc/self/cgroup", "5:cpu:/a\n4:memory:/a/b\n");
+    put(root, "/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "2147483648\n");
+    put(root, "/sys/fs/cgroup/memory/a/memory.limit_in_bytes", "9223372036854771712\n");
+    put(root, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    rt_mem_limits_at(&l, root);
+    ck_assert_uint_eq(l.cgroup, 2147483648u);
+    ck_assert_str_eq(l.cgroup_file, "/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes");
+
+    /* both hierarchies: the smaller wins */
+    put(root, "/proc/self/mountinfo",
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n");
+    put(root, "/proc/self/cgroup", "4:memory:/a/b\n0::/c\n");
+    put(root, "/sys/fs/cgroup/unified/c/memory.max", "1048576\n");
+    rt_mem_limits_at(&l, root);
+    ck_assert_uint_eq(l.cgroup, 1048576u);
+
+    /* a container: the mount's top is the process's cgroup, so its limit is at the top */
+    snprintf(root, sizeof root, "%s/fake-ct", dir);
+    put(root, "/proc/self/mountinfo",
+        "30 23 0:26 /docker/abc /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n");
+    put(root, "/proc/self/cgroup", "0::/docker/abc\n");
+    put(root, "/sys/fs/cgroup/memory.max", "536870912\n");
+    rt_mem_limits_at(&l, root);
+    ck_assert_uint_eq(l.cgroup, 536870912u);
+
+    /* no cgroup files at all: no limit, RAM decides */
+    snprintf(root, sizeof root, "%s/fake-none", dir);
+    ck_assert_int_eq(mkdir(root, 0755), 0);
+    rt_mem_limits_at(&l, root);
+    ck_assert_uint_eq(l.cgroup, UINT64_MAX);
+    ck_assert(l.ram > 0 && l.available <= l.ram);
+    char text[768];
+    rt_mem_describe(&l, text, sizeof text);
+    ck_assert_msg(strstr(text, "cgroup limit none"), "%s", text);
+}
+END_TEST
+
 START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
 {
     char *metrics = in_dir("s/metrics.jsonl");
@@ -647,6 +769,8 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_metrics_write_error_fails_the_run);
     tcase_add_test(tc, trainer_resume_logs_each_step_once);
     tcase_add_test(tc, trainer_sample_size_does_not_depend_on_tokens);
+    tcase_add_test(tc, trainer_refuses_plan_beyond_memory);
+    tcase_add_test(tc, trainer_reads_cgroup_memory_limits);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
     suite_add_tcase(s, tc);
