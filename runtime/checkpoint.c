@@ -539,9 +539,11 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
     return ok;
 }
 
-static void copy_meta(char *dst, size_t cap, const char *v)
+/* A metadata path into dst; false when it does not fit whole. */
+static bool copy_meta(char *dst, size_t cap, const char *v)
 {
-    snprintf(dst, cap, "%s", v ? v : "");
+    int n = snprintf(dst, cap, "%s", v ? v : "");
+    return n >= 0 && (size_t)n < cap;
 }
 
 bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed,
@@ -577,8 +579,10 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
         ok = check_tensors(m, &f, e);
     if (ok && run) {
         const char *kind = rt_st_meta(&f, "data_kind");
-        copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data"));
-        copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data"));
+        if (!copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data")) ||
+            !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")))
+            ok = rt_err(e, RT_ERR_FORMAT, "%s: a data path in the metadata is longer than %zu "
+                        "bytes", f.path, sizeof run->data - 1);
         run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
     }
     /* straight into the pools: no second copy of the state in memory */

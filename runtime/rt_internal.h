@@ -197,7 +197,7 @@ bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtE
 /* How the run was started, kept in the trainer metadata so `--resume DIR` alone continues
  * with the same data. Empty strings mean "not set". */
 typedef struct RtRunInfo {
-    char data[1024], val_data[1024];
+    char data[4096], val_data[4096]; /* PATH_MAX */
     int data_kind; /* enum RtDataKind */
 } RtRunInfo;
 

@@ -912,12 +912,17 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
 
 /* ---- training ---- */
 
-/* Absolute form of an existing path for the checkpoint metadata ("" if unknown). */
-static void remember_path(char *dst, size_t cap, const char *path)
+/* Absolute form of an existing path for the checkpoint metadata. A path too long to keep
+ * whole is an error: a truncated one would send a later --resume to another file. */
+static bool remember_path(char *dst, size_t cap, const char *path, RtError *e)
 {
     char *abs = realpath(path, NULL);
-    snprintf(dst, cap, "%s", abs ? abs : path);
+    int n = snprintf(dst, cap, "%s", abs ? abs : path);
     free(abs);
+    if (n < 0 || (size_t)n >= cap)
+        return rt_err(e, RT_ERR_USAGE, "%s: path too long to record in the checkpoint (%d "
+                      "bytes, at most %zu)", path, n, cap - 1);
+    return true;
 }
 
 static bool open_data(Trainer *tr, RtError *e)
@@ -930,9 +935,11 @@ static bool open_data(Trainer *tr, RtError *e)
         return false;
     tr->train = (RtSplit){&tr->train_data, 0, tr->train_data.n};
     tr->run.data_kind = tr->o.data_kind;
-    remember_path(tr->run.data, sizeof tr->run.data, tr->o.data);
+    if (!remember_path(tr->run.data, sizeof tr->run.data, tr->o.data, e))
+        return false;
     if (tr->o.val_data) {
-        remember_path(tr->run.val_data, sizeof tr->run.val_data, tr->o.val_data);
+        if (!remember_path(tr->run.val_data, sizeof tr->run.val_data, tr->o.val_data, e))
+            return false;
         if (!rt_data_open(&tr->val_data, tr->o.val_data, tr->o.data_kind, m->vocab, need, e))
             return false;
         tr->val = (RtSplit){&tr->val_data, 0, tr->val_data.n};
@@ -965,6 +972,19 @@ static double evaluate(Trainer *tr, int32_t *x, int32_t *y)
         sum += tr->m->eval_loss(tr->ctx, x, y);
     }
     return sum / (double)tr->o.eval_batches;
+}
+
+/* For a message after a stop: "the last checkpoint in DIR (step N) is kept", or that DIR
+ * holds none (a run can stop before its first save). */
+static void what_is_kept(Trainer *tr, char *buf, size_t cap)
+{
+    RtRunInfo run;
+    int64_t step = rt_checkpoint_exists(tr->out_dir) ? peek_checkpoint(tr->out_dir, &run) : -1;
+    if (step >= 0)
+        snprintf(buf, cap, "the last checkpoint in %s (step %" PRId64 ") is kept", tr->out_dir,
+                 step);
+    else
+        snprintf(buf, cap, "there is no checkpoint in %s", tr->out_dir);
 }
 
 /* Appends the step's metrics line; false (e filled) when it cannot be written. */
@@ -1000,11 +1020,14 @@ static bool log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
     bool ok = !b.oom;
     if (!ok)
         rt_err(e, RT_ERR_NOMEM, "out of memory writing the metrics of step %" PRId64, step);
-    else if (fwrite(b.p, 1, b.len, tr->log) != b.len || fflush(tr->log) != 0)
-        ok = rt_err(e, errno == ENOSPC || errno == EDQUOT ? RT_ERR_NOSPC : RT_ERR_IO,
-                    "%s: cannot write the metrics of step %" PRId64 ": %s; stopped, the last "
-                    "checkpoint in %s is kept",
-                    tr->log_path, step, strerror(errno), tr->out_dir);
+    else if (fwrite(b.p, 1, b.len, tr->log) != b.len || fflush(tr->log) != 0) {
+        int err = errno;
+        char kept[4200];
+        what_is_kept(tr, kept, sizeof kept);
+        ok = rt_err(e, err == ENOSPC || err == EDQUOT ? RT_ERR_NOSPC : RT_ERR_IO,
+                    "%s: cannot write the metrics of step %" PRId64 ": %s; stopped, %s",
+                    tr->log_path, step, strerror(err), kept);
+    }
     rt_buf_fini(&b);
     return ok;
 }
@@ -1088,8 +1111,10 @@ static int train(Trainer *tr, RtError *e)
         int64_t done = step + 1;
         double eta = (t1 - t_start) / (double)(done - start) * (double)(tr->o.steps - done);
         if (!isfinite(st.loss)) {
-            rt_err(e, RT_ERR_USAGE, "loss is %f at step %" PRId64 "; stopping, the last "
-                   "checkpoint in %s is kept", st.loss, done, tr->out_dir);
+            char kept[4200];
+            what_is_kept(tr, kept, sizeof kept);
+            rt_err(e, RT_ERR_USAGE, "loss is %f at step %" PRId64 "; stopping, %s", st.loss,
+                   done, kept);
             rc = 1;
             break;
         }

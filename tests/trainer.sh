@@ -166,6 +166,14 @@ has help-full "$T/err" "cannot write to standard output"
 "$BIN" --sample hi --tokens 4611686018427387904 --out "$T/run" 2>/dev/null | head -c 200 >"$T/out"
 if [ "$(head -c 2 "$T/out")" = hi ] && [ "$(wc -c <"$T/out")" -eq 200 ]; then ok; else bad "huge --tokens: $(cat "$T/out")"; fi
 
+# a data path of 1,400 bytes is recorded whole (it was cut at 1,023 bytes, and --resume then
+# looked for another file)
+long="$T"
+for _ in 1 2 3 4 5 6 7; do long="$long/$(printf 'd%.0s' $(seq 1 199))"; done
+mkdir -p "$long" && cp "$T/data.txt" "$long/data.txt"
+expect_rc long-path 0 "$BIN" --data "$long/data.txt" --steps 2 --out "$T/long" --quiet
+expect_rc long-path-resume 0 "$BIN" --resume "$T/long" --steps 4 --quiet
+
 cp -r "$T/run" "$T/cut"
 truncate -s 300 "$T/cut/trainer.safetensors"
 expect_rc truncated-checkpoint 2 "$BIN" --resume "$T/cut" --steps 40

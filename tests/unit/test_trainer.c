@@ -492,8 +492,15 @@ START_TEST(trainer_metrics_write_error_fails_the_run)
     Run *b = RUN("--resume", in_dir("full"), "--steps", "8", "--log", "/dev/full", "--quiet");
     ck_assert_int_eq(b->rc, 2);
     ck_assert_msg(strstr(b->err, "/dev/full: cannot write the metrics of step 4: No space left "
-                                 "on device; stopped, the last checkpoint in"),
+                                 "on device; stopped, the last checkpoint in") &&
+                      strstr(b->err, "full (step 4) is kept"),
                   "%s", b->err);
+    Run *c = RUN("--data", data_path, "--out", in_dir("full2"), "--log", "/dev/full", "--quiet");
+    ck_assert_int_eq(c->rc, 2);
+    ck_assert_msg(strstr(c->err, "step 0: No space left on device; stopped, there is no "
+                                 "checkpoint in"),
+                  "%s", c->err);
+    free(c);
     RtStFile f;
     RtError e = {0};
     ck_assert_msg(rt_st_open(&f, in_dir("full/trainer.safetensors"), &e), "%s", e.msg);
