@@ -263,11 +263,13 @@ static void remove_stale(const RtIo *io, const char *dir, const char *keep)
         return;
     for (struct dirent *en; (en = readdir(d));) {
         const char *name = en->d_name;
-        size_t len = strlen(name);
-        bool tmp = len > 4 && strcmp(name + len - 4, ".tmp") == 0;
-        bool ours = tmp && name[0] == '.';
-        for (int f = 0; tmp && !ours && f < F_COUNT; f++) /* NAME.tmp of the old layout */
-            ours = strncmp(name, file_names[f], len - 4) == 0 && file_names[f][len - 4] == '\0';
+        /* temporary names: .latest.tmp and .NAME.tmp of this writer, NAME.tmp of the old one */
+        bool ours = strcmp(name, "." LATEST ".tmp") == 0;
+        for (int f = 0; !ours && f < F_COUNT; f++) {
+            size_t len = strlen(file_names[f]);
+            const char *n = name[0] == '.' ? name + 1 : name;
+            ours = strncmp(n, file_names[f], len) == 0 && strcmp(n + len, ".tmp") == 0;
+        }
         char *p = path_join(dir, name, "");
         if (!p)
             break;
@@ -402,7 +404,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     }
     ok = ok && sync_dir(io, new_dir, e);
     /* 2. the commit: DIR/latest now names the new directory */
-    const char *base = strrchr(new_dir, '/') + 1;
+    const char *base = made ? strrchr(new_dir, '/') + 1 : "";
     committed = ok = ok && link_atomically(io, dir, LATEST, base, e);
     if (!committed) {
         bool removed = !made || remove_tree(io, new_dir);

@@ -539,12 +539,14 @@ static bool check_offsets(Parser *p, const RtStTensor *t, const uint64_t off[2],
  * keeps this O(n log n); a header of 80,000 keys took 27 s with pairwise comparisons. */
 static bool check_whole(Parser *p, RtStFile *f, size_t data_len)
 {
-    qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_tensor);
+    if (f->n > 1)
+        qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_tensor);
     for (int i = 1; i < f->n; i++)
         if (strcmp(f->t[i - 1].name, f->t[i].name) == 0)
             return rt_err(p->e, RT_ERR_FORMAT, "%s: corrupted header: key '%s' appears twice",
                           p->path, f->t[i].name);
-    qsort(f->meta, (size_t)f->n_meta, sizeof *f->meta, cmp_meta);
+    if (f->n_meta > 1)
+        qsort(f->meta, (size_t)f->n_meta, sizeof *f->meta, cmp_meta);
     for (int i = 1; i < f->n_meta; i++)
         if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
             return rt_err(p->e, RT_ERR_FORMAT,
@@ -555,7 +557,8 @@ static bool check_whole(Parser *p, RtStFile *f, size_t data_len)
         return rt_err(p->e, RT_ERR_NOMEM, "out of memory");
     for (int i = 0; i < f->n; i++)
         spans[i] = (Span){f->t[i].offset, f->t[i].offset + f->t[i].nbytes, f->t[i].name};
-    qsort(spans, (size_t)f->n, sizeof *spans, cmp_span);
+    if (f->n > 1)
+        qsort(spans, (size_t)f->n, sizeof *spans, cmp_span);
     bool ok = true;
     uint64_t at = 0;
     for (int i = 0; ok && i < f->n; i++) {
