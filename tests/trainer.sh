@@ -174,6 +174,19 @@ mkdir -p "$long" && cp "$T/data.txt" "$long/data.txt"
 expect_rc long-path 0 "$BIN" --data "$long/data.txt" --steps 2 --out "$T/long" --quiet
 expect_rc long-path-resume 0 "$BIN" --resume "$T/long" --steps 4 --quiet
 
+# relorac check warns when a cpu plan exceeds what a process may use here; RLIMIT_AS (ulimit
+# -v) stands in for a small machine (skipped when relorac is built with ASan, which needs
+# terabytes of address space)
+if [ -n "${RELORAC:-}" ] && ! grep -q __asan_init "$RELORAC"; then
+    ROOT=${RELORAC_SOURCE_ROOT:-$(dirname "$0")/..}
+    sed 's/dim = 128;/dim = 2048;/; s/hidden = 344/hidden = 5504/' "$ROOT/examples/tiny.relora" >"$T/wide.relora"
+    (ulimit -v 1500000; "$RELORAC" check "$T/wide.relora" >"$T/out" 2>"$T/err")
+    has check-memory "$T/err" "relorac: warning: the memory plan needs"
+    has check-memory "$T/err" "RLIMIT_AS 1.4 GiB); its trainer will refuse to start here"
+    "$RELORAC" check "$ROOT/examples/tiny.relora" >"$T/out" 2>"$T/err"
+    if grep -q "memory plan needs" "$T/err"; then bad "check-memory: tiny warned"; else ok; fi
+fi
+
 cp -r "$T/run" "$T/cut"
 truncate -s 300 "$T/cut/trainer.safetensors"
 expect_rc truncated-checkpoint 2 "$BIN" --resume "$T/cut" --steps 40

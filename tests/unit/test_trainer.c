@@ -214,6 +214,30 @@ START_TEST(trainer_metrics_lines_are_json)
 }
 END_TEST
 
+/* 0 turns off the periodic evaluations and checkpoints only: the last step still
+ * evaluates and still writes the one checkpoint of the run. */
+START_TEST(trainer_every_zero_means_only_at_the_end)
+{
+    Run *a = RUN("--data", data_path, "--steps", "7", "--out", in_dir("z"), "--eval-every",
+                 "0", "--checkpoint-every", "0");
+    ck_assert_msg(a->rc == 0, "%s", a->err);
+    const char *first = strstr(a->out, "checkpoint written");
+    ck_assert_msg(first && strstr(a->out, "step 7: checkpoint written") &&
+                      !strstr(first + 1, "checkpoint written"),
+                  "%s", a->out);
+    ck_assert_msg(strstr(a->out, "step 7: val loss"), "%s", a->out);
+    size_t n;
+    char *text = (char *)slurp(in_dir("z/metrics.jsonl"), &n);
+    char *last = strstr(text, "{\"step\":6,");
+    ck_assert_ptr_nonnull(last);
+    ck_assert_ptr_nonnull(strstr(last, "\"val_loss\":"));
+    *last = '\0';
+    ck_assert_ptr_null(strstr(text, "val_loss")); /* steps 0..5 have none */
+    free(text);
+    free(a);
+}
+END_TEST
+
 START_TEST(trainer_reports_usage_and_data_errors)
 {
     Run *r = RUN("--steps", "3", "--out", in_dir("x"));
@@ -765,6 +789,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_same_seed_is_bit_identical);
     tcase_add_test(tc, trainer_resume_matches_uninterrupted);
     tcase_add_test(tc, trainer_metrics_lines_are_json);
+    tcase_add_test(tc, trainer_every_zero_means_only_at_the_end);
     tcase_add_test(tc, trainer_reports_usage_and_data_errors);
     tcase_add_test(tc, trainer_parses_numbers_strictly);
     tcase_add_test(tc, trainer_resume_rejects_other_model);
