@@ -23,6 +23,7 @@
 #include "plot.h"
 #include "pm.h"
 #include "report.h"
+#include "rt_internal.h" /* rt_mem_limits: what the trainer will allow */
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
 
@@ -278,6 +279,25 @@ static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
     return true;
 }
 
+/* One line on stderr when a cpu plan exceeds what a process may use here: the trainer
+ * would refuse to start (runtime/sysmem.c reads the same limits). */
+static void warn_plan_memory(const Spec *spec, const FeReport *r)
+{
+    if (!r->has_plan || spec->train.target != SPEC_TARGET_CPU)
+        return;
+    uint64_t need = 0;
+    for (int c = 0; c < IR_CLASS_COUNT; c++)
+        need += (uint64_t)r->plan_program[c];
+    RtMemLimits l;
+    rt_mem_limits(&l);
+    if (need <= l.available)
+        return;
+    char need_s[32], avail[768];
+    rt_mem_bytes(need_s, sizeof need_s, need);
+    rt_mem_describe(&l, avail, sizeof avail);
+    fprintf(stderr, "relorac: warning: the memory plan needs %s, more than a process may use on this machine: %s; its trainer will refuse to start here\n", need_s, avail);
+}
+
 static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
 {
     size_t len;
@@ -294,8 +314,8 @@ static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
         return EXIT_DIAG;
     FeReport report;
     fe_report_compute(arena, spec, &report);
-    if (!args->no_plan)
-        check_plan(arena, spec, &report);
+    if (!args->no_plan && check_plan(arena, spec, &report))
+        warn_plan_memory(spec, &report);
     if (args->is_json)
         fe_report_print_json(stdout, spec, &report);
     else
