@@ -133,6 +133,7 @@ static void print_help(Trainer *tr)
     fprintf(f, "  --help                 this text\n");
     fprintf(f, "\nSIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
                "130/143.\n");
+    rt_gemm_report(f, NULL, tr->prog, NULL);
 }
 
 static bool parse_int(const char *s, int64_t min, int64_t *out)
@@ -572,6 +573,7 @@ static int train(Trainer *tr, RtError *e)
                                                : "checkpoints";
     if (!rt_ctx_create(&tr->ctx, m, tr->o.threads, tr->o.seed, e))
         return 2;
+    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->err, tr->prog, tr->ctx);
     int64_t start = 0;
     if (tr->o.resume) {
         uint64_t seed;
