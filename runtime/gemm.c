@@ -27,6 +27,11 @@
 #include <string.h>
 #include <strings.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define GEMM_AVX_PACK 1
+#endif
+
 enum { GEMM_BLIS = 1, GEMM_OPENBLAS = 2 };
 enum { ROWS_OPENBLAS = 64 };       /* OpenBLAS fallback: fixed output-row blocks */
 enum { SHARED_BYTES = 16 << 20 };  /* a pre-packed shared operand is cut to this size */
@@ -53,6 +58,7 @@ struct RtGemm {
     CblasSgemm cblas;
     int mr, nr, mc, kc, nc;
     bool c_rows; /* the micro-kernel prefers row-stored C tiles */
+    bool avx;    /* pack with 8x8 AVX transposes */
     int n_parts;
     Scratch *scratch; /* [n_parts] */
     atomic_flag busy;  /* rt_gemm_acquire */
@@ -304,6 +310,7 @@ bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e)
     }
     RtCpu cpu;
     rt_cpu_detect(&cpu);
+    g->avx = rt_cpu_has(&cpu, "avx");
     if (!load_blis(g, &cpu) && !load_openblas(g, &cpu)) {
         rt_gemm_destroy(g);
         return rt_err(e, RT_ERR_GEMM, "no GEMM library: neither libblis.so.4 nor "
@@ -382,11 +389,41 @@ static int64_t panel_floats(int64_t r, int64_t kc)
     return round_up(r * kc, 16);
 }
 
+#ifdef GEMM_AVX_PACK
+/* d[q*R + r] = s[r*sr + q] for r, q < 8: eight rows of eight k-values become eight k-steps
+ * of eight rows (the unpack/shuffle/permute transpose). */
+__attribute__((target("avx"))) static void transpose8(const float *s, int64_t sr, float *d,
+                                                       int64_t R)
+{
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + sr),
+           r2 = _mm256_loadu_ps(s + 2 * sr), r3 = _mm256_loadu_ps(s + 3 * sr),
+           r4 = _mm256_loadu_ps(s + 4 * sr), r5 = _mm256_loadu_ps(s + 5 * sr),
+           r6 = _mm256_loadu_ps(s + 6 * sr), r7 = _mm256_loadu_ps(s + 7 * sr);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + R, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * R, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * R, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * R, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * R, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * R, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * R, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 /* Packs rows [r0, r0 + rows) x k-columns [p0, p0 + kc) of a matrix whose element (i, p) is
  * src[i*sr + p*sk] into ceil(rows / R) panels at dst: panel q holds element (r0 + q*R + r,
- * p0 + p) at dst[q*ps + p*R + r], rows past the end zero-filled. */
+ * p0 + p) at dst[q*ps + p*R + r], rows past the end zero-filled. Only data moves, so the
+ * AVX path gives the same panels. */
 static void pack(float *dst, const float *src, int64_t sr, int64_t sk, int64_t r0, int64_t rows,
-                 int64_t p0, int64_t kc, int R)
+                 int64_t p0, int64_t kc, int R, bool avx)
 {
     int64_t ps = panel_floats(R, kc);
     for (int64_t q = 0; q * R < rows; q++) {
@@ -403,12 +440,26 @@ static void pack(float *dst, const float *src, int64_t sr, int64_t sk, int64_t r
                     dp[r] = 0.0f;
             }
         } else {
-            for (int64_t r = 0; r < n; r++) {
+            int64_t r = 0;
+#ifdef GEMM_AVX_PACK
+            if (avx && sk == 1)
+                for (; r + 8 <= n; r += 8) {
+                    int64_t p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                        transpose8(s + r * sr + p, sr, d + p * R + r, R);
+                    for (; p < kc; p++)
+                        for (int64_t i = r; i < r + 8; i++)
+                            d[p * R + i] = s[i * sr + p];
+                }
+#else
+            (void)avx;
+#endif
+            for (; r < n; r++) {
                 const float *sp = s + r * sr;
                 for (int64_t p = 0; p < kc; p++)
                     d[p * R + r] = sp[p * sk];
             }
-            for (int64_t r = n; r < R; r++)
+            for (r = n; r < R; r++)
                 for (int64_t p = 0; p < kc; p++)
                     d[p * R + r] = 0.0f;
         }
@@ -444,7 +495,7 @@ static void pack_shared(void *arg, int64_t begin, int64_t end)
         int64_t kc = min64(g->kc, j->k - p0), ps = panel_floats(R, kc);
         float *base = pre + prepacked_offset(g, len, R, p0);
         for (int64_t q = begin; q < end; q++)
-            pack(base + q * ps, src, sr, sk, j->s0 + q * R, min64(R, len - q * R), p0, kc, R);
+            pack(base + q * ps, src, sr, sk, j->s0 + q * R, min64(R, len - q * R), p0, kc, R, g->avx);
     }
 }
 
@@ -483,7 +534,7 @@ static void compute_part(const Job *j, int t)
             if (j->split_m) {
                 /* own: X rows [b0, b0+rows) as MR panels; pre: Y columns as NR panels */
                 int64_t psa = panel_floats(MR, kc), psb = panel_floats(NR, kc);
-                pack(sc->own, j->x, j->xm, j->xk, b0, rows, p0, kc, MR);
+                pack(sc->own, j->x, j->xm, j->xk, b0, rows, p0, kc, MR, g->avx);
                 bli_auxinfo_set_ps_a(psa, &aux);
                 bli_auxinfo_set_ps_b(psb, &aux);
                 for (int64_t jr = 0; jr < len; jr += NR) {
@@ -500,7 +551,7 @@ static void compute_part(const Job *j, int t)
                 /* own: Y columns [b0, b0+rows) as NR panels; pre: X rows as MR panels,
                  * walked in MC blocks so one block stays in L2 across the own panels */
                 int64_t psa = panel_floats(MR, kc), psb = panel_floats(NR, kc);
-                pack(sc->own, j->y, j->yn, j->yk, b0, rows, p0, kc, NR);
+                pack(sc->own, j->y, j->yn, j->yk, b0, rows, p0, kc, NR, g->avx);
                 bli_auxinfo_set_ps_a(psa, &aux);
                 bli_auxinfo_set_ps_b(psb, &aux);
                 for (int64_t ic = 0; ic < len; ic += g->mc) {
@@ -603,7 +654,14 @@ static void gemm_one(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, i
     }
     /* op(A)(i, p) = a[i*am + p*ak], op(B)(p, j) = b[p*bk + j*bn] */
     int64_t am = ta ? 1 : lda, ak = ta ? lda : 1, bk = tb ? 1 : ldb, bn = tb ? ldb : 1;
-    if (g->c_rows) /* C = op(A) op(B) with row-stored tiles */
+    /* The micro-kernel's MR side goes along m (row-stored tiles: C = op(A) op(B)) or along n
+     * (column-stored: C^T = op(B)^T op(A)^T); it prefers one. A side of 8 against MR = 32
+     * wastes three quarters of each tile (rank-8 adapters), so the other layout is taken when
+     * its padded tile area is clearly smaller. The choice depends on the shape alone. */
+    int64_t rows_area = round_up(m, g->mr) * round_up(n, g->nr);
+    int64_t cols_area = round_up(n, g->mr) * round_up(m, g->nr);
+    bool rows = g->c_rows ? 10 * rows_area <= 11 * cols_area : 10 * cols_area > 11 * rows_area;
+    if (rows) /* C = op(A) op(B) with row-stored tiles */
         blis_gemm(ctx, g, scratch, parts, m, n, k, alpha, a, am, ak, b, bk, bn, beta, c, ldc, 1);
     else /* C^T = op(B)^T op(A)^T with column-stored tiles */
         blis_gemm(ctx, g, scratch, parts, n, m, k, alpha, b, bn, bk, a, ak, am, beta, c, 1, ldc);
