@@ -1,10 +1,11 @@
 /* The GEMM engine behind rt_sgemm: BLIS's micro-kernel for this CPU, driven by our own loops
- * on the runtime's thread pool. Why not call a whole library GEMM: measured on a 2-core
- * AVX-512 Xeon (bench/RESULTS.md), cutting a GEMM into independent library calls packs the
- * shared operand once per call (21% of the sgemm time at dim 512), and a library's own
- * threads either spin beside our pool (OpenBLAS, oneDNN's OpenMP) or may split the
- * reduction dimension, which makes results depend on the thread count. Here each operand
- * is packed once per GEMM and the pool splits only rows or columns of C.
+ * on the runtime's thread pool. Why not call a whole library GEMM: cutting a GEMM into
+ * independent single-threaded library calls re-packs the shared operand for every call (21%
+ * of the sgemm time in a perf profile of the dim-512 step, 64-row blocks), and a library's
+ * own threads either spin beside our pool (OpenBLAS; oneDNN's and BLIS's collapse when
+ * another process holds a CPU, bench/RESULTS.md) or may split the reduction dimension, which
+ * makes results depend on the thread count. Here each operand is packed once per GEMM and
+ * the pool splits only rows or columns of C.
  *
  * The loops are BLIS's (Van Zee & van de Geijn, "BLIS: A Framework for Rapidly Instantiating
  * BLAS Functionality", TOMS 2015): for each KC-slice of k, MR x KC and KC x NR panels feed a
@@ -275,10 +276,12 @@ static bool load_openblas(RtGemm *g, const RtCpu *cpu)
             return false;
         }
         core = corename();
-        snprintf(g->note, sizeof g->note, "OpenBLAS picked its %s kernels on this %s CPU; %s",
-                 was, rt_cpu_isa(cpu),
-                 strcasecmp(core, want) ? "it could not be made to use better ones"
-                                        : "using its SkylakeX/Haswell-class kernels");
+        if (strcasecmp(core, want))
+            snprintf(g->note, sizeof g->note, "OpenBLAS picked its %s kernels on this %s CPU "
+                     "and could not be made to use %s", was, rt_cpu_isa(cpu), want);
+        else
+            snprintf(g->note, sizeof g->note, "OpenBLAS picked its %s kernels on this %s CPU; "
+                     "using its %s kernels", was, rt_cpu_isa(cpu), core);
     } else if (want) {
         snprintf(g->note, sizeof g->note, "OPENBLAS_CORETYPE=%s selects OpenBLAS's %s kernels, "
                  "but this CPU has %s", user, core, rt_cpu_isa(cpu));
@@ -297,6 +300,11 @@ static bool load_openblas(RtGemm *g, const RtCpu *cpu)
 
 bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e)
 {
+    return rt_gemm_create_lib(out, n_parts, NULL, e);
+}
+
+bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e)
+{
     *out = NULL;
     RtGemm *g = calloc(1, sizeof *g);
     if (!g)
@@ -311,10 +319,13 @@ bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e)
     RtCpu cpu;
     rt_cpu_detect(&cpu);
     g->avx = rt_cpu_has(&cpu, "avx");
-    if (!load_blis(g, &cpu) && !load_openblas(g, &cpu)) {
+    bool any = !lib;
+    if (!((any || !strcmp(lib, "blis")) && load_blis(g, &cpu)) &&
+        !((any || !strcmp(lib, "openblas")) && load_openblas(g, &cpu))) {
         rt_gemm_destroy(g);
-        return rt_err(e, RT_ERR_GEMM, "no GEMM library: neither libblis.so.4 nor "
-                      "libopenblas.so.0 can be loaded (install libblis4)");
+        return rt_err(e, RT_ERR_GEMM, "no GEMM library: %s", any ? "neither libblis.so.4 nor "
+                      "libopenblas.so.0 can be loaded (install libblis4)"
+                      : "cannot load the one asked for");
     }
     *out = g;
     return true;
@@ -760,7 +771,6 @@ void rt_gemm_run(RtCtx *ctx, RtGemm *g, int parts, int ta, int tb, int64_t m, in
     if (parts > 1 && batch >= parts) {
         /* every part needs its own pre-packed operand */
         BatchJob j = {g, ta, tb, m, n, k, lda, ldb, ldc, sa, sb, sc, batch, alpha, beta, a, b, c};
-        j.g = g;
         if (parts == g->n_parts) {
             rt_parallel_for(ctx, parts, batch_items, &j);
             return;

@@ -83,6 +83,8 @@ bool rt_cpu_check(const char *required_features, RtError *e);
 typedef struct RtGemm RtGemm;
 
 bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e);
+/* The same with only lib, "blis" or "openblas" (NULL: BLIS, else OpenBLAS); for tests. */
+bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e);
 void rt_gemm_destroy(RtGemm *g);
 /* One line: library, version, kernel set, e.g. "BLIS 0.9.0 skx micro-kernel (32x12), ..." */
 const char *rt_gemm_describe(const RtGemm *g);

@@ -293,6 +293,59 @@ START_TEST(sgemm_same_bits_for_any_thread_count)
 }
 END_TEST
 
+START_TEST(sgemm_openblas_fallback_matches_naive_and_is_thread_independent)
+{
+    /* the path taken without BLIS: OpenBLAS on fixed 64-row blocks */
+    static const Shape shapes[] = {{131, 77, 900, 1}, {33, 65, 40, 5}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                Shape s = shapes[si];
+                Operands o;
+                operands_fill(&o, s, ta, tb, 0.0f);
+                size_t bytes = sizeof(float) * (size_t)(o.sc * s.batch);
+                float *c0 = malloc(bytes), *want = malloc(bytes), *ref = malloc(bytes);
+                memcpy(c0, o.c, bytes);
+                memcpy(ref, o.c, bytes);
+                for (int z = 0; z < s.batch; z++)
+                    naive(ta, tb, s.m, s.n, s.k, 0.75f, o.a + z * o.sa, o.lda, o.b + z * o.sb,
+                          o.ldb, 0.25f, ref + z * o.sc, o.ldc);
+                for (int threads = 1; threads <= 3; threads++) {
+                    RtCtx ctx = {.model = &empty_model, .n_threads = threads};
+                    ctx.threads = threads > 1 ? rt_threads_create(threads - 1) : NULL;
+                    RtError e = {0};
+                    if (!rt_gemm_create_lib(&ctx.gemm, threads, "openblas", &e)) {
+                        rt_threads_destroy(ctx.threads);
+                        break; /* no OpenBLAS on this machine */
+                    }
+                    ck_assert(strstr(rt_gemm_describe(ctx.gemm), "OpenBLAS"));
+                    memcpy(o.c, c0, bytes);
+                    rt_sgemm_strided(&ctx, ta, tb, s.m, s.n, s.k, 0.75f, o.a, o.lda, o.sa, o.b,
+                                     o.ldb, o.sb, 0.25f, o.c, o.ldc, o.sc, s.batch);
+                    for (int z = 0; z < s.batch; z++)
+                        for (int i = 0; i < s.m; i++)
+                            for (int j = 0; j < s.n; j++) {
+                                float got = o.c[z * o.sc + i * o.ldc + j];
+                                float w = ref[z * o.sc + i * o.ldc + j];
+                                ck_assert_msg(fabsf(got - w) <= 1e-4f * (1 + fabsf(w)),
+                                              "C[%d][%d][%d] = %g, want %g", z, i, j,
+                                              (double)got, (double)w);
+                            }
+                    if (threads == 1)
+                        memcpy(want, o.c, bytes);
+                    else
+                        ck_assert_msg(memcmp(o.c, want, bytes) == 0, "%d threads differ", threads);
+                    rt_gemm_destroy(ctx.gemm);
+                    rt_threads_destroy(ctx.threads);
+                }
+                free(c0);
+                free(want);
+                free(ref);
+                operands_free(&o);
+            }
+}
+END_TEST
+
 static RtCpu fake_cpu(const char *vendor, int family, int model, const char *features)
 {
     RtCpu c = {.family = family, .model = model};
@@ -586,6 +639,7 @@ Suite *runtime_suite(void)
     tcase_add_test(tc, sgemm_matches_naive_for_all_transposes);
     tcase_add_test(tc, sgemm_matches_naive_across_blocks);
     tcase_add_test(tc, sgemm_same_bits_for_any_thread_count);
+    tcase_add_test(tc, sgemm_openblas_fallback_matches_naive_and_is_thread_independent);
     tcase_add_test(tc, cpu_check_names_missing_features);
     tcase_add_test(tc, cpu_detect_agrees_with_proc_cpuinfo);
     tcase_add_test(tc, gemm_remedy_forces_the_cpus_vector_kernels);
