@@ -1,26 +1,12 @@
 /* rt_sgemm for generated code: the entry points of the GEMM engine (gemm.c) on the
  * runtime's pool. Small GEMMs run on the calling thread; the engine computes every output
  * element the same way on any number of threads, so results are bit-identical for any
- * --threads. A call made while the context's engine is busy (from inside a pool job) uses
- * an engine of its own. */
+ * --threads. A call without a context, or made while the context's engine is busy (from
+ * inside a pool job: rt_fused.c's attention tiles), runs on the calling thread alone. */
 #include "rt_internal.h"
-
-#include <stdio.h>
-#include <stdlib.h>
 
 /* Below this many multiply-adds a GEMM runs on the calling thread. */
 #define RT_GEMM_SERIAL_MACS ((int64_t)1 << 18)
-
-static RtGemm *gemm_temp(void)
-{
-    RtGemm *g;
-    RtError e = {0};
-    if (!rt_gemm_create(&g, 1, &e)) {
-        fprintf(stderr, "relorac runtime: %s\n", e.msg);
-        abort();
-    }
-    return g;
-}
 
 void rt_sgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t lda, int64_t stride_a, const float *b,
@@ -30,18 +16,17 @@ void rt_sgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n
     if (m <= 0 || n <= 0 || batch <= 0)
         return;
     RtGemm *g = ctx ? ctx->gemm : NULL;
-    bool mine = g && rt_gemm_acquire(g);
-    RtGemm *use = mine ? g : gemm_temp();
-    int parts = mine && ctx->n_threads > 1 &&
-                        m * n * (k > 0 ? k : 1) * batch >= RT_GEMM_SERIAL_MACS
+    if (!g || !rt_gemm_acquire(g)) {
+        rt_gemm_run_alone(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                          beta, c, ldc, stride_c, batch);
+        return;
+    }
+    int parts = ctx->n_threads > 1 && m * n * (k > 0 ? k : 1) * batch >= RT_GEMM_SERIAL_MACS
                     ? ctx->n_threads
                     : 1;
-    rt_gemm_run(ctx, use, parts, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
+    rt_gemm_run(ctx, g, parts, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
                 stride_b, beta, c, ldc, stride_c, batch);
-    if (mine)
-        rt_gemm_release(g);
-    else
-        rt_gemm_destroy(use);
+    rt_gemm_release(g);
 }
 
 void rt_sgemm(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,

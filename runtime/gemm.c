@@ -23,6 +23,7 @@
 
 #include <blis.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,52 @@ static bool load_openblas(RtGemm *g, const RtCpu *cpu)
     return true;
 }
 
+/* The process's GEMM library, loaded and checked once (BLIS fixes its kernel set once per
+ * process, and loading it costs milliseconds) and read-only afterwards: the one piece of
+ * file-scope state here, as the library itself is process-wide. Engines copy its fields. */
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static RtGemm default_lib;
+static bool default_ok;
+
+static bool load_lib(RtGemm *g, const char *lib)
+{
+    RtCpu cpu;
+    rt_cpu_detect(&cpu);
+    g->avx = rt_cpu_has(&cpu, "avx");
+    bool any = !lib;
+    return ((any || !strcmp(lib, "blis")) && load_blis(g, &cpu)) ||
+           ((any || !strcmp(lib, "openblas")) && load_openblas(g, &cpu));
+}
+
+static void default_load(void)
+{
+    default_ok = load_lib(&default_lib, NULL);
+    default_lib.dl = NULL; /* kept loaded for the process (keep_loaded); no engine closes it */
+}
+
+/* Copies the default library's fields into g; false when there is none. */
+static bool default_copy(RtGemm *g)
+{
+    pthread_once(&default_once, default_load);
+    if (!default_ok)
+        return false;
+    memcpy(g->desc, default_lib.desc, sizeof g->desc);
+    memcpy(g->note, default_lib.note, sizeof g->note);
+    g->kind = default_lib.kind;
+    g->dl = NULL;
+    g->cntx = default_lib.cntx;
+    g->ukr = default_lib.ukr;
+    g->cblas = default_lib.cblas;
+    g->mr = default_lib.mr;
+    g->nr = default_lib.nr;
+    g->mc = default_lib.mc;
+    g->kc = default_lib.kc;
+    g->nc = default_lib.nc;
+    g->c_rows = default_lib.c_rows;
+    g->avx = default_lib.avx;
+    return true;
+}
+
 bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e)
 {
     return rt_gemm_create_lib(out, n_parts, NULL, e);
@@ -316,14 +363,9 @@ bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e)
         free(g);
         return rt_err(e, RT_ERR_NOMEM, "out of memory");
     }
-    RtCpu cpu;
-    rt_cpu_detect(&cpu);
-    g->avx = rt_cpu_has(&cpu, "avx");
-    bool any = !lib;
-    if (!((any || !strcmp(lib, "blis")) && load_blis(g, &cpu)) &&
-        !((any || !strcmp(lib, "openblas")) && load_openblas(g, &cpu))) {
+    if (!(lib ? load_lib(g, lib) : default_copy(g))) {
         rt_gemm_destroy(g);
-        return rt_err(e, RT_ERR_GEMM, "no GEMM library: %s", any ? "neither libblis.so.4 nor "
+        return rt_err(e, RT_ERR_GEMM, "no GEMM library: %s", !lib ? "neither libblis.so.4 nor "
                       "libopenblas.so.0 can be loaded (install libblis4)"
                       : "cannot load the one asked for");
     }
@@ -623,7 +665,11 @@ static void blis_gemm(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, 
     int64_t chunk = round_up(SHARED_BYTES / (int64_t)sizeof(float) / (k > 0 ? k : 1), R);
     if (chunk < R)
         chunk = R;
-    int64_t own = (int64_t)(j.split_m ? g->mc : g->nc) * g->kc + 16;
+    /* a part packs at most its share of the split dimension, a block at a time */
+    int Ro = j.split_m ? g->mr : g->nr;
+    int64_t dim = j.split_m ? m : n, panels = (dim + Ro - 1) / Ro;
+    int64_t rows = min64(j.split_m ? g->mc : g->nc, (panels + parts - 1) / parts * Ro);
+    int64_t own = (rows + Ro - 1) / Ro * panel_floats(Ro, min64(g->kc, k));
     for (int t = 0; t < parts; t++)
         if (!grow(&scratch[t].own, &scratch[t].own_cap, (size_t)own))
             oom();
@@ -803,4 +849,24 @@ void rt_gemm_report(FILE *out, FILE *err, const char *prog, const RtCtx *ctx)
     if (err && g && g->note[0])
         fprintf(err, "%s: note: %s\n", prog, g->note);
     rt_gemm_destroy(probe);
+}
+
+void rt_gemm_run_alone(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                       int64_t sb, float beta, float *c, int64_t ldc, int64_t sc, int64_t batch)
+{
+    RtGemm g;
+    memset(&g, 0, sizeof g);
+    if (!default_copy(&g)) {
+        fprintf(stderr, "relorac runtime: no GEMM library: neither libblis.so.4 nor "
+                "libopenblas.so.0 can be loaded (install libblis4)\n");
+        abort();
+    }
+    Scratch scratch = {0};
+    g.n_parts = 1;
+    g.scratch = &scratch;
+    rt_gemm_run(NULL, &g, 1, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                batch);
+    free(scratch.own);
+    free(scratch.shared);
 }

@@ -101,6 +101,12 @@ const char *rt_gemm_core_remedy(const char *lib, const char *core, const RtCpu *
  * pool job), which then needs an engine of its own. */
 bool rt_gemm_acquire(RtGemm *g);
 void rt_gemm_release(RtGemm *g);
+/* The same on the calling thread alone, with the process's library and packing buffers of
+ * its own, sized to the problem: for ctx NULL, or while the context's engine is busy (a
+ * GEMM issued from inside a pool job, e.g. one attention tile per task). */
+void rt_gemm_run_alone(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                       int64_t sb, float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
 /* Start-up report: one line to out (when not NULL), "PROG: GEMM: <rt_gemm_describe>; CPU:
  * <brand>, <ISA>, N threads", and rt_gemm_note to err (when not NULL), so a library's poor
  * choice of kernels is never silent. ctx NULL (--help) probes the library. */
