@@ -191,6 +191,7 @@ struct RtCtx {
     int n_threads;              /* workers in rt_parallel_for, including the caller */
     RtThreadPool *threads;      /* persistent workers; NULL when n_threads == 1 */
     void *user;                 /* free for the model's or a test's use; the runtime ignores it */
+    struct RtGemm *gemm;        /* the runtime's GEMM kernels and packing buffers (gemm.c) */
 };
 
 /* Address of tensor i of ctx->model. */
@@ -208,7 +209,8 @@ void rt_parallel_for(RtCtx *ctx, int64_t n, void (*fn)(void *arg, int64_t begin,
 
 /* C = alpha * op(A) @ op(B) + beta * C, row-major, op(X) = X^T when trans_x != 0.
  * op(A): [m, k], op(B): [k, n], C: [m, n]; lda/ldb/ldc are row strides in elements of the
- * stored (untransposed) matrices. ctx may be NULL. OpenBLAS uses ctx->n_threads threads. */
+ * stored (untransposed) matrices. ctx may be NULL (then one thread). The GEMM runs on
+ * ctx's pool and its result does not depend on ctx->n_threads. */
 void rt_sgemm(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
               int64_t ldc);
