@@ -192,44 +192,9 @@ static char *read_spec(Arena *a, const char *path, size_t *len)
     return text;
 }
 
-/* The planned bytes of the functions of one phase alone: values as planned for just
- * those functions, globals as the ones they touch (64-byte aligned, as the planner). */
-static bool plan_phase(Arena *a, const IrModule *m, const char *train_fn, const char *const *others, int64_t out[IR_CLASS_COUNT])
-{
-    IrFunc *train = ir_func_find(m, train_fn);
-    if (!train)
-        return false;
-    IrModule sub = *m;
-    sub.funcs = ARENA_ARRAY(a, IrFunc *, m->n_funcs + 1);
-    sub.n_funcs = sub.cap_funcs = 0;
-    sub.funcs[sub.n_funcs++] = train;
-    for (int i = 0; others[i]; i++) {
-        IrFunc *f = ir_func_find(m, others[i]);
-        if (f)
-            sub.funcs[sub.n_funcs++] = f;
-    }
-    Diags d;
-    diag_init(&d, a);
-    int64_t bytes[IR_CLASS_COUNT];
-    if (!pass_memplan_compute(a, &d, &sub, bytes))
-        return false;
-    bool *used = ARENA_ARRAY(a, bool, m->n_globals + 1);
-    for (int i = 0; i < sub.n_funcs; i++)
-        for (int j = 0; j < sub.funcs[i]->n_nodes; j++) {
-            const IrNode *n = sub.funcs[i]->nodes[j];
-            for (int k = 0; k < n->n_gl; k++)
-                used[n->gl[k]->id] = true;
-        }
-    for (int c = 0; c < IR_CLASS_COUNT; c++)
-        out[c] = c == IR_CLASS_ACTIVATION || c == IR_CLASS_SCRATCH ? bytes[c] : 0;
-    for (int i = 0; i < m->n_globals; i++)
-        if (used[i])
-            out[m->globals[i]->cls] += (ir_type_numel(m->globals[i]->type) * 4 + 63) / 64 * 64;
-    return true;
-}
-
 /* Runs the passes and the memory plan for `check`; false (quietly) when the spec
- * cannot be compiled yet (the check report stands without a plan). */
+ * cannot be compiled yet (the check report stands without a plan). Each phase's own need
+ * comes from the plan (ir/kernel.h, KPlan.phase_bytes). */
 static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
 {
     Diags d;
@@ -237,13 +202,14 @@ static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
     IrModule *m = fe_lower(a, &d, spec);
     PassCtx pc = {a, &d, m, PROP_LOWERED};
     PassOptions po = {0};
-    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, r->plan_program))
+    KPlan *plan;
+    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, NULL, r->plan_program, &plan))
         return false;
-    static const char *const full_others[] = {"norm_full", "update_full", "eval", "logits", NULL};
-    static const char *const relora_others[] = {"norm_lora", "update_lora", "relora_reset", "eval", "logits", NULL};
-    r->plan_has_phase[FE_PHASE_FULL] = plan_phase(a, m, "train_full", full_others, r->plan_phase[FE_PHASE_FULL]);
-    r->plan_has_phase[FE_PHASE_RELORA] =
-        plan_phase(a, m, "train_lora", relora_others, r->plan_phase[FE_PHASE_RELORA]);
+    static const int phases[FE_N_PHASES] = {[FE_PHASE_FULL] = K_PHASE_FULL, [FE_PHASE_RELORA] = K_PHASE_LORA};
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        r->plan_has_phase[ph] = plan->has_phase[phases[ph]];
+        memcpy(r->plan_phase[ph], plan->phase_bytes[phases[ph]], sizeof r->plan_phase[ph]);
+    }
     r->has_plan = true;
     return true;
 }

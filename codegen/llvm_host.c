@@ -365,6 +365,11 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
             flags |= RT_T_MOMENT;
         if (g->cls == IR_CLASS_STATE)
             flags |= RT_T_STATE;
+        int phase = c->p->bufs[c->p->global_buf[i]].phase; /* the plan's: ir/kernel.h */
+        if (phase == K_PHASE_FULL)
+            flags |= RT_T_PHASE_FULL;
+        else if (phase == K_PHASE_LORA)
+            flags |= RT_T_PHASE_LORA;
         const IrGlobal *a = linked(m, g, "lora_a"), *bb = linked(m, g, "lora_b");
         int la = a && bb && row[a->id] >= 0 && row[bb->id] >= 0 ? row[a->id] : -1;
         int lb = la >= 0 ? row[bb->id] : -1;

@@ -200,7 +200,10 @@ static double pct(int64_t part, int64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* The planned pools, per class: what the binary allocates, and each phase's own need. */
+/* The planned pools, per class: each phase's own need, and what the binary allocates.
+ * Values (activations and temporaries) are planned in the scratch pool; planned
+ * phase-aware, the gradients and moments only one phase uses live there too, the two
+ * phases sharing bytes (docs/passes.md, memplan). The activation class has no buffers. */
 static void print_plan(FILE *out, const FeReport *r)
 {
     char b1[48], b2[48], b3[48];
@@ -211,6 +214,8 @@ static void print_plan(FILE *out, const FeReport *r)
         for (int ph = 0; ph < FE_N_PHASES; ph++)
             tot[ph] += r->plan_phase[ph][c];
         tot_p += r->plan_program[c];
+        if (c == IR_CLASS_ACTIVATION)
+            continue;
         fprintf(out, "  %-12s %16s %16s %16s\n", ir_class_name((IrMemClass)c),
                 r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, r->plan_phase[FE_PHASE_FULL][c]) : "-",
                 r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, r->plan_phase[FE_PHASE_RELORA][c]) : "-",
@@ -218,6 +223,11 @@ static void print_plan(FILE *out, const FeReport *r)
     }
     fprintf(out, "  %-12s %16s %16s %16s\n", "total", r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, tot[FE_PHASE_FULL]) : "-",
             r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, tot[FE_PHASE_RELORA]) : "-", mib(b3, tot_p));
+    fprintf(out, "  (scratch: activations and temporaries%s)\n",
+            r->plan_has_phase[FE_PHASE_FULL] && r->plan_has_phase[FE_PHASE_RELORA]
+                ? "; the program's also holds the gradients and moments of one phase,\n"
+                  "   those of the full-rank and of the ReLoRA phase over the same bytes"
+                : "");
 }
 
 /* ---- the fields (fields.def), resolved --------------------------------------------- */

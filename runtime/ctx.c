@@ -12,7 +12,7 @@
 bool rt_tensor_is_persistent(const RtTensorInfo *t)
 {
     return t->pool == RT_POOL_PARAMS || t->pool == RT_POOL_FROZEN || t->pool == RT_POOL_OPTIM ||
-           (t->flags & RT_T_STATE);
+           (t->flags & (RT_T_STATE | RT_T_MOMENT));
 }
 
 bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, RtError *e)

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 2
+#define RT_ABI_VERSION 3
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
  * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it. */
@@ -21,8 +21,10 @@ enum RtPool {
     RT_POOL_PARAMS,      /* trainable weights (full-rank and adapter factors); checkpointed */
     RT_POOL_FROZEN,      /* frozen base weights W of adapted linears; checkpointed */
     RT_POOL_OPTIM,       /* optimizer moments and counters; checkpointed */
-    RT_POOL_ACTIVATIONS, /* forward activations kept for backward; not checkpointed */
-    RT_POOL_SCRATCH,     /* gradients and temporaries; not checkpointed */
+    RT_POOL_ACTIVATIONS, /* unused by relorac's planner (activations are in RT_POOL_SCRATCH) */
+    RT_POOL_SCRATCH,     /* gradients, the io tensors, and every buffer the planner shares by
+                            liveness: activations, temporaries and the gradients and moments of
+                            one training phase; checkpointed only per tensor flags */
     RT_POOL_COUNT
 };
 
@@ -39,10 +41,17 @@ enum RtTensorFlag {
     RT_T_TRAINABLE = 1u << 1, /* updated by the optimizer (informational) */
     RT_T_ADAPTER_A = 1u << 2, /* LoRA A factor [r, in] */
     RT_T_ADAPTER_B = 1u << 3, /* LoRA B factor [out, r] */
-    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v); with RT_T_ADAPTER_A/B when
-                                 it is a moment of that adapter factor */
+    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v), checkpointed in any pool (the
+                                 moments of one phase live in RT_POOL_SCRATCH); with
+                                 RT_T_ADAPTER_A/B when it is a moment of that adapter factor */
     RT_T_STATE = 1u << 5,     /* other state needed to resume (counters); checkpointed in any pool */
-    RT_T_IO = 1u << 6         /* written or read by the runtime around the functions (RtModel.io) */
+    RT_T_IO = 1u << 6,        /* written or read by the runtime around the functions (RtModel.io) */
+    /* Holds a value only in the full-rank phase (RT_T_PHASE_FULL: steps before warm_start)
+     * or only in the ReLoRA phase (RT_T_PHASE_LORA: from the switch on, which initialises
+     * it); its bytes belong to other tensors in the other phase. A checkpoint neither saves
+     * nor loads it in the other phase. Neither flag: it holds a value throughout. */
+    RT_T_PHASE_FULL = 1u << 7,
+    RT_T_PHASE_LORA = 1u << 8
 };
 
 /* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
@@ -140,7 +149,7 @@ enum RtFn {
     RT_FN_TRAIN_LORA,  /* @train_lora, @norm_lora, @update_lora: the same in the ReLoRA phase */
     RT_FN_NORM_LORA,
     RT_FN_UPDATE_LORA,
-    RT_FN_SWITCH,      /* @switch: end of the warm start (zeroes the Adam moments) */
+    RT_FN_SWITCH,      /* @switch: end of the warm start (zeroes the moments of what the ReLoRA phase trains) */
     RT_FN_RESET,       /* @relora_reset: W += s B A, A re-drawn, B = 0, the fraction PRUNE_FRACTION
                           of the adapters' moments zeroed; random draws use STEP */
     RT_FN_EVAL,        /* @eval: returns the mean loss of TOKENS/TARGETS; changes no state */

@@ -207,6 +207,11 @@ bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e);
  * restart_warmup steps to the cosine's value at the ramp's end (relora-notes §1.5). */
 double rt_schedule_lr(const RtSchedule *s, int64_t step);
 RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step);
+/* Whether t holds a value once `done` steps of s have run: a tensor of one phase only
+ * (RT_T_PHASE_FULL, RT_T_PHASE_LORA) in that phase. The state after `done` steps is
+ * ReLoRA-phase state when s is a relora schedule and done > warm_start (or warm_start is
+ * 0); before that, full-rank state. */
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done);
 /* One line: every field of s. */
 void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n);
 /* Copies up to the tensor's size of src into the io tensor (no-op when the model has none). */

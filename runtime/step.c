@@ -126,6 +126,16 @@ RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step)
     return p;
 }
 
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done)
+{
+    bool lora = s->kind == RT_SCHED_RELORA && (done > s->warm_start || s->warm_start == 0);
+    if (t->flags & RT_T_PHASE_FULL)
+        return !lora;
+    if (t->flags & RT_T_PHASE_LORA)
+        return lora;
+    return true;
+}
+
 /* ---- running the functions ---- */
 
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes)

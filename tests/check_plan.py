@@ -7,7 +7,9 @@ extent of the buffers that `dump-ir --kernels` lists (offset + size, the plan's 
 layout, read independently of the pool-size bookkeeping); in the ReLoRA phase the
 gradient pool holds exactly the trainable parameters (adapters + full-rank ones) and
 the optimizer pool two moments of each; in the full-rank phase the gradient pool holds
-every parameter. Sizes are rounded up to 64 bytes per tensor, hence the slack.
+every parameter; and the program needs the larger of its two phases, no more (phase-aware
+planning: the gradients and moments only one phase uses share bytes with the other
+phase's). Sizes are rounded up to 64 bytes per tensor, hence the slack.
 usage: check_plan.py RELORAC EXAMPLES_DIR
 """
 import json
@@ -62,6 +64,9 @@ for name in ['tiny', 'parallel', 'gpt2-small', 'llama-60m']:
         want = 3 * 4 * (params['relora_frozen'] - params['lora'])
         expect(abs(saved - want) <= 3 * slack, f'{name}: ReLoRA saves {saved} bytes of gradients and moments, '
                f'3 x 4 x (frozen - lora) = {want}')
+        total = {ph: sum(plan[ph].values()) for ph in ('program', 'full_rank', 'relora')}
+        expect(total['program'] == max(total['full_rank'], total['relora']),
+               f'{name}: program {total["program"]} bytes, phases {total["full_rank"]} and {total["relora"]}')
         print(f'{name}: program {sum(plan["program"].values())} bytes; gradients + moments: full-rank '
               f'{plan["full_rank"]["grad"] + plan["full_rank"]["optim"]}, ReLoRA '
               f'{plan["relora"]["grad"] + plan["relora"]["optim"]}')
