@@ -149,7 +149,7 @@ void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
     /* Memory (§7.3). */
     char *seen = arena_alloc(a, (size_t)m->block.n_nodes + 1);
     int64_t elementwise = count_elementwise(m->block.ret, seen);
-    int64_t B = s->train.batch;
+    int64_t B = s->train.micro_batch; /* one micro-step's activations are live at a time */
     int64_t global = 2 * m->dim + 2 * m->vocab; /* embedding output, final norm output, logits, probabilities */
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
@@ -404,8 +404,12 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
         fprintf(out, "  ReLoRA:    6 x %s trainable + 4 x %s frozen + 6 x %s LoRA + %s attention = %s (%.1f%%)\n",
                 commas(b1, r->mm_params - r->mm_frozen), commas(b2, r->mm_frozen), commas(b3, r->lora),
                 commas(b4, r->attn_flops), commas(b5, r->flops_relora), pct(r->flops_relora, r->flops_full));
-    fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
-            (long long)t->seq_len);
+    if (t->micro_batch != t->batch)
+        fprintf(out, "\nmemory estimate (micro-batch %lld of batch %lld x seq_len %lld; AdamW m and v):\n",
+                (long long)t->micro_batch, (long long)t->batch, (long long)t->seq_len);
+    else
+        fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
+                (long long)t->seq_len);
     fprintf(out, "  %-24s %16s %16s\n", "", "fp32", "bf16");
     static const char *const what[] = {"weights", "gradients", "optimizer", "activations", "total"};
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
@@ -582,7 +586,8 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             "\"attention\": %lld, \"full_rank\": %lld, \"relora\": %lld},\n",
             (long long)t->seq_len, (long long)r->mm_params, (long long)r->mm_frozen, (long long)r->attn_flops,
             (long long)r->flops_full, (long long)(r->has_relora ? r->flops_relora : 0));
-    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"seq_len\": %lld", (long long)t->batch, (long long)t->seq_len);
+    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"micro_batch\": %lld, \"seq_len\": %lld", (long long)t->batch,
+            (long long)t->micro_batch, (long long)t->seq_len);
     static const char *const precs[] = {"fp32", "bf16"};
     for (int pr = 0; pr < FE_N_PRECS; pr++) {
         fprintf(out, ", \"%s\": {\"full_rank\": ", precs[pr]);

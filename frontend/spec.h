@@ -232,6 +232,7 @@ typedef struct SpecTrain {
     SpecData data, val_data; /* val_data.kind == NONE: the last val_fraction of data */
     double val_fraction;
     int64_t batch, seq_len, steps;
+    int64_t micro_batch;    /* sequences per micro-step; divides batch (gradient accumulation) */
     SpecOptimizer optimizer;
     double clip;            /* global grad-norm clip; 0 disables */
     SpecPrecision precision;

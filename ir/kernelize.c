@@ -1239,9 +1239,27 @@ static bool group_is_fusible(KB *kb, int group, int last_index)
     return true;
 }
 
+/* Whether r (a read of a global) is used only by x, and x is elementwise over as many
+ * elements as the global: x then reads each element at its own index before storing
+ * its own value there, so x may be computed in the global's buffer (gradient
+ * accumulation: store(add(global @g, dg), @g)). */
+static bool read_in_place(const IrFunc *f, const IrNode *r, const IrNode *x)
+{
+    if (!(ir_op_info[x->op].flags & OPF_ELEMWISE) || ir_type_numel(x->type) != ir_type_numel(r->type))
+        return false;
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *u = f->nodes[i];
+        for (int k = 0; k < u->n_in; k++)
+            if (u->in[k] == r && u != x)
+                return false;
+    }
+    return true;
+}
+
 /* Store forwarding: `store %x, @g` where %x is computed by this function into a buffer
  * of its own becomes "compute %x in @g's buffer" (no copy), when nothing in the
- * function reads or writes @g before the store and %x is stored only once. */
+ * function reads or writes @g before the store (but %x itself, elementwise at each
+ * element's own index: read_in_place) and %x is stored only once. */
 static void forward_stores(KB *kb, const IrFunc *f)
 {
     for (int i = 0; i < f->n_nodes; i++) {
@@ -1259,7 +1277,7 @@ static void forward_stores(KB *kb, const IrFunc *f)
             if (o == st)
                 continue;
             for (int k = 0; k < o->n_gl; k++)
-                if (o->gl[k] == g && (j < i || o->op != IR_OP_GLOBAL))
+                if (o->gl[k] == g && (o->op != IR_OP_GLOBAL || (j < i && !read_in_place(f, o, x))))
                     clean = false;
             if (o->op == IR_OP_STORE && o->in[0] == x)
                 clean = false;

@@ -191,13 +191,6 @@ static void ref_fini(Ref *r)
     arena_fini(&r->a);
 }
 
-static void set_global(Ref *r, const char *name, const int32_t *v, int64_t n)
-{
-    double *g = ir_interp_global(r->it, ir_global_find(r->m, name));
-    for (int64_t i = 0; i < n; i++)
-        g[i] = v[i];
-}
-
 /* One step by the reference host's step policy (ir/schedule.c), an implementation
  * independent of the trainer's (runtime/step.c). */
 static double ref_step(Ref *r, int64_t step)
@@ -205,10 +198,8 @@ static double ref_step(Ref *r, int64_t step)
     int64_t n = r->B * r->T;
     int32_t *x = malloc(sizeof(int32_t) * (size_t)n), *y = malloc(sizeof(int32_t) * (size_t)n);
     rt_batch_fill(r->train, (int)r->B, (int)r->T, r->seed, RT_STREAM_TRAIN_BATCH, (uint64_t)step, x, y);
-    set_global(r, "tokens", x, n);
-    set_global(r, "targets", y, n);
     IrStepResult res;
-    ck_assert(ir_interp_train_step(r->it, r->m, &r->sched, step, &res));
+    ck_assert(ir_interp_train_step(r->it, r->m, &r->sched, x, y, step, &res));
     free(x);
     free(y);
     return res.loss;

@@ -425,6 +425,7 @@ static double pooled_step(KInterp *ki, const Pooled *pl, const IrModule *m, cons
     set_scalar(pooled_global(ki, pl, ir_global_find(m, "lr")), p.lr);
     set_scalar(pooled_global(ki, pl, ir_global_find(m, "adam_t")), (double)p.adam_t);
     set_scalar(pooled_global(ki, pl, ir_global_find(m, "prune_fraction")), s->prune);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "micro_step")), (double)step); /* one micro-step */
     if (p.switch_before)
         pooled_run(ki, pl, "switch");
     double loss = pooled_run(ki, pl, p.lora ? "train_lora" : "train_full");
@@ -490,10 +491,11 @@ START_TEST(memplan_phases_share_bytes_and_compute_the_graph_results)
     double worst = 0;
     int compared = 0;
     for (int64_t s = 0; s < 8; s++) {
-        tu_fill_tokens(m, ir_interp_global(gi, tok), ir_interp_global(gi, tgt), (uint64_t)s);
+        int32_t x[64], y[64];
+        tu_step_tokens(m, x, y, 64, (uint64_t)s);
         tu_fill_tokens(m, pooled_global(ki, &pl, tok), pooled_global(ki, &pl, tgt), (uint64_t)s);
         IrStepResult want;
-        ck_assert(ir_interp_train_step(gi, m, &sched, s, &want));
+        ck_assert(ir_interp_train_step(gi, m, &sched, x, y, s, &want));
         double got = pooled_step(ki, &pl, m, &sched, s);
         worst = fmax(worst, diff(want.loss, got));
         bool lora_state = s + 1 > sched.warm_start;
