@@ -980,23 +980,26 @@ END_TEST
     "}\n"                                                                                                           \
     "adapter lora { rank = 4; alpha = 8; dropout = 0.1; targets = [\"attention.*\", \"swiglu.*\"] }\n"             \
     "train {\n"                                                                                                     \
-    "  batch = 4; micro_batch = %d; seq_len = 16; steps = 100; seed = 5\n"                                         \
+    "  batch = 4; micro_batch = %d; recompute = %s; seq_len = 16; steps = 100; seed = 5\n"                         \
     "  optimizer = adamw(lr = 3e-3, weight_decay = 0.01)\n"                                                         \
     "  schedule = relora(warmup = 2, warm_start = 3, reset_every = 3, restart_warmup = 1, prune = 0.5,\n"          \
     "                    reset = random)\n"                                                                         \
     "}\n"
 
-START_TEST(codegen_micro_batches_give_the_batch_result)
+/* Compiles each spec (the same model and batch), runs `steps` steps of the runtime's step
+ * policy on the same batches, and measures each variant against the first: worst_loss[v]
+ * the largest |a - b| / |a| over the steps' losses, worst_param[v] the largest
+ * max|a - b| / max|a| over the parameter tensors. *events gets the first's events. */
+static void run_variants(const char *const *specs, int n, int steps, double *worst_loss, double *worst_param,
+                         unsigned *events)
 {
-    const int micro[3] = {4, 2, 1};
-    TuModel t[3];
-    CgJit *jit[3];
-    RtCtx *ctx[3];
-    const RtModel *md[3];
-    for (int v = 0; v < 3; v++) {
-        char text[2048];
-        snprintf(text, sizeof text, MICRO_SPEC, micro[v]);
-        tu_build(&t[v], text, NULL, 0);
+    TuModel t[4];
+    CgJit *jit[4];
+    RtCtx *ctx[4];
+    const RtModel *md[4];
+    ck_assert_int_le(n, 4);
+    for (int v = 0; v < n; v++) {
+        tu_build(&t[v], specs[v], NULL, 0);
         KProgram *p = k_program_build(&t[v].a, &t[v].d, t[v].m);
         ck_assert_ptr_nonnull(p);
         jit[v] = cg_jit_create(p, NULL, rt_syms, (int)(sizeof rt_syms / sizeof rt_syms[0]), &t[v].d);
@@ -1005,59 +1008,98 @@ START_TEST(codegen_micro_batches_give_the_batch_result)
         RtError e = {0};
         ck_assert_msg(rt_ctx_create(&ctx[v], md[v], 2, 11, &e), "%s", e.msg);
         ck_assert_msg(rt_model_validate_program(md[v], &e), "%s", e.msg);
-        ck_assert_int_eq(md[v]->batch, 4);
-        ck_assert_int_eq(md[v]->micro_batch, micro[v]);
+        ck_assert_int_eq(md[v]->batch, md[0]->batch);
         rt_init(ctx[v]);
+        worst_loss[v] = worst_param[v] = 0;
     }
-    double worst_loss[3] = {0}, worst_param[3] = {0};
-    unsigned events = 0;
-    for (int64_t s = 0; s < 10; s++) {
-        int32_t x[64], y[64];
-        for (int i = 0; i < 64; i++) {
-            x[i] = (int32_t)(rt_rng_u64(3, (uint64_t)s, (uint64_t)i) % 256);
-            y[i] = (int32_t)(rt_rng_u64(4, (uint64_t)s, (uint64_t)i) % 256);
+    int64_t bt = (int64_t)md[0]->batch * md[0]->seq_len;
+    int32_t *x = malloc(sizeof *x * (size_t)bt), *y = malloc(sizeof *y * (size_t)bt);
+    *events = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        for (int64_t i = 0; i < bt; i++) {
+            x[i] = (int32_t)(rt_rng_u64(3, (uint64_t)s, (uint64_t)i) % (uint64_t)md[0]->vocab);
+            y[i] = (int32_t)(rt_rng_u64(4, (uint64_t)s, (uint64_t)i) % (uint64_t)md[0]->vocab);
         }
-        float loss[3];
-        for (int v = 0; v < 3; v++) {
+        float loss[4];
+        for (int v = 0; v < n; v++) {
             RtStepStats st;
             ck_assert_int_eq(rt_step(ctx[v], &md[v]->schedule, x, y, s, &st), RT_STEP_OK);
             loss[v] = st.loss;
             if (v == 0)
-                events |= st.events;
+                *events |= st.events;
         }
-        for (int v = 1; v < 3; v++)
+        for (int v = 1; v < n; v++)
             worst_loss[v] = fmax(worst_loss[v], fabs((double)loss[v] - loss[0]) / fabs((double)loss[0]));
     }
-    ck_assert_uint_eq(events, RT_EV_WARM_SWITCH | RT_EV_RESET);
-    int compared = 0;
+    free(x);
+    free(y);
     for (int i = 0; i < md[0]->n_tensors; i++) {
         const RtTensorInfo *ti = &md[0]->tensors[i];
         if ((ti->pool != RT_POOL_PARAMS && ti->pool != RT_POOL_FROZEN) || ti->dtype != RT_F32)
             continue;
         const float *ref = rt_tensor_data(ctx[0], i);
-        int64_t n = rt_tensor_numel(ti);
+        int64_t m = rt_tensor_numel(ti);
         double scale = 0;
-        for (int64_t j = 0; j < n; j++)
+        for (int64_t j = 0; j < m; j++)
             scale = fmax(scale, fabs(ref[j]));
-        for (int v = 1; v < 3; v++) {
+        for (int v = 1; v < n; v++) {
             ck_assert_str_eq(md[v]->tensors[i].name, ti->name);
             const float *got = rt_tensor_data(ctx[v], i);
-            for (int64_t j = 0; j < n; j++)
+            for (int64_t j = 0; j < m; j++)
                 worst_param[v] = fmax(worst_param[v], fabs((double)got[j] - ref[j]) / fmax(scale, 1e-30));
         }
-        compared++;
     }
-    for (int v = 1; v < 3; v++) {
-        printf("compiled: micro-batches of %d (x%d) against the batch of 4, 10 steps, dropout 0.1: loss %.3g, "
-               "parameters %.3g (%d tensors)\n",
-               micro[v], 4 / micro[v], worst_loss[v], worst_param[v], compared);
-        ck_assert_double_le(worst_loss[v], 1e-6);
-        ck_assert_double_le(worst_param[v], 1e-6);
-    }
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < n; v++) {
         rt_ctx_destroy(ctx[v]);
         cg_jit_destroy(jit[v]);
         tu_fini(&t[v]);
+    }
+}
+
+START_TEST(codegen_micro_batches_give_the_batch_result)
+{
+    const int micro[3] = {4, 2, 1};
+    char text[3][2048];
+    const char *specs[3];
+    for (int v = 0; v < 3; v++) {
+        snprintf(text[v], sizeof text[v], MICRO_SPEC, micro[v], "none");
+        specs[v] = text[v];
+    }
+    double worst_loss[3], worst_param[3];
+    unsigned events;
+    run_variants(specs, 3, 10, worst_loss, worst_param, &events);
+    ck_assert_uint_eq(events, RT_EV_WARM_SWITCH | RT_EV_RESET);
+    for (int v = 1; v < 3; v++) {
+        printf("compiled: micro-batches of %d (x%d) against the batch of 4, 10 steps, dropout 0.1: loss %.3g, "
+               "parameters %.3g\n",
+               micro[v], 4 / micro[v], worst_loss[v], worst_param[v]);
+        ck_assert_double_le(worst_loss[v], 1e-6);
+        ck_assert_double_le(worst_param[v], 1e-6);
+    }
+}
+END_TEST
+
+/* Recomputation, compiled (f32): selective and full against none on MICRO_SPEC (one
+ * micro-step, dropout 0.1), 10 steps across the switch and two merges. They run the same
+ * kernels on the same values, grouped and ordered differently: equal within 1e-6. */
+START_TEST(codegen_recompute_levels_train_alike)
+{
+    static const char *const levels[3] = {"none", "selective", "full"};
+    char text[3][2048];
+    const char *specs[3];
+    for (int v = 0; v < 3; v++) {
+        snprintf(text[v], sizeof text[v], MICRO_SPEC, 4, levels[v]);
+        specs[v] = text[v];
+    }
+    double worst_loss[3], worst_param[3];
+    unsigned events;
+    run_variants(specs, 3, 10, worst_loss, worst_param, &events);
+    ck_assert_uint_eq(events, RT_EV_WARM_SWITCH | RT_EV_RESET);
+    for (int v = 1; v < 3; v++) {
+        printf("compiled: recompute %s against none, 10 steps, dropout 0.1: loss %.3g, parameters %.3g\n", levels[v],
+               worst_loss[v], worst_param[v]);
+        ck_assert_double_le(worst_loss[v], 1e-6);
+        ck_assert_double_le(worst_param[v], 1e-6);
     }
 }
 END_TEST
@@ -1131,6 +1173,7 @@ Suite *codegen_suite(void)
     tcase_set_timeout(e2e, 600);
     tcase_add_test(e2e, codegen_train_step_matches_graph_interpreter);
     tcase_add_test(e2e, codegen_micro_batches_give_the_batch_result);
+    tcase_add_test(e2e, codegen_recompute_levels_train_alike);
     suite_add_tcase(s, e2e);
     return s;
 }
