@@ -192,25 +192,106 @@ static char *read_spec(Arena *a, const char *path, size_t *len)
     return text;
 }
 
-/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
- * cannot be compiled yet (the check report stands without a plan). Each phase's own need
- * comes from the plan (ir/kernel.h, KPlan.phase_bytes). */
-static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+static const int fe_to_k_phase[FE_N_PHASES] = {[FE_PHASE_FULL] = K_PHASE_FULL, [FE_PHASE_RELORA] = K_PHASE_LORA};
+
+/* Lowers the spec and runs the passes; NULL (quietly) when it cannot be compiled. */
+static IrModule *compile_quietly(Arena *a, const Spec *spec)
 {
     Diags d;
     diag_init(&d, a);
     IrModule *m = fe_lower(a, &d, spec);
     PassCtx pc = {a, &d, m, PROP_LOWERED};
     PassOptions po = {0};
+    return m && pass_pipeline_run(&pc, &po) ? m : NULL;
+}
+
+/* One row of the settings table: spec compiled (or m, when given) and planned with o. */
+static void plan_row(Arena *a, const Spec *spec, IrModule *m, const KPlanOptions *o, FePlanRow *row)
+{
+    if (!m)
+        m = compile_quietly(a, spec);
+    Diags d;
+    diag_init(&d, a);
+    int64_t bytes[IR_CLASS_COUNT];
     KPlan *plan;
-    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, NULL, r->plan_program, &plan))
-        return false;
-    static const int phases[FE_N_PHASES] = {[FE_PHASE_FULL] = K_PHASE_FULL, [FE_PHASE_RELORA] = K_PHASE_LORA};
+    if (!m || !pass_memplan_compute(a, &d, m, o, bytes, &plan))
+        return;
+    row->ok = true;
+    row->program = pass_memplan_total(bytes);
+    static const char *const train[FE_N_PHASES] = {"train_full", "train_lora"};
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
-        r->plan_has_phase[ph] = plan->has_phase[phases[ph]];
-        memcpy(r->plan_phase[ph], plan->phase_bytes[phases[ph]], sizeof r->plan_phase[ph]);
+        row->has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        row->phase_total[ph] = pass_memplan_total(plan->phase_bytes[fe_to_k_phase[ph]]);
+        row->extra_flops[ph] =
+            ir_attrs_float(&m->attrs, arena_sprintf(a, "recompute.%s.flops_per_token", train[ph]), 0.0);
+    }
+}
+
+/* The settings table: the spec with recomputation at each level, with micro-batches of
+ * the batch halved while it divides (down to an eighth), and with one layout for both
+ * phases instead of phase-aware planning; each changed alone. */
+static void plan_settings(Arena *a, const Spec *spec, IrModule *m, FeReport *r)
+{
+    const SpecTrain *t = &spec->train;
+    int64_t micro[8];
+    int n_micro = 0;
+    for (int64_t b = t->batch; n_micro < 4 && b >= 1; b /= 2) {
+        micro[n_micro++] = b;
+        if (b % 2)
+            break;
+    }
+    bool has_spec_micro = false;
+    for (int i = 0; i < n_micro; i++)
+        has_spec_micro = has_spec_micro || micro[i] == t->micro_batch;
+    if (!has_spec_micro)
+        micro[n_micro++] = t->micro_batch;
+    r->plan_rows = ARENA_ARRAY(a, FePlanRow, 3 + n_micro + 2);
+    static const char *const levels[] = {"none", "selective", "full"};
+    for (int lv = 0; lv < 3; lv++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "recompute";
+        row->value = levels[lv];
+        row->is_spec = (int)t->recompute == lv;
+        Spec v = *spec;
+        v.train.recompute = (SpecRecompute)lv;
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int i = 0; i < n_micro; i++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "micro_batch";
+        row->value = arena_sprintf(a, "%lld", (long long)micro[i]);
+        row->is_spec = micro[i] == t->micro_batch;
+        Spec v = *spec;
+        v.train.micro_batch = micro[i];
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int off = 0; off < 2; off++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "phase-aware planning";
+        row->value = off ? "off" : "on";
+        row->is_spec = !off;
+        KPlanOptions o = {.no_phases = off == 1};
+        plan_row(a, spec, m, &o, row);
+    }
+}
+
+/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
+ * cannot be compiled yet (the check report stands without a plan). Each phase's own need
+ * comes from the plan (ir/kernel.h, KPlan.phase_bytes); then the settings table. */
+static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+{
+    Diags d;
+    diag_init(&d, a);
+    IrModule *m = compile_quietly(a, spec);
+    KPlan *plan;
+    if (!m || !pass_memplan_compute(a, &d, m, NULL, r->plan_program, &plan))
+        return false;
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        r->plan_has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        memcpy(r->plan_phase[ph], plan->phase_bytes[fe_to_k_phase[ph]], sizeof r->plan_phase[ph]);
     }
     r->has_plan = true;
+    plan_settings(a, spec, m, r);
     return true;
 }
 

@@ -230,6 +230,40 @@ static void print_plan(FILE *out, const FeReport *r)
                 : "");
 }
 
+/* The planned peak of the spec with each memory setting changed alone (rows the driver
+ * fills): what fits the machine, and what recomputation costs. */
+static void print_plan_settings(FILE *out, const FeReport *r)
+{
+    char b1[48], b2[48], b3[48], label[96];
+    fprintf(out, "\nplanned peak by setting (fp32; * = this spec's; recomputation's extra FLOPs per token, %% of\n"
+                 "the phase's):\n");
+    fprintf(out, "  %-30s %15s %15s %15s  %s\n", "setting", "full-rank phase", "ReLoRA phase", "program",
+            "extra FLOPs");
+    for (int i = 0; i < r->n_plan_rows; i++) {
+        const FePlanRow *row = &r->plan_rows[i];
+        snprintf(label, sizeof label, "%s = %s%s", row->setting, row->value, row->is_spec ? " *" : "");
+        if (!row->ok) {
+            fprintf(out, "  %-30s %15s\n", label, "(does not compile)");
+            continue;
+        }
+        fprintf(out, "  %-30s %15s %15s %15s", label,
+                row->has_phase[FE_PHASE_FULL] ? mib(b1, row->phase_total[FE_PHASE_FULL]) : "-",
+                row->has_phase[FE_PHASE_RELORA] ? mib(b2, row->phase_total[FE_PHASE_RELORA]) : "-",
+                mib(b3, row->program));
+        const int64_t base[FE_N_PHASES] = {r->flops_full, r->flops_relora};
+        bool any = false;
+        for (int ph = 0; ph < FE_N_PHASES; ph++) {
+            if (!row->has_phase[ph] || row->extra_flops[ph] <= 0)
+                continue;
+            double p = pct((int64_t)(row->extra_flops[ph] + 0.5), base[ph]);
+            fprintf(out, p < 1 ? "%s%s +%.2f%%" : "%s%s +%.1f%%", any ? "," : " ",
+                    ph == FE_PHASE_FULL ? " full-rank" : " ReLoRA", p);
+            any = true;
+        }
+        fprintf(out, "\n");
+    }
+}
+
 /* ---- the fields (fields.def), resolved --------------------------------------------- */
 
 static bool section_used(const Spec *s, FieldSection fs)
@@ -425,6 +459,8 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
     }
     if (r->has_plan)
         print_plan(out, r);
+    if (r->n_plan_rows > 0)
+        print_plan_settings(out, r);
 }
 
 static void json_str(FILE *out, const char *s)
@@ -615,6 +651,25 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             fprintf(out, "}");
         }
         fprintf(out, "}");
+    }
+    if (r->n_plan_rows > 0) {
+        fprintf(out, ",\n  \"planned_settings\": [");
+        for (int i = 0; i < r->n_plan_rows; i++) {
+            const FePlanRow *row = &r->plan_rows[i];
+            fprintf(out, "%s\n    {\"setting\": ", i ? "," : "");
+            json_str(out, row->setting);
+            fprintf(out, ", \"value\": ");
+            json_str(out, row->value);
+            fprintf(out, ", \"spec\": %s, \"ok\": %s, \"program\": %lld", row->is_spec ? "true" : "false",
+                    row->ok ? "true" : "false", (long long)row->program);
+            static const char *const ph_names[] = {"full_rank", "relora"};
+            for (int ph = 0; ph < FE_N_PHASES; ph++)
+                if (row->has_phase[ph])
+                    fprintf(out, ", \"%s\": %lld, \"%s_extra_flops_per_token\": %.17g", ph_names[ph],
+                            (long long)row->phase_total[ph], ph_names[ph], row->extra_flops[ph]);
+            fprintf(out, "}");
+        }
+        fprintf(out, "]");
     }
     fprintf(out, "\n}\n");
 }
