@@ -60,6 +60,7 @@ typedef struct {
     IrFunc *f;
     RcMode mode;
     int n, loss;        /* nodes; position of the loss (forward: positions <= loss) */
+    int n_blocks;       /* blocks found (find_blocks) */
     int *pos;           /* id -> position */
     bool *is_free;      /* id -> a function of globals and constants only */
     bool *saved;        /* id -> a forward value the backward reads */
@@ -200,6 +201,7 @@ static bool find_blocks(Rc *r)
     for (int l = 0; l < n_layers; l++)
         for (int i = bound[l] + 1; i < bound[l + 1]; i++)
             r->seg[f->nodes[i]->id] = l;
+    r->n_blocks = n_layers;
     return true;
 }
 
@@ -270,7 +272,6 @@ static double rebuild(Rc *r, Group *groups, IrNode **root)
     IrFunc *f = r->f;
     int bound = pass_func_id_bound(f);
     IrNode **now = ARENA_ARRAY(r->a, IrNode *, bound); /* original id -> its copy in the new list */
-    IrNode **in = ARENA_ARRAY(r->a, IrNode *, 16);
     IrFunc tmp = {0};
     tmp.name = f->name;
     double flops = 0;
@@ -280,7 +281,7 @@ static double rebuild(Rc *r, Group *groups, IrNode **root)
                 continue;
             for (int i = 0; i < g->n_order; i++) {
                 const IrNode *v = g->order[i];
-                IR_ASSERT(v->n_in <= 16);
+                IrNode **in = ARENA_ARRAY(r->a, IrNode *, v->n_in + 1);
                 for (int k = 0; k < v->n_in; k++) {
                     const IrNode *o = v->in[k];
                     in[k] = g->copy[o->id] && g->copy[o->id] != o ? g->copy[o->id] : now[o->id];
@@ -296,7 +297,7 @@ static double rebuild(Rc *r, Group *groups, IrNode **root)
                     root[g->order[i]->id] = g->copy[g->order[i]->id];
         }
         const IrNode *x = f->nodes[p];
-        IR_ASSERT(x->n_in <= 16);
+        IrNode **in = ARENA_ARRAY(r->a, IrNode *, x->n_in + 1);
         for (int k = 0; k < x->n_in; k++) {
             const IrNode *o = x->in[k];
             in[k] = p > r->loss && root[o->id] ? root[o->id] : now[o->id];
@@ -315,7 +316,7 @@ static double rebuild(Rc *r, Group *groups, IrNode **root)
 static void recompute_func(PassCtx *ctx, IrFunc *f, RcMode mode, double *flops)
 {
     *flops = 0;
-    Rc rr = {ctx->arena, ctx->m, f, mode, f->n_nodes, -1, NULL, NULL, NULL, NULL, NULL, NULL}, *r = &rr;
+    Rc rr = {ctx->arena, ctx->m, f, mode, f->n_nodes, -1, 0, NULL, NULL, NULL, NULL, NULL, NULL}, *r = &rr;
     int bound = pass_func_id_bound(f);
     r->pos = ARENA_ARRAY(r->a, int, bound);
     r->is_free = ARENA_ARRAY(r->a, bool, bound);
@@ -365,15 +366,11 @@ static void recompute_func(PassCtx *ctx, IrFunc *f, RcMode mode, double *flops)
     Group *groups = NULL;
     if (mode == RC_FULL && blocks) {
         /* one group per block: every value of it the backward reads, and what they need */
-        for (int l = 0;; l++) {
+        for (int l = 0; l < r->n_blocks; l++) {
             Group *g = NULL;
-            bool any_in_block = false;
             for (int i = 0; i <= r->loss; i++) {
                 const IrNode *v = f->nodes[i];
-                if (r->seg[v->id] != l)
-                    continue;
-                any_in_block = true;
-                if (!r->saved[v->id])
+                if (r->seg[v->id] != l || !r->saved[v->id])
                     continue;
                 if (!g)
                     g = group_new(r, r->n);
@@ -382,8 +379,6 @@ static void recompute_func(PassCtx *ctx, IrFunc *f, RcMode mode, double *flops)
                 mark(r, g, v, take_block, l);
                 g->is_root[v->id] = true;
             }
-            if (!any_in_block)
-                break;
             if (g) {
                 g->is_block = true;
                 g->next = groups;
