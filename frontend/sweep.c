@@ -268,6 +268,43 @@ static const char *first_error(Arena *a, const Diags *d, int e0)
     return "error";
 }
 
+/* Appends to d the entries of from that d does not hold yet (same level, place and
+ * message), a note only when the entry it follows was appended; and from's sources
+ * that d lacks. */
+static void copy_new_diags(Diags *d, const Diags *from)
+{
+    for (int i = 0; i < from->n_sources; i++) {
+        bool known = false;
+        for (int j = 0; j < d->n_sources && !known; j++)
+            known = !strcmp(d->sources[j].name, from->sources[i].name);
+        if (!known)
+            diag_add_source(d, from->sources[i].name, from->sources[i].text, from->sources[i].len);
+    }
+    bool last_copied = false;
+    for (int i = 0; i < from->n; i++) {
+        const DiagEntry *e = &from->list[i];
+        if (e->level == DIAG_NOTE) {
+            if (last_copied)
+                diag_note(d, e->loc, "%s", e->msg);
+            continue;
+        }
+        bool seen = false;
+        for (int j = 0; j < d->n && !seen; j++) {
+            const DiagEntry *f = &d->list[j];
+            seen = f->level == e->level && f->loc.line == e->loc.line && f->loc.col == e->loc.col &&
+                   ((!f->loc.file && !e->loc.file) || (f->loc.file && e->loc.file && !strcmp(f->loc.file, e->loc.file))) &&
+                   !strcmp(f->msg, e->msg);
+        }
+        last_copied = !seen;
+        if (seen)
+            continue;
+        if (e->level == DIAG_ERROR)
+            diag_error(d, e->loc, "%s", e->msg);
+        else
+            diag_warning(d, e->loc, "%s", e->msg);
+    }
+}
+
 /* The file without its adapter declaration (`adapter = none`). */
 static const AstFile *without_adapter(Arena *a, const AstFile *f)
 {
@@ -336,12 +373,19 @@ static void expand_point(Expander *x, const AstItem *sw, const AstStmt *variant,
     v->name = has_part ? name : sw->name;
     FeOptions opt = x->opt ? *x->opt : (FeOptions){0};
     opt.model_name = model;
-    int e0 = x->d->n, n0 = x->d->n_errors;
-    v->spec = fe_check(a, x->d, no_adapter ? without_adapter(a, x->file) : x->file, (AstStmt *const *)ovr.data,
+    /* Checked into diagnostics of its own: the checker reports an error once per
+     * Diags, and the grid points of a variant share their statements, so in x->d the
+     * second point's error would be dropped as a repeat and it would fail unexplained.
+     * Only what x->d lacks is copied there. */
+    Diags own;
+    diag_init(&own, a);
+    own.max_errors = 0;
+    v->spec = fe_check(a, &own, no_adapter ? without_adapter(a, x->file) : x->file, (AstStmt *const *)ovr.data,
                        ovr.n, &opt);
-    v->n_errors = x->d->n_errors - n0;
+    v->n_errors = own.n_errors;
+    copy_new_diags(x->d, &own);
     if (!v->spec) {
-        v->error = first_error(a, x->d, e0);
+        v->error = first_error(a, &own, 0);
         diag_note(x->d, sw->name_loc, "in sweep variant '%s'", v->name);
     }
     fe_vec_push(a, &x->out, v);

@@ -192,6 +192,29 @@ START_TEST(sweep_failing_variant_keeps_its_error_and_the_others_check)
 }
 END_TEST
 
+/* Every grid point of a failing variant carries the error, not only the first: the
+ * checker reports a repeated error once, and the second point fails on the same
+ * statement. The error is printed once. */
+START_TEST(sweep_every_point_of_a_failing_variant_keeps_its_error)
+{
+    Fx f;
+    ck_assert(expand(&f, SPEC_HEAD "sweep s {\n  train.seed = [1, 2]\n  variant v { adapter = none; train.schedule = cosine(); adapter.rank = 8 }\n}\n",
+                     NULL, 0, NULL, NULL, 0));
+    ck_assert_int_eq(f.n, 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_ptr_null(f.v[i].spec);
+        ck_assert_int_eq(f.v[i].n_errors, 1);
+        ck_assert_ptr_nonnull(strstr(f.v[i].error, "t.relora:14:"));
+        ck_assert_ptr_nonnull(strstr(f.v[i].error, "adapter.rank"));
+    }
+    int n_errors = 0;
+    for (int i = 0; i < f.diags.n; i++)
+        n_errors += f.diags.list[i].level == DIAG_ERROR;
+    ck_assert_int_eq(n_errors, 1);
+    fx_fini(&f);
+}
+END_TEST
+
 /* The build key of a variant: its module after the pipeline, run-time attributes removed. */
 static char *key_of(const Spec *spec, Arena *a)
 {
@@ -266,6 +289,7 @@ Suite *sweep_suite(void)
     tcase_add_test(tc, sweep_short_keys_tell_apart_same_field_names);
     tcase_add_test(tc, sweep_command_line_grid_adds_an_axis_and_define_applies_last);
     tcase_add_test(tc, sweep_failing_variant_keeps_its_error_and_the_others_check);
+    tcase_add_test(tc, sweep_every_point_of_a_failing_variant_keeps_its_error);
     tcase_add_test(tc, sweep_build_key_ignores_run_time_settings_only);
     tcase_add_test(tc, sweep_runtime_attrs_are_field_attributes);
     suite_add_tcase(s, tc);
