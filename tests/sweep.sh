@@ -153,5 +153,54 @@ expect_rc 0 $? "--list with a command-line grid"
 expect_grep '^t/a,eval_batches=2 +build ' "$tmp/out" "the grid's axis is in the names"
 expect_grep '^8 variants, 1 build' "$tmp/out" "one build for all"
 
+# -- the relora-vs-full experiment: its variants expand and check, and each control
+# has about the parameters ReLoRA trains at its size. Counts by the closed form of a
+# byte-level LLaMA block (untied head): 2Vd + L(4d^2 + 3dh + 2d) + d; ReLoRA trains the
+# embedding, head and norms, 2Vd + 2Ld + d, and rank-r adapters on q, k, v, o (4r(2d))
+# and gate, up, down (3r(d + h)).
+spec=${RELORAC_SOURCE_ROOT:-}/examples/experiments/relora-vs-full.relora
+if [ -n "${RELORAC_SOURCE_ROOT:-}" ] && [ -f "$spec" ]; then
+    "$r" sweep "$spec" --list --out o-exp >exp.out 2>&1
+    expect_rc 0 $? "the experiment's sweeps check"
+    python3 - <<'EOF' >py3.out 2>&1
+import re
+models = {"s0": (32, 2, 88), "s1": (64, 2, 172), "s2": (96, 3, 256),  # d, L, hidden
+          "c0": (20, 2, 64), "c1": (40, 2, 88), "c2": (48, 3, 144)}
+ranks = {"s0": 4, "s1": 8, "s2": 12}
+V = 256
+def params(m):
+    d, L, h = models[m]
+    return 2 * V * d + L * (4 * d * d + 3 * d * h + 2 * d) + d
+def relora_trainable(m, r):
+    d, L, h = models[m]
+    return 2 * V * d + 2 * L * d + d + L * (4 * r * 2 * d + 3 * r * (d + h))
+rows = {}
+for line in open("exp.out"):
+    m = re.match(r"(\S+) +build \w+ +params +(\d+) +relora trainable +(\d+)", line)
+    if m:
+        rows[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+assert len(rows) == 67, len(rows)
+seen = set()
+for size in ("s0", "s1", "s2"):
+    c = "c" + size[1]
+    want = relora_trainable(size, ranks[size])
+    for name, (p, t) in rows.items():
+        method = name.split(",")[0]
+        if method == size + "/full":
+            assert (p, t) == (params(size), params(size)), (name, p, t)
+        elif method in (size + "/lora", size + "/relora"):
+            assert (p, t) == (params(size), want), (name, p, t, want)
+        elif method == size + "/control":
+            assert p == t == params(c), (name, p, params(c))
+            assert abs(p - want) <= 0.06 * want, (name, p, want)
+        else:
+            continue
+        seen.add(method)
+assert len(seen) == 12, sorted(seen)
+print("ok")
+EOF
+    expect_grep '^ok$' py3.out "the experiment's parameter counts and controls"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
