@@ -72,9 +72,7 @@ static void emit_loop_call(CgCtx *c, const KFunc *f, const Kernel *k, LLVMValueR
 {
     for (int i = 0; i < k->n_code; i++) {
         const KInstr *in = &k->code[i];
-        if ((in->op == KI_LOAD || in->op == KI_LOAD_I || in->op == KI_STORE ||
-             in->op == KI_STORE_ADD) &&
-            !check_buf(c, k, in->buf, "loop", false))
+        if (k_instr_has_buf(in->op) && !check_buf(c, k, in->buf, "loop", false))
             return;
     }
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);

@@ -25,21 +25,6 @@ typedef struct KEmit {
     LLVMValueRef *red_acc; /* per reduction instruction: the accumulator phi */
 } KEmit;
 
-static bool is_reduce(KInstrOp op)
-{
-    return op == KI_REDUCE_SUM || op == KI_REDUCE_MAX;
-}
-
-static bool is_store(KInstrOp op)
-{
-    return op == KI_STORE || op == KI_STORE_ADD;
-}
-
-static bool is_buf_op(KInstrOp op)
-{
-    return op == KI_LOAD || op == KI_LOAD_I || is_store(op);
-}
-
 static LLVMTypeRef elem_type(CgCtx *c, IrDType t)
 {
     switch (t) {
@@ -53,7 +38,7 @@ static LLVMTypeRef elem_type(CgCtx *c, IrDType t)
 
 static unsigned elem_size(IrDType t)
 {
-    return t == IR_BF16 ? 2 : 4;
+    return (unsigned)ir_dtype_bytes(t);
 }
 
 /* ---- value coercions: instructions are i64 (ints), f32 (floats) or i1 (bools) ---- */
@@ -224,31 +209,25 @@ static void emit_instr(KEmit *e, int i);
  * computed (a forward reference) is computed here. */
 static LLVMValueRef val(KEmit *e, int i)
 {
-    CG_ASSERT(i >= 0 && i < e->k->n_code && !is_store(e->k->code[i].op));
+    CG_ASSERT(i >= 0 && i < e->k->n_code && !k_instr_is_store(e->k->code[i].op));
     if (!e->val[i]) {
-        CG_ASSERT(!is_reduce(e->k->code[i].op)); /* a reduction is visible in later phases only */
+        CG_ASSERT(!k_instr_is_reduce(e->k->code[i].op)); /* a reduction is visible in later phases only */
         emit_instr(e, i);
     }
     return e->val[i];
 }
 
-static LLVMValueRef fbin(KEmit *e, const KInstr *in,
-                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
-                                            const char *))
+/* Operand j of in, coerced to the type kinstr.def gives it ('?': as computed). */
+static LLVMValueRef operand(KEmit *e, const KInstr *in, int j)
 {
-    return fn(e->c->b, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-}
-
-static LLVMValueRef ibin(KEmit *e, const KInstr *in,
-                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
-                                            const char *))
-{
-    return fn(e->c->b, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
-}
-
-static LLVMValueRef icmp(KEmit *e, const KInstr *in, LLVMIntPredicate p)
-{
-    return LLVMBuildICmp(e->c->b, p, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
+    const int ids[3] = {in->a, in->b, in->c};
+    LLVMValueRef v = val(e, ids[j]);
+    switch (k_instr_info[in->op].operands[j]) {
+    case 'I': return as_i64(e, v);
+    case 'F': return as_f32(e, v);
+    case 'B': return as_bool(e, v);
+    default: return v;
+    }
 }
 
 static void emit_instr(KEmit *e, int i)
@@ -256,6 +235,11 @@ static void emit_instr(KEmit *e, int i)
     CgCtx *c = e->c;
     LLVMBuilderRef b = c->b;
     const KInstr *in = &e->k->code[i];
+    /* the operands, as the instruction table types them */
+    LLVMValueRef x[3] = {NULL, NULL, NULL};
+    int n_ops = (int)strlen(k_instr_info[in->op].operands);
+    for (int j = 0; j < n_ops; j++)
+        x[j] = operand(e, in, j);
     LLVMValueRef v = NULL;
     switch (in->op) {
     case KI_OUTER_INDEX:
@@ -264,87 +248,69 @@ static void emit_instr(KEmit *e, int i)
         break;
     case KI_INNER_INDEX: CG_ASSERT(e->inner); v = e->inner; break;
     case KI_ICONST: v = cg_const_i64(c, in->ival); break;
-    case KI_IADD: v = ibin(e, in, LLVMBuildNSWAdd); break;
-    case KI_ISUB: v = ibin(e, in, LLVMBuildNSWSub); break;
-    case KI_IMUL: v = ibin(e, in, LLVMBuildNSWMul); break;
-    case KI_IDIV: v = ibin(e, in, LLVMBuildUDiv); break; /* operands >= 0 */
-    case KI_IREM: v = ibin(e, in, LLVMBuildURem); break;
-    case KI_IMIN: {
-        LLVMValueRef x = as_i64(e, val(e, in->a)), y = as_i64(e, val(e, in->b));
-        v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, y, ""), x, y, "");
-        break;
-    }
-    case KI_ILT: v = icmp(e, in, LLVMIntSLT); break;
-    case KI_ILE: v = icmp(e, in, LLVMIntSLE); break;
-    case KI_IEQ: v = icmp(e, in, LLVMIntEQ); break;
-    case KI_LOAD_I: v = as_i64(e, load_elem(e, in->buf, val(e, in->a))); break;
-    case KI_ITOF: v = as_f32(e, val(e, in->a)); break;
+    case KI_IADD: v = LLVMBuildNSWAdd(b, x[0], x[1], ""); break;
+    case KI_ISUB: v = LLVMBuildNSWSub(b, x[0], x[1], ""); break;
+    case KI_IMUL: v = LLVMBuildNSWMul(b, x[0], x[1], ""); break;
+    case KI_IDIV: v = LLVMBuildUDiv(b, x[0], x[1], ""); break; /* operands >= 0 */
+    case KI_IREM: v = LLVMBuildURem(b, x[0], x[1], ""); break;
+    case KI_IMIN: v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x[0], x[1], ""), x[0], x[1], ""); break;
+    case KI_ILT: v = LLVMBuildICmp(b, LLVMIntSLT, x[0], x[1], ""); break;
+    case KI_ILE: v = LLVMBuildICmp(b, LLVMIntSLE, x[0], x[1], ""); break;
+    case KI_IEQ: v = LLVMBuildICmp(b, LLVMIntEQ, x[0], x[1], ""); break;
+    case KI_LOAD_I: v = as_i64(e, load_elem(e, in->buf, x[0])); break;
+    case KI_ITOF: v = x[0]; break;
     case KI_CONST: v = cg_const_f32(c, in->fval); break;
     case KI_SCALAR_ARG:
         CG_ASSERT(in->sarg == KS_STEP);
         v = e->step; /* i64; consumers convert (a float use sees (float)step) */
         break;
-    case KI_LOAD: v = as_f32(e, load_elem(e, in->buf, val(e, in->a))); break;
-    case KI_ADD: v = fbin(e, in, LLVMBuildFAdd); break;
-    case KI_SUB: v = fbin(e, in, LLVMBuildFSub); break;
-    case KI_MUL: v = fbin(e, in, LLVMBuildFMul); break;
-    case KI_DIV: v = fbin(e, in, LLVMBuildFDiv); break;
-    case KI_MAX:
-        v = call2(e, "llvm.maxnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
-        break;
-    case KI_MIN:
-        v = call2(e, "llvm.minnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
-        break;
-    case KI_NEG: v = LLVMBuildFNeg(b, as_f32(e, val(e, in->a)), ""); break;
-    case KI_EXP: v = call1(e, "llvm.exp", as_f32(e, val(e, in->a))); break;
-    case KI_LOG: v = call1(e, "llvm.log", as_f32(e, val(e, in->a))); break;
-    case KI_SQRT: v = call1(e, "llvm.sqrt", as_f32(e, val(e, in->a))); break;
-    case KI_COS: v = call1(e, "llvm.cos", as_f32(e, val(e, in->a))); break;
-    case KI_SIN: v = call1(e, "llvm.sin", as_f32(e, val(e, in->a))); break;
-    case KI_ABS: v = call1(e, "llvm.fabs", as_f32(e, val(e, in->a))); break;
-    case KI_TANH: {
-        LLVMValueRef x = as_f32(e, val(e, in->a));
-        v = LLVMBuildCall2(b, c->t_tanhf, c->f_tanhf, &x, 1, "");
-        break;
-    }
-    case KI_FLT:
-        v = LLVMBuildFCmp(b, LLVMRealOLT, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-        break;
-    case KI_FLE:
-        v = LLVMBuildFCmp(b, LLVMRealOLE, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-        break;
+    case KI_LOAD: v = as_f32(e, load_elem(e, in->buf, x[0])); break;
+    case KI_ADD: v = LLVMBuildFAdd(b, x[0], x[1], ""); break;
+    case KI_SUB: v = LLVMBuildFSub(b, x[0], x[1], ""); break;
+    case KI_MUL: v = LLVMBuildFMul(b, x[0], x[1], ""); break;
+    case KI_DIV: v = LLVMBuildFDiv(b, x[0], x[1], ""); break;
+    case KI_MAX: v = call2(e, "llvm.maxnum", x[0], x[1]); break;
+    case KI_MIN: v = call2(e, "llvm.minnum", x[0], x[1]); break;
+    case KI_NEG: v = LLVMBuildFNeg(b, x[0], ""); break;
+    case KI_EXP: v = call1(e, "llvm.exp", x[0]); break;
+    case KI_LOG: v = call1(e, "llvm.log", x[0]); break;
+    case KI_SQRT: v = call1(e, "llvm.sqrt", x[0]); break;
+    case KI_COS: v = call1(e, "llvm.cos", x[0]); break;
+    case KI_SIN: v = call1(e, "llvm.sin", x[0]); break;
+    case KI_ABS: v = call1(e, "llvm.fabs", x[0]); break;
+    case KI_TANH: v = LLVMBuildCall2(b, c->t_tanhf, c->f_tanhf, &x[0], 1, ""); break;
+    case KI_FLT: v = LLVMBuildFCmp(b, LLVMRealOLT, x[0], x[1], ""); break;
+    case KI_FLE: v = LLVMBuildFCmp(b, LLVMRealOLE, x[0], x[1], ""); break;
     case KI_SELECT: {
-        /* a ? b : c (operand order of the kernel interpreter) */
-        LLVMValueRef cond = as_bool(e, val(e, in->a));
-        LLVMValueRef x = val(e, in->b), y = val(e, in->c);
-        if (LLVMTypeOf(x) == c->t_f32 || LLVMTypeOf(y) == c->t_f32) {
-            x = as_f32(e, x);
+        /* a ? b : c (operand order of the kernel interpreter); both float, or both int */
+        LLVMValueRef y = x[1], z = x[2];
+        if (LLVMTypeOf(y) == c->t_f32 || LLVMTypeOf(z) == c->t_f32) {
             y = as_f32(e, y);
+            z = as_f32(e, z);
         } else {
-            x = as_i64(e, x);
             y = as_i64(e, y);
+            z = as_i64(e, z);
         }
-        v = LLVMBuildSelect(b, cond, x, y, "");
+        v = LLVMBuildSelect(b, x[0], y, z, "");
         break;
     }
-    case KI_RNG_UNIFORM: v = rng_uniform(e, (uint64_t)in->ival, val(e, in->a)); break;
+    case KI_RNG_UNIFORM: v = rng_uniform(e, (uint64_t)in->ival, x[0]); break;
     case KI_RNG_NORMAL: {
-        LLVMValueRef args[3] = {e->seed, LLVMConstInt(c->t_i64, (uint64_t)in->ival, 0),
-                                as_i64(e, val(e, in->a))};
+        LLVMValueRef args[3] = {e->seed, LLVMConstInt(c->t_i64, (uint64_t)in->ival, 0), x[0]};
         v = LLVMBuildCall2(b, c->t_rng_normal, c->f_rng_normal, args, 3, "");
         break;
     }
     case KI_REDUCE_SUM:
         CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
-        v = LLVMBuildFAdd(b, e->red_acc[i], as_f32(e, val(e, in->a)), "");
+        v = LLVMBuildFAdd(b, e->red_acc[i], x[0], "");
         break;
     case KI_REDUCE_MAX:
         CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
-        v = call2(e, "llvm.maxnum", e->red_acc[i], as_f32(e, val(e, in->a)));
+        v = call2(e, "llvm.maxnum", e->red_acc[i], x[0]);
         break;
     case KI_STORE:
     case KI_STORE_ADD:
-        store_elem(e, in->buf, val(e, in->a), val(e, in->b), in->op == KI_STORE_ADD);
+        store_elem(e, in->buf, x[0], x[1], in->op == KI_STORE_ADD);
         return;
     case KI_COUNT: CG_ASSERT(0);
     }
@@ -432,7 +398,7 @@ static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRe
         LLVMValueRef j = LLVMBuildPhi(b, c->t_i64, "j");
         bool has_red = false;
         for (int i = 0; i < k->n_code; i++)
-            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+            if (k->code[i].phase == ph && k_instr_is_reduce(k->code[i].op)) {
                 e->red_acc[i] = LLVMBuildPhi(b, c->t_f32, "acc");
                 has_red = true;
             }
@@ -451,7 +417,7 @@ static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRe
         LLVMAddIncoming(j, &zero, &pre, 1);
         LLVMAddIncoming(j, &j1, &last, 1);
         for (int i = 0; i < k->n_code; i++)
-            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+            if (k->code[i].phase == ph && k_instr_is_reduce(k->code[i].op)) {
                 LLVMValueRef init = cg_const_f32(c, k->code[i].op == KI_REDUCE_SUM ? 0.0 : -INFINITY);
                 LLVMAddIncoming(e->red_acc[i], &init, &pre, 1);
                 LLVMAddIncoming(e->red_acc[i], &e->val[i], &last, 1);
@@ -495,7 +461,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
     *serial = false;
     for (int i = 0; i < k->n_code; i++) {
         const KInstr *in = &k->code[i];
-        if (!is_buf_op(in->op))
+        if (!k_instr_has_buf(in->op))
             continue;
         CG_ASSERT(in->buf >= 0 && in->buf < p->n_bufs);
         int j = 0;
@@ -503,7 +469,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
             j++;
         if (j == nb)
             bufs[nb++] = in->buf;
-        if (is_store(in->op) && kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
+        if (k_instr_is_store(in->op) && kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
             *serial = true;
     }
 

@@ -105,7 +105,7 @@ static void layout(CgCtx *c)
         CG_ASSERT(kb->cls >= 0 && kb->cls < IR_CLASS_COUNT);
         c->loc[i].pool = class_pool[kb->cls];
         c->loc[i].offset = base[kb->cls] + kb->offset;
-        c->loc[i].bytes = kb->numel * (kb->dtype == IR_BF16 ? 2 : 4);
+        c->loc[i].bytes = kb->numel * ir_dtype_bytes(kb->dtype);
         if (kb->offset < 0 || kb->offset + c->loc[i].bytes > p->pool_bytes[kb->cls]) {
             diag_error(c->d, srcloc_none(),
                        "buffer %s: bytes [%lld, %lld) lie outside its %s pool of %lld bytes",

@@ -12,7 +12,7 @@
 
 static int64_t aligned_bytes(const KBuf *b)
 {
-    int64_t bytes = b->numel * 4; /* f32, bf16 (stored as f32 words) and i32: 4 bytes */
+    int64_t bytes = b->numel * ir_dtype_bytes(b->dtype);
     return (bytes + ALIGN - 1) / ALIGN * ALIGN;
 }
 
