@@ -464,16 +464,17 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
         return EXIT_DIAG;
     }
-    if (strcmp(target, "cuda") == 0) {
-        fprintf(stderr, "relorac build: target = cuda is not available yet (no CUDA backend in this "
-                        "version); use target = cpu\n");
+    const CgBackend *be = cg_backend_find(target);
+    if (!be) {
+        fprintf(stderr, "relorac build: target = %s is not available yet (no backend for it in this version)\n",
+                target);
         return EXIT_DIAG;
     }
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
     CgOptions co = {.cpu = args->cpu};
-    bool ok = p && cg_build_executable(p, &co, args->out, &cd);
+    bool ok = p && be->build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
 }

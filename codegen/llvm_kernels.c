@@ -1,4 +1,6 @@
-/* Loop kernels (K_LOOP) as LLVM functions. Each kernel becomes the rt_parallel_for callback
+/* The CPU target (cg_target_cpu): every kernel runs on the host. Loop kernels (K_LOOP)
+ * become LLVM functions, GEMMs rt_sgemm_strided calls (OpenBLAS), K_CALL and the fused
+ * kernels calls into the runtime. Each loop kernel becomes the rt_parallel_for callback
  *   void <func>.<kernel>(i8 *args, i64 begin, i64 end)
  * which loads its buffer pointers from `args` and calls <func>.<kernel>.body, whose pointer
  * parameters carry `noalias` when no other buffer of the kernel overlaps them; O3 inlines
@@ -351,14 +353,6 @@ static bool depends_on_row(const Kernel *k, int i, char *memo)
     return dep;
 }
 
-static int64_t kernel_rows(const Kernel *k)
-{
-    int64_t rows = 1;
-    for (int i = 0; i < k->n_outer; i++)
-        rows *= k->outer[i];
-    return rows;
-}
-
 /* The body: loops over rows [begin, end) and the phases. */
 static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRef end)
 {
@@ -447,8 +441,12 @@ static bool overlaps(const CgBufLoc *x, const CgBufLoc *y)
            y->offset < x->offset + x->bytes;
 }
 
-LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
-                            int **bufs_out, int *n_bufs_out, bool *serial)
+/* Defines the rt_parallel_for callback of a K_LOOP kernel and returns it. args_ty gets the
+ * struct its `args` points to: {buffer pointers (i8*) in the order of bufs, i64 seed, i64
+ * step}; bufs and n_bufs the buffer ids (arena). serial is set when rows must not run in
+ * parallel (a store whose address ignores the row). */
+static LLVMValueRef kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
+                                int **bufs_out, int *n_bufs_out, bool *serial)
 {
     CG_ASSERT(k->kind == K_LOOP && k->n_phases >= 1 && k->inner >= 1 && k->n_outer >= 0 &&
               k->n_outer <= 3);
@@ -469,7 +467,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
             j++;
         if (j == nb)
             bufs[nb++] = in->buf;
-        if (k_instr_is_store(in->op) && kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
+        if (k_instr_is_store(in->op) && cg_kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
             *serial = true;
     }
 
@@ -541,7 +539,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
 
 /* (T *) to buffer buf, or a null pointer for -1; false after a diagnostic when the buffer
  * does not exist or is not of dtype dt. */
-static bool fused_buf(CgCtx *c, const Kernel *k, LLVMValueRef *pools, int buf, IrDType dt, const char *what,
+static bool fused_buf(CgCtx *c, const Kernel *k, const CgFn *h, int buf, IrDType dt, const char *what,
                       LLVMValueRef *out)
 {
     LLVMTypeRef pt = dt == IR_I32 ? c->t_pi32 : c->t_pf32;
@@ -554,21 +552,20 @@ static bool fused_buf(CgCtx *c, const Kernel *k, LLVMValueRef *pools, int buf, I
                    ir_dtype_name(dt), what);
         return false;
     }
-    LLVMValueRef off = cg_const_i64(c, c->loc[buf].offset);
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_i8, pools[c->loc[buf].pool], &off, 1, "");
-    *out = LLVMBuildBitCast(c->b, p, pt, what);
+    *out = LLVMBuildBitCast(c->b, cg_buf_ptr(c, h, buf), pt, what);
     return true;
 }
 
-void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools)
+static void fused_emit(CgCtx *c, const CgFn *fn, const Kernel *k)
 {
+    LLVMValueRef ctx = fn->ctx;
     if (k->kind == K_ATTENTION) {
         const KAttention *a = &k->attn;
         const int ids[9] = {a->q, a->k, a->v, a->y, a->lse, a->dy, a->dq, a->dk, a->dv};
         static const char *const what[9] = {"q", "k", "v", "y", "lse", "dy", "dq", "dk", "dv"};
         LLVMValueRef ptr[9];
         for (int i = 0; i < 9; i++)
-            if (!fused_buf(c, k, pools, ids[i], IR_F32, what[i], &ptr[i]))
+            if (!fused_buf(c, k, fn, ids[i], IR_F32, what[i], &ptr[i]))
                 return;
         LLVMValueRef args[19] = {ctx,
                                  cg_const_i64(c, a->batch),
@@ -595,15 +592,229 @@ void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *po
     CG_ASSERT(k->kind == K_HEAD_LOSS);
     const KHeadLoss *h = &k->head;
     LLVMValueRef x, w, t, loss, dx, dw, dloss, work;
-    if (!fused_buf(c, k, pools, h->x, IR_F32, "x", &x) || !fused_buf(c, k, pools, h->w, IR_F32, "w", &w) ||
-        !fused_buf(c, k, pools, h->targets, IR_I32, "targets", &t) ||
-        !fused_buf(c, k, pools, h->loss, IR_F32, "loss", &loss) || !fused_buf(c, k, pools, h->dx, IR_F32, "dx", &dx) ||
-        !fused_buf(c, k, pools, h->dw, IR_F32, "dw", &dw) ||
-        !fused_buf(c, k, pools, h->dloss, IR_F32, "dloss", &dloss) ||
-        !fused_buf(c, k, pools, h->work, IR_F32, "work", &work))
+    if (!fused_buf(c, k, fn, h->x, IR_F32, "x", &x) || !fused_buf(c, k, fn, h->w, IR_F32, "w", &w) ||
+        !fused_buf(c, k, fn, h->targets, IR_I32, "targets", &t) ||
+        !fused_buf(c, k, fn, h->loss, IR_F32, "loss", &loss) || !fused_buf(c, k, fn, h->dx, IR_F32, "dx", &dx) ||
+        !fused_buf(c, k, fn, h->dw, IR_F32, "dw", &dw) ||
+        !fused_buf(c, k, fn, h->dloss, IR_F32, "dloss", &dloss) ||
+        !fused_buf(c, k, fn, h->work, IR_F32, "work", &work))
         return;
     LLVMValueRef args[14] = {ctx,  cg_const_i64(c, h->rows), cg_const_i64(c, h->dim), cg_const_i64(c, h->vocab),
                              cg_const_i64(c, h->chunk), x, w, t, loss, dx, dw, dloss, cg_const_f32(c, h->grad_scale),
                              work};
     LLVMBuildCall2(c->b, c->t_head_loss, c->f_head_loss, args, 14, "");
 }
+
+/* ---- kernels in host functions ---- */
+
+static bool check_buf(CgCtx *c, const Kernel *k, int buf, const char *what, bool f32)
+{
+    if (buf < 0 || buf >= c->p->n_bufs) {
+        diag_error(c->d, k->loc, "kernel %s: %s buffer %d does not exist", cg_kernel_name(k), what, buf);
+        return false;
+    }
+    if (f32 && c->p->bufs[buf].dtype != IR_F32) {
+        diag_error(c->d, k->loc, "kernel %s: the LLVM backend needs an f32 %s buffer (got %s)", cg_kernel_name(k),
+                   what, ir_dtype_name(c->p->bufs[buf].dtype));
+        return false;
+    }
+    return true;
+}
+
+static void emit_loop_call(CgCtx *c, const CgFn *h, const KFunc *f, const Kernel *k)
+{
+    for (int i = 0; i < k->n_code; i++) {
+        const KInstr *in = &k->code[i];
+        if (k_instr_has_buf(in->op) && !check_buf(c, k, in->buf, "loop", false))
+            return;
+    }
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMTypeRef st;
+    int *bufs, nb;
+    bool serial;
+    LLVMValueRef fn = kernel_emit(c, f, k, &st, &bufs, &nb, &serial);
+    LLVMPositionBuilderAtEnd(c->b, here);
+
+    LLVMValueRef args = LLVMBuildAlloca(c->b, st, "args");
+    for (int i = 0; i < nb; i++)
+        LLVMBuildStore(c->b, cg_buf_ptr(c, h, bufs[i]), LLVMBuildStructGEP2(c->b, st, args, (unsigned)i, ""));
+    LLVMBuildStore(c->b, h->seed, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb, ""));
+    LLVMBuildStore(c->b, h->step, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb + 1, ""));
+    LLVMValueRef argp = LLVMBuildBitCast(c->b, args, c->t_p8, "");
+    int64_t rows = cg_kernel_rows(k);
+    int64_t below = c->opt->serial_below > 0 ? c->opt->serial_below : 16384;
+    if (serial || rows < 2 || rows * k->inner * k->n_phases < below) {
+        LLVMValueRef a[3] = {argp, cg_const_i64(c, 0), cg_const_i64(c, rows)};
+        LLVMBuildCall2(c->b, c->t_kernel_fn, fn, a, 3, "");
+    } else {
+        LLVMValueRef a[4] = {h->ctx, cg_const_i64(c, rows), fn, argp};
+        LLVMBuildCall2(c->b, c->t_parallel_for, c->f_parallel_for, a, 4, "");
+    }
+}
+
+/* f32 *: buffer buf + off elements */
+static LLVMValueRef f32_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
+{
+    LLVMValueRef o = cg_const_i64(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->t_f32, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_f32), &o, 1, "");
+}
+
+static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    const KGemm *g = &k->gemm;
+    if (!check_buf(c, k, g->a, "A", true) || !check_buf(c, k, g->b, "B", true) || !check_buf(c, k, g->c, "C", true))
+        return;
+    LLVMValueRef a[18] = {h->ctx,
+                          cg_const_i32(c, g->trans_a),
+                          cg_const_i32(c, g->trans_b),
+                          cg_const_i64(c, g->m),
+                          cg_const_i64(c, g->n),
+                          cg_const_i64(c, g->k),
+                          cg_const_f32(c, g->alpha),
+                          f32_at(c, h, g->a, g->off_a),
+                          cg_const_i64(c, g->lda),
+                          cg_const_i64(c, g->stride_a),
+                          f32_at(c, h, g->b, g->off_b),
+                          cg_const_i64(c, g->ldb),
+                          cg_const_i64(c, g->stride_b),
+                          cg_const_f32(c, g->beta),
+                          f32_at(c, h, g->c, g->off_c),
+                          cg_const_i64(c, g->ldc),
+                          cg_const_i64(c, g->stride_c),
+                          cg_const_i64(c, g->batch > 0 ? g->batch : 1)};
+    LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
+}
+
+/* K_CALL: call_bufs = {x, step i32[], fraction f32[]}; both scalars are read from their
+ * buffers, as the kernel interpreter does. */
+static void emit_call(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    if (k->n_call_bufs < 3 || !check_buf(c, k, k->call_bufs[0], "call", true) ||
+        !check_buf(c, k, k->call_bufs[1], "step", false) || !check_buf(c, k, k->call_bufs[2], "fraction", true))
+        return;
+    if (c->p->bufs[k->call_bufs[1]].dtype != IR_I32) {
+        diag_error(c->d, k->loc, "kernel %s: the step buffer must be i32", cg_kernel_name(k));
+        return;
+    }
+    LLVMValueRef sp = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[1]), c->t_i32);
+    LLVMValueRef step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, sp, "step"), c->t_i64, "");
+    LLVMValueRef fp = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[2]), c->t_f32);
+    LLVMValueRef frac = LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->t_f32, fp, "fraction"), c->t_f64, "");
+    const KBuf *kb = &c->p->bufs[k->call_bufs[0]];
+    LLVMValueRef x = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[0]), c->t_f32);
+    switch (k->call) {
+    case KC_PRUNE_MAGNITUDE: {
+        LLVMValueRef a[3] = {x, cg_const_i64(c, kb->numel), frac};
+        LLVMBuildCall2(c->b, c->t_prune_mag, c->f_prune_mag, a, 3, "");
+        return;
+    }
+    case KC_PRUNE_RANDOM: {
+        if (!ir_attrs_get(&k->call_attrs, "stream")) {
+            diag_error(c->d, k->loc, "kernel %s: missing integer attribute 'stream'", cg_kernel_name(k));
+            return;
+        }
+        int64_t stream = ir_attrs_int(&k->call_attrs, "stream", 0);
+        LLVMValueRef a[6] = {x, cg_const_i64(c, kb->numel), frac, h->seed, cg_const_i64(c, stream), step};
+        LLVMBuildCall2(c->b, c->t_prune_rand, c->f_prune_rand, a, 6, "");
+        return;
+    }
+    case KC_COUNT: break;
+    }
+    diag_error(c->d, k->loc, "kernel %s: unknown runtime call %d", cg_kernel_name(k), (int)k->call);
+}
+
+/* ---- the target ---- */
+
+/* The runtime routines the CPU host code calls (runtime/rt.h, rt_ops.h, rt_fused.h). */
+static bool cpu_prepare(CgCtx *c)
+{
+    LLVMTypeRef pf[4] = {c->t_pctx, c->t_i64, LLVMPointerType(c->t_kernel_fn, 0), c->t_p8};
+    c->f_parallel_for = cg_declare(c, "rt_parallel_for", c->t_void, pf, 4, &c->t_parallel_for);
+    LLVMTypeRef sg[18] = {c->t_pctx, c->t_i32,  c->t_i32, c->t_i64,  c->t_i64, c->t_i64,
+                          c->t_f32,  c->t_pf32, c->t_i64, c->t_i64,  c->t_pf32, c->t_i64,
+                          c->t_i64,  c->t_f32,  c->t_pf32, c->t_i64, c->t_i64, c->t_i64};
+    c->f_sgemm = cg_declare(c, "rt_sgemm_strided", c->t_void, sg, 18, &c->t_sgemm);
+    LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
+    c->f_rng_normal = cg_declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
+    LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};
+    c->f_prune_mag = cg_declare(c, "rt_prune_magnitude", c->t_i64, pm, 3, &c->t_prune_mag);
+    LLVMTypeRef pr[6] = {c->t_pf32, c->t_i64, c->t_f64, c->t_i64, c->t_i64, c->t_i64};
+    c->f_prune_rand = cg_declare(c, "rt_prune_random", c->t_i64, pr, 6, &c->t_prune_rand);
+    c->f_tanhf = cg_declare(c, "tanhf", c->t_f32, &c->t_f32, 1, &c->t_tanhf);
+    LLVMTypeRef at[19] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,
+                          c->t_i64,  c->t_i32,  c->t_f32,  c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32,
+                          c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32};
+    c->f_attn_fwd = cg_declare(c, "rt_attention_forward", c->t_void, at, 15, &c->t_attn_fwd);
+    c->f_attn_bwd = cg_declare(c, "rt_attention_backward", c->t_void, at, 19, &c->t_attn_bwd);
+    LLVMTypeRef hl[14] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_pf32, c->t_pf32,
+                          c->t_pi32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_f32,  c->t_pf32};
+    c->f_head_loss = cg_declare(c, "rt_head_loss", c->t_void, hl, 14, &c->t_head_loss);
+    return true;
+}
+
+/* @step, read once at the function's entry (0 when the program has none). */
+static void cpu_begin(CgCtx *c, CgFn *h)
+{
+    h->step = cg_const_i64(c, 0);
+    if (h->step_buf >= 0)
+        h->step = LLVMBuildSExt(
+            c->b, LLVMBuildLoad2(c->b, c->t_i32, cg_typed(c, cg_buf_ptr(c, h, h->step_buf), c->t_i32), "step"),
+            c->t_i64, "");
+}
+
+static void cpu_kernel(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k)
+{
+    switch (k->kind) {
+    case K_LOOP: emit_loop_call(c, h, f, k); break;
+    case K_GEMM: emit_gemm(c, h, k); break;
+    case K_CALL: emit_call(c, h, k); break;
+    case K_ATTENTION:
+    case K_HEAD_LOSS: fused_emit(c, h, k); break;
+    }
+}
+
+static LLVMValueRef cpu_ret(CgCtx *c, CgFn *h, int buf)
+{
+    const KBuf *rb = &c->p->bufs[buf];
+    LLVMValueRef p = cg_buf_ptr(c, h, buf);
+    if (rb->dtype == IR_F32)
+        return LLVMBuildLoad2(c->b, c->t_f32, cg_typed(c, p, c->t_f32), "ret");
+    if (rb->dtype == IR_I32)
+        return LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->t_i32, cg_typed(c, p, c->t_i32), ""), c->t_f32, "ret");
+    LLVMValueRef bits = LLVMBuildZExt(c->b, LLVMBuildLoad2(c->b, c->t_i16, cg_typed(c, p, c->t_i16), ""), c->t_i32, "");
+    return LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, bits, cg_const_i32(c, 16), ""), c->t_f32, "ret");
+}
+
+static const char *const cpu_libs[] = {
+    "-lopenblas", "-lpthread",
+#if defined(__x86_64__) && defined(__linux__)
+    "-lmvec", /* vectorised exp/log/sin/cos (llvm_module.c use_libmvec) */
+#endif
+    "-lm",      NULL,
+};
+
+const CgTarget cg_target_cpu = {
+    .name = "cpu",
+    .prepare = cpu_prepare,
+    .begin = cpu_begin,
+    .kernel = cpu_kernel,
+    .ret = cpu_ret,
+    .libs = cpu_libs,
+};
+
+static bool cpu_build_executable(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d)
+{
+    return cg_module_executable(&cg_target_cpu, p, opt, out_path, d);
+}
+
+static bool cpu_emit_host_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d)
+{
+    return cg_module_text(&cg_target_cpu, p, opt, out, d);
+}
+
+const CgBackend cg_backend_cpu = {
+    .name = "cpu",
+    .summary = "the host CPU: LLVM loops at O3, OpenBLAS GEMMs, threads",
+    .build_executable = cpu_build_executable,
+    .emit_host_ir = cpu_emit_host_ir,
+};
