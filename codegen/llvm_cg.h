@@ -55,8 +55,8 @@ typedef struct CgTarget {
     void (*kernel)(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k);
     /* The f32 value of element 0 of buffer buf (a function's returned scalar). */
     LLVMValueRef (*ret)(CgCtx *c, CgFn *h, int buf);
-    /* RtModel.device: a `const struct RtDeviceOps *` constant, or NULL for the host. */
-    LLVMValueRef (*device)(CgCtx *c);
+    /* RtModel.device and device_code (i8* constants); NULL: both null (the host). */
+    void (*device)(CgCtx *c, LLVMValueRef out[2]);
     /* An archive linked before the runtime's (the target's runtime layer), or NULL. */
     const char *(*archive)(const CgOptions *opt);
     /* Linker arguments after the runtime archive (NULL-terminated). */

@@ -340,6 +340,12 @@ static void emit_model(CgCtx *c)
     field(&f, emit_schedule(c));
     field(&f, LLVMConstArray(t_pfn, fns, RT_FN_COUNT));
     field(&f, LLVMConstArray(c->t_i32, ios, RT_IO_COUNT));
+    /* the device layer and its code: the target's, NULL on the host */
+    LLVMValueRef dev[2] = {LLVMConstNull(c->t_p8), LLVMConstNull(c->t_p8)};
+    if (c->target->device)
+        c->target->device(c, dev);
+    field(&f, dev[0]);
+    field(&f, dev[1]);
     LLVMValueRef model = named_struct(c, "RtModel", &f);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(model), "relorac_model");
     LLVMSetInitializer(gv, model);

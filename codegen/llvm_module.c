@@ -192,11 +192,11 @@ static void ctx_init(CgCtx *c, const CgTarget *t, const KProgram *p, const CgOpt
     c->t_pf32 = LLVMPointerType(c->t_f32, 0);
     c->t_pi32 = LLVMPointerType(c->t_i32, 0);
     /* struct RtCtx { const RtModel *model; void *pools[N]; uint64_t seed; int n_threads;
-     *                RtThreadPool *threads; void *user; } */
+     *                RtThreadPool *threads; void *user; void *device; RtMirror *mirror; } */
     c->t_ctx = LLVMStructCreateNamed(x, "RtCtx");
-    LLVMTypeRef fc[6] = {c->t_p8, LLVMArrayType(c->t_p8, RT_POOL_COUNT), c->t_i64, c->t_i32,
-                         c->t_p8, c->t_p8};
-    LLVMStructSetBody(c->t_ctx, fc, 6, 0);
+    LLVMTypeRef fc[8] = {c->t_p8, LLVMArrayType(c->t_p8, RT_POOL_COUNT), c->t_i64, c->t_i32,
+                         c->t_p8, c->t_p8, c->t_p8, c->t_p8};
+    LLVMStructSetBody(c->t_ctx, fc, 8, 0);
     c->t_pctx = LLVMPointerType(c->t_ctx, 0);
     LLVMTypeRef kp[3] = {c->t_p8, c->t_i64, c->t_i64};
     c->t_kernel_fn = LLVMFunctionType(c->t_void, kp, 3, 0);

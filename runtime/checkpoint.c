@@ -68,7 +68,7 @@ void rt_export_merged(const RtCtx *ctx, int i, float *out)
 {
     const RtTensorInfo *tt = ctx->model->tensors;
     const RtTensorInfo *w = &tt[i];
-    to_f32(rt_tensor_data(ctx, i), w->dtype, rt_tensor_numel(w), out);
+    to_f32(rt_tensor_host(ctx, i), w->dtype, rt_tensor_numel(w), out);
     if (w->lora_a < 0)
         return;
     const RtTensorInfo *a = &tt[w->lora_a], *b = &tt[w->lora_b];
@@ -76,8 +76,8 @@ void rt_export_merged(const RtCtx *ctx, int i, float *out)
     float *af = malloc((size_t)rt_tensor_numel(a) * sizeof *af);
     float *bf = malloc((size_t)rt_tensor_numel(b) * sizeof *bf);
     if (af && bf) {
-        to_f32(rt_tensor_data(ctx, w->lora_a), a->dtype, rt_tensor_numel(a), af);
-        to_f32(rt_tensor_data(ctx, w->lora_b), b->dtype, rt_tensor_numel(b), bf);
+        to_f32(rt_tensor_host(ctx, w->lora_a), a->dtype, rt_tensor_numel(a), af);
+        to_f32(rt_tensor_host(ctx, w->lora_b), b->dtype, rt_tensor_numel(b), bf);
         /* out [rows, cols] += scale * B [rows, r] @ A [r, cols] */
         rt_sgemm(NULL, 0, 0, rows, cols, r, w->lora_scale, bf, r, af, cols, 1.0f, out, cols);
     }
@@ -162,6 +162,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     const RtModel *m = ctx->model;
     if (!rt_mkdir_p(dir, e))
         return false;
+    rt_ctx_pull(ctx); /* a device's tensors, into their host copies */
     RtStEntry *model_t = calloc((size_t)m->n_tensors + 1, sizeof *model_t);
     RtStEntry *train_t = calloc((size_t)m->n_tensors + 1, sizeof *train_t);
     char *tmp[F_COUNT] = {0}, *dst[F_COUNT] = {0};
@@ -169,7 +170,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     int n_model = 0, n_train = 0;
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
-        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_data(ctx, i), NULL, NULL, 0};
+        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_host(ctx, i), NULL, NULL, 0};
         memcpy(en.shape, t->shape, sizeof en.shape);
         if (rt_tensor_is_persistent(t))
             train_t[n_train++] = en;
@@ -329,7 +330,8 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
         const RtStTensor *s = rt_st_find(f, t->name);
         if (!s)
             return rt_err(e, RT_ERR_MISSING, "%s: tensor '%s' is missing", f->path, t->name);
-        bool same = s->dtype == t->dtype && s->rank == t->rank;
+        /* f32 and bf16 convert into each other (another precision of the same model) */
+        bool same = (s->dtype == t->dtype || (s->dtype != RT_I32 && t->dtype != RT_I32)) && s->rank == t->rank;
         for (int d = 0; same && d < t->rank; d++)
             same = s->shape[d] == t->shape[d];
         if (!same) {
@@ -397,9 +399,11 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
         const RtTensorInfo *t = &m->tensors[i];
         if (rt_tensor_is_persistent(t)) {
             const RtStTensor *s = rt_st_find(&f, t->name);
-            memcpy(rt_tensor_data(ctx, i), s->data, s->nbytes);
+            rt_dtype_convert(rt_tensor_host(ctx, i), t->dtype, s->data, s->dtype, rt_tensor_numel(t));
         }
     }
     rt_st_close(&f);
+    if (ok)
+        rt_ctx_push(ctx); /* the host copies, onto a device */
     return ok;
 }
