@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "cg.h"
+#include "layout.h"
 #include "rt.h"
 
 /* Internal bug: print the call site and abort, in every build type. */
@@ -23,13 +24,6 @@
             abort();                                                                           \
         }                                                                                      \
     } while (0)
-
-/* A buffer's place at run time: pools[pool] + offset bytes. */
-typedef struct CgBufLoc {
-    int pool;       /* enum RtPool */
-    int64_t offset; /* bytes from the pool base */
-    int64_t bytes;
-} CgBufLoc;
 
 typedef struct CgCtx CgCtx;
 

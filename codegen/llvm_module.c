@@ -1,5 +1,5 @@
 /* The LLVM module of a kernel program and what is done with it: types and runtime
- * declarations, the pool layout (memory class -> runtime pool, one table), the target
+ * declarations, the pool layout (layout.c), the target
  * machine for the host CPU (or --cpu), the new pass manager at default<O3>, verification in
  * ReturnStatus mode, object emission, linking with the runtime library through the system
  * `cc`, and MCJIT for tests. Each LLVM handle is owned by one struct and disposed there. */
@@ -26,21 +26,6 @@
 #ifndef RELORAC_RUNTIME_LINK_ARGS
 #define RELORAC_RUNTIME_LINK_ARGS ""
 #endif
-
-/* Memory class -> runtime pool (rt.h). Classes sharing a pool are laid out one after the
- * other in class order, each at a 64-byte boundary. */
-static const int class_pool[IR_CLASS_COUNT] = {
-    [IR_CLASS_PARAM] = RT_POOL_PARAMS,         [IR_CLASS_FROZEN] = RT_POOL_FROZEN,
-    [IR_CLASS_GRAD] = RT_POOL_SCRATCH,         [IR_CLASS_OPTIM] = RT_POOL_OPTIM,
-    [IR_CLASS_DATA] = RT_POOL_SCRATCH,         [IR_CLASS_STATE] = RT_POOL_OPTIM,
-    [IR_CLASS_ACTIVATION] = RT_POOL_ACTIVATIONS, [IR_CLASS_SCRATCH] = RT_POOL_SCRATCH,
-};
-
-int cg_class_pool(IrMemClass c)
-{
-    CG_ASSERT(c >= 0 && c < IR_CLASS_COUNT);
-    return class_pool[c];
-}
 
 /* ---- small helpers shared with the other files ---- */
 
@@ -126,31 +111,11 @@ LLVMValueRef cg_declare(CgCtx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef
 
 static void layout(CgCtx *c)
 {
-    const KProgram *p = c->p;
-    int64_t base[IR_CLASS_COUNT];
-    memset(c->pool_bytes, 0, sizeof c->pool_bytes);
-    for (int cl = 0; cl < IR_CLASS_COUNT; cl++) {
-        int64_t *pb = &c->pool_bytes[class_pool[cl]];
-        *pb = (*pb + 63) / 64 * 64;
-        base[cl] = *pb;
-        *pb += p->pool_bytes[cl];
-    }
-    c->loc = ARENA_ARRAY(c->a, CgBufLoc, p->n_bufs + 1);
-    for (int i = 0; i < p->n_bufs; i++) {
-        const KBuf *kb = &p->bufs[i];
-        CG_ASSERT(kb->cls >= 0 && kb->cls < IR_CLASS_COUNT);
-        c->loc[i].pool = class_pool[kb->cls];
-        c->loc[i].offset = base[kb->cls] + kb->offset;
-        c->loc[i].bytes = kb->numel * ir_dtype_bytes(kb->dtype);
-        if (kb->offset < 0 || kb->offset + c->loc[i].bytes > p->pool_bytes[kb->cls]) {
-            diag_error(c->d, srcloc_none(),
-                       "buffer %s: bytes [%lld, %lld) lie outside its %s pool of %lld bytes",
-                       kb->name ? kb->name : "?", (long long)kb->offset,
-                       (long long)(kb->offset + c->loc[i].bytes), ir_class_name(kb->cls),
-                       (long long)p->pool_bytes[kb->cls]);
-            c->failed = true;
-        }
-    }
+    CgLayout l;
+    if (!cg_layout(c->p, c->d, &l))
+        c->failed = true;
+    c->loc = l.loc;
+    memcpy(c->pool_bytes, l.pool_bytes, sizeof c->pool_bytes);
 }
 
 /* LLVM's own diagnostics: errors become ours; warnings and remarks (a loop whose reductions
