@@ -5,9 +5,11 @@
 #include "cg.h"
 
 extern const CgBackend cg_backend_cpu;  /* llvm_kernels.c */
+extern const CgBackend cg_backend_cuda; /* llvm_cuda.c */
 
 static const CgBackend *const backends[] = {
     &cg_backend_cpu,
+    &cg_backend_cuda,
 };
 
 const CgBackend *const *cg_backend_list(int *n)

@@ -26,6 +26,11 @@ typedef struct CgOptions {
     bool keep_object;        /* keep OUT.o next to the executable */
     int64_t serial_below;    /* loop kernels with fewer elements run without rt_parallel_for;
                                 0: 16384 */
+    /* cuda */
+    const char *const *archs;     /* GPU architectures ("sm_80"); NULL: sm_80 and sm_90 */
+    int n_archs;
+    const char *nvrtc;            /* libnvrtc to load; NULL: the usual names */
+    const char *runtime_cuda_lib; /* librelorac_rt_cuda.a; NULL: the build tree's */
 } CgOptions;
 
 /* A backend: one value of train.target. */

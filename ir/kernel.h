@@ -171,6 +171,15 @@ typedef struct Kernel {
     IrAttrs call_attrs;      /* the graph node's attributes (fraction, mode, stream, schedule...) */
 } Kernel;
 
+/* The rows of a loop kernel: the product of its outer extents (1 without any). */
+static inline int64_t k_loop_rows(const Kernel *k)
+{
+    int64_t rows = 1;
+    for (int i = 0; i < k->n_outer; i++)
+        rows *= k->outer[i];
+    return rows;
+}
+
 /* One graph function as kernels, in execution order. */
 typedef struct KFunc {
     const char *name;        /* the graph function's name */
