@@ -346,12 +346,16 @@ void cu_head_loss_emit(CuProgram *cp, CuFunc *cf, const Kernel *k)
     dr.sync = true;
     cu_printf(t, "\n/* KNAME: head loss rows of a chunk, V %lld, %s */\n", (long long)V,
               grads ? "loss and gradient" : "loss");
-    cu_printf(t, "RELORAC_KERNEL void __launch_bounds__(%d) KNAME(float *__restrict__ Z, const int *__restrict__ targets%s, int r0)\n{\n",
-              block, hl->dloss >= 0 ? ", const float *__restrict__ dloss" : "");
+    bool z16 = grads && hl->work16 >= 0; /* precision bf16: the gradient rows also in bf16 */
+    cu_printf(t, "RELORAC_KERNEL void __launch_bounds__(%d) KNAME(float *__restrict__ Z, const int *__restrict__ targets%s%s, int r0)\n{\n",
+              block, hl->dloss >= 0 ? ", const float *__restrict__ dloss" : "",
+              z16 ? ", unsigned short *__restrict__ Z16" : "");
     cu_param_add(cp, &dr, "float *");
     cu_param_add(cp, &dr, "const int *");
     if (hl->dloss >= 0)
         cu_param_add(cp, &dr, "const float *");
+    if (z16)
+        cu_param_add(cp, &dr, "unsigned short *");
     cu_param_add(cp, &dr, "int");
     cu_printf(t,
               "    enum { V = %lld, R = %lld };\n"
@@ -375,9 +379,12 @@ void cu_head_loss_emit(CuProgram *cp, CuFunc *cf, const Kernel *k)
     if (grads)
         cu_printf(t,
                   "    const float gs = %s / %lld.0f;\n"
-                  "    for (int j = tid; j < V; j += %d)\n"
-                  "        z[j] = gs * (expf(z[j] - lse) - (j == tg ? 1.0f : 0.0f));\n",
-                  hl->dloss >= 0 ? "dloss[0]" : cu_float_lit(ar, hl->grad_scale), (long long)N, block);
+                  "    for (int j = tid; j < V; j += %d) {\n"
+                  "        const float g = gs * (expf(z[j] - lse) - (j == tg ? 1.0f : 0.0f));\n"
+                  "        z[j] = g;\n%s"
+                  "    }\n",
+                  hl->dloss >= 0 ? "dloss[0]" : cu_float_lit(ar, hl->grad_scale), (long long)N, block,
+                  z16 ? "        Z16[(long long)r * V + j] = k_f2bf(g);\n" : "");
     cu_printf(t, "}\n");
     int kr = cu_kernel_finish(cp, &dr, &body, rows);
     int ks = -1;
@@ -402,12 +409,14 @@ void cu_head_loss_emit(CuProgram *cp, CuFunc *cf, const Kernel *k)
             cu_param_add(cp, &dr, params[i]);
         ks = cu_kernel_finish(cp, &dr, &body, sum);
     }
+    /* the GEMMs' operands: bf16 copies under precision bf16 */
+    int gx = hl->x16 >= 0 ? hl->x16 : hl->x, gw = hl->w16 >= 0 ? hl->w16 : hl->w, gz = z16 ? hl->work16 : hl->work;
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t n = N - r0 < R ? N - r0 : R;
         /* Z [n, V] = X_chunk [n, C] W^T */
         CuStep *g = cu_step_add(cp, cf, CU_STEP_GEMM, k);
         g->gemm = (KGemm){.trans_a = false, .trans_b = true, .m = n, .n = V, .k = C, .batch = 1,
-                          .a = hl->x, .b = hl->w, .c = hl->work, .off_a = r0 * C, .lda = C, .ldb = C, .ldc = V,
+                          .a = gx, .b = gw, .c = hl->work, .off_a = r0 * C, .lda = C, .ldb = C, .ldc = V,
                           .alpha = 1.0, .beta = 0.0};
         CuStep *s = cu_step_add(cp, cf, CU_STEP_LAUNCH, k);
         s->kernel = kr;
@@ -417,6 +426,8 @@ void cu_head_loss_emit(CuProgram *cp, CuFunc *cf, const Kernel *k)
         cu_arg_add(cp, s, (CuArg){.kind = CU_ARG_BUF, .buf = hl->targets});
         if (hl->dloss >= 0)
             cu_arg_add(cp, s, (CuArg){.kind = CU_ARG_BUF, .buf = hl->dloss});
+        if (z16)
+            cu_arg_add(cp, s, (CuArg){.kind = CU_ARG_BUF, .buf = hl->work16});
         cu_arg_add(cp, s, (CuArg){.kind = CU_ARG_I32, .buf = -1, .i = r0});
         if (ks >= 0) {
             CuStep *u = cu_step_add(cp, cf, CU_STEP_LAUNCH, k);
@@ -432,12 +443,12 @@ void cu_head_loss_emit(CuProgram *cp, CuFunc *cf, const Kernel *k)
         }
         if (hl->dx >= 0) { /* dx rows [n, C] = Z [n, V] W [V, C] */
             CuStep *x = cu_step_add(cp, cf, CU_STEP_GEMM, k);
-            x->gemm = (KGemm){.m = n, .n = C, .k = V, .batch = 1, .a = hl->work, .b = hl->w, .c = hl->dx,
+            x->gemm = (KGemm){.m = n, .n = C, .k = V, .batch = 1, .a = gz, .b = gw, .c = hl->dx,
                               .off_c = r0 * C, .lda = V, .ldb = C, .ldc = C, .alpha = 1.0, .beta = 0.0};
         }
         if (hl->dw >= 0) { /* dw [V, C] (+)= Z^T [V, n] X_chunk [n, C] */
             CuStep *w = cu_step_add(cp, cf, CU_STEP_GEMM, k);
-            w->gemm = (KGemm){.trans_a = true, .m = V, .n = C, .k = n, .batch = 1, .a = hl->work, .b = hl->x,
+            w->gemm = (KGemm){.trans_a = true, .m = V, .n = C, .k = n, .batch = 1, .a = gz, .b = gx,
                               .c = hl->dw, .off_b = r0 * C, .lda = V, .ldb = C, .ldc = C, .alpha = 1.0,
                               .beta = r0 == 0 ? 0.0 : 1.0};
         }

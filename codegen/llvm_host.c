@@ -117,6 +117,7 @@ static const char *const fn_funcs[RT_FN_COUNT] = {
     [RT_FN_RESET] = "relora_reset",
     [RT_FN_EVAL] = "eval",
     [RT_FN_LOGITS] = "logits",
+    [RT_FN_REFRESH] = "refresh",
 };
 
 static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, const char *hf, IrType ty,

@@ -145,6 +145,10 @@ typedef struct KHeadLoss {
     int dloss;                /* f32[] holding dloss, or -1: dloss = grad_scale */
     double grad_scale;
     int work;                 /* scratch f32[chunk * V + chunk] */
+    /* precision bf16 (kprecision.c): bf16 copies of x and w for the GEMMs, and bf16 [chunk, V]
+     * for the gradient rows the dx and dw GEMMs read; -1 otherwise (the interpreter and the
+     * CPU backend ignore them) */
+    int x16, w16, work16;
 } KHeadLoss;
 
 typedef struct Kernel {
@@ -201,8 +205,13 @@ typedef struct KProgram {
 
 /* Turns every function of m into kernels. Uses the fusion groups (IrNode.group) and
  * memory plan (node attrs) when the passes set them; otherwise one kernel per node and
- * a buffer per value. False after diagnostics (an op the backends cannot run). */
+ * a buffer per value. Applies the precision policy (k_program_precision) and plans.
+ * False after diagnostics (an op the backends cannot run). */
 KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m);
+/* The precision policy of the module's train.precision (ir/kprecision.c states it): for
+ * bf16, bf16 copies of GEMM operands, persistent copies of the frozen W refreshed at
+ * init, switch, relora_reset and in a new function @refresh. Before planning. */
+void k_program_precision(KProgram *p);
 KFunc *k_program_func(const KProgram *p, const char *name);
 
 /* ---- buffer planning (ir/kplan.c) ----

@@ -46,8 +46,8 @@ static void kernel_bufs(const Kernel *k, void (*touch)(void *ctx, int buf), void
     }
     case K_HEAD_LOSS: {
         const KHeadLoss *h = &k->head;
-        const int bufs[8] = {h->x, h->w, h->targets, h->loss, h->dx, h->dw, h->dloss, h->work};
-        for (int i = 0; i < 8; i++)
+        const int bufs[11] = {h->x, h->w, h->targets, h->loss, h->dx, h->dw, h->dloss, h->work, h->x16, h->w16, h->work16};
+        for (int i = 0; i < 11; i++)
             if (bufs[i] >= 0)
                 touch(ctx, bufs[i]);
         break;
@@ -180,6 +180,7 @@ static int plan_in_place(const KProgram *p, const KLive *live, int *in_place_of,
                     if ((k->code[l].op != KI_LOAD && k->code[l].op != KI_LOAD_I) || x == y || given[x] ||
                         live[x].func != fi || live[x].last != ki || live[x].first >= ki || x == f->ret_buf ||
                         p->bufs[x].cls != p->bufs[y].cls || p->bufs[x].numel != p->bufs[y].numel ||
+                        p->bufs[x].dtype != p->bufs[y].dtype ||
                         !in_place_ok(k, x, y))
                         continue;
                     in_place_of[y] = x;

@@ -98,11 +98,12 @@ void rt_ctx_pull(const RtCtx *ctx)
 void rt_ctx_push(RtCtx *ctx)
 {
     const RtModel *m = ctx->model;
-    if (!m->device || !ctx->mirror)
-        return;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (ctx->mirror->offset[i] != SIZE_MAX)
-            m->device->write(ctx, rt_tensor_data(ctx, i), rt_tensor_host(ctx, i), tensor_bytes(&m->tensors[i]));
+    if (m->device && ctx->mirror)
+        for (int i = 0; i < m->n_tensors; i++)
+            if (ctx->mirror->offset[i] != SIZE_MAX)
+                m->device->write(ctx, rt_tensor_data(ctx, i), rt_tensor_host(ctx, i), tensor_bytes(&m->tensors[i]));
+    if (m->fn[RT_FN_REFRESH]) /* what derives from the loaded tensors */
+        m->fn[RT_FN_REFRESH](ctx);
 }
 
 bool rt_dtype_convert(void *dst, int to, const void *src, int from, int64_t n)

@@ -146,6 +146,9 @@ enum RtFn {
                           of the adapters' moments zeroed; random draws use STEP */
     RT_FN_EVAL,        /* @eval: returns the mean loss of TOKENS/TARGETS; changes no state */
     RT_FN_LOGITS,      /* @logits: logits of the sequence in SAMPLE_TOKENS into LOGITS */
+    RT_FN_REFRESH,     /* @refresh: the copies derived from the checkpointed tensors (precision
+                          bf16: the bf16 copies of frozen weights); run after a checkpoint
+                          load, absent when the program derives none */
     RT_FN_COUNT
 };
 

@@ -72,7 +72,9 @@ void rt_tensor_read(RtCtx *ctx, int i, void *dst, size_t bytes);
 /* The host copy of checkpointed tensor i (rt_tensor_is_persistent): the tensor itself on
  * the host; on a device, its mirror, current after rt_ctx_pull and sent by rt_ctx_push. */
 void *rt_tensor_host(const RtCtx *ctx, int i);
-/* Device -> mirror and mirror -> device, every checkpointed tensor (no-ops on the host). */
+/* Device -> mirror and mirror -> device, every checkpointed tensor (no-ops on the host);
+ * rt_ctx_push then runs RT_FN_REFRESH when the model has one (the copies derived from the
+ * loaded tensors). */
 void rt_ctx_pull(const RtCtx *ctx);
 void rt_ctx_push(RtCtx *ctx);
 /* Creates and frees the mirror of a device context (rt_ctx_create, rt_ctx_destroy). */

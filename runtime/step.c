@@ -25,6 +25,7 @@ const char *rt_fn_name(int fn)
         [RT_FN_RESET] = "relora_reset",
         [RT_FN_EVAL] = "eval",
         [RT_FN_LOGITS] = "logits",
+        [RT_FN_REFRESH] = "refresh",
     };
     return fn >= 0 && fn < RT_FN_COUNT && names[fn] ? names[fn] : "?";
 }

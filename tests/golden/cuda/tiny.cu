@@ -659,8 +659,10 @@ RELORAC_KERNEL void __launch_bounds__(64) train_full_k78_linear_cross_entropy_ro
     if (tid == 0)
         Z[(long long)R * V + r] = lse - zt;
     const float gs = 1.0f / 1024.0f;
-    for (int j = tid; j < V; j += 64)
-        z[j] = gs * (expf(z[j] - lse) - (j == tg ? 1.0f : 0.0f));
+    for (int j = tid; j < V; j += 64) {
+        const float g = gs * (expf(z[j] - lse) - (j == tg ? 1.0f : 0.0f));
+        z[j] = g;
+    }
 }
 
 /* train_full_k78_linear_cross_entropy_sum: the chunk's losses added in row order; the mean after the last chunk */
