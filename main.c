@@ -3,10 +3,14 @@
  * can add dump-ir, build and run next to check and sweep; each run gets its parsed
  * arguments and an arena. Exit codes: 0 ok, 1 diagnostics, 2 usage or I/O errors. */
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "diag.h"
@@ -16,10 +20,19 @@
 #include "kernel.h"
 #include "lower.h"
 #include "memplan.h"
+#include "plot.h"
 #include "pm.h"
 #include "report.h"
+#include "rt_internal.h" /* rt_mem_limits: what the trainer will allow */
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
+
+#define RUNTIME_ARCHIVE "librelorac_rt.a"
+#ifndef RELORAC_BUILD_ROOT /* meson.build defines these three */
+#define RELORAC_BUILD_ROOT "."
+#define RELORAC_RUNTIME_BUILD_LIB "runtime/" RUNTIME_ARCHIVE
+#define RELORAC_RUNTIME_REL_DIR "../lib/relorac"
+#endif
 
 /* Options shared by the commands that read a spec. */
 typedef struct SpecArgs {
@@ -41,6 +54,8 @@ typedef struct SpecArgs {
     bool is_kernels;    /* dump-ir --kernels */
     const char *device; /* dump-ir --device TARGET: the device code of that backend */
     bool no_plan;       /* check --no-plan */
+    bool is_verbose;    /* build -v */
+    const char *runtime_dir; /* build --runtime-dir DIR */
 } SpecArgs;
 
 /* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
@@ -60,6 +75,7 @@ static const char *option_value(const char *name, int argc, char **argv, int *i,
  * message) on a usage error. `allow` lists the long options the command accepts. */
 static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a, const char *allow)
 {
+    const char *what = strstr(allow, "plot") ? "run directory" : "spec file";
     memset(a, 0, sizeof *a);
     a->defines = calloc((size_t)argc + 1, sizeof *a->defines);
     if (!a->defines) {
@@ -71,7 +87,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
         const char *val = NULL;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             a->is_help = true;
-        } else if (!strncmp(s, "-D", 2)) {
+        } else if (!strncmp(s, "-D", 2) && !strstr(allow, "plot")) {
             val = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!val) {
                 fprintf(stderr, "relorac %s: -D needs key=value (e.g. -D train.steps=100)\n", cmd);
@@ -94,7 +110,7 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->sweep = val;
         } else if (!strcmp(s, "--json") && strstr(allow, "json")) {
             a->is_json = true;
-        } else if (!strcmp(s, "--train")) {
+        } else if (!strcmp(s, "--train") && !strstr(allow, "plot")) {
             a->is_training = true;
         } else if (!strcmp(s, "--no-plan") && strstr(allow, "plan")) {
             a->no_plan = true;
@@ -154,18 +170,33 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 a->out = v;
             else
                 a->cpu = v;
+        } else if (strstr(allow, "plot") && !strcmp(s, "-o")) {
+            a->out = i + 1 < argc ? argv[++i] : NULL;
+            if (!a->out || !*a->out) {
+                fprintf(stderr, "relorac %s: -o needs a file name ending in .png or .svg\n", cmd);
+                return false;
+            }
+        } else if (strstr(allow, "output") && (!strcmp(s, "-v") || !strcmp(s, "--verbose"))) {
+            a->is_verbose = true;
+        } else if (strstr(allow, "output") && !strncmp(s, "--runtime-dir", 13) && (s[13] == '\0' || s[13] == '=')) {
+            bool missing = false;
+            a->runtime_dir = option_value("--runtime-dir", argc, argv, &i, &missing);
+            if (!a->runtime_dir) {
+                fprintf(stderr, "relorac %s: --runtime-dir needs a directory (see relorac %s --help)\n", cmd, cmd);
+                return false;
+            }
         } else if (s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "relorac %s: unknown option '%s' (see relorac %s --help)\n", cmd, s, cmd);
             return false;
         } else if (a->path) {
-            fprintf(stderr, "relorac %s: more than one spec file given ('%s' and '%s')\n", cmd, a->path, s);
+            fprintf(stderr, "relorac %s: more than one %s given ('%s' and '%s')\n", cmd, what, a->path, s);
             return false;
         } else {
             a->path = s;
         }
     }
     if (!a->path && !a->is_help) {
-        fprintf(stderr, "relorac %s: no spec file given (see relorac %s --help)\n", cmd, cmd);
+        fprintf(stderr, "relorac %s: no %s given (see relorac %s --help)\n", cmd, what, cmd);
         return false;
     }
     return true;
@@ -177,7 +208,9 @@ static void help_check(FILE *out)
             "usage: relorac check SPEC [-D key=value]... [--model NAME] [--json] [--train]\n"
             "\n"
             "Checks a .relora spec and reports parameter counts per module and per training\n"
-            "phase, FLOPs per token and a memory estimate (see docs/language.md).\n"
+            "phase, FLOPs per token, a memory estimate, the memory plan per phase, and the\n"
+            "planned peak with each memory setting (train.recompute, train.micro_batch,\n"
+            "phase-aware planning) changed alone (see docs/language.md section 7).\n"
             "\n"
             "options:\n"
             "  -D key=value   override a field, e.g. -D train.steps=100, -D model.dim=256,\n"
@@ -186,7 +219,7 @@ static void help_check(FILE *out)
             "  --model NAME   the model to check (default: the last one declared)\n"
             "  --json         print the report as JSON\n"
             "  --train        check as for training: missing data files are errors\n"
-            "  --no-plan      skip the passes and the memory plan (the planned-memory table)\n"
+            "  --no-plan      skip the passes and the memory plan (the planned-memory tables)\n"
             "  -h, --help     show this help\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage or I/O error\n");
@@ -216,60 +249,126 @@ static char *read_spec(Arena *a, const char *path, size_t *len)
     return text;
 }
 
-/* The planned bytes of the functions of one phase alone: values as planned for just
- * those functions, globals as the ones they touch (64-byte aligned, as the planner). */
-static bool plan_phase(Arena *a, const IrModule *m, const char *train_fn, const char *const *others, int64_t out[IR_CLASS_COUNT])
-{
-    IrFunc *train = ir_func_find(m, train_fn);
-    if (!train)
-        return false;
-    IrModule sub = *m;
-    sub.funcs = ARENA_ARRAY(a, IrFunc *, m->n_funcs + 1);
-    sub.n_funcs = sub.cap_funcs = 0;
-    sub.funcs[sub.n_funcs++] = train;
-    for (int i = 0; others[i]; i++) {
-        IrFunc *f = ir_func_find(m, others[i]);
-        if (f)
-            sub.funcs[sub.n_funcs++] = f;
-    }
-    Diags d;
-    diag_init(&d, a);
-    int64_t bytes[IR_CLASS_COUNT];
-    if (!pass_memplan_compute(a, &d, &sub, bytes))
-        return false;
-    bool *used = ARENA_ARRAY(a, bool, m->n_globals + 1);
-    for (int i = 0; i < sub.n_funcs; i++)
-        for (int j = 0; j < sub.funcs[i]->n_nodes; j++) {
-            const IrNode *n = sub.funcs[i]->nodes[j];
-            for (int k = 0; k < n->n_gl; k++)
-                used[n->gl[k]->id] = true;
-        }
-    for (int c = 0; c < IR_CLASS_COUNT; c++)
-        out[c] = c == IR_CLASS_ACTIVATION || c == IR_CLASS_SCRATCH ? bytes[c] : 0;
-    for (int i = 0; i < m->n_globals; i++)
-        if (used[i])
-            out[m->globals[i]->cls] += (ir_type_numel(m->globals[i]->type) * 4 + 63) / 64 * 64;
-    return true;
-}
+static const int fe_to_k_phase[FE_N_PHASES] = {[FE_PHASE_FULL] = K_PHASE_FULL, [FE_PHASE_RELORA] = K_PHASE_LORA};
 
-/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
- * cannot be compiled yet (the check report stands without a plan). */
-static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+/* Lowers the spec and runs the passes; NULL (quietly) when it cannot be compiled. */
+static IrModule *compile_quietly(Arena *a, const Spec *spec)
 {
     Diags d;
     diag_init(&d, a);
     IrModule *m = fe_lower(a, &d, spec);
     PassCtx pc = {a, &d, m, PROP_LOWERED};
     PassOptions po = {0};
-    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, r->plan_program))
+    return m && pass_pipeline_run(&pc, &po) ? m : NULL;
+}
+
+/* One row of the settings table: spec compiled (or m, when given) and planned with o. */
+static void plan_row(Arena *a, const Spec *spec, IrModule *m, const KPlanOptions *o, FePlanRow *row)
+{
+    if (!m)
+        m = compile_quietly(a, spec);
+    Diags d;
+    diag_init(&d, a);
+    int64_t bytes[IR_CLASS_COUNT];
+    KPlan *plan;
+    if (!m || !pass_memplan_compute(a, &d, m, o, bytes, &plan))
+        return;
+    row->ok = true;
+    row->program = pass_memplan_total(bytes);
+    static const char *const train[FE_N_PHASES] = {"train_full", "train_lora"};
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        row->has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        row->phase_total[ph] = pass_memplan_total(plan->phase_bytes[fe_to_k_phase[ph]]);
+        row->extra_flops[ph] =
+            ir_attrs_float(&m->attrs, arena_sprintf(a, "recompute.%s.flops_per_token", train[ph]), 0.0);
+    }
+}
+
+/* The settings table: the spec with recomputation at each level, with micro-batches of
+ * the batch halved while it divides (down to an eighth), and with one layout for both
+ * phases instead of phase-aware planning; each changed alone. */
+static void plan_settings(Arena *a, const Spec *spec, IrModule *m, FeReport *r)
+{
+    const SpecTrain *t = &spec->train;
+    int64_t micro[8];
+    int n_micro = 0;
+    for (int64_t b = t->batch; n_micro < 4 && b >= 1; b /= 2) {
+        micro[n_micro++] = b;
+        if (b % 2)
+            break;
+    }
+    bool has_spec_micro = false;
+    for (int i = 0; i < n_micro; i++)
+        has_spec_micro = has_spec_micro || micro[i] == t->micro_batch;
+    if (!has_spec_micro)
+        micro[n_micro++] = t->micro_batch;
+    r->plan_rows = ARENA_ARRAY(a, FePlanRow, 3 + n_micro + 2);
+    static const char *const levels[] = {"none", "selective", "full"};
+    for (int lv = 0; lv < 3; lv++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "recompute";
+        row->value = levels[lv];
+        row->is_spec = (int)t->recompute == lv;
+        Spec v = *spec;
+        v.train.recompute = (SpecRecompute)lv;
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int i = 0; i < n_micro; i++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "micro_batch";
+        row->value = arena_sprintf(a, "%lld", (long long)micro[i]);
+        row->is_spec = micro[i] == t->micro_batch;
+        Spec v = *spec;
+        v.train.micro_batch = micro[i];
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int off = 0; off < 2; off++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "phase-aware planning";
+        row->value = off ? "off" : "on";
+        row->is_spec = !off;
+        KPlanOptions o = {.no_phases = off == 1};
+        plan_row(a, spec, m, &o, row);
+    }
+}
+
+/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
+ * cannot be compiled yet (the check report stands without a plan). Each phase's own need
+ * comes from the plan (ir/kernel.h, KPlan.phase_bytes); then the settings table. */
+static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+{
+    Diags d;
+    diag_init(&d, a);
+    IrModule *m = compile_quietly(a, spec);
+    KPlan *plan;
+    if (!m || !pass_memplan_compute(a, &d, m, NULL, r->plan_program, &plan))
         return false;
-    static const char *const full_others[] = {"norm_full", "update_full", "eval", "logits", NULL};
-    static const char *const relora_others[] = {"norm_lora", "update_lora", "relora_reset", "eval", "logits", NULL};
-    r->plan_has_phase[FE_PHASE_FULL] = plan_phase(a, m, "train_full", full_others, r->plan_phase[FE_PHASE_FULL]);
-    r->plan_has_phase[FE_PHASE_RELORA] =
-        plan_phase(a, m, "train_lora", relora_others, r->plan_phase[FE_PHASE_RELORA]);
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        r->plan_has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        memcpy(r->plan_phase[ph], plan->phase_bytes[fe_to_k_phase[ph]], sizeof r->plan_phase[ph]);
+    }
     r->has_plan = true;
+    plan_settings(a, spec, m, r);
     return true;
+}
+
+/* One line on stderr when a cpu plan exceeds what a process may use here: the trainer
+ * would refuse to start (runtime/sysmem.c reads the same limits). */
+static void warn_plan_memory(const Spec *spec, const FeReport *r)
+{
+    if (!r->has_plan || spec->train.target != SPEC_TARGET_CPU)
+        return;
+    uint64_t need = 0;
+    for (int c = 0; c < IR_CLASS_COUNT; c++)
+        need += (uint64_t)r->plan_program[c];
+    RtMemLimits l;
+    rt_mem_limits(&l);
+    if (need <= l.available)
+        return;
+    char need_s[32], avail[768];
+    rt_mem_bytes(need_s, sizeof need_s, need);
+    rt_mem_describe(&l, avail, sizeof avail);
+    fprintf(stderr, "relorac: warning: the memory plan needs %s, more than a process may use on this machine: %s; its trainer will refuse to start here\n", need_s, avail);
 }
 
 static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
@@ -288,8 +387,8 @@ static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
         return EXIT_DIAG;
     FeReport report;
     fe_report_compute(arena, spec, &report);
-    if (!args->no_plan)
-        check_plan(arena, spec, &report);
+    if (!args->no_plan && check_plan(arena, spec, &report))
+        warn_plan_memory(spec, &report);
     if (args->is_json)
         fe_report_print_json(stdout, spec, &report);
     else
@@ -485,8 +584,60 @@ static void help_build(FILE *out)
             "                 else libnvrtc.so.13/.12 from the loader's path or /usr/local/cuda)\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n"
+            "  --runtime-dir DIR\n"
+            "                 the folder holding the runtime library " RUNTIME_ARCHIVE " (default:\n"
+            "                 $RELORAC_RUNTIME_DIR, else the build tree's when this relorac\n"
+            "                 is the build tree's, else the installed one, found from this\n"
+            "                 executable's folder as " RELORAC_RUNTIME_REL_DIR ")\n"
+            "  -v, --verbose  say which runtime library the trainer is linked with\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage, I/O or toolchain error\n");
+}
+
+/* The runtime archive a trainer links against, and where it was found:
+ *  1. --runtime-dir DIR, else $RELORAC_RUNTIME_DIR: DIR/librelorac_rt.a, which must exist;
+ *  2. the build tree's, when this executable is the build tree's relorac;
+ *  3. the installed one: <this executable's folder>/RELORAC_RUNTIME_REL_DIR (meson.build:
+ *     the path from bindir to <libdir>/relorac), or that path when it is absolute.
+ * NULL after a message naming the path it looked for. */
+static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from)
+{
+    const char *dir = dir_opt ? dir_opt : getenv("RELORAC_RUNTIME_DIR");
+    if (dir && *dir) {
+        *from = dir_opt ? "--runtime-dir" : "RELORAC_RUNTIME_DIR";
+        const char *path = arena_sprintf(a, "%s/%s", dir, RUNTIME_ARCHIVE);
+        if (access(path, R_OK) == 0)
+            return path;
+        fprintf(stderr, "relorac build: %s%s%s: cannot read %s: %s\n", *from, dir_opt ? " " : "=", dir, path,
+                strerror(errno));
+        return NULL;
+    }
+    char exe[PATH_MAX], exe_dir[PATH_MAX], build_root[PATH_MAX];
+    if (!realpath("/proc/self/exe", exe)) {
+        fprintf(stderr, "relorac build: cannot resolve /proc/self/exe to find the runtime library: %s; set "
+                        "RELORAC_RUNTIME_DIR to the folder holding %s\n", strerror(errno), RUNTIME_ARCHIVE);
+        return NULL;
+    }
+    snprintf(exe_dir, sizeof exe_dir, "%s", exe);
+    char *slash = strrchr(exe_dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (realpath(RELORAC_BUILD_ROOT, build_root) && !strcmp(build_root, exe_dir) &&
+        access(RELORAC_RUNTIME_BUILD_LIB, R_OK) == 0) {
+        *from = "the build tree";
+        return RELORAC_RUNTIME_BUILD_LIB;
+    }
+    const char *rel = RELORAC_RUNTIME_REL_DIR;
+    const char *dir_path = rel[0] == '/' ? rel : arena_sprintf(a, "%s/%s", exe_dir, rel);
+    char norm[PATH_MAX];
+    const char *path = arena_sprintf(a, "%s/%s", realpath(dir_path, norm) ? norm : dir_path, RUNTIME_ARCHIVE);
+    *from = arena_sprintf(a, "installed with %s", exe);
+    if (access(path, R_OK) == 0)
+        return path;
+    fprintf(stderr, "relorac build: cannot find the runtime library: %s: %s (looked next to %s); set "
+                    "RELORAC_RUNTIME_DIR or --runtime-dir to the folder holding %s\n",
+            path, strerror(errno), exe, RUNTIME_ARCHIVE);
+    return NULL;
 }
 
 static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
@@ -495,10 +646,20 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         fprintf(stderr, "relorac build: no output given (-o BIN)\n");
         return EXIT_USAGE;
     }
+    const char *runtime_from = NULL;
+    const char *runtime = runtime_archive(arena, args->runtime_dir, &runtime_from);
+    if (!runtime)
+        return EXIT_USAGE;
+    if (args->is_verbose)
+        fprintf(stderr, "relorac build: runtime library %s (%s)\n", runtime, runtime_from);
     PassOptions po = {0};
     IrModule *m = compile_spec(arena, diags, args, &po, true);
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
+    const char *hf_note = ir_attrs_str(&m->attrs, "hf.export_note", NULL);
+    if (hf_note)
+        fprintf(stderr, "relorac build: note: not exported as LlamaForCausalLM (checkpoints keep relorac's tensor "
+                        "names, no config.json): %s\n", hf_note);
     const char *target = ir_attrs_str(&m->attrs, "train.target", NULL);
     if (!target) {
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
@@ -510,7 +671,14 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
                 target);
         return EXIT_DIAG;
     }
-    CgOptions co = {.cpu = args->cpu, .nvrtc = args->nvrtc ? args->nvrtc : getenv("RELORAC_NVRTC")};
+    /* the CUDA layer's archive (librelorac_rt_cuda.a) lies next to the runtime's */
+    const char *slash = strrchr(runtime, '/');
+    const char *cuda_lib = arena_sprintf(arena, "%.*slibrelorac_rt_cuda.a", slash ? (int)(slash - runtime + 1) : 0,
+                                         runtime);
+    CgOptions co = {.cpu = args->cpu,
+                    .runtime_lib = runtime,
+                    .runtime_cuda_lib = access(cuda_lib, R_OK) == 0 ? cuda_lib : NULL,
+                    .nvrtc = args->nvrtc ? args->nvrtc : getenv("RELORAC_NVRTC")};
     if (args->arch) { /* "sm_80,sm_90" */
         int n = 0;
         const char **archs = ARENA_ARRAY(arena, const char *, strlen(args->arch) + 1);
@@ -536,6 +704,62 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     return ok ? EXIT_OK : EXIT_USAGE;
 }
 
+static void help_plot(FILE *out)
+{
+    fprintf(out,
+            "usage: relorac plot DIR [-o FILE]\n"
+            "\n"
+            "Draws a training run from DIR/metrics.jsonl (DIR is the trainer's --out; DIR may\n"
+            "also be a metrics file): the training loss and its running mean, the validation\n"
+            "loss and the learning rate against steps done, with the end of the warm start\n"
+            "and every ReLoRA merge marked. Uses gnuplot (Debian: gnuplot-nox).\n"
+            "\n"
+            "options:\n"
+            "  -o FILE        the picture to write, .png or .svg (default: DIR/metrics.png)\n"
+            "  -h, --help     show this help\n"
+            "\n"
+            "exit status: 0 ok, 1 the metrics file is malformed, 2 usage or I/O error or no\n"
+            "gnuplot\n");
+}
+
+static int run_plot(const SpecArgs *args, Arena *arena, Diags *diags)
+{
+    (void)diags;
+    struct stat st;
+    if (stat(args->path, &st) != 0) {
+        fprintf(stderr, "relorac plot: cannot open %s: %s\n", args->path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    bool is_dir = S_ISDIR(st.st_mode);
+    const char *metrics = is_dir ? arena_sprintf(arena, "%s/metrics.jsonl", args->path) : args->path;
+    const char *dir = args->path;
+    if (!is_dir) {
+        const char *slash = strrchr(args->path, '/');
+        dir = slash ? arena_strndup(arena, args->path, (size_t)(slash - args->path)) : ".";
+    }
+    const char *out = args->out ? args->out : arena_sprintf(arena, "%s/metrics.png", dir);
+    size_t n = strlen(out);
+    if (n < 5 || (strcmp(out + n - 4, ".png") != 0 && strcmp(out + n - 4, ".svg") != 0)) {
+        fprintf(stderr, "relorac plot: -o %s: the file name must end in .png or .svg\n", out);
+        return EXIT_USAGE;
+    }
+    PlotMetrics m;
+    int rc = plot_metrics_read(arena, metrics, &m, stderr);
+    if (rc != 0)
+        return rc == 1 ? EXIT_DIAG : EXIT_USAGE;
+    const char *tmp = getenv("TMPDIR");
+    if (plot_draw(arena, &m, arena_sprintf(arena, "relorac: %s", metrics), out, tmp && *tmp ? tmp : "/tmp",
+                  stderr) != 0)
+        return EXIT_USAGE;
+    int n_val = 0, n_merge = 0;
+    for (int i = 0; i < m.n; i++) {
+        n_val += !isnan(m.p[i].val_loss);
+        n_merge += (m.p[i].events & PLOT_EV_RESET) != 0;
+    }
+    printf("relorac plot: wrote %s (%d steps, %d validations, %d merges)\n", out, m.n, n_val, n_merge);
+    return EXIT_OK;
+}
+
 /* A command: the long options it accepts (`allow`, as parse_spec_args takes them), its
  * --help, and its work, which gets the parsed arguments, the compilation's arena and
  * diagnostics in it, and returns the exit code. */
@@ -554,6 +778,7 @@ static const Command commands[] = {
     {"dump-ir", "print the IR of a spec, as lowered or after a pass", "model after kernels", help_dump_ir,
      run_dump_ir},
     {"opt", "run passes over IR in its text form", "after", help_opt, run_opt},
+    {"plot", "draw a training run's losses and learning rate (gnuplot)", "plot", help_plot, run_plot},
 };
 
 /* c->run, with the arena's out-of-memory handler set here: running out ends the

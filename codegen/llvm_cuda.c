@@ -248,8 +248,9 @@ static const char *cuda_archive(const CgOptions *opt)
     return opt->runtime_cuda_lib ? opt->runtime_cuda_lib : RELORAC_RUNTIME_CUDA_LIB;
 }
 
-/* the runtime archive still uses BLAS (checkpoint export merges, never a step) */
-static const char *const cuda_libs[] = {"-lopenblas", "-lpthread", "-ldl", "-lm", NULL};
+/* the runtime loads its GEMM library (runtime/gemm.c) and the CUDA layer the driver and
+ * cuBLAS with dlopen: nothing GPU-side is linked */
+static const char *const cuda_libs[] = {"-lpthread", "-ldl", "-lm", NULL};
 
 const CgTarget cg_target_cuda = {
     .name = "cuda",

@@ -786,11 +786,13 @@ static LLVMValueRef cpu_ret(CgCtx *c, CgFn *h, int buf)
 }
 
 static const char *const cpu_libs[] = {
-    "-lopenblas", "-lpthread",
+    "-lpthread",
+    "-ldl", /* the runtime loads its GEMM library at start-up (runtime/gemm.c) */
 #if defined(__x86_64__) && defined(__linux__)
     "-lmvec", /* vectorised exp/log/sin/cos (llvm_module.c use_libmvec) */
 #endif
-    "-lm",      NULL,
+    "-lm",
+    NULL,
 };
 
 const CgTarget cg_target_cpu = {

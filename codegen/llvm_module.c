@@ -312,6 +312,14 @@ static bool module_build(CgCtx *c, LLVMTargetMachineRef tm, bool with_main)
                                     LLVMCreateStringAttribute(c->llc, "target-features", 15,
                                                               features, (unsigned)strlen(features)));
     }
+    /* the instruction sets the object needs: the runtime checks them against CPUID before
+     * any generated code runs (runtime/cpu.c, rt_cpu_check) */
+    if (with_main) {
+        LLVMValueRef str = LLVMConstStringInContext(c->llc, features, (unsigned)strlen(features), 0);
+        LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(str), "relorac_target_features");
+        LLVMSetInitializer(gv, str);
+        LLVMSetGlobalConstant(gv, 1);
+    }
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     return verify(c, "as emitted") && optimize(c, tm);

@@ -1,7 +1,8 @@
 /* Lowering of a Spec to the graph IR.
  *
- * Globals: @tokens and @targets (i32[B,T], written by the host each step), @step
- * (i32[], the index of the step being run), and one global per parameter tensor,
+ * Globals: @tokens and @targets (i32[B,T], B the micro-batch: written by the host for
+ * each micro-step), @step (i32[], the index of the step being run), and one global per
+ * parameter tensor,
  * named as in the spec ("layers.3.attention.q.weight"). A linear the adapter targets
  * carries attributes lora_rank, lora_alpha and lora_dropout; the lora-insert pass
  * reads them. @init initialises every parameter; @train and @eval compute
@@ -11,7 +12,8 @@
  * same forward for one sequence @sample_tokens [1,T], returning logits [T,V].
  * Every node takes the SrcLoc of the DSL construct it implements. The module's
  * attributes are the spec's settings, each under the name frontend/fields.def gives it
- * (docs/language.md §5.4). */
+ * (docs/language.md §5.4); hf.c adds the Hugging Face names and config.json, or the note
+ * saying why there are none. */
 #include "lower.h"
 
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "fields.h"
+#include "hf.h"
 
 typedef struct {
     Arena *a;
@@ -313,84 +316,6 @@ static void set_module_attrs(Lower *l)
             field_attr(l, &fe_fields[i]);
 }
 
-/* ---- Hugging Face names ----
- * A block that is exactly LLaMA's (rmsnorm, rope attention, rmsnorm, swiglu; no biases,
- * no learned positions, final rmsnorm) exports under transformers' LlamaForCausalLM
- * names with a config.json, so the merged checkpoint loads there. Other blocks keep the
- * spec's own names. */
-
-static const SpecModule *llama_modules(const SpecModel *md, const SpecModule **norm1, const SpecModule **norm2)
-{
-    const SpecBlock *b = &md->block;
-    if (b->n_modules != 4 || md->positions != SPEC_POS_NONE || md->norm != SPEC_NORM_RMSNORM)
-        return NULL;
-    const SpecModule *m0 = b->modules[0], *m1 = b->modules[1], *m2 = b->modules[2], *m3 = b->modules[3];
-    if (m0->kind != SPEC_MOD_RMSNORM || m1->kind != SPEC_MOD_ATTENTION || m2->kind != SPEC_MOD_RMSNORM ||
-        m3->kind != SPEC_MOD_SWIGLU || !m1->has_rope || m1->has_bias || m3->has_bias)
-        return NULL;
-    /* the dataflow: h = x + attention(norm1(x)); return h + swiglu(norm2(h)) */
-    const SpecNode *r = b->ret;
-    while (r->kind == SPEC_NODE_LOCAL)
-        r = r->a;
-    if (r->kind != SPEC_NODE_ADD)
-        return NULL;
-    *norm1 = m0;
-    *norm2 = m2;
-    return m1;
-}
-
-static void name_for_hf(Lower *l)
-{
-    const SpecModel *md = &l->s->model;
-    const SpecModule *n1, *n2, *attn = llama_modules(md, &n1, &n2);
-    if (!attn)
-        return;
-    Arena *a = l->a;
-    for (int i = 0; i < l->m->n_globals; i++) {
-        IrGlobal *g = l->m->globals[i];
-        const char *hf = NULL;
-        int layer;
-        char local[128];
-        if (!strcmp(g->name, "embedding.weight"))
-            hf = "model.embed_tokens.weight";
-        else if (!strcmp(g->name, "norm.weight"))
-            hf = "model.norm.weight";
-        else if (!strcmp(g->name, "head.weight"))
-            hf = "lm_head.weight";
-        else if (sscanf(g->name, "layers.%d.%127s", &layer, local) == 2) {
-            const char *dot = strchr(local, '.');
-            size_t mlen = dot ? (size_t)(dot - local) : strlen(local);
-            const char *rest = dot ? dot + 1 : "";
-            if (strlen(n1->name) == mlen && !strncmp(local, n1->name, mlen) && !strcmp(rest, "weight"))
-                hf = arena_sprintf(a, "model.layers.%d.input_layernorm.weight", layer);
-            else if (strlen(n2->name) == mlen && !strncmp(local, n2->name, mlen) && !strcmp(rest, "weight"))
-                hf = arena_sprintf(a, "model.layers.%d.post_attention_layernorm.weight", layer);
-            else if (mlen == strlen(attn->name) && !strncmp(local, attn->name, mlen) && strlen(rest) == 8 &&
-                     !strcmp(rest + 1, ".weight"))
-                hf = arena_sprintf(a, "model.layers.%d.self_attn.%c_proj.weight", layer, rest[0]);
-            else if (mlen == strlen(md->block.modules[3]->name) && !strncmp(local, md->block.modules[3]->name, mlen) &&
-                     (!strcmp(rest, "gate.weight") || !strcmp(rest, "up.weight") || !strcmp(rest, "down.weight")))
-                hf = arena_sprintf(a, "model.layers.%d.mlp.%.*s_proj.weight", layer, (int)(strlen(rest) - 7), rest);
-        }
-        if (hf)
-            ir_attrs_set_str(a, &g->attrs, "hf_name", hf);
-    }
-    const SpecModule *mlp = md->block.modules[3];
-    ir_attrs_set_str(a, &l->m->attrs, "hf.config_json",
-                     arena_sprintf(a,
-                                   "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
-                                   "  \"hidden_size\": %lld,\n  \"intermediate_size\": %lld,\n"
-                                   "  \"num_attention_heads\": %lld,\n  \"num_key_value_heads\": %lld,\n"
-                                   "  \"num_hidden_layers\": %lld,\n  \"vocab_size\": %lld,\n"
-                                   "  \"max_position_embeddings\": %lld,\n  \"rms_norm_eps\": %g,\n"
-                                   "  \"rope_theta\": %g,\n  \"hidden_act\": \"silu\",\n"
-                                   "  \"tie_word_embeddings\": %s,\n  \"attention_bias\": false,\n"
-                                   "  \"torch_dtype\": \"float32\"\n}\n",
-                                   (long long)md->dim, (long long)mlp->hidden, (long long)attn->heads,
-                                   (long long)attn->kv_heads, (long long)md->layers, (long long)md->vocab,
-                                   (long long)md->context, n1->eps, attn->rope_theta, md->tied ? "true" : "false"));
-}
-
 /* The forward pass over `tokens` ([b,T] i32): the mean cross-entropy against
  * `targets` when given, else the logits [b*T, V]. */
 static IrNode *forward(Lower *l, IrFunc *f, int64_t b, IrGlobal *tokens_g, IrGlobal *targets_g)
@@ -454,13 +379,14 @@ IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
     l.a = a;
     l.d = d;
     l.s = s;
-    l.B = s->train.batch;
+    /* the functions' unit is the micro-batch: a step runs batch / micro_batch of them */
+    l.B = s->train.micro_batch > 0 ? s->train.micro_batch : s->train.batch;
     l.T = s->train.seq_len;
     l.m = ir_module_new(a, s->model.name);
     set_module_attrs(&l);
     ir_attrs_set_str(a, &l.m->attrs, "model_hash", fe_model_hash(a, s));
     make_globals(&l);
-    name_for_hf(&l);
+    fe_hf_annotate(a, s, l.m);
     make_init(&l);
     l.memo = ARENA_ARRAY(a, IrNode *, s->model.block.n_nodes + 1);
     IrGlobal *tokens = ir_global_find(l.m, "tokens"), *targets = ir_global_find(l.m, "targets");

@@ -451,7 +451,14 @@ static void cuda_read(RtCtx *ctx, void *dst, const void *src, size_t n)
     memset(dst, 0xFF, n);
 }
 
-const RtDeviceOps rt_cuda_device = {"cuda", cuda_open, cuda_close, cuda_write, cuda_read};
+static void cuda_zero(RtCtx *ctx, void *dst, size_t n)
+{
+    Cuda *c = cu(ctx);
+    if (!c->failed && n > 0)
+        ok_or_fail(c, c->api.MemsetD8Async((CuPtr)(uintptr_t)dst, 0, n, c->stream), "cuMemsetD8Async");
+}
+
+const RtDeviceOps rt_cuda_device = {"cuda", cuda_open, cuda_close, cuda_write, cuda_read, cuda_zero};
 
 /* ---- the generated code's entry points ---- */
 

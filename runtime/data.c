@@ -1,13 +1,16 @@
-/* Training data: byte-level text files and llm.c/nanoGPT .bin token files, memory-mapped and
- * validated once, and batches drawn from (seed, step, row) with the counter RNG so a resumed
- * run sees exactly the batches the uninterrupted run would have seen. */
+/* Training data: byte-level text files and llm.c/nanoGPT .bin token files, read into memory
+ * and validated once, and batches drawn from (seed, step, row) with the counter RNG so a
+ * resumed run sees exactly the batches the uninterrupted run would have seen.
+ * Why a copy and not a mapping: a file truncated under a mapping kills the trainer with
+ * SIGBUS, and one rewritten in place could feed it token ids it never validated (>= vocab,
+ * an out-of-bounds embedding row). The copy costs the file's size in memory, which the
+ * trainer counts in its start-up memory check. */
 #include "rt_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,31 +69,30 @@ bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_
 {
     memset(d, 0, sizeof *d);
     d->kind = kind;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return rt_err(e, RT_ERR_IO, "%s: cannot open data file: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rt_err(e, RT_ERR_IO, "%s: not a regular file", path);
-    }
+    int fd = rt_open_regular(path, "data file", &st, e);
+    if (fd < 0)
+        return false;
     size_t size = (size_t)st.st_size;
     if (size == 0) {
         close(fd);
         return rt_err(e, RT_ERR_EMPTY, "%s: data file is empty", path);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    unsigned char *buf = malloc(size);
+    if (!buf) {
+        close(fd);
+        return rt_err(e, RT_ERR_NOMEM, "%s: cannot hold the data file in memory (%zu bytes)",
+                      path, size);
+    }
+    bool ok = rt_read_at(fd, path, buf, size, 0, e);
     close(fd);
-    if (map == MAP_FAILED)
-        return rt_err(e, RT_ERR_IO, "%s: cannot map data file: %s", path, strerror(errno));
-    d->map = map;
-    d->map_len = size;
+    d->buf = buf;
+    d->bytes = size;
     d->path = strdup(path);
-    bool ok = true;
-    if (kind == RT_DATA_TOKENS) {
-        ok = check_tokens_bin(d, path, map, size, e);
-    } else {
-        d->toks = map;
+    if (ok && kind == RT_DATA_TOKENS) {
+        ok = check_tokens_bin(d, path, buf, size, e);
+    } else if (ok) {
+        d->toks = buf;
         d->n = (int64_t)size;
     }
     for (int64_t i = 0; ok && i < d->n; i++) {
@@ -111,8 +113,7 @@ bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_
 
 void rt_data_close(RtData *d)
 {
-    if (d->map)
-        munmap(d->map, d->map_len);
+    free(d->buf);
     free(d->path);
     memset(d, 0, sizeof *d);
 }

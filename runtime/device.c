@@ -39,6 +39,22 @@ void rt_tensor_read(RtCtx *ctx, int i, void *dst, size_t bytes)
         memcpy(dst, rt_tensor_data(ctx, i), n);
 }
 
+void rt_tensor_zero(RtCtx *ctx, int i)
+{
+    size_t n = tensor_bytes(&ctx->model->tensors[i]);
+    const RtDeviceOps *dev = ctx->model->device;
+    if (!dev) {
+        memset(rt_tensor_data(ctx, i), 0, n);
+    } else if (dev->zero) {
+        dev->zero(ctx, rt_tensor_data(ctx, i), n);
+    } else { /* writes of zeros, 64 KiB at a time */
+        static const char zeros[1 << 16];
+        char *dst = rt_tensor_data(ctx, i);
+        for (size_t at = 0; at < n; at += sizeof zeros)
+            dev->write(ctx, dst + at, zeros, n - at < sizeof zeros ? n - at : sizeof zeros);
+    }
+}
+
 void *rt_tensor_host(const RtCtx *ctx, int i)
 {
     if (!ctx->model->device)
@@ -84,23 +100,24 @@ void rt_mirror_destroy(RtCtx *ctx)
     ctx->mirror = NULL;
 }
 
-void rt_ctx_pull(const RtCtx *ctx)
+void rt_ctx_pull(const RtCtx *ctx, const RtSchedule *s, int64_t done)
 {
     const RtModel *m = ctx->model;
     if (!m->device || !ctx->mirror)
         return;
     for (int i = 0; i < m->n_tensors; i++)
-        if (ctx->mirror->offset[i] != SIZE_MAX) /* the layer's copies do not change ctx */
+        if (ctx->mirror->offset[i] != SIZE_MAX && rt_tensor_is_live(&m->tensors[i], s, done))
+            /* the layer's copies do not change ctx */
             m->device->read((RtCtx *)ctx, rt_tensor_host(ctx, i), rt_tensor_data(ctx, i),
                             tensor_bytes(&m->tensors[i]));
 }
 
-void rt_ctx_push(RtCtx *ctx)
+void rt_ctx_push(RtCtx *ctx, const RtSchedule *s, int64_t done)
 {
     const RtModel *m = ctx->model;
     if (m->device && ctx->mirror)
         for (int i = 0; i < m->n_tensors; i++)
-            if (ctx->mirror->offset[i] != SIZE_MAX)
+            if (ctx->mirror->offset[i] != SIZE_MAX && rt_tensor_is_live(&m->tensors[i], s, done))
                 m->device->write(ctx, rt_tensor_data(ctx, i), rt_tensor_host(ctx, i), tensor_bytes(&m->tensors[i]));
     if (m->fn[RT_FN_REFRESH]) /* what derives from the loaded tensors */
         m->fn[RT_FN_REFRESH](ctx);

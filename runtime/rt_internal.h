@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* ---- error.c ---- */
@@ -20,12 +21,15 @@ enum RtErrCode {
     RT_ERR_FORMAT,      /* malformed file: bad magic, bad header JSON, bad offsets */
     RT_ERR_TRUNCATED,   /* file shorter than its header says */
     RT_ERR_TOKEN,       /* token id >= vocab */
-    RT_ERR_MISSING,     /* a tensor the model needs is not in the checkpoint */
+    RT_ERR_MISSING,     /* a file that does not exist, or a tensor the checkpoint lacks */
     RT_ERR_MISMATCH,    /* a tensor has the wrong dtype or shape */
     RT_ERR_OTHER_MODEL, /* checkpoint written by another model (model_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
     RT_ERR_NOMEM,
-    RT_ERR_DEVICE       /* no device, no driver, an unsupported device or a device failure */
+    RT_ERR_DEVICE,      /* no device, no driver, an unsupported device or a device failure */
+    RT_ERR_NONFINITE, /* a tensor to be saved holds NaN or infinity */
+    RT_ERR_CPU,         /* the program needs instructions this CPU lacks */
+    RT_ERR_GEMM         /* no usable GEMM library */
 };
 
 typedef struct RtError {
@@ -64,25 +68,96 @@ typedef struct RtDeviceOps {
      * failure is reported on stderr once and turns later results into NaN. */
     void (*write)(RtCtx *ctx, void *dst, const void *src, size_t n);
     void (*read)(RtCtx *ctx, void *dst, const void *src, size_t n);
+    /* Zeroes n bytes at dst in stream order; NULL: a write of zeros. */
+    void (*zero)(RtCtx *ctx, void *dst, size_t n);
 } RtDeviceOps;
 
 /* Copies min(bytes, the tensor's size) from src into tensor i, or out of it into dst. */
 void rt_tensor_write(RtCtx *ctx, int i, const void *src, size_t bytes);
 void rt_tensor_read(RtCtx *ctx, int i, void *dst, size_t bytes);
+/* Zeroes tensor i. */
+void rt_tensor_zero(RtCtx *ctx, int i);
 /* The host copy of checkpointed tensor i (rt_tensor_is_persistent): the tensor itself on
  * the host; on a device, its mirror, current after rt_ctx_pull and sent by rt_ctx_push. */
 void *rt_tensor_host(const RtCtx *ctx, int i);
-/* Device -> mirror and mirror -> device, every checkpointed tensor (no-ops on the host);
- * rt_ctx_push then runs RT_FN_REFRESH when the model has one (the copies derived from the
- * loaded tensors). */
-void rt_ctx_pull(const RtCtx *ctx);
-void rt_ctx_push(RtCtx *ctx);
+/* Device -> mirror and mirror -> device, every checkpointed tensor that holds a value after
+ * `done` steps of s (rt_tensor_is_live: a tensor of the other phase shares its bytes with
+ * live ones, and pushing it would overwrite them); no-ops on the host. rt_ctx_push then
+ * runs RT_FN_REFRESH when the model has one (the copies derived from the loaded tensors). */
+void rt_ctx_pull(const RtCtx *ctx, const RtSchedule *s, int64_t done);
+void rt_ctx_push(RtCtx *ctx, const RtSchedule *s, int64_t done);
 /* Creates and frees the mirror of a device context (rt_ctx_create, rt_ctx_destroy). */
 bool rt_mirror_create(RtCtx *ctx, RtError *e);
 void rt_mirror_destroy(RtCtx *ctx);
 /* n values of dtype `from` at src as dtype `to` at dst: f32 <-> bf16 (round to nearest
  * even), or a copy when the dtypes agree. False for i32 against a float type. */
 bool rt_dtype_convert(void *dst, int to, const void *src, int from, int64_t n);
+
+/* ---- cpu.c ---- */
+/* This CPU's instruction sets, under LLVM's x86 target-feature names ("avx2", "avx512f",
+ * "fma", ...; the table is in cpu.c). A feature counts only when CPUID reports it and the OS
+ * saves its registers (XCR0). On other architectures nothing is detected. */
+typedef struct RtCpu {
+    char vendor[13]; /* "GenuineIntel", "AuthenticAMD", ...; "" when not x86 */
+    char brand[49];  /* CPUID brand string, leading blanks removed */
+    int family, model; /* as Linux's /proc/cpuinfo prints them */
+    uint64_t has;    /* bit i: feature rt_cpu_feature_name(i) is usable */
+} RtCpu;
+
+void rt_cpu_detect(RtCpu *c);
+int rt_cpu_feature_index(const char *name); /* -1 for a name cpu.c does not test */
+const char *rt_cpu_feature_name(int index); /* NULL past the table */
+bool rt_cpu_has(const RtCpu *c, const char *name);
+/* "AVX-512" (F, BW, DQ and VL), "AVX2+FMA", "AVX", "SSE4.2", "SSE2" */
+const char *rt_cpu_isa(const RtCpu *c);
+/* required: an LLVM target-feature string, "+avx2,+fma,-avx512f,...". Fails with RT_ERR_CPU
+ * naming every "+" feature that cpu.c can test and c lacks; "-" entries and names it cannot
+ * test are ignored. NULL passes. */
+bool rt_cpu_check_features(const RtCpu *c, const char *required, RtError *e);
+/* The same against this machine's CPU. */
+bool rt_cpu_check(const char *required_features, RtError *e);
+
+/* ---- gemm.c ---- */
+/* The GEMM engine (see gemm.c): BLIS's micro-kernel for this CPU under our own loops, or
+ * OpenBLAS when BLIS is missing. Owns the library handle and the packing buffers of
+ * n_parts pool parts. */
+typedef struct RtGemm RtGemm;
+
+bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e);
+/* The same with only lib, "blis" or "openblas" (NULL: BLIS, else OpenBLAS); for tests. */
+bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e);
+void rt_gemm_destroy(RtGemm *g);
+/* One line: library, version, kernel set, e.g. "BLIS 0.9.0 skx micro-kernel (32x12), ..." */
+const char *rt_gemm_describe(const RtGemm *g);
+/* Why the kernel set differs from the library's own choice (or why it could not be
+ * fixed); NULL when the library chose well by itself. */
+const char *rt_gemm_note(const RtGemm *g);
+/* The seam that decides: given a library ("blis" or "openblas"), the kernel set it picked
+ * (BLIS's arch name, OpenBLAS's corename) and the CPU, the kernel set to force, or NULL when
+ * the pick already uses the CPU's widest vector ISA (AVX-512, else AVX2+FMA) or is a name
+ * we do not know (a newer library knows better). E.g. OpenBLAS "Prescott" on an AVX-512
+ * CPU gives "SkylakeX". */
+const char *rt_gemm_core_remedy(const char *lib, const char *core, const RtCpu *cpu);
+/* Claims g for one GEMM; false while another call uses it (a GEMM issued from inside a
+ * pool job), which then needs an engine of its own. */
+bool rt_gemm_acquire(RtGemm *g);
+void rt_gemm_release(RtGemm *g);
+/* The same on the calling thread alone, with the process's library and packing buffers of
+ * its own, sized to the problem: for ctx NULL, or while the context's engine is busy (a
+ * GEMM issued from inside a pool job, e.g. one attention tile per task). */
+void rt_gemm_run_alone(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                       int64_t sb, float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
+/* Start-up report: one line to out (when not NULL), "PROG: GEMM: <rt_gemm_describe>; CPU:
+ * <brand>, <ISA>, N threads", and rt_gemm_note to err (when not NULL), so a library's poor
+ * choice of kernels is never silent. ctx NULL (--help) probes the library. */
+void rt_gemm_report(FILE *out, FILE *err, const char *prog, const RtCtx *ctx);
+/* A row-major strided batch C_i = alpha op(A_i) op(B_i) + beta C_i (rt_sgemm_strided's
+ * contract) on up to `parts` pool parts; results do not depend on parts. */
+void rt_gemm_run(RtCtx *ctx, RtGemm *g, int parts, int ta, int tb, int64_t m, int64_t n,
+                 int64_t k, float alpha, const float *a, int64_t lda, int64_t sa, const float *b,
+                 int64_t ldb, int64_t sb, float beta, float *c, int64_t ldc, int64_t sc,
+                 int64_t batch);
 
 /* ---- pool.c ---- */
 RtThreadPool *rt_threads_create(int n_workers);
@@ -94,8 +169,8 @@ typedef struct RtData {
     int kind;                  /* enum RtDataKind */
     const unsigned char *toks; /* token bytes (1 per token for text, 2 LE for tokens) */
     int64_t n;                 /* token count */
-    void *map;
-    size_t map_len;
+    unsigned char *buf;        /* the whole file, read at open (toks points into it) */
+    size_t bytes;
 } RtData;
 
 /* A contiguous token range used for training or validation. */
@@ -104,8 +179,9 @@ typedef struct RtSplit {
     int64_t begin, n;
 } RtSplit;
 
-/* Maps and validates a data file: size, magic, version, count, every token < vocab, and at
- * least min_tokens tokens. */
+/* Reads a data file into memory and validates it: a regular file (a FIFO is refused without
+ * blocking), size, magic, version, count, every token < vocab, and at least min_tokens
+ * tokens. Later changes to the file do not reach the copy. */
 bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_tokens,
                   RtError *e);
 void rt_data_close(RtData *d);
@@ -145,9 +221,25 @@ typedef struct RtStEntry {
     int index;
 } RtStEntry;
 
-/* Where bytes go: write(user, fd, buf, n) behaves like write(2). Tests inject failures. */
+/* The file-system steps of a checkpoint save other than writing bytes (rt_checkpoint_save
+ * lists their order). */
+enum RtIoStep {
+    RT_IO_MKDIR,     /* create the new checkpoint directory */
+    RT_IO_OPEN,      /* create a file in it */
+    RT_IO_FSYNC,     /* fsync a file */
+    RT_IO_CLOSE,     /* close a file */
+    RT_IO_FSYNC_DIR, /* fsync a directory */
+    RT_IO_SYMLINK,   /* create a symlink under a temporary name */
+    RT_IO_RENAME,    /* rename it into place */
+    RT_IO_REMOVE     /* remove an old checkpoint directory or a leftover */
+};
+
+/* Where bytes go, and a fault injector for tests. write(user, fd, buf, n) behaves like
+ * write(2) (NULL: write(2)). fault(user, step, path), when set, runs before each other step
+ * (enum RtIoStep) on path; a non-zero return is an errno value the step then fails with. */
 typedef struct RtIo {
     ssize_t (*write)(void *user, int fd, const void *buf, size_t n);
+    int (*fault)(void *user, int step, const char *path);
     void *user;
 } RtIo;
 
@@ -156,7 +248,9 @@ typedef struct RtIo {
 bool rt_write_all(int fd, const RtIo *io, const char *path, const void *buf, size_t n,
                   RtError *e);
 /* Writes a safetensors file to fd: header keys sorted, data contiguous in the same order,
- * header padded with spaces so data starts 8-byte aligned. Entries need not be sorted. */
+ * header padded with spaces so data starts 8-byte aligned. Entries need not be sorted.
+ * F32 and BF16 data is checked as it is written: a NaN or an infinity stops the write with
+ * RT_ERR_NONFINITE, naming the tensor and the element. */
 bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t, int n,
                     const RtStMeta *meta, int n_meta, RtError *e);
 
@@ -171,22 +265,41 @@ typedef struct RtStTensor {
 
 typedef struct RtStFile {
     char *path;
-    void *map;
-    size_t size;
+    size_t size;       /* file bytes when opened */
+    uint64_t data_start; /* 8 + header length */
+    int fd;
+    bool has_fd;
+    void *buf;         /* rt_st_open: the data bytes */
     int n;
-    RtStTensor *t;
+    RtStTensor *t;     /* sorted by name */
     int n_meta;
-    RtStMeta *meta; /* strings owned by the file */
+    RtStMeta *meta;    /* sorted by key; strings owned by the file */
 } RtStFile;
 
-/* Maps and strictly parses a safetensors file (RT_ERR_TRUNCATED / RT_ERR_FORMAT). */
+/* Opens and strictly parses a safetensors file (RT_ERR_TRUNCATED / RT_ERR_FORMAT), and reads
+ * all its data into memory: every tensor's `data` is set. */
 bool rt_st_open(RtStFile *f, const char *path, RtError *e);
+/* The same without reading the data: read each tensor with rt_st_read. */
+bool rt_st_open_header(RtStFile *f, const char *path, RtError *e);
+/* Reads t->nbytes bytes of tensor t into dst; a file that shrank since it was opened gives
+ * RT_ERR_TRUNCATED. */
+bool rt_st_read(const RtStFile *f, const RtStTensor *t, void *dst, RtError *e);
 void rt_st_close(RtStFile *f);
+/* Binary searches (the parser sorts names and keys and rejects duplicates). */
 const RtStTensor *rt_st_find(const RtStFile *f, const char *name);
 const char *rt_st_meta(const RtStFile *f, const char *key);
-/* Parses a header (the JSON text after the 8-byte length) against data_len bytes of data.
- * Exposed for tests; rt_st_open calls it. */
+/* Parses a header (the JSON text after the 8-byte length) against data_len bytes of data:
+ * every shape's byte count is overflow-checked, names and keys are unique, the tensors
+ * tile the data. O(n log n) in the number of keys. Exposed for tests. */
 bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e);
+
+/* Opens path for reading if it is a regular file ("what" names it in errors: "data file").
+ * Never blocks: a FIFO, device or directory is refused before anything is read. Returns the
+ * descriptor (st filled) or -1. */
+int rt_open_regular(const char *path, const char *what, struct stat *st, RtError *e);
+/* Reads exactly n bytes at off (retrying short reads and EINTR); end of file first gives
+ * RT_ERR_TRUNCATED ("the file changed after it was opened"). */
+bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtError *e);
 
 /* ---- checkpoint.c ---- */
 #define RT_CKPT_FORMAT "relorac-trainer-2"
@@ -194,21 +307,32 @@ bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_l
 /* How the run was started, kept in the trainer metadata so `--resume DIR` alone continues
  * with the same data. Empty strings mean "not set". */
 typedef struct RtRunInfo {
-    char data[1024], val_data[1024];
+    char data[4096], val_data[4096]; /* PATH_MAX */
     int data_kind; /* enum RtDataKind */
     RtSchedule schedule; /* the resolved schedule of the run (metadata schedule.*) */
 } RtRunInfo;
 
-/* Writes model.safetensors (exported weights, adapters merged), config.json (when the model
- * has one) and trainer.safetensors (everything needed to resume, step = steps completed,
- * plus run when not NULL) to dir, each to a temp file first. Only when all are written and
- * synced are they renamed into place, so a failure leaves the previous checkpoint as it was. */
+/* A checkpoint directory DIR holds (docs/runtime.md, "Checkpoints"):
+ *   ckpt-<step>.<6 chars>/  model.safetensors, config.json, trainer.safetensors
+ *   latest                  symlink to the current ckpt-* directory
+ *   model.safetensors, config.json, trainer.safetensors
+ *                           symlinks to latest/<name>, for tools that open DIR/<name>
+ * Saving writes a whole new ckpt-* directory, fsyncs each file and the directory, then
+ * points `latest` at it with one rename (the commit), fsyncs DIR and removes the old
+ * directory. At every instant `latest` names a complete checkpoint, old or new.
+ * Errors say what is on disk: before the commit "the previous checkpoint in DIR is
+ * unchanged" (or "DIR holds no checkpoint"), after it that the new one is in place. A NaN
+ * or infinity in any float tensor abandons the save (RT_ERR_NONFINITE) before the commit.
+ * step = steps completed; run (when not NULL) is stored in the trainer metadata. */
 bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
                         const RtIo *io, RtError *e);
-/* Loads dir/trainer.safetensors into ctx; returns the saved step, seed and (run != NULL) the
- * run info. */
+/* Loads DIR/latest/trainer.safetensors (DIR/trainer.safetensors in a directory written
+ * before `latest` existed) into ctx, reading each tensor straight into its pool; returns
+ * the saved step, seed and (run != NULL) the run info. */
 bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *seed,
                         RtRunInfo *run, RtError *e);
+/* Whether dir holds a checkpoint (its `latest` link, or trainer.safetensors). */
+bool rt_checkpoint_exists(const char *dir);
 /* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
 void rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
@@ -241,21 +365,51 @@ bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e);
  * restart_warmup steps to the cosine's value at the ramp's end (relora-notes §1.5). */
 double rt_schedule_lr(const RtSchedule *s, int64_t step);
 RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step);
+/* Whether t holds a value once `done` steps of s have run: a tensor of one phase only
+ * (RT_T_PHASE_FULL, RT_T_PHASE_LORA) in that phase. The state after `done` steps is
+ * ReLoRA-phase state when s is a relora schedule and done > warm_start (or warm_start is
+ * 0); before that, full-rank state. */
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done);
 /* One line: every field of s. */
 void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n);
 /* Copies up to the tensor's size of src into the io tensor (no-op when the model has none). */
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes);
+/* Writes one micro-batch x, y [micro_batch, seq_len] into TOKENS and TARGETS. */
 void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y);
-/* Runs step `step` by the policy: writes the batch and the step's inputs, runs the switch
- * when due, train_* and norm_*, then, only when the loss and the norm are finite, update_*
- * and the reset when due. Returns enum RtStepResult. x, y: [batch, seq_len]. */
+/* Runs step `step` by the policy: writes the step's inputs, runs the switch when due,
+ * train_* once per micro-step (batch / micro_batch of them, each on its rows of x, y,
+ * gradients zeroed first when there are several) and norm_*, then, only when the loss and
+ * the norm are finite, update_* and the reset when due. Returns enum RtStepResult.
+ * x, y: [batch, seq_len]. */
 int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out);
 /* Initialises every parameter from ctx->seed (RT_FN_INIT at step 0). */
 void rt_init(RtCtx *ctx);
-/* The mean loss of one batch (nats/token); no state change. */
+/* The mean loss of one batch [batch, seq_len] (nats/token), micro-batch by micro-batch;
+ * no state change. */
 float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y);
 /* The next-token logits after position pos of x: [seq_len]; out: [vocab]. */
 void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);
+/* ---- sysmem.c ---- */
+/* What this process may allocate. Sizes in bytes; UINT64_MAX means "no limit" (or unknown
+ * RAM). */
+typedef struct RtMemLimits {
+    uint64_t ram;          /* physical memory, sysconf(_SC_PHYS_PAGES) * page size */
+    uint64_t cgroup;       /* the tightest cgroup memory limit on the way to the root */
+    char cgroup_file[512]; /* the file that set it */
+    uint64_t rlimit_as;    /* RLIMIT_AS soft limit */
+    uint64_t available;    /* the smallest of the three */
+} RtMemLimits;
+
+/* Reads RAM, the cgroup limits (v2 memory.max and v1 memory.limit_in_bytes of the process's
+ * cgroup and each parent, found through /proc/self/mountinfo and /proc/self/cgroup) and
+ * RLIMIT_AS. */
+void rt_mem_limits(RtMemLimits *l);
+/* The same with /proc and the cgroup mounts read under root (a test's fake tree). */
+void rt_mem_limits_at(RtMemLimits *l, const char *root);
+/* "22.9 GiB (RAM 22.9 GiB; cgroup limit none; RLIMIT_AS unlimited)". */
+void rt_mem_describe(const RtMemLimits *l, char *buf, size_t cap);
+/* bytes as "1.5 GiB", "3.0 MiB" or "512 bytes". */
+void rt_mem_bytes(char *buf, size_t cap, uint64_t bytes);
 
 /* ---- trainer.c ---- */
 typedef struct RtHooks {

@@ -1,18 +1,23 @@
 /* The trainer CLI linked into every generated binary: options, data, the step loop with
  * evaluation, metrics and progress, checkpoints, resume, signals and sampling. It returns
  * exit codes instead of exiting, so tests can drive it in-process.
- * Exit codes: 0 ok, 1 training diverged (loss not finite), 2 usage or I/O error,
+ * The schedule is run-time data (docs/runtime.md "The schedule"): its options resolve
+ * against the model's defaults, and runtime/step.c runs each step by it.
+ * Exit codes: 0 ok, 1 training diverged (loss or gradient norm not finite), 2 usage or
+ * I/O error,
  * 128 + signal after SIGINT/SIGTERM (a checkpoint was written first). */
 #include "rt_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,36 +31,100 @@ static void on_signal(int sig)
     pending_signal = sig;
 }
 
-/* Schedule overrides: each trainer option sets one RtSchedule field (docs/runtime.md "The
- * schedule"); step positions also take a percentage of the total. */
-enum { SO_STEPS, SO_WARMUP, SO_WARM_START, SO_RESET_EVERY, SO_RESTART_WARMUP, SO_LR, SO_RELORA_LR,
-       SO_MIN_LR_RATIO, SO_PRUNE, SO_COUNT };
-static const struct {
-    const char *name;
-    bool is_count, percent_ok;
-    const char *help;
-} sched_opts[SO_COUNT] = {
-    [SO_STEPS] = {"--total-steps", true, false, "the schedule's horizon: the cosine ends there"},
-    [SO_WARMUP] = {"--warmup", true, true, "steps of linear warmup from 0 (N or P%)"},
-    [SO_WARM_START] = {"--warm-start", true, true, "full-rank steps before the switch to ReLoRA (N or P%)"},
-    [SO_RESET_EVERY] = {"--reset-every", true, true, "steps between ReLoRA merges (N or P%)"},
-    [SO_RESTART_WARMUP] = {"--restart-warmup", true, true, "LR ramp after the switch and each merge (N or P%)"},
-    [SO_LR] = {"--lr", false, false, "peak learning rate of the full-rank phase"},
-    [SO_RELORA_LR] = {"--relora-lr", false, false, "peak learning rate of the ReLoRA phase"},
-    [SO_MIN_LR_RATIO] = {"--min-lr-ratio", false, false, "the cosine's floor, a fraction of the peak"},
-    [SO_PRUNE] = {"--prune", false, false, "fraction of the adapters' Adam moments zeroed at a merge"},
-};
+/* ---- options ---- */
+
+/* How an option's value is read. Numbers are decimal, with nothing before or after them
+ * (no spaces, no '+'), and must lie in the row's [lo, hi]. */
+typedef enum OptKind {
+    OPT_FLAG,    /* no value; sets a bool */
+    OPT_PATH,    /* a non-empty string (const char *) */
+    OPT_TEXT,    /* any string, even empty (const char *) */
+    OPT_INT,     /* an integer in [lo, hi] (int64_t) */
+    OPT_U64,     /* an integer in [0, 2^64) (uint64_t); lo, hi unused */
+    OPT_REAL,    /* a decimal number in [lo, hi] (double) */
+    OPT_AMOUNT,  /* an integer N in [lo, hi], or a percentage P% with 0 <= P <= 100 (Amount) */
+    OPT_CHOICE   /* one of the words of .arg, "a|b|c" (int: the word's index) */
+} OptKind;
+
+/* "N or P%": a step count given directly or as a share of the run. */
+typedef struct Amount {
+    int64_t n;      /* the count, when !is_percent */
+    double percent; /* 0..100, when is_percent */
+    bool is_percent;
+} Amount;
+
+/* An Amount as steps of a run of `total` steps: percentages round down, as in the spec
+ * (docs/language.md §5.3). */
+static inline int64_t amount_steps(Amount a, int64_t total)
+{
+    return a.is_percent ? (int64_t)floor((double)total * a.percent / 100.0) : a.n;
+}
+
+enum { OPT_MAX = 64 };
 
 typedef struct Options {
     const char *data, *val_data, *out, *resume, *log, *sample;
-    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens;
+    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
+    int64_t total_steps;                                  /* the schedule (RtSchedule) */
+    Amount warmup, warm_start, reset_every, restart_warmup;
+    double lr, relora_lr, min_lr_ratio, prune;
     uint64_t seed;
-    bool seed_given, data_given, val_given, kind_given, quiet, help;
-    int threads, data_kind;
-    float temperature;
-    bool sched_given[SO_COUNT], sched_pct[SO_COUNT];
-    double sched_val[SO_COUNT];
+    int data_kind;
+    double temperature;
+    bool quiet, help, markdown, overwrite;
+    bool given[OPT_MAX]; /* given[i]: row i of the table was on the command line */
 } Options;
+
+/* One trainer option: parsing, --help and the table in docs/runtime.md all read this. */
+typedef struct OptSpec {
+    const char *name; /* "--steps" */
+    const char *arg;  /* the value in --help ("N", "PATH"); OPT_CHOICE: the words, "a|b" */
+    OptKind kind;
+    double lo, hi;    /* accepted range of OPT_INT, OPT_REAL and OPT_AMOUNT counts */
+    size_t off;       /* offsetof(Options, field) receiving the value */
+    const char *dflt; /* where the default comes from (docs); --help prints the value itself
+                       * and this text only when there is no value */
+    const char *help;
+} OptSpec;
+
+#define OFF(field) offsetof(Options, field)
+#define NO_MAX HUGE_VAL /* no upper bound (beyond the type's) */
+
+/* The options. Adding one: a field in Options of the kind's C type, its default in
+ * options_init, a row here; then `DOCS_UPDATE=1 meson test trainer-cli` regenerates the
+ * table in docs/runtime.md (the test fails until it matches). */
+static const OptSpec opts[] = {
+    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
+    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
+    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file"},
+    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule"},
+    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there"},
+    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0"},
+    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA"},
+    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges"},
+    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge"},
+    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase"},
+    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase"},
+    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak"},
+    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge"},
+    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
+    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
+    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
+    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
+    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
+    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run"},
+    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal"},
+    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
+    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
+    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids"},
+    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
+    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
+    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
+    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
+};
+enum { N_OPTS = (int)(sizeof opts / sizeof *opts) };
+_Static_assert(sizeof opts / sizeof *opts <= OPT_MAX, "raise OPT_MAX");
 
 typedef struct Trainer {
     const RtModel *m;
@@ -68,245 +137,380 @@ typedef struct Trainer {
     RtSplit train, val;
     bool has_val;
     FILE *log;
+    char *log_path;  /* the metrics log, for messages */
+    int lock_fd;     /* DIR/trainer.lock, held while training; -1 when none */
     const char *out_dir;
     RtRunInfo run;   /* saved with each checkpoint */
     RtRunInfo saved; /* read from the checkpoint being resumed */
-    RtSchedule sched; /* the resolved schedule of this run */
-    int64_t saved_step; /* the step of the checkpoint on disk, -1 when none was written */
+    RtSchedule sched; /* this run's schedule, resolved */
     bool tty;
 } Trainer;
 
-/* ---- options ---- */
-
-static const char *data_kind_name(int kind)
+/* A schedule step field as an option value: the percentage it was given as, else its count. */
+static Amount sched_amount(int64_t n, double pct)
 {
-    return kind == RT_DATA_TOKENS ? "tokens" : "text";
+    return pct >= 0 ? (Amount){0, pct, true} : (Amount){n, 0, false};
+}
+
+/* The defaults: the model's (the spec's train block), then the runtime's own. */
+static void options_init(Options *o, const RtModel *m)
+{
+    const RtTrainDefaults *d = &m->defaults;
+    memset(o, 0, sizeof *o); /* padding too: format_value reads fields by offset */
+    o->data = d->data_path;
+    o->val_data = d->val_path;
+    const RtSchedule *s = &m->schedule;
+    o->steps = s->steps;
+    o->total_steps = s->steps;
+    o->warmup = sched_amount(s->warmup, s->warmup_pct);
+    o->warm_start = sched_amount(s->warm_start, s->warm_start_pct);
+    o->reset_every = sched_amount(s->reset_every, s->reset_every_pct);
+    o->restart_warmup = sched_amount(s->restart_warmup, s->restart_warmup_pct);
+    o->lr = s->lr;
+    o->relora_lr = s->relora_lr;
+    o->min_lr_ratio = s->min_lr_ratio;
+    o->prune = s->prune;
+    o->eval_every = d->eval_every;
+    o->eval_batches = d->eval_batches;
+    o->checkpoint_every = d->checkpoint_every;
+    o->out = d->checkpoint_dir ? d->checkpoint_dir : "checkpoints";
+    o->log_every = d->log_every > 0 ? d->log_every : 10;
+    o->tokens = 200;
+    o->seed = d->seed;
+    o->threads = d->threads;
+    o->data_kind = d->data_kind;
+    o->temperature = 0.8;
+}
+
+static const OptSpec *opt_find(const char *name)
+{
+    for (int i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* Whether the option was on the command line. */
+static bool opt_given(const Options *o, const char *name)
+{
+    const OptSpec *s = opt_find(name);
+    return s && o->given[s - opts];
+}
+
+/* The i-th word of "a|b|c" into buf. */
+static bool choice_word(const char *words, int i, char *buf, size_t cap)
+{
+    for (const char *s = words; i >= 0; i--) {
+        const char *bar = strchr(s, '|');
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        if (i == 0) {
+            snprintf(buf, cap, "%.*s", (int)len, s);
+            return true;
+        }
+        if (!bar)
+            return false;
+        s = bar + 1;
+    }
+    return false;
+}
+
+/* The accepted values of a row, in words ("integer ≥ 0", "integer in 0..1024"). */
+static void describe_kind(const OptSpec *s, char *buf, size_t cap)
+{
+    switch (s->kind) {
+    case OPT_FLAG: snprintf(buf, cap, "none"); break;
+    case OPT_PATH: snprintf(buf, cap, "non-empty path"); break;
+    case OPT_TEXT: snprintf(buf, cap, "text"); break;
+    case OPT_U64: snprintf(buf, cap, "integer in 0..2^64-1"); break;
+    case OPT_CHOICE: snprintf(buf, cap, "`%s`", s->arg); break;
+    case OPT_INT:
+    case OPT_AMOUNT:
+    case OPT_REAL: {
+        const char *what = s->kind == OPT_REAL ? "number" : "integer";
+        if (isinf(s->hi))
+            snprintf(buf, cap, "%s ≥ %.15g", what, s->lo);
+        else
+            snprintf(buf, cap, "%s in %.15g..%.15g", what, s->lo, s->hi);
+        if (s->kind == OPT_AMOUNT) {
+            size_t n = strlen(buf);
+            snprintf(buf + n, cap - n, ", or P%% of --total-steps");
+        }
+        break;
+    }
+    }
+}
+
+/* The current value of a row in o as text; false when it has none (a NULL string). */
+static bool format_value(const OptSpec *s, const Options *o, char *buf, size_t cap)
+{
+    const char *p = (const char *)o + s->off;
+    switch (s->kind) {
+    case OPT_FLAG: snprintf(buf, cap, "%s", *(const bool *)p ? "on" : "off"); return true;
+    case OPT_PATH:
+    case OPT_TEXT: {
+        const char *v = *(const char *const *)p;
+        if (!v)
+            return false;
+        snprintf(buf, cap, "%s", v);
+        return true;
+    }
+    case OPT_INT: snprintf(buf, cap, "%" PRId64, *(const int64_t *)p); return true;
+    case OPT_U64: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)p); return true;
+    case OPT_REAL: snprintf(buf, cap, "%g", *(const double *)p); return true;
+    case OPT_AMOUNT: {
+        const Amount *a = (const Amount *)p;
+        if (a->is_percent)
+            snprintf(buf, cap, "%g%%", a->percent);
+        else
+            snprintf(buf, cap, "%" PRId64, a->n);
+        return true;
+    }
+    case OPT_CHOICE: return choice_word(s->arg, *(const int *)p, buf, cap);
+    }
+    return false;
 }
 
 static void print_help(Trainer *tr)
 {
     const RtModel *m = tr->m;
-    const RtTrainDefaults *d = &m->defaults;
     FILE *f = tr->out;
+    Options d;
+    options_init(&d, m);
     fprintf(f, "usage: %s [options]\n", tr->prog);
     fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
             m->name, m->model_hash, m->vocab, m->batch, m->seq_len);
-    fprintf(f, "  --data PATH            training data (default: %s)\n",
-            d->data_path ? d->data_path : "none, required");
-    fprintf(f, "  --val-data PATH        validation data (default: %s)\n",
-            d->val_path ? d->val_path : "the last part of --data");
-    fprintf(f, "  --data-kind KIND       text (bytes are tokens) or tokens (llm.c .bin) "
-               "(default: %s)\n",
-            data_kind_name(d->data_kind));
-    fprintf(f, "  --steps N              stop after step N of the schedule (default: its horizon, %" PRId64 ")\n",
-            m->schedule.steps);
-    char desc[512];
-    rt_schedule_describe(&m->schedule, desc, sizeof desc);
-    fprintf(f, "  schedule (default %s):\n", desc);
-    for (int i = 0; i < SO_COUNT; i++)
-        fprintf(f, "  %-14s V       %s\n", sched_opts[i].name, sched_opts[i].help);
-    fprintf(f, "  --out DIR              checkpoint directory (default: %s)\n",
-            d->checkpoint_dir ? d->checkpoint_dir : "checkpoints");
-    fprintf(f, "  --resume DIR           continue from the checkpoint in DIR\n");
-    fprintf(f, "  --eval-every N         validate every N steps, 0 = at the end (default: %" PRId64
-               ")\n",
-            d->eval_every);
-    fprintf(f, "  --eval-batches N       validation batches per evaluation (default: %" PRId64 ")\n",
-            d->eval_batches);
-    fprintf(f, "  --checkpoint-every N   checkpoint every N steps, 0 = at the end (default: %" PRId64
-               ")\n",
-            d->checkpoint_every);
-    fprintf(f, "  --log-every N          progress line every N steps when not on a terminal "
-               "(default: %" PRId64 ")\n",
-            d->log_every);
-    if (d->threads > 0)
-        fprintf(f, "  --threads N            worker threads (default: %d)\n", d->threads);
-    else
-        fprintf(f, "  --threads N            worker threads (default: all CPUs)\n");
-    fprintf(f, "  --seed N               random seed (default: %" PRIu64 ")\n", d->seed);
-    fprintf(f, "  --log FILE             metrics as JSON lines (default: DIR/metrics.jsonl)\n");
-    fprintf(f, "  --sample TEXT          generate from TEXT with the checkpoint in --resume/--out\n"
-               "                         (or the initial model); for token data TEXT is token ids\n");
-    fprintf(f, "  --tokens N             tokens to generate (default: 200)\n");
-    fprintf(f, "  --temperature T        sampling temperature, 0 = greedy (default: 0.8)\n");
-    fprintf(f, "  --quiet                no progress output\n");
-    fprintf(f, "  --help                 this text\n");
-    fprintf(f, "\nSIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
+    for (int i = 0; i < N_OPTS; i++) {
+        const OptSpec *s = &opts[i];
+        char left[64], value[1100];
+        snprintf(left, sizeof left, "%s%s%s", s->name, s->arg ? " " : "",
+                 s->arg ? s->arg : "");
+        fprintf(f, "  %-22s %s", left, s->help);
+        if (s->kind != OPT_FLAG)
+            fprintf(f, " (default: %s)", format_value(s, &d, value, sizeof value) ? value
+                                                                                  : s->dflt);
+        fputc('\n', f);
+    }
+    fprintf(f, "\nValues may also be written --option=value. Numbers are plain decimals.\n"
+               "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
                "130/143.\n");
+    rt_gemm_report(f, NULL, tr->prog, NULL);
 }
 
-static bool parse_int(const char *s, int64_t min, int64_t *out)
+/* A Markdown table cell: '|' escaped. */
+static void md_cell(FILE *f, const char *text)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < min)
+    fputs(" ", f);
+    for (const char *c = text; *c; c++) {
+        if (*c == '|')
+            fputc('\\', f);
+        fputc(*c, f);
+    }
+    fputs(" |", f);
+}
+
+/* The option table as Markdown, for docs/runtime.md (`--help=markdown`). Only what does
+ * not depend on the model, so every trainer prints the same table. */
+static void print_markdown(Trainer *tr)
+{
+    FILE *f = tr->out;
+    fprintf(f, "| option | value | default | meaning |\n|---|---|---|---|\n");
+    for (int i = 0; i < N_OPTS; i++) {
+        const OptSpec *s = &opts[i];
+        char name[96], kind[96];
+        snprintf(name, sizeof name, "`%s%s%s`", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
+        describe_kind(s, kind, sizeof kind);
+        fputc('|', f);
+        md_cell(f, name);
+        md_cell(f, kind);
+        md_cell(f, s->dflt);
+        md_cell(f, s->help);
+        fputc('\n', f);
+    }
+}
+
+static bool usage_error(Trainer *tr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool usage_error(Trainer *tr, const char *fmt, ...)
+{
+    fprintf(tr->err, "%s: error: ", tr->prog);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(tr->err, fmt, ap);
+    va_end(ap);
+    fprintf(tr->err, " (see --help)\n");
+    return false;
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A decimal integer: an optional '-' and digits, nothing else. False on overflow too. */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    bool neg = *s == '-';
+    const char *p = s + neg;
+    if (!is_digit(*p))
+        return false;
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; is_digit(*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*p)
+        return false;
+    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!is_digit(*s))
+        return false;
+    uint64_t v = 0;
+    for (; is_digit(*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*s)
         return false;
     *out = v;
     return true;
 }
 
-static int64_t sched_option(const char *name)
+/* A decimal number: [-]digits[.digits][e[+-]digits] or [-].digits..., finite. */
+static bool parse_real(const char *s, double *out)
 {
-    for (int i = 0; i < SO_COUNT; i++)
-        if (strcmp(name, sched_opts[i].name) == 0)
-            return i;
-    return -1;
-}
-
-/* N (a count >= 0), P% where allowed (0 <= P <= 100), or a finite number. */
-static bool parse_sched_value(const char *val, int k, Options *o)
-{
-    char *end;
+    const char *p = s + (*s == '-');
+    bool digits = false;
+    while (is_digit(*p))
+        p++, digits = true;
+    if (*p == '.')
+        for (p++; is_digit(*p); p++)
+            digits = true;
+    if (!digits)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        p += *p == '+' || *p == '-';
+        if (!is_digit(*p))
+            return false;
+        while (is_digit(*p))
+            p++;
+    }
+    if (*p)
+        return false;
     errno = 0;
-    double v = strtod(val, &end);
-    bool pct = *end == '%' && end[1] == '\0';
-    if (!*val || isspace((unsigned char)*val) || errno || !isfinite(v) || (*end && !pct))
+    double v = strtod(s, NULL);
+    if (!isfinite(v) || errno == ERANGE)
         return false;
-    if (pct && (!sched_opts[k].percent_ok || v < 0 || v > 100))
-        return false;
-    if (sched_opts[k].is_count && !pct && (v < 0 || v != floor(v) || v > 1e15))
-        return false;
-    o->sched_given[k] = true;
-    o->sched_pct[k] = pct;
-    o->sched_val[k] = v;
+    *out = v;
     return true;
 }
 
-/* s with the schedule options of o applied, percentages resolved against the total. */
-static void apply_sched_options(const Options *o, RtSchedule *s)
+/* Parses val into the row's field of o; false after printing why not. */
+static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
 {
-    if (o->sched_given[SO_STEPS])
-        s->steps = (int64_t)o->sched_val[SO_STEPS];
-    struct {
-        int k;
-        int64_t *count;
-        double *pct;
-    } pos[] = {{SO_WARMUP, &s->warmup, &s->warmup_pct},
-               {SO_WARM_START, &s->warm_start, &s->warm_start_pct},
-               {SO_RESET_EVERY, &s->reset_every, &s->reset_every_pct},
-               {SO_RESTART_WARMUP, &s->restart_warmup, &s->restart_warmup_pct}};
-    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
-        int k = pos[i].k;
-        if (!o->sched_given[k])
-            continue;
-        *pos[i].pct = o->sched_pct[k] ? o->sched_val[k] : -1;
-        if (!o->sched_pct[k])
-            *pos[i].count = (int64_t)o->sched_val[k];
+    char *p = (char *)&tr->o + s->off;
+    char range[96];
+    describe_kind(s, range, sizeof range);
+    switch (s->kind) {
+    case OPT_FLAG: *(bool *)p = true; return true;
+    case OPT_PATH:
+        if (!*val)
+            return usage_error(tr, "%s needs a non-empty value", s->name);
+        /* fall through */
+    case OPT_TEXT: *(const char **)p = val; return true;
+    case OPT_U64:
+        if (!parse_u64(val, (uint64_t *)p))
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        return true;
+    case OPT_INT: {
+        int64_t v;
+        if (!parse_i64(val, &v) || (double)v < s->lo || (double)v > s->hi)
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        *(int64_t *)p = v;
+        return true;
     }
-    if (o->sched_given[SO_LR])
-        s->lr = o->sched_val[SO_LR];
-    if (o->sched_given[SO_RELORA_LR])
-        s->relora_lr = o->sched_val[SO_RELORA_LR];
-    if (o->sched_given[SO_MIN_LR_RATIO])
-        s->min_lr_ratio = o->sched_val[SO_MIN_LR_RATIO];
-    if (o->sched_given[SO_PRUNE])
-        s->prune = o->sched_val[SO_PRUNE];
-    rt_schedule_resolve(s);
-}
-
-static bool usage_error(Trainer *tr, const char *fmt, const char *a, const char *b)
-{
-    fprintf(tr->err, "%s: error: ", tr->prog);
-    fprintf(tr->err, fmt, a, b);
-    fprintf(tr->err, " (see --help)\n");
+    case OPT_REAL: {
+        double v;
+        if (!parse_real(val, &v) || v < s->lo || v > s->hi)
+            return usage_error(tr, "bad value '%s' for %s: expected a %s", val, s->name, range);
+        *(double *)p = v;
+        return true;
+    }
+    case OPT_AMOUNT: {
+        Amount a = {0};
+        size_t len = strlen(val);
+        bool ok;
+        if (len > 0 && val[len - 1] == '%') {
+            char num[64];
+            ok = len < sizeof num;
+            if (ok) {
+                memcpy(num, val, len - 1);
+                num[len - 1] = '\0';
+                ok = parse_real(num, &a.percent) && a.percent >= 0 && a.percent <= 100;
+            }
+            a.is_percent = true;
+        } else {
+            ok = parse_i64(val, &a.n) && (double)a.n >= s->lo && (double)a.n <= s->hi;
+        }
+        if (!ok)
+            return usage_error(tr, "bad value '%s' for %s: expected an %s", val, s->name, range);
+        *(Amount *)p = a;
+        return true;
+    }
+    case OPT_CHOICE: {
+        char word[64];
+        for (int i = 0; choice_word(s->arg, i, word, sizeof word); i++)
+            if (strcmp(word, val) == 0) {
+                *(int *)p = i;
+                return true;
+            }
+        return usage_error(tr, "bad value '%s' for %s: expected one of %s", val, s->name,
+                           s->arg);
+    }
+    }
     return false;
 }
 
 static bool parse_options(Trainer *tr, int argc, char **argv)
 {
-    const RtTrainDefaults *d = &tr->m->defaults;
     Options *o = &tr->o;
-    *o = (Options){.data = d->data_path, .val_data = d->val_path, .steps = -1,
-                   .eval_every = d->eval_every, .eval_batches = d->eval_batches,
-                   .checkpoint_every = d->checkpoint_every,
-                   .log_every = d->log_every > 0 ? d->log_every : 10, .tokens = 200,
-                   .seed = d->seed, .threads = d->threads, .data_kind = d->data_kind,
-                   .temperature = 0.8f};
+    options_init(o, tr->m);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL;
-        char name[64];
         if (strncmp(arg, "--", 2) != 0)
-            return usage_error(tr, "unexpected argument '%s'%s", arg, "");
-        const char *eq = strchr(arg, '=');
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (len >= sizeof name)
-            return usage_error(tr, "unknown option '%s'%s", arg, "");
-        memcpy(name, arg, len);
-        name[len] = '\0';
-        if (strcmp(name, "--help") == 0 || strcmp(name, "--quiet") == 0) {
-            if (eq)
-                return usage_error(tr, "option '%s' takes no value%s", name, "");
-            if (name[2] == 'h')
-                o->help = true;
-            else
-                o->quiet = true;
+            return usage_error(tr, "unexpected argument '%s'", arg);
+        if (strcmp(arg, "--help=markdown") == 0) { /* hidden: the docs table */
+            o->markdown = true;
             continue;
         }
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        char name[64];
+        if (len >= sizeof name)
+            return usage_error(tr, "unknown option '%s'", arg);
+        memcpy(name, arg, len);
+        name[len] = '\0';
+        const OptSpec *s = opt_find(name);
+        if (!s)
+            return usage_error(tr, "unknown option '%s'", name);
+        if (s->kind == OPT_FLAG && eq)
+            return usage_error(tr, "option '%s' takes no value", name);
         if (eq)
             val = eq + 1;
-        else if (i + 1 < argc)
+        else if (s->kind != OPT_FLAG && i + 1 < argc)
             val = argv[++i];
-        else
-            return usage_error(tr, "option '%s' needs a value%s", name, "");
-        int64_t v = 0;
-        bool ok = true;
-        if (strcmp(name, "--data") == 0) {
-            o->data = val;
-            o->data_given = true;
-        } else if (strcmp(name, "--val-data") == 0) {
-            o->val_data = val;
-            o->val_given = true;
-        }
-        else if (strcmp(name, "--out") == 0)
-            o->out = val;
-        else if (strcmp(name, "--resume") == 0)
-            o->resume = val;
-        else if (strcmp(name, "--log") == 0)
-            o->log = val;
-        else if (strcmp(name, "--sample") == 0)
-            o->sample = val;
-        else if (strcmp(name, "--data-kind") == 0) {
-            o->kind_given = true;
-            if (strcmp(val, "text") == 0)
-                o->data_kind = RT_DATA_TEXT;
-            else if (strcmp(val, "tokens") == 0)
-                o->data_kind = RT_DATA_TOKENS;
-            else
-                return usage_error(tr, "--data-kind must be 'text' or 'tokens' (got '%s')%s", val,
-                                   "");
-        } else if (strcmp(name, "--steps") == 0)
-            ok = parse_int(val, 0, &o->steps);
-        else if (strcmp(name, "--eval-every") == 0)
-            ok = parse_int(val, 0, &o->eval_every);
-        else if (strcmp(name, "--eval-batches") == 0)
-            ok = parse_int(val, 1, &o->eval_batches);
-        else if (strcmp(name, "--checkpoint-every") == 0)
-            ok = parse_int(val, 0, &o->checkpoint_every);
-        else if (strcmp(name, "--log-every") == 0)
-            ok = parse_int(val, 1, &o->log_every);
-        else if (strcmp(name, "--tokens") == 0)
-            ok = parse_int(val, 0, &o->tokens);
-        else if (strcmp(name, "--threads") == 0) {
-            ok = parse_int(val, 1, &v) && v <= 1024;
-            o->threads = (int)v;
-        } else if (strcmp(name, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            o->seed = strtoull(val, &end, 10);
-            ok = *val && *val != '-' && !*end && !errno;
-            o->seed_given = true;
-        } else if ((v = sched_option(name)) >= 0) {
-            ok = parse_sched_value(val, (int)v, o);
-        } else if (strcmp(name, "--temperature") == 0) {
-            char *end;
-            double t = strtod(val, &end);
-            ok = *val && !*end && t >= 0 && t < 1e6;
-            o->temperature = (float)t;
-        } else
-            return usage_error(tr, "unknown option '%s'%s", name, "");
-        if (!ok)
-            return usage_error(tr, "bad value '%s' for %s", val, name);
+        else if (s->kind != OPT_FLAG)
+            return usage_error(tr, "option '%s' needs a value", name);
+        if (!set_option(tr, s, val))
+            return false;
+        o->given[s - opts] = true;
     }
     return true;
 }
@@ -354,7 +558,8 @@ static void report_progress(Trainer *tr, int64_t done, const RtStepStats *st, do
     char eta_s[32];
     fmt_duration(eta_s, sizeof eta_s, eta);
     if (tr->tty) {
-        int width = 20, fill = (int)(width * done / (tr->o.steps ? tr->o.steps : 1));
+        int width = 20; /* in double: width * done overflows int64 for done near 2^63 */
+        int fill = (int)(width * ((double)done / (double)(tr->o.steps ? tr->o.steps : 1)));
         char bar[32];
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '#' : '.';
@@ -394,14 +599,363 @@ static void report_error(Trainer *tr, const RtError *e)
     fflush(tr->err);
 }
 
+/* ---- files ---- */
+
+/* Takes DIR/trainer.lock for the whole run (flock: the kernel drops it when the process
+ * ends, however it ends) and writes our pid in it for the message another trainer gets. */
+static bool lock_out_dir(Trainer *tr, RtError *e)
+{
+    size_t n = strlen(tr->out_dir) + 16;
+    char *path = malloc(n);
+    if (!path)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    snprintf(path, n, "%s/trainer.lock", tr->out_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+    struct stat st;
+    bool ok = fd >= 0;
+    if (!ok)
+        rt_err(e, RT_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
+    else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        ok = rt_err(e, RT_ERR_IO, "%s: the lock file is not a regular file", path);
+    else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buf[32] = {0};
+        ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+        long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
+        if (err == EWOULDBLOCK && pid > 0)
+            ok = rt_err(e, RT_ERR_USAGE,
+                        "%s is in use by another trainer (pid %ld, which holds %s); two "
+                        "trainers cannot share a checkpoint directory: wait for it or pass "
+                        "another --out",
+                        tr->out_dir, pid, path);
+        else if (err == EWOULDBLOCK)
+            ok = rt_err(e, RT_ERR_USAGE,
+                        "%s is in use by another trainer (it holds %s); two trainers cannot "
+                        "share a checkpoint directory: wait for it or pass another --out",
+                        tr->out_dir, path);
+        else
+            ok = rt_err(e, RT_ERR_IO, "%s: cannot lock: %s", path, strerror(err));
+    } else {
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+            ok = rt_err(e, RT_ERR_IO, "%s: cannot write the lock file: %s", path,
+                        strerror(errno));
+    }
+    if (!ok && fd >= 0)
+        close(fd);
+    else
+        tr->lock_fd = fd;
+    free(path);
+    return ok;
+}
+
+/* The step (-1 when unreadable) and the run info of the checkpoint in dir, from its header
+ * alone. */
+static int64_t peek_checkpoint(const char *dir, RtRunInfo *run)
+{
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    RtStFile f;
+    RtError e = {0};
+    int64_t step = -1;
+    memset(run, 0, sizeof *run);
+    if (path) {
+        snprintf(path, n, "%s/latest/trainer.safetensors", dir);
+        bool ok = rt_st_open_header(&f, path, &e);
+        if (!ok) {
+            e = (RtError){0};
+            snprintf(path, n, "%s/trainer.safetensors", dir);
+            ok = rt_st_open_header(&f, path, &e);
+        }
+        if (ok) {
+            const char *v = rt_st_meta(&f, "step"), *d = rt_st_meta(&f, "data");
+            const char *vd = rt_st_meta(&f, "val_data");
+            int64_t s;
+            if (v && parse_i64(v, &s))
+                step = s;
+            snprintf(run->data, sizeof run->data, "%s", d ? d : "");
+            snprintf(run->val_data, sizeof run->val_data, "%s", vd ? vd : "");
+            rt_st_close(&f);
+        }
+        free(path);
+    }
+    return step;
+}
+
+/* Refuses to start when the memory plan (every pool, 64-byte aligned as rt_ctx_create
+ * allocates them) plus the data read into memory exceeds what this process may use (RAM,
+ * cgroup limit, RLIMIT_AS): the pools are zero-filled at once, and a plan past the limit
+ * would otherwise run until the kernel kills it. */
+static bool check_memory(Trainer *tr, RtError *e)
+{
+    uint64_t plan = 0, data = 0;
+    for (int p = 0; p < RT_POOL_COUNT; p++) {
+        uint64_t b = tr->m->pool_bytes[p];
+        if (b > UINT64_MAX - 63 || __builtin_add_overflow(plan, (b + 63) / 64 * 64, &plan))
+            plan = UINT64_MAX;
+    }
+    if (!tr->o.sample) { /* the data files, as they will be read (see open_data) */
+        const char *paths[2] = {tr->o.data, tr->o.val_data};
+        RtRunInfo saved;
+        if (tr->o.resume && !opt_given(&tr->o, "--data") &&
+            peek_checkpoint(tr->o.resume, &saved) >= 0 && saved.data[0]) {
+            paths[0] = saved.data;
+            paths[1] = opt_given(&tr->o, "--val-data") ? tr->o.val_data
+                       : saved.val_data[0]             ? saved.val_data
+                                                       : NULL;
+        }
+        for (int i = 0; i < 2; i++) {
+            struct stat st;
+            if (paths[i] && stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
+                data += (uint64_t)st.st_size;
+        }
+    }
+    uint64_t need = plan > UINT64_MAX - data ? UINT64_MAX : plan + data;
+    RtMemLimits l;
+    rt_mem_limits(&l);
+    if (need <= l.available)
+        return true;
+    char need_s[32], plan_s[32], data_s[32], avail[768];
+    rt_mem_bytes(need_s, sizeof need_s, need);
+    rt_mem_bytes(plan_s, sizeof plan_s, plan);
+    rt_mem_bytes(data_s, sizeof data_s, data);
+    rt_mem_describe(&l, avail, sizeof avail);
+    return rt_err(e, RT_ERR_NOMEM,
+                  "model '%s' needs %s (memory plan %s + data %s), more than this process may "
+                  "use: %s; nothing was allocated",
+                  tr->m->name, need_s, plan_s, data_s, avail);
+}
+
+/* Creates and locks the checkpoint directory, and refuses to start a fresh run over a
+ * checkpoint unless --overwrite says so (it would be replaced at the first save). */
+static bool claim_out_dir(Trainer *tr, RtError *e)
+{
+    if (tr->o.overwrite && tr->o.resume)
+        return rt_err(e, RT_ERR_USAGE, "--overwrite starts a fresh run; it cannot be combined "
+                      "with --resume (see --help)");
+    if (!rt_mkdir_p(tr->out_dir, e) || !lock_out_dir(tr, e))
+        return false;
+    if (tr->o.resume || tr->o.overwrite || !rt_checkpoint_exists(tr->out_dir))
+        return true;
+    RtRunInfo run;
+    int64_t step = peek_checkpoint(tr->out_dir, &run);
+    char at[48] = "";
+    if (step >= 0)
+        snprintf(at, sizeof at, " (step %" PRId64 ")", step);
+    return rt_err(e, RT_ERR_USAGE,
+                  "%s already holds a checkpoint%s, which a fresh run would replace: pass "
+                  "--resume %s to continue it, or --overwrite to start over (see --help)",
+                  tr->out_dir, at, tr->out_dir);
+}
+
+/* A file the run reads or the checkpoint owns, that the metrics log must not be. */
+typedef struct Guarded {
+    dev_t dev;
+    ino_t ino;
+    const char *what;
+} Guarded;
+
+static const char *const owned_names[] = {"model.safetensors", "config.json",
+                                          "trainer.safetensors", "trainer.lock", "latest"};
+
+/* Refuses a log path that names something the checkpoint in DIR owns or will own (its
+ * files, `latest`, ckpt-* and dot names): the first save would replace it. */
+static bool check_log_name(Trainer *tr, const char *lp, RtError *e)
+{
+    char *copy = strdup(lp);
+    if (!copy)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    char *slash = strrchr(copy, '/');
+    const char *base = slash ? slash + 1 : copy;
+    if (slash)
+        *slash = '\0';
+    struct stat ds, od;
+    bool in_out = stat(slash ? (*copy ? copy : "/") : ".", &ds) == 0 &&
+                  stat(tr->out_dir, &od) == 0 && ds.st_dev == od.st_dev && ds.st_ino == od.st_ino;
+    bool reserved = strncmp(base, "ckpt-", 5) == 0 || base[0] == '.';
+    for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++)
+        reserved = reserved || strcmp(base, owned_names[i]) == 0;
+    bool bad = in_out && reserved;
+    free(copy);
+    if (bad)
+        return rt_err(e, RT_ERR_USAGE, "--log %s is a name the checkpoint in %s uses; choose "
+                      "another", lp, tr->out_dir);
+    return true;
+}
+
+/* Refuses a log that is the same file (device and inode) as an input or a checkpoint file:
+ * writing it would destroy the input (--log DATA truncated the data) or lose the lines. */
+static bool check_log_file(Trainer *tr, const char *lp, const struct stat *ls, RtError *e)
+{
+    struct stat st;
+    const char *inputs[2] = {tr->o.data, tr->o.val_data};
+    const char *whats[2] = {"the training data", "the validation data"};
+    for (int i = 0; i < 2; i++)
+        if (inputs[i] && stat(inputs[i], &st) == 0 && st.st_dev == ls->st_dev &&
+            st.st_ino == ls->st_ino)
+            return rt_err(e, RT_ERR_USAGE, "%s %s is %s; refusing to write metrics into it",
+                          tr->o.log ? "--log" : "the metrics log", lp, whats[i]);
+    for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", tr->out_dir, owned_names[i]);
+        if (stat(p, &st) == 0 && st.st_dev == ls->st_dev && st.st_ino == ls->st_ino)
+            return rt_err(e, RT_ERR_USAGE,
+                          "%s %s is the checkpoint file %s; refusing to write metrics into it",
+                          tr->o.log ? "--log" : "the metrics log", lp, p);
+    }
+    return true;
+}
+
+/* The start of a metrics line, "{\"step\":N", as N; false for anything else. */
+static bool line_step(const char *line, int64_t *step)
+{
+    static const char key[] = "{\"step\":";
+    if (strncmp(line, key, sizeof key - 1) != 0)
+        return false;
+    const char *p = line + sizeof key - 1;
+    int64_t v = 0;
+    if (*p < '0' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *step = v;
+    return *p == ',' || *p == '}';
+}
+
+/* On resume the log may hold the steps run after the checkpoint was written, which the
+ * resumed run will log again. Keeps the lines of steps before `start` (and lines that are
+ * not metrics), drops the others and a torn last line, and replaces the file atomically
+ * (a temp file beside it, synced, renamed). Nothing is rewritten when nothing is dropped. */
+static bool trim_log(const char *lp, int64_t start, RtError *e)
+{
+    struct stat st;
+    if (stat(lp, &st) != 0 || !S_ISREG(st.st_mode))
+        return true; /* nothing yet, or a FIFO / device: nothing to rewrite */
+    char *real = realpath(lp, NULL);
+    if (!real)
+        return rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    int fd = rt_open_regular(real, "metrics log", &st, e);
+    FILE *in = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (fd >= 0 && !in)
+        close(fd);
+    if (!in) {
+        free(real);
+        return rt_err(e, RT_ERR_IO, "%s: cannot read: %s", lp, strerror(errno));
+    }
+    RtBuf keep = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t dropped = 0;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        int64_t step;
+        if (line[len - 1] != '\n' || (line_step(line, &step) && step >= start))
+            dropped++;
+        else
+            rt_buf_add(&keep, line, (size_t)len);
+    }
+    bool ok = !ferror(in) || rt_err(e, RT_ERR_IO, "%s: cannot read: %s", lp, strerror(errno));
+    fclose(in);
+    free(line);
+    if (ok && keep.oom)
+        ok = rt_err(e, RT_ERR_NOMEM, "out of memory rewriting %s", lp);
+    if (ok && dropped > 0) {
+        size_t n = strlen(real) + 32;
+        char *tmp = malloc(n);
+        if (!tmp) {
+            ok = rt_err(e, RT_ERR_NOMEM, "out of memory");
+        } else {
+            snprintf(tmp, n, "%s.tmp.%ld", real, (long)getpid());
+            int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+            ok = out >= 0 || rt_err(e, RT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+            ok = ok && rt_write_all(out, NULL, tmp, keep.p ? keep.p : "", keep.len, e);
+            if (ok && fsync(out) != 0)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot sync: %s", tmp, strerror(errno));
+            if (out >= 0 && close(out) != 0 && ok)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot close: %s", tmp, strerror(errno));
+            if (ok && rename(tmp, real) != 0)
+                ok = rt_err(e, RT_ERR_IO, "%s: cannot rename to %s: %s", tmp, real,
+                            strerror(errno));
+            if (!ok)
+                unlink(tmp);
+            char *slash = strrchr(real, '/');
+            if (ok && slash) {
+                *slash = '\0';
+                int d = open(*real ? real : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (d < 0 || fsync(d) != 0)
+                    ok = rt_err(e, RT_ERR_IO, "%s: cannot sync the directory: %s", real,
+                                strerror(errno));
+                if (d >= 0)
+                    close(d);
+            }
+            free(tmp);
+        }
+        if (!ok) {
+            size_t k = strlen(e->msg);
+            snprintf(e->msg + k, sizeof e->msg - k, "; %s is unchanged", lp);
+        }
+    }
+    rt_buf_fini(&keep);
+    free(real);
+    return ok;
+}
+
+/* Opens the metrics log: DIR/metrics.jsonl unless --log. A fresh run empties it; a resumed
+ * run keeps the steps before `start` and appends. */
+static bool open_log(Trainer *tr, int64_t start, RtError *e)
+{
+    const char *lp = tr->o.log;
+    if (!lp) {
+        size_t n = strlen(tr->out_dir) + 16;
+        tr->log_path = malloc(n);
+        if (!tr->log_path)
+            return rt_err(e, RT_ERR_NOMEM, "out of memory");
+        snprintf(tr->log_path, n, "%s/metrics.jsonl", tr->out_dir);
+    } else if (!(tr->log_path = strdup(lp))) {
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    }
+    lp = tr->log_path;
+    struct stat st;
+    if (!check_log_name(tr, lp, e) || (stat(lp, &st) == 0 && !check_log_file(tr, lp, &st, e)))
+        return false;
+    if (tr->o.resume && !trim_log(lp, start, e))
+        return false;
+    /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of waiting forever */
+    int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rt_err(e, RT_ERR_IO, "%s: cannot open the metrics log: %s", lp,
+                      errno == ENXIO ? "a FIFO with no reader" : strerror(errno));
+    bool ok = fstat(fd, &st) == 0 || rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    ok = ok && check_log_file(tr, lp, &st, e); /* again: it may not have existed */
+    if (ok && !tr->o.resume && S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0)
+        ok = rt_err(e, RT_ERR_IO, "%s: cannot empty the metrics log: %s", lp, strerror(errno));
+    int fl = fcntl(fd, F_GETFL);
+    if (ok && fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (ok && !(tr->log = fdopen(fd, "a")))
+        ok = rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
+    if (!ok)
+        close(fd);
+    return ok;
+}
+
 /* ---- training ---- */
 
-/* Absolute form of an existing path for the checkpoint metadata ("" if unknown). */
-static void remember_path(char *dst, size_t cap, const char *path)
+/* Absolute form of an existing path for the checkpoint metadata. A path too long to keep
+ * whole is an error: a truncated one would send a later --resume to another file. */
+static bool remember_path(char *dst, size_t cap, const char *path, RtError *e)
 {
     char *abs = realpath(path, NULL);
-    snprintf(dst, cap, "%s", abs ? abs : path);
+    int n = snprintf(dst, cap, "%s", abs ? abs : path);
     free(abs);
+    if (n < 0 || (size_t)n >= cap)
+        return rt_err(e, RT_ERR_USAGE, "%s: path too long to record in the checkpoint (%d "
+                      "bytes, at most %zu)", path, n, cap - 1);
+    return true;
 }
 
 static bool open_data(Trainer *tr, RtError *e)
@@ -414,9 +968,11 @@ static bool open_data(Trainer *tr, RtError *e)
         return false;
     tr->train = (RtSplit){&tr->train_data, 0, tr->train_data.n};
     tr->run.data_kind = tr->o.data_kind;
-    remember_path(tr->run.data, sizeof tr->run.data, tr->o.data);
+    if (!remember_path(tr->run.data, sizeof tr->run.data, tr->o.data, e))
+        return false;
     if (tr->o.val_data) {
-        remember_path(tr->run.val_data, sizeof tr->run.val_data, tr->o.val_data);
+        if (!remember_path(tr->run.val_data, sizeof tr->run.val_data, tr->o.val_data, e))
+            return false;
         if (!rt_data_open(&tr->val_data, tr->o.val_data, tr->o.data_kind, m->vocab, need, e))
             return false;
         tr->val = (RtSplit){&tr->val_data, 0, tr->val_data.n};
@@ -451,11 +1007,25 @@ static double evaluate(Trainer *tr, int32_t *x, int32_t *y)
     return sum / (double)tr->o.eval_batches;
 }
 
-static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double tok_s,
-                        double val_loss)
+/* For a message after a stop: "the last checkpoint in DIR (step N) is kept", or that DIR
+ * holds none (a run can stop before its first save). */
+static void what_is_kept(Trainer *tr, char *buf, size_t cap)
+{
+    RtRunInfo run;
+    int64_t step = rt_checkpoint_exists(tr->out_dir) ? peek_checkpoint(tr->out_dir, &run) : -1;
+    if (step >= 0)
+        snprintf(buf, cap, "the last checkpoint in %s (step %" PRId64 ") is kept", tr->out_dir,
+                 step);
+    else
+        snprintf(buf, cap, "there is no checkpoint in %s", tr->out_dir);
+}
+
+/* Appends the step's metrics line; false (e filled) when it cannot be written. */
+static bool log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double tok_s,
+                        double val_loss, RtError *e)
 {
     if (!tr->log)
-        return;
+        return true;
     RtBuf b = {0};
     rt_buf_printf(&b, "{\"step\":%" PRId64, step);
     json_float(&b, "loss", st->loss);
@@ -484,25 +1054,60 @@ static void log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
             json_float(&b, "val_bits_per_byte", val_loss / log(2.0));
     }
     rt_buf_add(&b, "}\n", 2);
-    if (!b.oom) {
-        fwrite(b.p, 1, b.len, tr->log);
-        fflush(tr->log);
+    bool ok = !b.oom;
+    if (!ok)
+        rt_err(e, RT_ERR_NOMEM, "out of memory writing the metrics of step %" PRId64, step);
+    else if (fwrite(b.p, 1, b.len, tr->log) != b.len || fflush(tr->log) != 0) {
+        int err = errno;
+        char kept[4200];
+        what_is_kept(tr, kept, sizeof kept);
+        ok = rt_err(e, err == ENOSPC || err == EDQUOT ? RT_ERR_NOSPC : RT_ERR_IO,
+                    "%s: cannot write the metrics of step %" PRId64 ": %s; stopped, %s",
+                    tr->log_path, step, strerror(err), kept);
     }
     rt_buf_fini(&b);
+    return ok;
 }
 
 static bool save(Trainer *tr, int64_t done, RtError *e)
 {
     const RtIo *io = tr->hooks ? &tr->hooks->io : NULL;
-    if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e)) {
-        size_t n = strlen(e->msg);
-        snprintf(e->msg + n, sizeof e->msg - n, "; the previous checkpoint in %s is unchanged",
-                 tr->out_dir);
-        return false;
-    }
-    tr->saved_step = done;
+    if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e))
+        return false; /* the message says what is on disk */
     report_line(tr, "step %" PRId64 ": checkpoint written to %s", done, tr->out_dir);
     return true;
+}
+
+/* s with the schedule options of o applied (percentages resolved against the total). */
+static void apply_sched_options(const Options *o, RtSchedule *s)
+{
+    if (opt_given(o, "--total-steps"))
+        s->steps = o->total_steps;
+    const struct {
+        const char *name;
+        const Amount *a;
+        int64_t *count;
+        double *pct;
+    } pos[] = {{"--warmup", &o->warmup, &s->warmup, &s->warmup_pct},
+               {"--warm-start", &o->warm_start, &s->warm_start, &s->warm_start_pct},
+               {"--reset-every", &o->reset_every, &s->reset_every, &s->reset_every_pct},
+               {"--restart-warmup", &o->restart_warmup, &s->restart_warmup, &s->restart_warmup_pct}};
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
+        if (!opt_given(o, pos[i].name))
+            continue;
+        *pos[i].pct = pos[i].a->is_percent ? pos[i].a->percent : -1;
+        if (!pos[i].a->is_percent)
+            *pos[i].count = pos[i].a->n;
+    }
+    const struct {
+        const char *name;
+        double v, *field;
+    } num[] = {{"--lr", o->lr, &s->lr}, {"--relora-lr", o->relora_lr, &s->relora_lr},
+               {"--min-lr-ratio", o->min_lr_ratio, &s->min_lr_ratio}, {"--prune", o->prune, &s->prune}};
+    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++)
+        if (opt_given(o, num[i].name))
+            *num[i].field = num[i].v;
+    rt_schedule_resolve(s);
 }
 
 /* The first field in which two resolved schedules differ (by its option name), or NULL. */
@@ -516,7 +1121,7 @@ static const char *schedule_diff(const RtSchedule *a, const RtSchedule *b)
         return "warmup";
     if (a->lr != b->lr)
         return "lr";
-    if (a->min_lr_ratio != b->min_lr_ratio)
+    if (a->kind != RT_SCHED_CONSTANT && a->min_lr_ratio != b->min_lr_ratio)
         return "min-lr-ratio";
     if (a->kind != RT_SCHED_RELORA)
         return NULL;
@@ -533,6 +1138,26 @@ static const char *schedule_diff(const RtSchedule *a, const RtSchedule *b)
     return NULL;
 }
 
+/* The schedule of a resumed run: the checkpoint's; an option on the command line that
+ * differs from it is an error naming the field. */
+static bool resume_schedule(Trainer *tr, RtError *e)
+{
+    RtSchedule want = tr->saved.schedule;
+    apply_sched_options(&tr->o, &want);
+    const char *field = schedule_diff(&want, &tr->saved.schedule);
+    if (field)
+        return rt_err(e, RT_ERR_USAGE,
+                      "%s: the checkpoint was trained with another schedule (%s differs); a resumed "
+                      "run continues its own schedule, so leave --%s out or start a fresh run",
+                      tr->o.resume, field, strncmp(field, "the ", 4) == 0 ? "total-steps" : field);
+    field = schedule_diff(&tr->sched, &tr->saved.schedule);
+    if (field)
+        fprintf(tr->err, "%s: note: the checkpoint's schedule differs from this trainer's default in "
+                "%s; continuing the checkpoint's schedule\n", tr->prog, field);
+    tr->sched = tr->saved.schedule;
+    return true;
+}
+
 /* %g, with NaN written as NaN whatever its sign bit */
 static void fmt_number(char *buf, size_t n, double v)
 {
@@ -542,18 +1167,13 @@ static void fmt_number(char *buf, size_t n, double v)
         snprintf(buf, n, "%g", v);
 }
 
-/* A step whose loss or gradient norm is not finite: its update was not applied, and no
+/* A step whose loss or gradient norm is not finite: its update was not applied and no
  * checkpoint is written, so the one on disk stays the last finite state. */
 static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, RtError *e)
 {
     bool loss = res == RT_STEP_LOSS_NONFINITE;
-    char kept[1200];
-    if (tr->saved_step >= 0)
-        snprintf(kept, sizeof kept, "the checkpoint in %s (step %" PRId64 ") is the last finite state",
-                 tr->out_dir, tr->saved_step);
-    else
-        snprintf(kept, sizeof kept, "no checkpoint was written in this run");
-    char l[32], g[32];
+    char kept[4200], l[32], g[32];
+    what_is_kept(tr, kept, sizeof kept);
     fmt_number(l, sizeof l, st->loss);
     fmt_number(g, sizeof g, st->grad_norm);
     rt_err(e, RT_ERR_USAGE,
@@ -566,77 +1186,45 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
 static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
-    tr->out_dir = tr->o.out ? tr->o.out
-                  : tr->o.resume ? tr->o.resume
-                  : m->defaults.checkpoint_dir ? m->defaults.checkpoint_dir
-                                               : "checkpoints";
-    if (!rt_ctx_create(&tr->ctx, m, tr->o.threads, tr->o.seed, e))
+    tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
+    if (!check_memory(tr, e) || !claim_out_dir(tr, e))
         return 2;
+    if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
+        return 2;
+    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->err, tr->prog, tr->ctx);
     int64_t start = 0;
     if (tr->o.resume) {
         uint64_t seed;
         RtRunInfo *saved = &tr->saved;
         if (!rt_checkpoint_load(tr->ctx, tr->o.resume, &start, &seed, saved, e))
             return 2;
-        if (tr->o.seed_given && seed != tr->o.seed)
+        if (opt_given(&tr->o, "--seed") && seed != tr->o.seed)
             fprintf(tr->err, "%s: note: --seed %" PRIu64 " ignored; resuming with the "
                     "checkpoint's seed %" PRIu64 "\n", tr->prog, tr->o.seed, seed);
         tr->ctx->seed = seed;
         /* continue on the run's data unless the command line names other data */
-        if (!tr->o.data_given && saved->data[0]) {
+        if (!opt_given(&tr->o, "--data") && saved->data[0]) {
             tr->o.data = saved->data;
-            if (!tr->o.val_given)
+            if (!opt_given(&tr->o, "--val-data"))
                 tr->o.val_data = saved->val_data[0] ? saved->val_data : NULL;
-            if (!tr->o.kind_given)
+            if (!opt_given(&tr->o, "--data-kind"))
                 tr->o.data_kind = saved->data_kind;
         }
-        if (!open_data(tr, e))
+        if (!open_data(tr, e) || !resume_schedule(tr, e))
             return 2;
-        RtSchedule want = saved->schedule;
-        apply_sched_options(&tr->o, &want);
-        const char *field = schedule_diff(&want, &saved->schedule);
-        if (field) {
-            rt_err(e, RT_ERR_USAGE, "%s: the checkpoint was trained with another schedule (%s differs); a "
-                   "resumed run continues its own schedule, so leave %s out or start a fresh run",
-                   tr->o.resume, field, field);
-            return 2;
-        }
-        field = schedule_diff(&tr->sched, &saved->schedule);
-        if (field)
-            fprintf(tr->err, "%s: note: the checkpoint's schedule differs from this trainer's default in "
-                    "%s; continuing the checkpoint's schedule\n", tr->prog, field);
-        tr->sched = saved->schedule;
         report_line(tr, "resumed from %s at step %" PRId64, tr->o.resume, start);
     } else {
         if (!open_data(tr, e))
             return 2;
         rt_init(tr->ctx);
     }
-    tr->saved_step = tr->o.resume ? start : -1;
     if (!rt_schedule_check(&tr->sched, m, e))
         return 2;
     tr->run.schedule = tr->sched;
     char desc[512];
     rt_schedule_describe(&tr->sched, desc, sizeof desc);
     report_line(tr, "schedule %s", desc);
-    if (!rt_mkdir_p(tr->out_dir, e))
-        return 2;
-    char *log_path = NULL;
-    if (!tr->o.log) {
-        size_t n = strlen(tr->out_dir) + 16;
-        log_path = malloc(n);
-        if (log_path)
-            snprintf(log_path, n, "%s/metrics.jsonl", tr->out_dir);
-    }
-    const char *lp = tr->o.log ? tr->o.log : log_path;
-    tr->log = lp ? fopen(lp, tr->o.resume ? "a" : "w") : NULL;
-    if (!tr->log) {
-        rt_err(e, RT_ERR_IO, "%s: cannot open metrics log: %s", lp ? lp : "?", strerror(errno));
-        free(log_path);
-        return 2;
-    }
-    free(log_path);
-    if (tr->o.steps < 0)
+    if (!opt_given(&tr->o, "--steps"))
         tr->o.steps = tr->sched.steps;
     if (tr->o.steps > tr->sched.steps) {
         rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
@@ -645,6 +1233,8 @@ static int train(Trainer *tr, RtError *e)
                tr->o.steps);
         return 2;
     }
+    if (!open_log(tr, start, e))
+        return 2;
     if (start >= tr->o.steps) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
@@ -679,7 +1269,8 @@ static int train(Trainer *tr, RtError *e)
         int64_t done = step + 1;
         double eta = (t1 - t_start) / (double)(done - start) * (double)(tr->o.steps - done);
         if (res != RT_STEP_OK) {
-            log_metrics(tr, step, &st, tok_s, NAN);
+            RtError le = {0};
+            log_metrics(tr, step, &st, tok_s, NAN, &le); /* the line says diverged; best effort */
             diverged(tr, step, res, &st, e);
             rc = 1;
             break;
@@ -688,7 +1279,10 @@ static int train(Trainer *tr, RtError *e)
         bool at_end = done == tr->o.steps;
         if (tr->has_val && ((tr->o.eval_every > 0 && done % tr->o.eval_every == 0) || at_end))
             val_loss = evaluate(tr, x, y);
-        log_metrics(tr, step, &st, tok_s, val_loss);
+        if (!log_metrics(tr, step, &st, tok_s, val_loss, e)) {
+            rc = 2;
+            break;
+        }
         report_progress(tr, done, &st, tok_s, eta);
         if (st.events & RT_EV_WARM_SWITCH)
             report_line(tr, "step %" PRId64 ": warm start done, switched to ReLoRA adapters",
@@ -708,7 +1302,7 @@ static int train(Trainer *tr, RtError *e)
         if (at_end || sig ||
             (tr->o.checkpoint_every > 0 && done % tr->o.checkpoint_every == 0)) {
             if (!save(tr, done, e)) {
-                rc = 2;
+                rc = e->code == RT_ERR_NONFINITE ? 1 : 2;
                 break;
             }
         }
@@ -783,21 +1377,24 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
     return n;
 }
 
+/* Prints token t: a byte for text models, " id" for token models. */
+static void put_token(Trainer *tr, int32_t t, bool first)
+{
+    if (tr->o.data_kind == RT_DATA_TEXT)
+        fputc(t, tr->out);
+    else
+        fprintf(tr->out, "%s%d", first ? "" : " ", t);
+}
+
 static int sample(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
-    if (!rt_ctx_create(&tr->ctx, m, tr->o.threads, tr->o.seed, e))
+    if (!check_memory(tr, e) || !rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
-    const char *dir = tr->o.resume ? tr->o.resume
-                      : tr->o.out  ? tr->o.out
-                      : m->defaults.checkpoint_dir ? m->defaults.checkpoint_dir
-                                                   : "checkpoints";
+    const char *dir = tr->o.resume ? tr->o.resume : tr->o.out;
     int64_t step = 0;
     uint64_t seed = tr->o.seed;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/trainer.safetensors", dir);
-    struct stat st;
-    if (tr->o.resume || stat(path, &st) == 0) {
+    if (tr->o.resume || rt_checkpoint_exists(dir)) {
         if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, NULL, e))
             return 2;
         if (!tr->o.quiet)
@@ -808,13 +1405,15 @@ static int sample(Trainer *tr, RtError *e)
             fprintf(tr->err, "%s: no checkpoint in %s; sampling from the initial model\n",
                     tr->prog, dir);
     }
-    uint64_t sample_seed = tr->o.seed_given ? tr->o.seed : seed;
-    int64_t cap = (int64_t)strlen(tr->o.sample) + tr->o.tokens + 1;
+    uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
+    /* Memory is the prompt plus one window of seq_len tokens, whatever --tokens says (the
+     * whole output once was: strlen + tokens + 1 wrapped for --tokens near 2^62). */
+    int64_t cap = (int64_t)strlen(tr->o.sample) + 1, T = m->seq_len;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
-    int32_t *x = calloc((size_t)m->seq_len, sizeof *x);
+    int32_t *win = malloc((size_t)T * sizeof *win), *x = malloc((size_t)T * sizeof *x);
     float *logits = malloc((size_t)m->vocab * sizeof *logits);
     int rc = 0;
-    int64_t n = ids && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
+    int64_t n = ids && win && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
     if (n == -2)
         rc = (rt_err(e, RT_ERR_NOMEM, "out of memory"), 2);
     else if (n < 0)
@@ -822,29 +1421,33 @@ static int sample(Trainer *tr, RtError *e)
     else if (n == 0)
         rc = (rt_err(e, RT_ERR_USAGE, "--sample needs a non-empty prompt"), 2);
     if (rc == 0) {
-        for (int64_t i = 0; i < n; i++) {
-            if (tr->o.data_kind == RT_DATA_TEXT)
-                fputc(ids[i], tr->out);
-            else
-                fprintf(tr->out, "%s%d", i ? " " : "", ids[i]);
-        }
+        for (int64_t i = 0; i < n; i++)
+            put_token(tr, ids[i], i == 0);
+        int64_t w = n < T ? n : T; /* the window: the last w tokens */
+        memcpy(win, ids + n - w, (size_t)w * sizeof *win);
         for (int64_t i = 0; i < tr->o.tokens; i++) {
-            int64_t w = n < m->seq_len ? n : m->seq_len;
-            memset(x, 0, (size_t)m->seq_len * sizeof *x);
-            memcpy(x, ids + n - w, (size_t)w * sizeof *x);
+            memset(x, 0, (size_t)T * sizeof *x);
+            memcpy(x, win, (size_t)w * sizeof *x);
             rt_logits(tr->ctx, x, w - 1, logits);
             float u = rt_rng_uniform(sample_seed, RT_STREAM_SAMPLE, (uint64_t)i);
-            ids[n] = sample_token(logits, m->vocab, tr->o.temperature, u);
-            if (tr->o.data_kind == RT_DATA_TEXT)
-                fputc(ids[n], tr->out);
+            int32_t t = sample_token(logits, m->vocab, (float)tr->o.temperature, u);
+            if (w == T)
+                memmove(win, win + 1, (size_t)(T - 1) * sizeof *win);
             else
-                fprintf(tr->out, " %d", ids[n]);
-            fflush(tr->out);
-            n++;
+                w++;
+            win[w - 1] = t;
+            put_token(tr, t, false);
+            if (fflush(tr->out) != 0) { /* a full disk or closed output: stop, say so */
+                rc = (rt_err(e, RT_ERR_IO, "cannot write the sample to standard output: %s",
+                             strerror(errno)), 2);
+                break;
+            }
         }
-        fputc('\n', tr->out);
+        if (rc == 0)
+            fputc('\n', tr->out);
     }
     free(ids);
+    free(win);
     free(x);
     free(logits);
     return rc;
@@ -852,7 +1455,7 @@ static int sample(Trainer *tr, RtError *e)
 
 int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks)
 {
-    Trainer tr = {.m = m, .hooks = hooks, .sched = m->schedule};
+    Trainer tr = {.m = m, .hooks = hooks, .lock_fd = -1, .sched = m->schedule};
     tr.out = hooks && hooks->out ? hooks->out : stdout;
     tr.err = hooks && hooks->err ? hooks->err : stderr;
     tr.prog = argc > 0 && argv[0] ? argv[0] : "train";
@@ -861,22 +1464,37 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         fprintf(tr.err, "%s: internal error: invalid model table: %s\n", tr.prog, e.msg);
         return 2;
     }
-    if (!parse_options(&tr, argc, argv))
-        return 2;
-    if (tr.o.help) {
-        print_help(&tr);
-        return 0;
+    int rc;
+    if (!parse_options(&tr, argc, argv)) {
+        rc = 2;
+    } else if (tr.o.help || tr.o.markdown) {
+        if (tr.o.markdown)
+            print_markdown(&tr);
+        else
+            print_help(&tr);
+        rc = 0;
+    } else {
+        apply_sched_options(&tr.o, &tr.sched);
+        int fd = fileno(tr.out);
+        tr.tty = fd >= 0 && isatty(fd);
+        rc = tr.o.sample ? sample(&tr, &e) : train(&tr, &e);
+        if (tr.log && fclose(tr.log) != 0 && rc == 0)
+            rc = (rt_err(&e, RT_ERR_IO, "%s: cannot write the metrics log: %s", tr.log_path,
+                         strerror(errno)), 2);
+        tr.log = NULL;
     }
-    apply_sched_options(&tr.o, &tr.sched);
-    int fd = fileno(tr.out);
-    tr.tty = fd >= 0 && isatty(fd);
-    int rc = tr.o.sample ? sample(&tr, &e) : train(&tr, &e);
     if (rc != 0 && rc < 128 && e.code != RT_OK)
         report_error(&tr, &e);
-    fflush(tr.out);
+    /* what went to stdout is the product of --sample and --help: a failed write is an error */
+    if ((fflush(tr.out) != 0 || ferror(tr.out)) && rc == 0) {
+        fprintf(tr.err, "%s: error: cannot write to standard output: %s\n", tr.prog,
+                errno ? strerror(errno) : "write error");
+        rc = 2;
+    }
     fflush(tr.err);
-    if (tr.log)
-        fclose(tr.log);
+    if (tr.lock_fd >= 0)
+        close(tr.lock_fd);
+    free(tr.log_path);
     rt_ctx_destroy(tr.ctx);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);

@@ -23,7 +23,35 @@ has() { # name file text
 for i in $(seq 1 3000); do echo "the quick brown fox jumps over the lazy dog $((i % 7))"; done >"$T/data.txt"
 
 expect_rc help 0 "$BIN" --help
-has help "$T/out" "stop after step N of the schedule (default: its horizon, 60)"
+has help "$T/out" "stop after step N of the schedule (default: 60)"
+
+# docs/runtime.md holds the option table exactly as --help=markdown prints it
+# (DOCS_UPDATE=1 rewrites it there instead)
+DOC=${RELORAC_SOURCE_ROOT:-$(dirname "$0")/..}/docs/runtime.md
+expect_rc help-markdown 0 "$BIN" --help=markdown
+if [ "${DOCS_UPDATE:-}" = 1 ]; then
+    python3 - "$DOC" "$T/out" <<'PY2'
+import sys
+doc, table = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+b, e = "<!-- trainer-options:begin -->\n", "<!-- trainer-options:end -->"
+i, j = doc.index(b) + len(b), doc.index(e)
+open(sys.argv[1], "w").write(doc[:i] + table + doc[j:])
+PY2
+fi
+sed -n '/^<!-- trainer-options:begin -->$/,/^<!-- trainer-options:end -->$/p' "$DOC" | sed '1d;$d' >"$T/doc-table"
+if [ -s "$T/doc-table" ] && diff -u "$T/doc-table" "$T/out"; then ok; else
+    bad "docs/runtime.md: the option table differs from --help=markdown (DOCS_UPDATE=1 meson test trainer-cli rewrites it)"
+fi
+
+# numbers are strict: no spaces, signs, trailing bytes or overflow; paths are not empty
+for v in "--seed= -5" "--seed=-5" "--steps=+5" "--steps=5x" "--steps=" "--steps=9223372036854775808" \
+    "--threads=1025" "--temperature=nan" "--temperature=0x10" "--eval-every=-1" "--out=" "--data="; do
+    expect_rc "strict $v" 2 "$BIN" --data "$T/data.txt" "$v"
+    has "strict $v" "$T/err" "${v%%=*}"
+done
+expect_rc seed-max 0 "$BIN" --help --seed 18446744073709551615
+expect_rc seed-overflow 2 "$BIN" --help --seed 18446744073709551616
+has seed-overflow "$T/err" "bad value '18446744073709551616' for --seed"
 
 expect_rc no-data 2 "$BIN" --steps 3 --out "$T/x"
 has no-data "$T/err" "no training data: pass --data PATH"
@@ -83,6 +111,81 @@ for sig in TERM INT; do
     expect_rc "SIG$sig-resume" 0 "$BIN" --resume "$dir" --steps $((n + 2)) --quiet
     if [ "$(wc -l <"$dir/metrics.jsonl")" -eq $((n + 2)) ]; then ok; else bad "SIG$sig: resume steps"; fi
 done
+
+# the data file cut to nothing while training: the trainer goes on from its copy (with a
+# mapping it died of SIGBUS, exit 135)
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+cp "$T/data.txt" "$T/shrinking.txt"
+"$BIN" --data "$T/shrinking.txt" --total-steps 100000000 --out "$T/shrink" --threads 2 --quiet >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 500); do [ "$(lines "$T/shrink/metrics.jsonl")" -ge 5 ] && break; sleep 0.02; done
+truncate -s 0 "$T/shrinking.txt"
+n=$(lines "$T/shrink/metrics.jsonl")
+for _ in $(seq 1 500); do [ "$(lines "$T/shrink/metrics.jsonl")" -ge $((n + 20)) ] && break; sleep 0.02; done
+kill -s TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 143 ]; then ok; else bad "data cut while training: exit $rc, want 143"; cat "$T/err"; fi
+if [ "$(lines "$T/shrink/metrics.jsonl")" -ge $((n + 20)) ]; then ok; else bad "data cut while training: stopped at $(lines "$T/shrink/metrics.jsonl") steps"; fi
+
+# a crash (SIGKILL) after the last checkpoint: the log holds steps the checkpoint lacks, and
+# the resumed run logs each step once
+"$BIN" --data "$T/data.txt" --total-steps 100000000 --checkpoint-every 7 --out "$T/crash" --threads 2 --quiet >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 500); do [ "$(lines "$T/crash/metrics.jsonl")" -ge 10 ] && break; sleep 0.02; done
+kill -s KILL "$pid"
+wait "$pid" 2>/dev/null
+n=$(lines "$T/crash/metrics.jsonl")
+expect_rc crash-resume 0 "$BIN" --resume "$T/crash" --steps $((n + 3)) --quiet
+if python3 - "$T/crash/metrics.jsonl" $((n + 3)) <<'PY2'; then ok; else bad "crash-resume: steps not each once"; fi
+import json, sys
+steps = [json.loads(l)["step"] for l in open(sys.argv[1])]
+sys.exit(0 if steps == list(range(int(sys.argv[2]))) else 1)
+PY2
+
+# two trainers on one directory: the second is refused and names the first
+"$BIN" --data "$T/data.txt" --total-steps 100000000 --out "$T/shared" --quiet >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do [ -s "$T/shared/trainer.lock" ] && break; sleep 0.02; done
+expect_rc second-trainer 2 "$BIN" --data "$T/data.txt" --steps 3 --out "$T/shared" --overwrite
+has second-trainer "$T/err" "$T/shared is in use by another trainer (pid $pid"
+kill -s TERM "$pid"
+wait "$pid"
+
+# FIFOs: as data, refused at once; as the log with no reader, refused at once (both hung)
+mkfifo "$T/fifo"
+expect_rc fifo-data 2 timeout 20 "$BIN" --data "$T/fifo" --steps 3 --out "$T/f1"
+has fifo-data "$T/err" "fifo: cannot read data file: a FIFO"
+expect_rc fifo-log 2 timeout 20 "$BIN" --data "$T/data.txt" --steps 3 --out "$T/f2" --log "$T/fifo"
+has fifo-log "$T/err" "fifo: cannot open the metrics log: a FIFO with no reader"
+
+# output that cannot be written is an error, not exit 0
+expect_rc help-full 2 sh -c '"$0" --help >/dev/full' "$BIN"
+has help-full "$T/err" "cannot write to standard output"
+# --tokens near 2^62: a sample that runs until its reader stops (was SIGSEGV at once)
+"$BIN" --sample hi --tokens 4611686018427387904 --out "$T/run" 2>/dev/null | head -c 200 >"$T/out"
+if [ "$(head -c 2 "$T/out")" = hi ] && [ "$(wc -c <"$T/out")" -eq 200 ]; then ok; else bad "huge --tokens: $(cat "$T/out")"; fi
+
+# a data path of 1,400 bytes is recorded whole (it was cut at 1,023 bytes, and --resume then
+# looked for another file)
+long="$T"
+for _ in 1 2 3 4 5 6 7; do long="$long/$(printf 'd%.0s' $(seq 1 199))"; done
+mkdir -p "$long" && cp "$T/data.txt" "$long/data.txt"
+expect_rc long-path 0 "$BIN" --data "$long/data.txt" --steps 2 --out "$T/long" --quiet
+expect_rc long-path-resume 0 "$BIN" --resume "$T/long" --steps 4 --quiet
+
+# relorac check warns when a cpu plan exceeds what a process may use here; RLIMIT_AS (ulimit
+# -v) stands in for a small machine (skipped when relorac is built with ASan, which needs
+# terabytes of address space)
+if [ -n "${RELORAC:-}" ] && ! grep -q __asan_init "$RELORAC"; then
+    ROOT=${RELORAC_SOURCE_ROOT:-$(dirname "$0")/..}
+    sed 's/dim = 128;/dim = 2048;/; s/hidden = 344/hidden = 5504/' "$ROOT/examples/tiny.relora" >"$T/wide.relora"
+    (ulimit -v 1500000; "$RELORAC" check "$T/wide.relora" >"$T/out" 2>"$T/err")
+    has check-memory "$T/err" "relorac: warning: the memory plan needs"
+    has check-memory "$T/err" "RLIMIT_AS 1.4 GiB); its trainer will refuse to start here"
+    "$RELORAC" check "$ROOT/examples/tiny.relora" >"$T/out" 2>"$T/err"
+    if grep -q "memory plan needs" "$T/err"; then bad "check-memory: tiny warned"; else ok; fi
+fi
 
 cp -r "$T/run" "$T/cut"
 truncate -s 300 "$T/cut/trainer.safetensors"

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rt_internal.h"
@@ -85,7 +86,7 @@ static void expect_error(const char *p, int kind, int vocab, int64_t min, int co
     ck_assert_int_eq(e.code, code);
     ck_assert_msg(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
     ck_assert_msg(strstr(e.msg, p), "message '%s' does not name the file", e.msg);
-    ck_assert_ptr_null(d.map);
+    ck_assert_ptr_null(d.buf);
 }
 
 START_TEST(data_rejects_bad_magic)
@@ -136,7 +137,44 @@ END_TEST
 START_TEST(data_rejects_missing_file)
 {
     snprintf(path, sizeof path, "%s/nope.txt", dir);
-    expect_error(path, RT_DATA_TEXT, 256, 2, RT_ERR_IO, "No such file");
+    expect_error(path, RT_DATA_TEXT, 256, 2, RT_ERR_MISSING, "No such file");
+}
+END_TEST
+
+START_TEST(data_refuses_fifo_and_directory_without_blocking)
+{
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    expect_error(path, RT_DATA_TEXT, 256, 2, RT_ERR_IO, "a FIFO"); /* before: hung */
+    expect_error(dir, RT_DATA_TEXT, 256, 2, RT_ERR_IO, "a directory");
+}
+END_TEST
+
+/* The trainer keeps drawing batches from a file that is cut or rewritten under it (with a
+ * mapping, a truncated file killed it with SIGBUS). */
+START_TEST(data_survives_file_truncated_or_rewritten)
+{
+    char text[1000];
+    for (int i = 0; i < 1000; i++)
+        text[i] = (char)('a' + i % 26);
+    RtData d;
+    RtError e = {0};
+    const char *p = write_file("cut.txt", text, sizeof text);
+    ck_assert_msg(rt_data_open(&d, p, RT_DATA_TEXT, 128, 9, &e), "%s", e.msg);
+    RtSplit s = {&d, 0, d.n};
+    int32_t x[4 * 8], y[4 * 8], x2[4 * 8], y2[4 * 8];
+    rt_batch_fill(s, 4, 8, 1, RT_STREAM_TRAIN_BATCH, 3, x, y);
+    ck_assert_int_eq(truncate(p, 0), 0);
+    rt_batch_fill(s, 4, 8, 1, RT_STREAM_TRAIN_BATCH, 3, x2, y2);
+    ck_assert_mem_eq(x, x2, sizeof x);
+    ck_assert_mem_eq(y, y2, sizeof y);
+    memset(text, 0xff, sizeof text); /* tokens beyond the vocab of 128 */
+    write_file("cut.txt", text, sizeof text);
+    rt_batch_fill(s, 4, 8, 1, RT_STREAM_TRAIN_BATCH, 3, x2, y2);
+    ck_assert_mem_eq(x, x2, sizeof x);
+    for (int i = 0; i < 4 * 8; i++)
+        ck_assert(x2[i] >= 'a' && x2[i] <= 'z');
+    rt_data_close(&d);
 }
 END_TEST
 
@@ -181,6 +219,8 @@ Suite *data_suite(void)
     tcase_add_test(tc, data_rejects_too_short);
     tcase_add_test(tc, data_rejects_token_beyond_vocab);
     tcase_add_test(tc, data_rejects_missing_file);
+    tcase_add_test(tc, data_refuses_fifo_and_directory_without_blocking);
+    tcase_add_test(tc, data_survives_file_truncated_or_rewritten);
     tcase_add_test(tc, data_batches_are_deterministic_windows);
     suite_add_tcase(s, tc);
     return s;

@@ -595,7 +595,7 @@ RELORAC_KERNEL void __launch_bounds__(256) train_full_k11_transpose(const float 
 }
 
 /* train_full_k13_add: flat rows 1024 x cols 128, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) train_full_k13_add(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2)
+RELORAC_KERNEL void __launch_bounds__(256) train_full_k13_add(const float *__restrict__ p0, const float *p1, float *p2)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 131072LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 128;
@@ -816,7 +816,7 @@ RELORAC_KERNEL void __launch_bounds__(128) train_full_k82_rmsnorm_grad_w(const f
 }
 
 /* train_full_k85_fused: flat rows 1024 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) train_full_k85_fused(const float *p0, const float *__restrict__ p1, const float *__restrict__ p2, float *p3, const float *__restrict__ p4, float *__restrict__ p5)
+RELORAC_KERNEL void __launch_bounds__(256) train_full_k85_fused(const float *p0, const float *p1, const float *__restrict__ p2, float *p3, const float *__restrict__ p4, float *p5)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 352256LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 344;
@@ -1710,37 +1710,6 @@ RELORAC_KERNEL void __launch_bounds__(256) train_lora_k4_slice(const float *__re
     }
 }
 
-/* train_lora_k28_fused: flat rows 1024 x cols 128, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) train_lora_k28_fused(const float *__restrict__ p0, const float *__restrict__ p1, const float *__restrict__ p2, float *__restrict__ p3)
-{
-    for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 131072LL; e += (int)(gridDim.x * blockDim.x)) {
-        const int j = e % 128;
-        const int o0 = (int)(e / 128);
-        const int v0 = 128;
-        const int v1 = o0;
-        const int v2 = (v1) * (v0);
-        const int v3 = j;
-        const int v4 = (v2) + (v3);
-        const float v5 = p0[v4];
-        const float v6 = 2.0f;
-        const float v7 = (v5) * (v6);
-        const int v8 = 128;
-        const int v9 = (v4) / (v8);
-        const int v10 = 128;
-        const int v11 = (v4) % (v10);
-        const int v12 = 0;
-        const int v13 = (v11) + (v12);
-        const int v14 = 136;
-        const int v15 = (v9) * (v14);
-        const int v16 = (v15) + (v13);
-        const float v17 = p1[v16];
-        const float v18 = (v17) + (v7);
-        const float v19 = p2[v4];
-        const float v20 = (v19) + (v18);
-        p3[v4] = v20;
-    }
-}
-
 /* train_lora_k32_slice: flat rows 1024 x cols 8, 1 phase */
 RELORAC_KERNEL void __launch_bounds__(256) train_lora_k32_slice(const float *__restrict__ p0, float *__restrict__ p1)
 {
@@ -1778,7 +1747,7 @@ RELORAC_KERNEL void __launch_bounds__(256) train_lora_k32_slice(const float *__r
 }
 
 /* train_lora_k38_fused: flat rows 1024 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) train_lora_k38_fused(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2, const float *__restrict__ p3, const float *__restrict__ p4, float *__restrict__ p5, float *__restrict__ p6, float *__restrict__ p7)
+RELORAC_KERNEL void __launch_bounds__(256) train_lora_k38_fused(const float *p0, const float *__restrict__ p1, float *p2, const float *p3, const float *__restrict__ p4, float *p5, float *__restrict__ p6, float *__restrict__ p7)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 352256LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 344;
@@ -1850,7 +1819,7 @@ RELORAC_KERNEL void __launch_bounds__(256) train_lora_k179_scale(const float *__
 }
 
 /* train_lora_k185_fused: flat rows 1024 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) train_lora_k185_fused(const float *p0, const float *__restrict__ p1, const float *__restrict__ p2, float *p3, const float *__restrict__ p4, float *__restrict__ p5, float *__restrict__ p6)
+RELORAC_KERNEL void __launch_bounds__(256) train_lora_k185_fused(const float *p0, const float *p1, const float *p2, float *p3, const float *__restrict__ p4, float *p5, float *p6)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 352256LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 344;
@@ -2703,7 +2672,7 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k1_init_uniform(const in
 }
 
 /* relora_reset_k4_relu_grad: flat rows 8 x cols 128, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k4_relu_grad(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2)
+RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k4_relu_grad(float *__restrict__ p0, const float *__restrict__ p1)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 1024LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 128;
@@ -2719,41 +2688,12 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k4_relu_grad(const float
         const float v8 = 0.0f;
         const int v9 = (v8) < (v6);
         const float v10 = (v9) ? (v5) : (v7);
-        p2[v4] = v10;
+        p0[v4] = v10;
     }
 }
 
-/* relora_reset_k5_store: flat rows 8 x cols 128, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k5_store(const float *__restrict__ p0, float *__restrict__ p1)
-{
-    for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 1024LL; e += (int)(gridDim.x * blockDim.x)) {
-        const int j = e % 128;
-        const int o0 = (int)(e / 128);
-        const int v0 = 128;
-        const int v1 = o0;
-        const int v2 = (v1) * (v0);
-        const int v3 = j;
-        const int v4 = (v2) + (v3);
-        const int v5 = 0;
-        const int v6 = 128;
-        const int v7 = (v4) % (v6);
-        const int v8 = 1;
-        const int v9 = (v7) * (v8);
-        const int v10 = (v5) + (v9);
-        const int v11 = 128;
-        const int v12 = (v4) / (v11);
-        const int v13 = 8;
-        const int v14 = (v12) % (v13);
-        const int v15 = 128;
-        const int v16 = (v14) * (v15);
-        const int v17 = (v10) + (v16);
-        const float v18 = p0[v17];
-        p1[v4] = v18;
-    }
-}
-
-/* relora_reset_k7_relu_grad: flat rows 128 x cols 8, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k7_relu_grad(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2)
+/* relora_reset_k6_relu_grad: flat rows 128 x cols 8, 1 phase */
+RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k6_relu_grad(float *__restrict__ p0, const float *__restrict__ p1)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 1024LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 8;
@@ -2769,41 +2709,12 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k7_relu_grad(const float
         const float v8 = 0.0f;
         const int v9 = (v8) < (v6);
         const float v10 = (v9) ? (v5) : (v7);
-        p2[v4] = v10;
+        p0[v4] = v10;
     }
 }
 
-/* relora_reset_k8_store: flat rows 128 x cols 8, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k8_store(const float *__restrict__ p0, float *__restrict__ p1)
-{
-    for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 1024LL; e += (int)(gridDim.x * blockDim.x)) {
-        const int j = e % 8;
-        const int o0 = (int)(e / 8);
-        const int v0 = 8;
-        const int v1 = o0;
-        const int v2 = (v1) * (v0);
-        const int v3 = j;
-        const int v4 = (v2) + (v3);
-        const int v5 = 0;
-        const int v6 = 8;
-        const int v7 = (v4) % (v6);
-        const int v8 = 1;
-        const int v9 = (v7) * (v8);
-        const int v10 = (v5) + (v9);
-        const int v11 = 8;
-        const int v12 = (v4) / (v11);
-        const int v13 = 128;
-        const int v14 = (v12) % (v13);
-        const int v15 = 8;
-        const int v16 = (v14) * (v15);
-        const int v17 = (v10) + (v16);
-        const float v18 = p0[v17];
-        p1[v4] = v18;
-    }
-}
-
-/* relora_reset_k43_relu_grad: flat rows 344 x cols 8, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k43_relu_grad(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2)
+/* relora_reset_k34_relu_grad: flat rows 344 x cols 8, 1 phase */
+RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k34_relu_grad(float *__restrict__ p0, const float *__restrict__ p1)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 2752LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 8;
@@ -2819,41 +2730,12 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k43_relu_grad(const floa
         const float v8 = 0.0f;
         const int v9 = (v8) < (v6);
         const float v10 = (v9) ? (v5) : (v7);
-        p2[v4] = v10;
+        p0[v4] = v10;
     }
 }
 
-/* relora_reset_k44_store: flat rows 344 x cols 8, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k44_store(const float *__restrict__ p0, float *__restrict__ p1)
-{
-    for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 2752LL; e += (int)(gridDim.x * blockDim.x)) {
-        const int j = e % 8;
-        const int o0 = (int)(e / 8);
-        const int v0 = 8;
-        const int v1 = o0;
-        const int v2 = (v1) * (v0);
-        const int v3 = j;
-        const int v4 = (v2) + (v3);
-        const int v5 = 0;
-        const int v6 = 8;
-        const int v7 = (v4) % (v6);
-        const int v8 = 1;
-        const int v9 = (v7) * (v8);
-        const int v10 = (v5) + (v9);
-        const int v11 = 8;
-        const int v12 = (v4) / (v11);
-        const int v13 = 344;
-        const int v14 = (v12) % (v13);
-        const int v15 = 8;
-        const int v16 = (v14) * (v15);
-        const int v17 = (v10) + (v16);
-        const float v18 = p0[v17];
-        p1[v4] = v18;
-    }
-}
-
-/* relora_reset_k55_init_uniform: flat rows 8 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k55_init_uniform(const int *__restrict__ p0, float *__restrict__ p1, unsigned long long seed, unsigned long long stream0)
+/* relora_reset_k43_init_uniform: flat rows 8 x cols 344, 1 phase */
+RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k43_init_uniform(const int *__restrict__ p0, float *__restrict__ p1, unsigned long long seed, unsigned long long stream0)
 {
     const unsigned long long key0 = k_splitmix64(seed ^ stream0);
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 2752LL; e += (int)(gridDim.x * blockDim.x)) {
@@ -2879,8 +2761,8 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k55_init_uniform(const i
     }
 }
 
-/* relora_reset_k58_relu_grad: flat rows 8 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k58_relu_grad(const float *__restrict__ p0, const float *__restrict__ p1, float *__restrict__ p2)
+/* relora_reset_k46_relu_grad: flat rows 8 x cols 344, 1 phase */
+RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k46_relu_grad(float *__restrict__ p0, const float *__restrict__ p1)
 {
     for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 2752LL; e += (int)(gridDim.x * blockDim.x)) {
         const int j = e % 344;
@@ -2896,35 +2778,6 @@ RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k58_relu_grad(const floa
         const float v8 = 0.0f;
         const int v9 = (v8) < (v6);
         const float v10 = (v9) ? (v5) : (v7);
-        p2[v4] = v10;
-    }
-}
-
-/* relora_reset_k59_store: flat rows 8 x cols 344, 1 phase */
-RELORAC_KERNEL void __launch_bounds__(256) relora_reset_k59_store(const float *__restrict__ p0, float *__restrict__ p1)
-{
-    for (int e = (int)blockIdx.x * blockDim.x + threadIdx.x; e < 2752LL; e += (int)(gridDim.x * blockDim.x)) {
-        const int j = e % 344;
-        const int o0 = (int)(e / 344);
-        const int v0 = 344;
-        const int v1 = o0;
-        const int v2 = (v1) * (v0);
-        const int v3 = j;
-        const int v4 = (v2) + (v3);
-        const int v5 = 0;
-        const int v6 = 344;
-        const int v7 = (v4) % (v6);
-        const int v8 = 1;
-        const int v9 = (v7) * (v8);
-        const int v10 = (v5) + (v9);
-        const int v11 = 344;
-        const int v12 = (v4) / (v11);
-        const int v13 = 8;
-        const int v14 = (v12) % (v13);
-        const int v15 = 344;
-        const int v16 = (v14) * (v15);
-        const int v17 = (v10) + (v16);
-        const float v18 = p0[v17];
-        p1[v4] = v18;
+        p0[v4] = v10;
     }
 }
