@@ -4,16 +4,18 @@
 # warm-start switch and two merges). Expected values come from the same trainer run as one
 # process, without MPI (the path every other test covers), and from the checkpoint's tensor
 # shapes; never from the data-parallel code itself:
+#  - without mpirun, libmpi is not loaded;
 #  - 2 ranks against 1 process: losses and every tensor within 1e-5 (relative);
 #  - two 2-rank runs: identical losses and checkpoint bytes;
-#  - bytes summed per step: the trainable gradients of each phase (no frozen W in ReLoRA);
+#  - bytes summed per step: the trainable gradients of each phase (no frozen W in ReLoRA),
+#    as `relorac check` reports them;
 #  - a rank count that does not divide the micro-steps is refused;
 #  - ranks that disagree fail the cross-rank check (fault injected on rank 1);
 #  - a killed rank stops the job, names the rank, leaves no checkpoint;
 #  - SIGTERM to mpirun writes one checkpoint; --resume continues it bit-identically.
 # Exit 77 (skipped) without mpirun.
 set -u
-RELORAC=$1
+RELORAC=$(realpath "$1")
 SRC=$2
 if ! command -v mpirun >/dev/null; then
     echo "SKIP: mpirun not found (Debian: apt-get install openmpi-bin; scripts/setup.sh does)"
@@ -51,6 +53,9 @@ run2() { mpirun -np 2 ./dp --data data --threads 1 --quiet --checkpoint-every 10
 
 # ---- equality ----
 run1 --out ref >ref.out 2>&1 && ok || { bad "one process"; cat ref.out; }
+# without a launcher the trainer never loads libmpi
+LD_DEBUG=libs ./dp --data data --threads 1 --quiet --steps 1 --out nompi >nompi.out 2>&1
+grep -q 'libmpi' nompi.out && bad "a trainer without mpirun loaded libmpi" || ok
 has switch ref/metrics.jsonl '"warm_switch"'
 has merge ref/metrics.jsonl '"reset"'
 run2 --out a >a.out 2>&1 && ok || { bad "2 ranks"; cat a.out; }
@@ -61,6 +66,7 @@ if $CMP a b --exact >cmp2.out; then ok; else bad "two 2-rank runs differ"; fi
 cat cmp2.out
 
 # ---- bytes: the trainable gradients of each phase, from the checkpoint's shapes ----
+"$RELORAC" check "$SRC/tests/mpi/dp.relora" 2>/dev/null | grep 'data-parallel sum per step' >check.line
 SRC_TESTS="$SRC/tests" python3 - a <<'PY' && ok || bad "bytes summed per step"
 import json, os, sys
 sys.path.insert(0, os.environ["SRC_TESTS"])
@@ -79,6 +85,12 @@ for r in rows:
         if r["reduced_bytes"] != want[r["step"]] or r["sent_bytes"] != want[r["step"]] + 8:
             print(f"step {r['step']}: reduced {r['reduced_bytes']} sent {r['sent_bytes']}, want {want[r['step']]}")
             sys.exit(1)
+# `relorac check` says the same, from the spec
+import re
+said = [int(v.replace(",", "")) for v in re.findall(r"([0-9,]+) bytes", open("check.line").read())]
+if said != [full, relora]:
+    print(f"relorac check says {said}, want {[full, relora]}")
+    sys.exit(1)
 print(f"bytes summed per step: full-rank phase {full}, ReLoRA phase {relora} ({100 * relora / full:.1f}%)")
 PY
 
