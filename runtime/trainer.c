@@ -1336,7 +1336,7 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
-    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->err, tr->prog, tr->ctx);
+    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->rank > 0 ? NULL : tr->err, tr->prog, tr->ctx);
     int64_t start = 0;
     if (tr->o.resume) {
         uint64_t seed;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares two training runs (checkpoint directories): the losses of their metrics.jsonl and
+"""Compares two training runs (checkpoint directories): the losses (training and validation) of their metrics.jsonl and
 the tensors of their trainer.safetensors. Reads safetensors with struct alone (no numpy), so
 the reference run's values come from its files, not from the trainer's own comparison.
 
@@ -28,11 +28,14 @@ def read_st(path):
 
 
 def losses(d):
+    """{(step, key): value} for the training loss and, on evaluation steps, val_loss."""
     rows = {}
     with open(d + "/metrics.jsonl") as f:
         for line in f:
             r = json.loads(line)
-            rows[r["step"]] = r["loss"]
+            for key in ("loss", "val_loss"):
+                if key in r:
+                    rows[(r["step"], key)] = r[key]
     return rows
 
 
@@ -76,9 +79,9 @@ def main():
         if worst_loss != 0.0:
             print(f"FAIL: losses differ (worst relative difference {worst_loss:.3g})")
             return 1
-        print(f"identical: {len(la)} losses, {len(ta)} tensors")
+        print(f"identical: {len(la)} losses (training and validation), {len(ta)} tensors")
         return 0
-    print(f"losses: worst |a-b|/|a| {worst_loss:.3g} over {len(la)} steps; "
+    print(f"losses: worst |a-b|/|a| {worst_loss:.3g} over {len(la)} (training and validation); "
           f"tensors: worst max|d|/max|ref| {worst:.3g} ({worst_name}) over {n} tensors")
     if worst_loss > tol or worst > tol:
         print(f"FAIL: above the tolerance {tol:g}")
