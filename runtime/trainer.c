@@ -1308,6 +1308,12 @@ static bool dist_setup(Trainer *tr, RtError *e)
         tr->o.quiet = true;
     if (tr->dist) /* mpirun relays our output through a terminal of its own: plain lines */
         tr->tty = false;
+    if (tr->dist && m->device) {
+        tr->shared_error = tr->agreed = true;
+        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun runs on the CPU target "
+                      "only; this trainer runs on %s: launch it without mpirun",
+                      m->device->name ? m->device->name : "a device");
+    }
     for (int i = 0; tr->dist && i < m->n_tensors; i++)
         if ((m->tensors[i].flags & RT_T_GRAD) && m->tensors[i].dtype != RT_F32) {
             tr->shared_error = tr->agreed = true;
