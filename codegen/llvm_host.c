@@ -454,7 +454,9 @@ static LLVMValueRef emit_defaults(CgCtx *c)
     field(&f, cg_const_i64(c, 0)); /* log_every: the trainer's own option, no spec field */
     field(&f, cg_const_i64(c, need_int(c, "train.seed")));
     field(&f, i32c(c, 0)); /* threads: all online CPUs unless --threads */
-    field(&f, i32c(c, strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT));
+    field(&f, i32c(c, !strcmp(kind, "tokens")    ? RT_DATA_TOKENS
+                      : !strcmp(kind, "nanogpt") ? RT_DATA_NANOGPT
+                                                 : RT_DATA_TEXT));
     field(&f, cg_const_f32(c, need_float(c, "train.val_fraction")));
     field(&f, opt_str(c, ir_attrs_str(as, "train.data", NULL)));
     field(&f, opt_str(c, ir_attrs_str(as, "train.val_data", NULL)));

@@ -190,6 +190,20 @@ bool ck_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_ovr, Spec 
                m->name, (long long)m->vocab);
         ok = false;
     }
+    /* ids >= what the file's token type holds never occur: their embedding and head rows
+     * would never train (docs/runtime.md "Data") */
+    const SpecData *files[2] = {&t->data, &t->val_data};
+    for (int i = 0; i < 2; i++) {
+        const SpecData *d = files[i];
+        if (d->kind != SPEC_DATA_TEXT && d->kind != SPEC_DATA_NONE && d->id_limit > 0 && m->vocab > d->id_limit) {
+            ck_err(ck, d->loc,
+                   "model '%s' has vocab = %lld, but '%s' holds %s: ids 0..%lld, so ids from %lld up never occur; "
+                   "use vocab <= %lld or a file of uint32 tokens",
+                   m->name, (long long)m->vocab, d->path, d->format, (long long)d->id_limit - 1,
+                   (long long)d->id_limit, (long long)d->id_limit);
+            ok = false;
+        }
+    }
     if (m->n_params > 0)
         ok = ck_groups(ck, m, "no_decay", &t->optimizer.no_decay, fe_fields[FIELD_ADAMW_NO_DECAY].words) && ok;
     for (int i = 0; i < m->n_params; i++) {

@@ -372,8 +372,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
                               {"step", step_s}};
     int n_train_meta = 5;
     if (run) {
-        train_meta[n_train_meta++] = (RtStMeta){"data_kind", run->data_kind == RT_DATA_TOKENS
-                                                                 ? "tokens" : "text"};
+        train_meta[n_train_meta++] = (RtStMeta){"data_kind", rt_data_kind_name(run->data_kind)};
         if (run->data[0])
             train_meta[n_train_meta++] = (RtStMeta){"data", run->data};
         if (run->val_data[0])
@@ -634,7 +633,7 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
             !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")))
             ok = rt_err(e, RT_ERR_FORMAT, "%s: a data path in the metadata is longer than %zu "
                         "bytes", f.path, sizeof run->data - 1);
-        run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
+        run->data_kind = rt_data_kind_parse(kind) >= 0 ? rt_data_kind_parse(kind) : RT_DATA_TEXT;
         ok = schedule_read(&f, &run->schedule, e);
     }
     /* straight into the pools: no second copy of the state in memory */

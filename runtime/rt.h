@@ -83,8 +83,11 @@ typedef struct RtStepStats {
 } RtStepStats;
 
 enum RtDataKind {
-    RT_DATA_TEXT,  /* any file; each byte is one token (vocab >= 256 recommended) */
-    RT_DATA_TOKENS /* llm.c/nanoGPT .bin: 256 x int32 header (20240520, 1, count), uint16 tokens */
+    RT_DATA_TEXT,    /* any file; each byte is one token (vocab >= 256 recommended) */
+    RT_DATA_TOKENS,  /* llm.c .bin: 256 x int32 header {magic, version, count}, then the tokens:
+                        magic 20240520 version 1 uint16, magic 20240801 version 7 uint32 */
+    RT_DATA_NANOGPT, /* nanoGPT .bin: uint16 tokens, no header */
+    RT_DATA_KIND_COUNT
 };
 
 /* Trainer defaults baked into the binary; every one has a CLI override. */

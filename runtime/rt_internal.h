@@ -60,7 +60,9 @@ void rt_threads_destroy(RtThreadPool *p);
 typedef struct RtData {
     char *path;
     int kind;                  /* enum RtDataKind */
-    const unsigned char *toks; /* token bytes (1 per token for text, 2 LE for tokens) */
+    const unsigned char *toks; /* the tokens, little-endian, `width` bytes each */
+    int width;                 /* bytes per token: 1 (text), 2 (uint16) or 4 (uint32) */
+    const char *format;        /* what the file was read as ("llm.c's GPT-2 format, ...") */
     int64_t n;                 /* token count */
     unsigned char *buf;        /* the whole file, read at open (toks points into it) */
     size_t bytes;
@@ -73,12 +75,18 @@ typedef struct RtSplit {
 } RtSplit;
 
 /* Reads a data file into memory and validates it: a regular file (a FIFO is refused without
- * blocking), size, magic, version, count, every token < vocab, and at least min_tokens
- * tokens. Later changes to the file do not reach the copy. */
+ * blocking), size, magic, version, count, a vocab the token type can reach (not above 65536
+ * for uint16 ids), every token < vocab, and at least min_tokens tokens. Later changes to the
+ * file do not reach the copy. The formats: docs/runtime.md "Data". */
 bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_tokens,
                   RtError *e);
 void rt_data_close(RtData *d);
 int32_t rt_data_token(const RtData *d, int64_t i);
+/* The number of ids d's token type can express: 256, 65536 or 2^32. */
+int64_t rt_data_id_limit(const RtData *d);
+/* "text", "tokens", "nanogpt" (the spec's call and --data-kind's words) and back (-1: none). */
+const char *rt_data_kind_name(int kind);
+int rt_data_kind_parse(const char *name);
 /* Fills x, y: [batch, seq_len] with windows of s whose starts are drawn uniformly over the
  * s.n - seq_len valid starts from rt_rng_u64(seed, stream, index * batch + row). */
 void rt_batch_fill(RtSplit s, int batch, int seq_len, uint64_t seed, uint64_t stream,

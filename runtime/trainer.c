@@ -96,7 +96,7 @@ typedef struct OptSpec {
 static const OptSpec opts[] = {
     {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
     {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
-    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file"},
+    {"--data-kind", "text|tokens|nanogpt", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file (uint16 or uint32 tokens, by its header); nanogpt: a headerless uint16 .bin file"},
     {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule"},
     {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there"},
     {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0"},

@@ -73,21 +73,33 @@ expect_rc sample 0 "$BIN" --sample "the quick" --tokens 30 --out "$T/run"
 if [ "$(head -c 9 "$T/out")" = "the quick" ]; then ok; else bad "sample: prompt not echoed"; fi
 has sample "$T/err" "sampling from $T/run (step 30)"
 
-# llm.c token files: a valid one trains, a damaged one is refused
+# token files: llm.c's uint16 and uint32 formats and nanoGPT's headerless uint16 hold the
+# same tokens and train the same; a damaged file is refused
 python3 - "$T" <<'PY'
 import struct, sys
 d = sys.argv[1]
 toks = [(i * 7) % 200 for i in range(5000)]
 hdr = [20240520, 1, len(toks)] + [0] * 253
 open(d + "/ok.bin", "wb").write(struct.pack("<256i", *hdr) + struct.pack("<%dH" % len(toks), *toks))
+hdr32 = [20240801, 7, len(toks)] + [0] * 253
+open(d + "/ok32.bin", "wb").write(struct.pack("<256i", *hdr32) + struct.pack("<%dI" % len(toks), *toks))
+open(d + "/nano.bin", "wb").write(struct.pack("<%dH" % len(toks), *toks))
 open(d + "/magic.bin", "wb").write(struct.pack("<256i", 1234, 1, 10, *[0] * 253) + bytes(20))
 open(d + "/short.bin", "wb").write(struct.pack("<256i", *hdr) + bytes(100))
 PY
 expect_rc tokens 0 "$BIN" --data "$T/ok.bin" --data-kind tokens --steps 5 --out "$T/tok" --quiet
 expect_rc tokens-sample 0 "$BIN" --data-kind tokens --sample "7 14 21" --tokens 5 --out "$T/tok" --temperature 0
 if grep -qE '^7 14 21( [0-9]+){5}$' "$T/out"; then ok; else bad "tokens-sample: $(cat "$T/out")"; fi
+expect_rc tokens32 0 "$BIN" --data "$T/ok32.bin" --data-kind tokens --steps 5 --out "$T/tok32" --quiet
+expect_rc nanogpt 0 "$BIN" --data "$T/nano.bin" --data-kind nanogpt --steps 5 --out "$T/nano" --quiet
+losses() { python3 -c 'import json,sys; print([json.loads(l)["loss"] for l in open(sys.argv[1])])' "$1"; }
+if [ "$(losses "$T/tok/metrics.jsonl")" = "$(losses "$T/tok32/metrics.jsonl")" ] &&
+    [ "$(losses "$T/tok/metrics.jsonl")" = "$(losses "$T/nano/metrics.jsonl")" ]; then ok
+else bad "token formats: uint16, uint32 and nanoGPT losses differ"; fi
+expect_rc nanogpt-header 2 "$BIN" --data "$T/ok.bin" --data-kind nanogpt --out "$T/y"
+has nanogpt-header "$T/err" "expected a headerless nanoGPT file (uint16 tokens), found the header of an llm.c token file"
 expect_rc bad-magic 2 "$BIN" --data "$T/magic.bin" --data-kind tokens --out "$T/y"
-has bad-magic "$T/err" "magic.bin: bad magic 1234"
+has bad-magic "$T/err" "magic.bin: bad magic 1234: expected an llm.c token file"
 expect_rc truncated-bin 2 "$BIN" --data "$T/short.bin" --data-kind tokens --out "$T/y"
 has truncated-bin "$T/err" "short.bin: truncated: header says 5000 tokens"
 
