@@ -39,7 +39,15 @@ bool rt_err(RtError *e, int code, const char *fmt, ...) __attribute__((format(pr
 size_t rt_dtype_size(int dtype);
 const char *rt_dtype_name(int dtype); /* "F32", "BF16", "I32" */
 int64_t rt_tensor_numel(const RtTensorInfo *t);
-/* Checks names, dtypes, ranks, pool extents and adapter links of a model table. */
+/* The shape of an exported tensor: its parts' (transposed where marked) concatenated along
+ * the export's axis. False when they do not concatenate. */
+typedef struct RtExportShape {
+    int rank, dtype;
+    int64_t shape[4];
+} RtExportShape;
+bool rt_export_shape(const RtModel *m, const RtExport *x, RtExportShape *out);
+/* Checks names, dtypes, ranks, pool extents, adapter links and the export table of a
+ * model table. */
 bool rt_model_validate(const RtModel *m, RtError *e);
 /* rt_model_validate, and that the model has every function and io tensor the step policy
  * calls (runtime/step.c) and a valid default schedule: what a trainer needs. */
@@ -116,8 +124,9 @@ typedef struct RtStEntry {
     int64_t shape[4];
     const void *data;
     /* When data is NULL: the writer calls fill(user, index, buf) to produce the bytes in a
-     * buffer it owns, one tensor at a time (merged exports need no copy of every W). */
-    void (*fill)(const void *user, int index, void *buf);
+     * buffer it owns, one tensor at a time (merged exports need no copy of every W); false
+     * when it ran out of memory. */
+    bool (*fill)(const void *user, int index, void *buf);
     const void *user;
     int index;
 } RtStEntry;
@@ -234,8 +243,9 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
                         RtRunInfo *run, RtError *e);
 /* Whether dir holds a checkpoint (its `latest` link, or trainer.safetensors). */
 bool rt_checkpoint_exists(const char *dir);
-/* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
-void rt_export_merged(const RtCtx *ctx, int i, float *out);
+/* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter);
+ * false when out of memory. */
+bool rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
 
 /* ---- step.c ---- */

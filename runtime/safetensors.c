@@ -159,7 +159,10 @@ bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t
                     break;
                 }
             }
-            te->fill(te->user, te->index, scratch);
+            if (!te->fill(te->user, te->index, scratch)) {
+                ok = rt_err(e, RT_ERR_NOMEM, "out of memory preparing tensor '%s' of %s", te->name, path);
+                break;
+            }
             data = scratch;
         }
         ok = check_finite(te, data, bytes, path, e) && rt_write_all(fd, io, path, data, bytes, e);
