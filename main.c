@@ -569,8 +569,8 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
     const char *hf_note = ir_attrs_str(&m->attrs, "hf.export_note", NULL);
     if (hf_note)
-        fprintf(stderr, "relorac build: note: not exported as LlamaForCausalLM (checkpoints keep relorac's tensor "
-                        "names, no config.json): %s\n", hf_note);
+        fprintf(stderr, "relorac build: note: %s; checkpoints keep relorac's tensor names and have no config.json\n",
+                hf_note);
     const char *target = ir_attrs_str(&m->attrs, "train.target", NULL);
     if (!target) {
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
