@@ -242,6 +242,7 @@ typedef struct SpecTrain {
     int64_t seed;
     int64_t eval_every, eval_batches, checkpoint_every; /* 0: only at the end of a run */
     const char *checkpoint_dir;
+    const char *init_from;  /* checkpoint directory a fresh run starts from; NULL: none */
     SpecTarget target;
     SpecSchedule schedule;
 } SpecTrain;

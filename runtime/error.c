@@ -25,6 +25,7 @@ size_t rt_dtype_size(int dtype)
     case RT_F32: return 4;
     case RT_BF16: return 2;
     case RT_I32: return 4;
+    case RT_ST_F16: return 2;
     default: return 0;
     }
 }
@@ -35,6 +36,7 @@ const char *rt_dtype_name(int dtype)
     case RT_F32: return "F32";
     case RT_BF16: return "BF16";
     case RT_I32: return "I32";
+    case RT_ST_F16: return "F16";
     default: return "?";
     }
 }
@@ -245,7 +247,7 @@ bool rt_model_validate(const RtModel *m, RtError *e)
         const RtTensorInfo *t = &m->tensors[i];
         if (!t->name || !*t->name)
             return rt_err(e, RT_ERR_MODEL, "tensor %d has no name", i);
-        if (rt_dtype_size(t->dtype) == 0)
+        if (t->dtype < 0 || t->dtype >= RT_DTYPE_COUNT)
             return rt_err(e, RT_ERR_MODEL, "tensor '%s': unknown dtype %d", t->name, t->dtype);
         if (t->rank < 0 || t->rank > 4)
             return rt_err(e, RT_ERR_MODEL, "tensor '%s': rank %d not in 0..4", t->name, t->rank);

@@ -53,6 +53,11 @@ bool rt_model_validate(const RtModel *m, RtError *e);
  * calls (runtime/step.c) and a valid default schedule: what a trainer needs. */
 bool rt_model_validate_program(const RtModel *m, RtError *e);
 
+/* IEEE half precision, which safetensors files may hold ("F16"); read by --init-from only,
+ * never a model tensor's dtype. */
+#define RT_ST_F16 RT_DTYPE_COUNT
+float rt_f16_to_f32(uint16_t h);
+
 /* ---- ctx.c ---- */
 /* Allocates the pools and starts n_threads - 1 workers (n_threads <= 0: online CPUs). */
 bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, RtError *e);
@@ -111,6 +116,35 @@ void rt_buf_fini(RtBuf *b);
 void rt_buf_add(RtBuf *b, const void *s, size_t n);
 void rt_buf_printf(RtBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rt_json_string(RtBuf *b, const char *s); /* a quoted, escaped JSON string */
+
+/* A parsed JSON value (RFC 8259; the reader refuses what json.c lists). Every value owns
+ * what it points to; rt_json_free releases a tree. */
+enum RtJsonKind { RT_JSON_NULL, RT_JSON_FALSE, RT_JSON_TRUE, RT_JSON_NUMBER, RT_JSON_STRING, RT_JSON_ARRAY,
+                  RT_JSON_OBJECT };
+typedef struct RtJson {
+    int kind;        /* enum RtJsonKind */
+    double num;      /* NUMBER */
+    char *str;       /* STRING: UTF-8, NUL-terminated, len bytes (no NUL inside) */
+    size_t len;
+    int n;           /* ARRAY, OBJECT: the number of items */
+    struct RtJson *items; /* ARRAY: the elements; OBJECT: the values, in file order */
+    char **keys;     /* OBJECT: keys[i] names items[i]; keys are unique */
+    size_t offset;   /* where the value starts: bytes from the start of the text */
+} RtJson;
+
+/* Parses len bytes of text; path names it in errors ("PATH:LINE:COL: malformed JSON: ..."). */
+bool rt_json_parse(RtJson *out, const char *text, size_t len, const char *path, RtError *e);
+/* Reads and parses a whole regular file ("what" names it in errors: "config.json"). */
+bool rt_json_read_file(RtJson *out, const char *path, const char *what, RtError *e);
+void rt_json_free(RtJson *v);
+/* The value of key in an object (NULL: none, or not an object); a linear search. */
+const RtJson *rt_json_get(const RtJson *obj, const char *key);
+/* The value at a dotted path of keys ("rope_parameters.rope_theta"), or NULL. */
+const RtJson *rt_json_path(const RtJson *obj, const char *path);
+/* Equal as JSON values: numbers by value, strings by bytes, objects by keys. */
+bool rt_json_equal(const RtJson *a, const RtJson *b);
+/* v as compact JSON text (numbers with %.17g), for messages. */
+void rt_json_write(RtBuf *b, const RtJson *v);
 
 /* ---- safetensors.c ---- */
 typedef struct RtStMeta {
@@ -191,6 +225,9 @@ typedef struct RtStFile {
 bool rt_st_open(RtStFile *f, const char *path, RtError *e);
 /* The same without reading the data: read each tensor with rt_st_read. */
 bool rt_st_open_header(RtStFile *f, const char *path, RtError *e);
+/* rt_st_open_header that also accepts F16 tensors (RT_ST_F16): a model's weights for
+ * --init-from, which transformers may save in half precision. */
+bool rt_st_open_model_header(RtStFile *f, const char *path, RtError *e);
 /* Reads t->nbytes bytes of tensor t into dst; a file that shrank since it was opened gives
  * RT_ERR_TRUNCATED. */
 bool rt_st_read(const RtStFile *f, const RtStTensor *t, void *dst, RtError *e);
@@ -218,6 +255,7 @@ bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtE
  * with the same data. Empty strings mean "not set". */
 typedef struct RtRunInfo {
     char data[4096], val_data[4096]; /* PATH_MAX */
+    char init_from[4096];            /* --init-from of the fresh run it continues, or empty */
     int data_kind; /* enum RtDataKind */
     RtSchedule schedule; /* the resolved schedule of the run (metadata schedule.*) */
 } RtRunInfo;
@@ -247,6 +285,28 @@ bool rt_checkpoint_exists(const char *dir);
  * false when out of memory. */
 bool rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
+
+/* ---- hfimport.c ---- */
+/* What rt_hf_import read. */
+typedef struct RtImportInfo {
+    char family[64];     /* the config's architecture ("LlamaForCausalLM"), or "relorac" */
+    char dtypes[32];     /* the dtypes read: "F32", "BF16", "F16, F32" */
+    int n_read;          /* tensors read */
+    int n_files;         /* safetensors files (shards) opened */
+    int n_unused;        /* tensors in the files that are no part of the model */
+    char unused[256];    /* the first of them, for a note */
+} RtImportInfo;
+
+/* A fresh run's weights from the checkpoint directory dir (docs/runtime.md "Starting from
+ * pretrained weights"): dir/config.json, compared field by field with the model's config
+ * checks (RtModel.hf_checks; every mismatch in one message naming the spec's field, the
+ * config's key and both values), and dir/model.safetensors or the shards that
+ * dir/model.safetensors.index.json names, read through the export table (the inverse of
+ * the export: each tensor found by its name, or without the family's prefix, split into
+ * its parts, transposed back, converted from F32, BF16 or F16 to the tensor's dtype).
+ * Only the model weights change: call it after rt_init, so adapters and the optimizer
+ * state are fresh (B = 0, so the model is exactly the imported one). */
+bool rt_hf_import(RtCtx *ctx, const char *dir, RtImportInfo *info, RtError *e);
 
 /* ---- step.c ---- */
 /* What the policy does at one step (docs/runtime.md "The schedule"). */

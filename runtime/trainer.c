@@ -63,7 +63,7 @@ static inline int64_t amount_steps(Amount a, int64_t total)
 enum { OPT_MAX = 64 };
 
 typedef struct Options {
-    const char *data, *val_data, *out, *resume, *log, *sample;
+    const char *data, *val_data, *out, *resume, *log, *sample, *init_from;
     int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
     int64_t total_steps;                                  /* the schedule (RtSchedule) */
     Amount warmup, warm_start, reset_every, restart_warmup;
@@ -109,6 +109,7 @@ static const OptSpec opts[] = {
     {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge"},
     {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
     {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
+    {"--init-from", "DIR", OPT_PATH, 0, 0, OFF(init_from), "spec `train.init_from`, else none", "start a fresh run (step 0, fresh optimizer state) from the weights of the Hugging Face or relorac checkpoint in DIR, checked against the model"},
     {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
     {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
     {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
@@ -159,6 +160,7 @@ static void options_init(Options *o, const RtModel *m)
     memset(o, 0, sizeof *o); /* padding too: format_value reads fields by offset */
     o->data = d->data_path;
     o->val_data = d->val_path;
+    o->init_from = d->init_from;
     const RtSchedule *s = &m->schedule;
     o->steps = s->steps;
     o->total_steps = s->steps;
@@ -1182,9 +1184,33 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
            (double)st->lr, kept);
 }
 
+/* --init-from: the model weights of the checkpoint in DIR over the initialised model (a
+ * fresh run: adapters and optimizer state stay as rt_init left them). */
+static bool init_from(Trainer *tr, RtError *e)
+{
+    RtImportInfo info;
+    if (!rt_hf_import(tr->ctx, tr->o.init_from, &info, e))
+        return false;
+    if (!remember_path(tr->run.init_from, sizeof tr->run.init_from, tr->o.init_from, e))
+        return false;
+    report_line(tr, "initialised from %s: %d tensors (%s) of a %s checkpoint in %d file%s; step 0, fresh optimizer "
+                "state", tr->o.init_from, info.n_read, info.dtypes, info.family, info.n_files,
+                info.n_files == 1 ? "" : "s");
+    if (info.n_unused)
+        fprintf(tr->err, "%s: note: %d tensor%s in %s %s no part of the model and %s not read (%s%s)\n", tr->prog,
+                info.n_unused, info.n_unused == 1 ? "" : "s", tr->o.init_from, info.n_unused == 1 ? "is" : "are",
+                info.n_unused == 1 ? "was" : "were", info.unused, info.n_unused > 3 ? ", ..." : "");
+    return true;
+}
+
 static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
+    if (tr->o.resume && opt_given(&tr->o, "--init-from")) {
+        rt_err(e, RT_ERR_USAGE, "--init-from starts a fresh run from other weights and --resume continues a run "
+               "from its checkpoint: give one of them (see --help)");
+        return 2;
+    }
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
     if (!check_memory(tr, e) || !claim_out_dir(tr, e))
         return 2;
@@ -1215,6 +1241,8 @@ static int train(Trainer *tr, RtError *e)
         if (!open_data(tr, e))
             return 2;
         rt_init(tr->ctx);
+        if (tr->o.init_from && !init_from(tr, e))
+            return 2;
     }
     if (!rt_schedule_check(&tr->sched, m, e))
         return 2;
@@ -1233,7 +1261,7 @@ static int train(Trainer *tr, RtError *e)
     }
     if (!open_log(tr, start, e))
         return 2;
-    if (start >= tr->o.steps) {
+    if (start >= tr->o.steps && tr->o.resume) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
         return 0;
@@ -1246,6 +1274,15 @@ static int train(Trainer *tr, RtError *e)
         free(y);
         rt_err(e, RT_ERR_NOMEM, "out of memory");
         return 2;
+    }
+    if (start >= tr->o.steps) { /* a fresh run of --steps 0: the initial (or imported) model, evaluated and saved */
+        if (tr->has_val) {
+            double v = evaluate(tr, x, y);
+            report_line(tr, "step 0: val loss %.4f | ppl %.3f", v, exp(v));
+        }
+        free(x);
+        free(y);
+        return save(tr, 0, e) ? 0 : e->code == RT_ERR_NONFINITE ? 1 : 2;
     }
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -1399,9 +1436,17 @@ static int sample(Trainer *tr, RtError *e)
             fprintf(tr->err, "%s: sampling from %s (step %" PRId64 ")\n", tr->prog, dir, step);
     } else {
         rt_init(tr->ctx);
-        if (!tr->o.quiet)
+        if (tr->o.init_from) {
+            RtImportInfo info;
+            if (!rt_hf_import(tr->ctx, tr->o.init_from, &info, e))
+                return 2;
+            if (!tr->o.quiet)
+                fprintf(tr->err, "%s: no checkpoint in %s; sampling from the weights in %s (--init-from)\n",
+                        tr->prog, dir, tr->o.init_from);
+        } else if (!tr->o.quiet) {
             fprintf(tr->err, "%s: no checkpoint in %s; sampling from the initial model\n",
                     tr->prog, dir);
+        }
     }
     uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
     /* Memory is the prompt plus one window of seq_len tokens, whatever --tokens says (the

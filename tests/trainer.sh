@@ -103,6 +103,41 @@ has bad-magic "$T/err" "magic.bin: bad magic 1234: expected an llm.c token file"
 expect_rc truncated-bin 2 "$BIN" --data "$T/short.bin" --data-kind tokens --out "$T/y"
 has truncated-bin "$T/err" "short.bin: truncated: header says 5000 tokens"
 
+# --init-from: a fresh run from the exported weights; --steps 0 writes them back, and
+# export -> import -> export gives the same tensors, bit for bit
+st_tensors() { # FILE: name, dtype, shape and the hex of its bytes, one tensor a line
+    python3 - "$1" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n])
+for k in sorted(k for k in hdr if k != "__metadata__"):
+    b, e = hdr[k]["data_offsets"]
+    print(k, hdr[k]["dtype"], hdr[k]["shape"], raw[8 + n + b:8 + n + e].hex())
+PY
+}
+expect_rc init-a 0 "$BIN" --data "$T/data.txt" --steps 25 --out "$T/ia" --quiet
+expect_rc init-b 0 "$BIN" --data "$T/data.txt" --init-from "$T/ia" --steps 0 --out "$T/ib" --seed 99
+has init-b "$T/out" "initialised from $T/ia: 3 tensors (F32) of a relorac checkpoint in 1 file; step 0, fresh optimizer state"
+has init-b "$T/out" "step 0: val loss"
+expect_rc init-c 0 "$BIN" --data "$T/data.txt" --init-from "$T/ib" --steps 0 --out "$T/ic" --quiet --seed 7
+if [ "$(st_tensors "$T/ia/model.safetensors")" = "$(st_tensors "$T/ib/model.safetensors")" ] &&
+    [ "$(st_tensors "$T/ib/model.safetensors")" = "$(st_tensors "$T/ic/model.safetensors")" ]; then ok
+else bad "init-from: export -> import -> export changed the weights"; fi
+if python3 - "$T/ib/trainer.safetensors" "$T/ia" <<'PY'; then ok; else bad "init-from: metadata lacks init_from"; fi
+import json, os, struct, sys
+raw = open(sys.argv[1], "rb").read()
+meta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+sys.exit(0 if meta.get("init_from") == os.path.realpath(sys.argv[2]) and meta["step"] == "0" else 1)
+PY
+expect_rc init-train 0 "$BIN" --data "$T/data.txt" --init-from "$T/ia" --steps 3 --out "$T/id" --quiet
+expect_rc init-resume 2 "$BIN" --resume "$T/id" --init-from "$T/ia"
+has init-resume "$T/err" "--init-from starts a fresh run from other weights and --resume continues a run"
+expect_rc init-missing 2 "$BIN" --data "$T/data.txt" --init-from "$T/nowhere" --out "$T/ie"
+has init-missing "$T/err" "--init-from $T/nowhere: not a directory"
+expect_rc init-sample 0 "$BIN" --sample "the" --tokens 5 --init-from "$T/ia" --out "$T/if"
+has init-sample "$T/err" "sampling from the weights in $T/ia (--init-from)"
+
 # signals: finish the step, checkpoint, exit 128 + signal; resume needs only --resume
 for sig in TERM INT; do
     dir="$T/sig$sig"
