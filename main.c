@@ -21,6 +21,7 @@
 #include "lower.h"
 #include "memplan.h"
 #include "plot.h"
+#include "tokenize.h"
 #include "pm.h"
 #include "report.h"
 #include "rt_internal.h" /* rt_mem_limits: what the trainer will allow */
@@ -584,7 +585,12 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
-    CgOptions co = {.cpu = args->cpu, .runtime_lib = runtime};
+    /* the trainer finds librelorac_spm (--tokenizer with a SentencePiece model) in the runtime's folder */
+    const char *slash = strrchr(runtime, '/');
+    const char *rpath = slash && !strchr(runtime, ' ')
+                            ? arena_sprintf(arena, "-Wl,-rpath,%.*s", (int)(slash - runtime), runtime)
+                            : NULL;
+    CgOptions co = {.cpu = args->cpu, .runtime_lib = runtime, .link_args = rpath};
     bool ok = p && cg_build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
@@ -730,6 +736,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: relorac <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-14s %s\n", "tokenize", "text into token files, with a trained or given tokenizer");
     fprintf(out,
             "\n"
             "options:\n"
@@ -756,6 +763,8 @@ int main(int argc, char **argv)
             return run_command(&commands[i], argc - 2, argv + 2);
     if (!strcmp(argv[1], "fields"))
         return run_fields(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "tokenize"))
+        return tokenize_main(argc - 2, argv + 2);
     fprintf(stderr, "relorac: unknown command '%s' (see relorac --help)\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -397,7 +397,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
         {"format", "pt"}, {"relorac_model", m->name}, {"relorac_model_hash", m->model_hash},
         {"relorac_step", step_s}, {"relorac_export_note", m->export_note ? m->export_note : ""}};
     int n_model_meta = m->export_note ? 5 : 4;
-    RtStMeta train_meta[9 + SCHED_FIELDS] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
+    RtStMeta train_meta[10 + SCHED_FIELDS] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
                               {"seed", seed_s},           {"model_hash", m->model_hash},
                               {"step", step_s}};
     int n_train_meta = 5;
@@ -409,6 +409,8 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
             train_meta[n_train_meta++] = (RtStMeta){"val_data", run->val_data};
         if (run->init_from[0])
             train_meta[n_train_meta++] = (RtStMeta){"init_from", run->init_from};
+        if (run->tokenizer[0])
+            train_meta[n_train_meta++] = (RtStMeta){"tokenizer", run->tokenizer};
         n_train_meta += schedule_meta(&run->schedule, sched_s, train_meta + n_train_meta);
     }
     FileJob jobs[F_COUNT] = {
@@ -663,7 +665,8 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
         const char *kind = rt_st_meta(&f, "data_kind");
         if (!copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data")) ||
             !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")) ||
-            !copy_meta(run->init_from, sizeof run->init_from, rt_st_meta(&f, "init_from")))
+            !copy_meta(run->init_from, sizeof run->init_from, rt_st_meta(&f, "init_from")) ||
+            !copy_meta(run->tokenizer, sizeof run->tokenizer, rt_st_meta(&f, "tokenizer")))
             ok = rt_err(e, RT_ERR_FORMAT, "%s: a data path in the metadata is longer than %zu "
                         "bytes", f.path, sizeof run->data - 1);
         run->data_kind = rt_data_kind_parse(kind) >= 0 ? rt_data_kind_parse(kind) : RT_DATA_TEXT;

@@ -256,6 +256,7 @@ bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtE
 typedef struct RtRunInfo {
     char data[4096], val_data[4096]; /* PATH_MAX */
     char init_from[4096];            /* --init-from of the fresh run it continues, or empty */
+    char tokenizer[4096];            /* --tokenizer given when training (for --sample), or empty */
     int data_kind; /* enum RtDataKind */
     RtSchedule schedule; /* the resolved schedule of the run (metadata schedule.*) */
 } RtRunInfo;
@@ -307,6 +308,39 @@ typedef struct RtImportInfo {
  * Only the model weights change: call it after rt_init, so adapters and the optimizer
  * state are fresh (B = 0, so the model is exactly the imported one). */
 bool rt_hf_import(RtCtx *ctx, const char *dir, RtImportInfo *info, RtError *e);
+
+/* ---- tokenizer.c, tok_hf.c ---- */
+enum RtTokKind { RT_TOK_SPM, RT_TOK_HF };
+typedef struct RtTokenizer RtTokenizer;
+typedef struct RtHfTok RtHfTok;
+
+/* Opens a tokenizer by its content: a JSON file is a Hugging Face tokenizer.json (BPE:
+ * tok_hf.c), anything else a SentencePiece model, read by the SentencePiece library through
+ * librelorac_spm, which is loaded now (a missing library is an error that says how to get
+ * it). docs/runtime.md "Tokenizers". */
+bool rt_tok_open(RtTokenizer **out, const char *path, RtError *e);
+void rt_tok_close(RtTokenizer *t);
+const char *rt_tok_kind(const RtTokenizer *t); /* "SentencePiece model", "tokenizer.json (BPE)" */
+int64_t rt_tok_vocab(const RtTokenizer *t);    /* ids are 0 .. vocab - 1 */
+/* The ids of text (*ids malloc'd, *n of them), as the library (or transformers' tokenizer
+ * with add_special_tokens=False) encodes it. */
+bool rt_tok_encode(RtTokenizer *t, const char *text, size_t len, int32_t **ids, int64_t *n, RtError *e);
+/* Appends the bytes token id adds to decoded text after other tokens (a word-boundary mark
+ * as a space, a byte piece as its byte); false for an id outside the vocabulary. Decoding a
+ * sequence piece by piece this way equals the library's decoding but for the start of the
+ * text, where SentencePiece drops the first piece's space. */
+bool rt_tok_piece(RtTokenizer *t, int32_t id, RtBuf *out);
+/* Trains a SentencePiece model on the lines of the input files with spm_train's options
+ * (keys[i]=values[i]: model_prefix, vocab_size, ...). */
+bool rt_tok_train_spm(const char *const *inputs, int n_inputs, const char *const *keys, const char *const *values,
+                      int n, RtError *e);
+
+/* tokenizer.json: what tok_hf.c reads (its header lists the components). */
+bool rt_hf_tok_load(RtHfTok **out, const char *path, RtError *e);
+void rt_hf_tok_free(RtHfTok *t);
+int64_t rt_hf_tok_vocab(const RtHfTok *t);
+bool rt_hf_tok_encode(RtHfTok *t, const char *text, size_t len, int32_t **ids, int64_t *n, RtError *e);
+bool rt_hf_tok_piece(RtHfTok *t, int32_t id, RtBuf *out);
 
 /* ---- step.c ---- */
 /* What the policy does at one step (docs/runtime.md "The schedule"). */

@@ -63,7 +63,7 @@ static inline int64_t amount_steps(Amount a, int64_t total)
 enum { OPT_MAX = 64 };
 
 typedef struct Options {
-    const char *data, *val_data, *out, *resume, *log, *sample, *init_from;
+    const char *data, *val_data, *out, *resume, *log, *sample, *init_from, *tokenizer;
     int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
     int64_t total_steps;                                  /* the schedule (RtSchedule) */
     Amount warmup, warm_start, reset_every, restart_warmup;
@@ -118,8 +118,9 @@ static const OptSpec opts[] = {
     {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
     {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
     {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
-    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids"},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids, or text with a tokenizer"},
     {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
+    {"--tokenizer", "FILE", OPT_PATH, 0, 0, OFF(tokenizer), "the checkpoint's, else none", "token models: a SentencePiece model or tokenizer.json that encodes --sample's prompt and decodes the sample (a run records it in its checkpoint)"},
     {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
     {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
     {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
@@ -145,6 +146,7 @@ typedef struct Trainer {
     RtRunInfo saved; /* read from the checkpoint being resumed */
     RtSchedule sched; /* this run's schedule, resolved */
     bool tty;
+    RtTokenizer *tok; /* --sample with a tokenizer */
 } Trainer;
 
 /* A schedule step field as an option value: the percentage it was given as, else its count. */
@@ -1184,6 +1186,20 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
            (double)st->lr, kept);
 }
 
+/* Opens the tokenizer at path for this model: token data only, and ids the model has. */
+static bool open_tokenizer(Trainer *tr, const char *path, RtError *e)
+{
+    if (tr->o.data_kind == RT_DATA_TEXT)
+        return rt_err(e, RT_ERR_USAGE, "--tokenizer %s: this model reads byte-level text (--data-kind text), whose "
+                      "tokens are bytes; a tokenizer goes with token data (--data-kind tokens)", path);
+    if (!rt_tok_open(&tr->tok, path, e))
+        return false;
+    if (rt_tok_vocab(tr->tok) > tr->m->vocab)
+        return rt_err(e, RT_ERR_USAGE, "%s: the tokenizer has %lld ids, the model's vocab is %d: its ids from %d up "
+                      "have no embedding", path, (long long)rt_tok_vocab(tr->tok), tr->m->vocab, tr->m->vocab);
+    return true;
+}
+
 /* --init-from: the model weights of the checkpoint in DIR over the initialised model (a
  * fresh run: adapters and optimizer state stay as rt_init left them). */
 static bool init_from(Trainer *tr, RtError *e)
@@ -1243,6 +1259,14 @@ static int train(Trainer *tr, RtError *e)
         rt_init(tr->ctx);
         if (tr->o.init_from && !init_from(tr, e))
             return 2;
+    }
+    /* a tokenizer is only recorded (and checked) for --sample later: training reads tokens */
+    if (tr->o.tokenizer) {
+        if (!open_tokenizer(tr, tr->o.tokenizer, e) ||
+            !remember_path(tr->run.tokenizer, sizeof tr->run.tokenizer, tr->o.tokenizer, e))
+            return 2;
+    } else if (tr->o.resume) {
+        memcpy(tr->run.tokenizer, tr->saved.tokenizer, sizeof tr->run.tokenizer);
     }
     if (!rt_schedule_check(&tr->sched, m, e))
         return 2;
@@ -1384,13 +1408,27 @@ static int sample_token(const float *logits, int vocab, float temperature, float
     return best; /* rounding left target just past the end */
 }
 
-/* Prompt to token ids: bytes for text models, whitespace-separated ids for token models. */
-static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
+/* Prompt to token ids (*out malloc'd): bytes for text models, the tokenizer's encoding with
+ * one, else whitespace-separated ids. -1 after an error. */
+static int64_t encode_prompt(Trainer *tr, int32_t **out, RtError *e)
 {
     const char *s = tr->o.sample;
+    size_t len = strlen(s);
     int64_t n = 0;
+    if (tr->tok) {
+        if (!rt_tok_encode(tr->tok, s, len, out, &n, e))
+            return -1;
+        for (int64_t i = 0; i < n; i++)
+            if ((*out)[i] >= tr->m->vocab)
+                return rt_err(e, RT_ERR_USAGE, "the tokenizer encodes the prompt with id %d, beyond the model's "
+                              "vocab %d", (*out)[i], tr->m->vocab), -1;
+        return n;
+    }
+    int32_t *ids = *out = malloc((len + 1) * sizeof *ids);
+    if (!ids)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory"), -1;
     if (tr->o.data_kind == RT_DATA_TEXT) {
-        for (; *s && n < cap; s++, n++) {
+        for (; *s; s++, n++) {
             ids[n] = (unsigned char)*s;
             if (ids[n] >= tr->m->vocab)
                 return rt_err(e, RT_ERR_USAGE, "prompt byte 0x%02x is >= vocab %d", ids[n],
@@ -1398,11 +1436,11 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
         }
         return n;
     }
-    while (*s && n < cap) {
+    while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
         if (end == s || v < 0 || v >= tr->m->vocab)
-            return rt_err(e, RT_ERR_USAGE, "prompt must be token ids below %d, got '%s'",
+            return rt_err(e, RT_ERR_USAGE, "prompt must be token ids below %d (or text with --tokenizer), got '%s'",
                           tr->m->vocab, s), -1;
         ids[n++] = (int32_t)v;
         s = end;
@@ -1412,13 +1450,22 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
     return n;
 }
 
-/* Prints token t: a byte for text models, " id" for token models. */
+/* Prints token t: a byte for text models, its text with a tokenizer (U+FFFD for an id the
+ * tokenizer lacks), else " id". */
 static void put_token(Trainer *tr, int32_t t, bool first)
 {
-    if (tr->o.data_kind == RT_DATA_TEXT)
+    if (tr->tok) {
+        RtBuf b = {0};
+        if (rt_tok_piece(tr->tok, t, &b) && !b.oom)
+            fwrite(b.p ? b.p : "", 1, b.len, tr->out);
+        else
+            fputs("\xEF\xBF\xBD", tr->out);
+        rt_buf_fini(&b);
+    } else if (tr->o.data_kind == RT_DATA_TEXT) {
         fputc(t, tr->out);
-    else
+    } else {
         fprintf(tr->out, "%s%d", first ? "" : " ", t);
+    }
 }
 
 static int sample(Trainer *tr, RtError *e)
@@ -1430,7 +1477,7 @@ static int sample(Trainer *tr, RtError *e)
     int64_t step = 0;
     uint64_t seed = tr->o.seed;
     if (tr->o.resume || rt_checkpoint_exists(dir)) {
-        if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, NULL, e))
+        if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, &tr->saved, e))
             return 2;
         if (!tr->o.quiet)
             fprintf(tr->err, "%s: sampling from %s (step %" PRId64 ")\n", tr->prog, dir, step);
@@ -1449,14 +1496,20 @@ static int sample(Trainer *tr, RtError *e)
         }
     }
     uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
+    const char *tok_path = tr->o.tokenizer ? tr->o.tokenizer : tr->saved.tokenizer[0] ? tr->saved.tokenizer : NULL;
+    if (tok_path && !open_tokenizer(tr, tok_path, e))
+        return 2;
+    if (tok_path && !tr->o.quiet)
+        fprintf(tr->err, "%s: tokenizer %s (%s, %lld ids)\n", tr->prog, tok_path, rt_tok_kind(tr->tok),
+                (long long)rt_tok_vocab(tr->tok));
     /* Memory is the prompt plus one window of seq_len tokens, whatever --tokens says (the
      * whole output once was: strlen + tokens + 1 wrapped for --tokens near 2^62). */
-    int64_t cap = (int64_t)strlen(tr->o.sample) + 1, T = m->seq_len;
-    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    int64_t T = m->seq_len;
+    int32_t *ids = NULL;
     int32_t *win = malloc((size_t)T * sizeof *win), *x = malloc((size_t)T * sizeof *x);
     float *logits = malloc((size_t)m->vocab * sizeof *logits);
     int rc = 0;
-    int64_t n = ids && win && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
+    int64_t n = win && x && logits ? encode_prompt(tr, &ids, e) : -2;
     if (n == -2)
         rc = (rt_err(e, RT_ERR_NOMEM, "out of memory"), 2);
     else if (n < 0)
@@ -1464,7 +1517,9 @@ static int sample(Trainer *tr, RtError *e)
     else if (n == 0)
         rc = (rt_err(e, RT_ERR_USAGE, "--sample needs a non-empty prompt"), 2);
     if (rc == 0) {
-        for (int64_t i = 0; i < n; i++)
+        if (tr->tok) /* the prompt as written: decoding it could differ (a dropped space) */
+            fputs(tr->o.sample, tr->out);
+        for (int64_t i = 0; i < n && !tr->tok; i++)
             put_token(tr, ids[i], i == 0);
         int64_t w = n < T ? n : T; /* the window: the last w tokens */
         memcpy(win, ids + n - w, (size_t)w * sizeof *win);
@@ -1539,6 +1594,7 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         close(tr.lock_fd);
     free(tr.log_path);
     rt_ctx_destroy(tr.ctx);
+    rt_tok_close(tr.tok);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);
     return rc;
