@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/run.py: step time, throughput, GFLOP/s and peak memory of relorac trainers, with
-OpenBLAS sgemm and PyTorch eager (bench/torch_ref.py) measured in the same run.
+the runtime's sgemm and PyTorch eager (bench/torch_ref.py) measured in the same run.
 
 For each spec: `relorac check --json` (parameter/FLOP counts, memplan's planned bytes), then
 `relorac build` with warm_start = --phase-steps and no merge inside the run, then the binary
@@ -155,7 +155,7 @@ def sgemm_bench(args, specs):
             if tuple(g[1:7]) not in shapes.values():
                 shapes[f"{s['name']}.{g[0]}"] = tuple(g[1:7])
     argv = [f"{n}:{','.join(map(str, v))}" for n, v in shapes.items()]
-    out = sh([os.path.join(args.build, "bench", "sgemm"), "-t", str(args.threads), "-r",
+    out = sh([os.path.join(args.build, "bench", "sgemm"), "-b", "relorac", "-t", str(args.threads), "-r",
               str(args.sgemm_reps)] + argv)
     return {r["name"]: r for r in map(json.loads, out.splitlines())}
 
@@ -309,8 +309,9 @@ def main():
         sh(["meson", "setup", args.build, "-Dbuildtype=release", "-Dtests=false"])
     sh(["ninja", "-C", args.build])
     os.makedirs(os.path.join(args.build, "bench"), exist_ok=True)
-    sh(["cc", "-O2", "-Wall", "-Wextra", "-o", os.path.join(args.build, "bench", "sgemm"),
-        "bench/sgemm.c", "-lopenblas"])
+    sh(["cc", "-O2", "-Wall", "-Wextra", "-Iruntime", "-o", os.path.join(args.build, "bench", "sgemm"),
+        "bench/sgemm.c", os.path.join(args.build, "runtime", "librelorac_rt.a"), "-ldl", "-lpthread",
+        "-lm"])
     if not os.path.exists(args.data):
         os.makedirs(os.path.dirname(args.data) or ".", exist_ok=True)
         sh(["sh", "-c", "bible -f gen1:1-rev22:21 | sed -E 's/^[1-3]?[A-Za-z]+[0-9]+:[0-9]+ //' > "
@@ -355,7 +356,7 @@ def main():
     print(f"date {res['date']} | commit {res['commit']} | {res['cpu']} | {res['cores']} cores | threads {args.threads} | "
           f"{args.phase_steps} steps per phase, median of the last {args.phase_steps - args.skip}")
     print(f"load average before sgemm: {res['load_sgemm']}")
-    print("\nsgemm (OpenBLAS, best of reps):")
+    print("\nsgemm (relorac's GEMM engine, runtime/gemm.c, best of reps):")
     for n, r in sg.items():
         print(f"  {n:28s} M={r['m']:5d} N={r['n']:5d} K={r['k']:5d} ta={r['ta']} tb={r['tb']} "
               f"x{r['batch']:<3d} {r['gflops']:7.1f} GFLOP/s")

@@ -330,6 +330,14 @@ static bool module_build(CgCtx *c, LLVMTargetMachineRef tm, bool with_main)
                                     LLVMCreateStringAttribute(c->llc, "target-features", 15,
                                                               features, (unsigned)strlen(features)));
     }
+    /* the instruction sets the object needs: the runtime checks them against CPUID before
+     * any generated code runs (runtime/cpu.c, rt_cpu_check) */
+    if (with_main) {
+        LLVMValueRef str = LLVMConstStringInContext(c->llc, features, (unsigned)strlen(features), 0);
+        LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(str), "relorac_target_features");
+        LLVMSetInitializer(gv, str);
+        LLVMSetGlobalConstant(gv, 1);
+    }
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     return verify(c, "as emitted") && optimize(c, tm);
@@ -455,8 +463,8 @@ bool cg_build_executable(const KProgram *p, const CgOptions *opt, const char *ou
     argv[n++] = opt->runtime_lib ? opt->runtime_lib : RELORAC_RUNTIME_LIB;
     n += split_args(p->arena, RELORAC_RUNTIME_LINK_ARGS, argv + n, 16);
     n += split_args(p->arena, opt->link_args, argv + n, 32);
-    argv[n++] = "-lopenblas";
     argv[n++] = "-lpthread";
+    argv[n++] = "-ldl"; /* the runtime loads its GEMM library at start-up (runtime/gemm.c) */
 #if defined(__x86_64__) && defined(__linux__)
     argv[n++] = "-lmvec"; /* vectorised exp/log/sin/cos (use_libmvec) */
 #endif

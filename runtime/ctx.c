@@ -1,8 +1,8 @@
-/* RtCtx: one aligned, zero-filled allocation per pool (carved by the compiler's offsets) and
- * the thread pool. */
+/* RtCtx: one aligned, zero-filled allocation per pool (carved by the compiler's offsets),
+ * the thread pool and the GEMM engine; first of all, the check that this CPU can run the
+ * generated code. */
 #include "rt_internal.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,12 +12,18 @@
 bool rt_tensor_is_persistent(const RtTensorInfo *t)
 {
     return t->pool == RT_POOL_PARAMS || t->pool == RT_POOL_FROZEN || t->pool == RT_POOL_OPTIM ||
-           (t->flags & RT_T_STATE);
+           (t->flags & (RT_T_STATE | RT_T_MOMENT));
 }
+
+/* The LLVM target features the generated code was compiled for ("+avx2,+fma,..."), emitted
+ * by the code generator next to relorac_model; NULL in programs without it. */
+extern const char relorac_target_features[] __attribute__((weak));
 
 bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, RtError *e)
 {
     *out = NULL;
+    if (!rt_cpu_check(relorac_target_features, e))
+        return false;
     if (!rt_model_validate(m, e))
         return false;
     RtCtx *ctx = calloc(1, sizeof *ctx);
@@ -49,9 +55,11 @@ bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, 
             return rt_err(e, RT_ERR_NOMEM, "cannot start %d threads", n_threads);
         }
     }
-    /* GEMMs are split over this pool (blas.c); OpenBLAS's own workers would spin beside
-     * it, three runnable threads on two cores. */
-    openblas_set_num_threads(1);
+    /* GEMMs run on this pool (gemm.c): no library threads beside it */
+    if (!rt_gemm_create(&ctx->gemm, n_threads, e)) {
+        rt_ctx_destroy(ctx);
+        return false;
+    }
     *out = ctx;
     return true;
 }
@@ -60,6 +68,7 @@ void rt_ctx_destroy(RtCtx *ctx)
 {
     if (!ctx)
         return;
+    rt_gemm_destroy(ctx->gemm);
     rt_threads_destroy(ctx->threads);
     for (int p = 0; p < RT_POOL_COUNT; p++)
         free(ctx->pools[p]);

@@ -26,7 +26,9 @@ enum RtErrCode {
     RT_ERR_OTHER_MODEL, /* checkpoint written by another model (model_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
     RT_ERR_NOMEM,
-    RT_ERR_NONFINITE /* a tensor to be saved holds NaN or infinity */
+    RT_ERR_NONFINITE, /* a tensor to be saved holds NaN or infinity */
+    RT_ERR_CPU,         /* the program needs instructions this CPU lacks */
+    RT_ERR_GEMM         /* no usable GEMM library */
 };
 
 typedef struct RtError {
@@ -64,6 +66,72 @@ bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, 
 void rt_ctx_destroy(RtCtx *ctx);
 /* A tensor is checkpointed when it lives in PARAMS, FROZEN or OPTIM, or is flagged STATE. */
 bool rt_tensor_is_persistent(const RtTensorInfo *t);
+
+/* ---- cpu.c ---- */
+/* This CPU's instruction sets, under LLVM's x86 target-feature names ("avx2", "avx512f",
+ * "fma", ...; the table is in cpu.c). A feature counts only when CPUID reports it and the OS
+ * saves its registers (XCR0). On other architectures nothing is detected. */
+typedef struct RtCpu {
+    char vendor[13]; /* "GenuineIntel", "AuthenticAMD", ...; "" when not x86 */
+    char brand[49];  /* CPUID brand string, leading blanks removed */
+    int family, model; /* as Linux's /proc/cpuinfo prints them */
+    uint64_t has;    /* bit i: feature rt_cpu_feature_name(i) is usable */
+} RtCpu;
+
+void rt_cpu_detect(RtCpu *c);
+int rt_cpu_feature_index(const char *name); /* -1 for a name cpu.c does not test */
+const char *rt_cpu_feature_name(int index); /* NULL past the table */
+bool rt_cpu_has(const RtCpu *c, const char *name);
+/* "AVX-512" (F, BW, DQ and VL), "AVX2+FMA", "AVX", "SSE4.2", "SSE2" */
+const char *rt_cpu_isa(const RtCpu *c);
+/* required: an LLVM target-feature string, "+avx2,+fma,-avx512f,...". Fails with RT_ERR_CPU
+ * naming every "+" feature that cpu.c can test and c lacks; "-" entries and names it cannot
+ * test are ignored. NULL passes. */
+bool rt_cpu_check_features(const RtCpu *c, const char *required, RtError *e);
+/* The same against this machine's CPU. */
+bool rt_cpu_check(const char *required_features, RtError *e);
+
+/* ---- gemm.c ---- */
+/* The GEMM engine (see gemm.c): BLIS's micro-kernel for this CPU under our own loops, or
+ * OpenBLAS when BLIS is missing. Owns the library handle and the packing buffers of
+ * n_parts pool parts. */
+typedef struct RtGemm RtGemm;
+
+bool rt_gemm_create(RtGemm **out, int n_parts, RtError *e);
+/* The same with only lib, "blis" or "openblas" (NULL: BLIS, else OpenBLAS); for tests. */
+bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e);
+void rt_gemm_destroy(RtGemm *g);
+/* One line: library, version, kernel set, e.g. "BLIS 0.9.0 skx micro-kernel (32x12), ..." */
+const char *rt_gemm_describe(const RtGemm *g);
+/* Why the kernel set differs from the library's own choice (or why it could not be
+ * fixed); NULL when the library chose well by itself. */
+const char *rt_gemm_note(const RtGemm *g);
+/* The seam that decides: given a library ("blis" or "openblas"), the kernel set it picked
+ * (BLIS's arch name, OpenBLAS's corename) and the CPU, the kernel set to force, or NULL when
+ * the pick already uses the CPU's widest vector ISA (AVX-512, else AVX2+FMA) or is a name
+ * we do not know (a newer library knows better). E.g. OpenBLAS "Prescott" on an AVX-512
+ * CPU gives "SkylakeX". */
+const char *rt_gemm_core_remedy(const char *lib, const char *core, const RtCpu *cpu);
+/* Claims g for one GEMM; false while another call uses it (a GEMM issued from inside a
+ * pool job), which then needs an engine of its own. */
+bool rt_gemm_acquire(RtGemm *g);
+void rt_gemm_release(RtGemm *g);
+/* The same on the calling thread alone, with the process's library and packing buffers of
+ * its own, sized to the problem: for ctx NULL, or while the context's engine is busy (a
+ * GEMM issued from inside a pool job, e.g. one attention tile per task). */
+void rt_gemm_run_alone(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                       const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
+                       int64_t sb, float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
+/* Start-up report: one line to out (when not NULL), "PROG: GEMM: <rt_gemm_describe>; CPU:
+ * <brand>, <ISA>, N threads", and rt_gemm_note to err (when not NULL), so a library's poor
+ * choice of kernels is never silent. ctx NULL (--help) probes the library. */
+void rt_gemm_report(FILE *out, FILE *err, const char *prog, const RtCtx *ctx);
+/* A row-major strided batch C_i = alpha op(A_i) op(B_i) + beta C_i (rt_sgemm_strided's
+ * contract) on up to `parts` pool parts; results do not depend on parts. */
+void rt_gemm_run(RtCtx *ctx, RtGemm *g, int parts, int ta, int tb, int64_t m, int64_t n,
+                 int64_t k, float alpha, const float *a, int64_t lda, int64_t sa, const float *b,
+                 int64_t ldb, int64_t sb, float beta, float *c, int64_t ldc, int64_t sc,
+                 int64_t batch);
 
 /* ---- pool.c ---- */
 RtThreadPool *rt_threads_create(int n_workers);
@@ -370,18 +438,27 @@ bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e);
  * restart_warmup steps to the cosine's value at the ramp's end (relora-notes §1.5). */
 double rt_schedule_lr(const RtSchedule *s, int64_t step);
 RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step);
+/* Whether t holds a value once `done` steps of s have run: a tensor of one phase only
+ * (RT_T_PHASE_FULL, RT_T_PHASE_LORA) in that phase. The state after `done` steps is
+ * ReLoRA-phase state when s is a relora schedule and done > warm_start (or warm_start is
+ * 0); before that, full-rank state. */
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done);
 /* One line: every field of s. */
 void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n);
 /* Copies up to the tensor's size of src into the io tensor (no-op when the model has none). */
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes);
+/* Writes one micro-batch x, y [micro_batch, seq_len] into TOKENS and TARGETS. */
 void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y);
-/* Runs step `step` by the policy: writes the batch and the step's inputs, runs the switch
- * when due, train_* and norm_*, then, only when the loss and the norm are finite, update_*
- * and the reset when due. Returns enum RtStepResult. x, y: [batch, seq_len]. */
+/* Runs step `step` by the policy: writes the step's inputs, runs the switch when due,
+ * train_* once per micro-step (batch / micro_batch of them, each on its rows of x, y,
+ * gradients zeroed first when there are several) and norm_*, then, only when the loss and
+ * the norm are finite, update_* and the reset when due. Returns enum RtStepResult.
+ * x, y: [batch, seq_len]. */
 int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out);
 /* Initialises every parameter from ctx->seed (RT_FN_INIT at step 0). */
 void rt_init(RtCtx *ctx);
-/* The mean loss of one batch (nats/token); no state change. */
+/* The mean loss of one batch [batch, seq_len] (nats/token), micro-batch by micro-batch;
+ * no state change. */
 float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y);
 /* The next-token logits after position pos of x: [seq_len]; out: [vocab]. */
 void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);

@@ -297,6 +297,7 @@ static void print_help(Trainer *tr)
     fprintf(f, "\nValues may also be written --option=value. Numbers are plain decimals.\n"
                "SIGINT/SIGTERM: the current step finishes, a checkpoint is written, exit "
                "130/143.\n");
+    rt_gemm_report(f, NULL, tr->prog, NULL);
 }
 
 /* A Markdown table cell: '|' escaped. */
@@ -1232,6 +1233,7 @@ static int train(Trainer *tr, RtError *e)
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
+    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->err, tr->prog, tr->ctx);
     int64_t start = 0;
     if (tr->o.resume) {
         uint64_t seed;

@@ -1,10 +1,15 @@
 /* Runtime core: the thread pool covers every index exactly once, sgemm agrees with a naive
- * product for every transpose, pools are carved and zeroed, model tables are validated. */
+ * product for every transpose and gives the same bits on any thread count, the CPU check
+ * and the GEMM kernel choice, pools are carved and zeroed, model tables are validated. */
 #include <check.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 
@@ -137,6 +142,368 @@ START_TEST(sgemm_matches_naive_for_all_transposes)
 }
 END_TEST
 
+/* Shapes that cross the engine's k-slices (KC <= 512), several micro-tiles and partial
+ * ones, with row strides wider than the matrices; C starts as NaN where beta is 0. */
+typedef struct {
+    int m, n, k, batch;
+} Shape;
+
+static const Shape big_shapes[] = {{131, 77, 900, 1}, {7, 300, 65, 1}, {300, 5, 1030, 1},
+                                   {33, 65, 40, 5}, {1, 1, 1, 1}, {64, 64, 0, 2}};
+
+typedef struct {
+    float *a, *b, *c;
+    int lda, ldb, ldc;
+    int64_t sa, sb, sc;
+} Operands;
+
+static void operands_fill(Operands *o, Shape s, int ta, int tb, float c0)
+{
+    int ar = ta ? s.k : s.m, ac = ta ? s.m : s.k, br = tb ? s.n : s.k, bc = tb ? s.k : s.n;
+    o->lda = ac + 3;
+    o->ldb = bc + 1;
+    o->ldc = s.n + 2;
+    o->sa = (int64_t)ar * o->lda + 5;
+    o->sb = (int64_t)br * o->ldb;
+    o->sc = (int64_t)s.m * o->ldc + 1;
+    o->a = malloc(sizeof(float) * (size_t)(o->sa * s.batch + 1));
+    o->b = malloc(sizeof(float) * (size_t)(o->sb * s.batch + 1));
+    o->c = malloc(sizeof(float) * (size_t)(o->sc * s.batch + 1));
+    for (int64_t i = 0; i < o->sa * s.batch; i++)
+        o->a[i] = rt_rng_normal(7, 1, (uint64_t)i);
+    for (int64_t i = 0; i < o->sb * s.batch; i++)
+        o->b[i] = rt_rng_normal(7, 2, (uint64_t)i);
+    for (int64_t i = 0; i < o->sc * s.batch; i++)
+        o->c[i] = c0 == c0 ? rt_rng_normal(7, 3, (uint64_t)i) : c0;
+}
+
+static void operands_free(Operands *o)
+{
+    free(o->a);
+    free(o->b);
+    free(o->c);
+}
+
+START_TEST(sgemm_matches_naive_across_blocks)
+{
+    for (size_t si = 0; si < sizeof big_shapes / sizeof *big_shapes; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta_zero = 0; beta_zero < 2; beta_zero++) {
+                    Shape s = big_shapes[si];
+                    Operands o;
+                    operands_fill(&o, s, ta, tb, beta_zero ? NAN : 0.0f);
+                    float beta = beta_zero ? 0.0f : -0.5f;
+                    float *ref = malloc(sizeof(float) * (size_t)(o.sc * s.batch + 1));
+                    memcpy(ref, o.c, sizeof(float) * (size_t)(o.sc * s.batch));
+                    for (int z = 0; z < s.batch; z++) {
+                        if (beta_zero) /* naive reads C even with beta 0 */
+                            for (int i = 0; i < s.m; i++)
+                                for (int j = 0; j < s.n; j++)
+                                    ref[z * o.sc + i * o.ldc + j] = 0.0f;
+                        naive(ta, tb, s.m, s.n, s.k, 1.5f, o.a + z * o.sa, o.lda, o.b + z * o.sb,
+                              o.ldb, beta, ref + z * o.sc, o.ldc);
+                    }
+                    rt_sgemm_strided(NULL, ta, tb, s.m, s.n, s.k, 1.5f, o.a, o.lda, o.sa, o.b,
+                                     o.ldb, o.sb, beta, o.c, o.ldc, o.sc, s.batch);
+                    /* float accumulation over k terms of N(0,1) products: |error| of order
+                     * 2^-24 sqrt(k) |sum|; 1e-4 (1 + |ref|) leaves a wide margin */
+                    for (int z = 0; z < s.batch; z++)
+                        for (int i = 0; i < s.m; i++)
+                            for (int j = 0; j < s.n; j++) {
+                                float got = o.c[z * o.sc + i * o.ldc + j];
+                                float want = ref[z * o.sc + i * o.ldc + j];
+                                ck_assert_msg(fabsf(got - want) <= 1e-4f * (1 + fabsf(want)),
+                                              "%dx%dx%d batch %d ta %d tb %d beta %g: C[%d][%d][%d]"
+                                              " = %g, want %g", s.m, s.n, s.k, s.batch, ta, tb,
+                                              (double)beta, z, i, j, (double)got, (double)want);
+                            }
+                    /* padding between rows and matrices is never written */
+                    for (int z = 0; z < s.batch; z++)
+                        for (int i = 0; i < s.m; i++)
+                            for (int j = s.n; j < o.ldc && (int64_t)i * o.ldc + j < o.sc; j++) {
+                                float *p = o.c + z * o.sc + i * o.ldc + j;
+                                float *q = ref + z * o.sc + i * o.ldc + j;
+                                ck_assert(memcmp(p, q, sizeof *p) == 0);
+                            }
+                    free(ref);
+                    operands_free(&o);
+                }
+}
+END_TEST
+
+typedef struct {
+    RtCtx *ctx;
+    Shape s;
+    int ta, tb;
+    Operands *o;
+} Nested;
+
+static void sgemm_in_job(void *arg, int64_t begin, int64_t end)
+{
+    const Nested *n = arg;
+    if (begin == 0 && end > 0) /* one range issues the GEMM while the pool is busy */
+        rt_sgemm_strided(n->ctx, n->ta, n->tb, n->s.m, n->s.n, n->s.k, 0.75f, n->o->a, n->o->lda,
+                         n->o->sa, n->o->b, n->o->ldb, n->o->sb, 0.25f, n->o->c, n->o->ldc,
+                         n->o->sc, n->s.batch);
+}
+
+START_TEST(sgemm_same_bits_for_any_thread_count)
+{
+    /* a GEMM on 1 thread is the reference; 2..4 threads, and a call from inside a pool job
+     * (which runs on an engine of its own), must give identical bytes */
+    static const Shape shapes[] = {{257, 130, 700, 1}, {40, 531, 300, 1}, {33, 65, 40, 5},
+                                   {256, 64, 256, 8}, {1024, 128, 128, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                Shape s = shapes[si];
+                Operands o;
+                operands_fill(&o, s, ta, tb, 0.0f);
+                size_t bytes = sizeof(float) * (size_t)(o.sc * s.batch);
+                float *c0 = malloc(bytes), *want = malloc(bytes);
+                memcpy(c0, o.c, bytes);
+                for (int threads = 1; threads <= 5; threads++) {
+                    RtCtx ctx = {.model = &empty_model, .n_threads = threads > 4 ? 2 : threads};
+                    ctx.threads = ctx.n_threads > 1 ? rt_threads_create(ctx.n_threads - 1) : NULL;
+                    RtError e = {0};
+                    ck_assert_msg(rt_gemm_create(&ctx.gemm, ctx.n_threads, &e), "%s", e.msg);
+                    memcpy(o.c, c0, bytes);
+                    if (threads <= 4) {
+                        rt_sgemm_strided(&ctx, ta, tb, s.m, s.n, s.k, 0.75f, o.a, o.lda, o.sa,
+                                         o.b, o.ldb, o.sb, 0.25f, o.c, o.ldc, o.sc, s.batch);
+                    } else {
+                        Nested n = {&ctx, s, ta, tb, &o};
+                        rt_parallel_for(&ctx, 2, sgemm_in_job, &n);
+                    }
+                    if (threads == 1)
+                        memcpy(want, o.c, bytes);
+                    else
+                        ck_assert_msg(memcmp(o.c, want, bytes) == 0,
+                                      "%dx%dx%d batch %d ta %d tb %d: %d threads%s differ from 1",
+                                      s.m, s.n, s.k, s.batch, ta, tb, ctx.n_threads,
+                                      threads > 4 ? " (nested)" : "");
+                    rt_gemm_destroy(ctx.gemm);
+                    rt_threads_destroy(ctx.threads);
+                }
+                free(c0);
+                free(want);
+                operands_free(&o);
+            }
+}
+END_TEST
+
+START_TEST(sgemm_openblas_fallback_matches_naive_and_is_thread_independent)
+{
+    /* the path taken without BLIS: OpenBLAS on fixed 64-row blocks */
+    static const Shape shapes[] = {{131, 77, 900, 1}, {33, 65, 40, 5}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                Shape s = shapes[si];
+                Operands o;
+                operands_fill(&o, s, ta, tb, 0.0f);
+                size_t bytes = sizeof(float) * (size_t)(o.sc * s.batch);
+                float *c0 = malloc(bytes), *want = malloc(bytes), *ref = malloc(bytes);
+                memcpy(c0, o.c, bytes);
+                memcpy(ref, o.c, bytes);
+                for (int z = 0; z < s.batch; z++)
+                    naive(ta, tb, s.m, s.n, s.k, 0.75f, o.a + z * o.sa, o.lda, o.b + z * o.sb,
+                          o.ldb, 0.25f, ref + z * o.sc, o.ldc);
+                for (int threads = 1; threads <= 3; threads++) {
+                    RtCtx ctx = {.model = &empty_model, .n_threads = threads};
+                    ctx.threads = threads > 1 ? rt_threads_create(threads - 1) : NULL;
+                    RtError e = {0};
+                    if (!rt_gemm_create_lib(&ctx.gemm, threads, "openblas", &e)) {
+                        rt_threads_destroy(ctx.threads);
+                        break; /* no OpenBLAS on this machine */
+                    }
+                    ck_assert(strstr(rt_gemm_describe(ctx.gemm), "OpenBLAS"));
+                    memcpy(o.c, c0, bytes);
+                    rt_sgemm_strided(&ctx, ta, tb, s.m, s.n, s.k, 0.75f, o.a, o.lda, o.sa, o.b,
+                                     o.ldb, o.sb, 0.25f, o.c, o.ldc, o.sc, s.batch);
+                    for (int z = 0; z < s.batch; z++)
+                        for (int i = 0; i < s.m; i++)
+                            for (int j = 0; j < s.n; j++) {
+                                float got = o.c[z * o.sc + i * o.ldc + j];
+                                float w = ref[z * o.sc + i * o.ldc + j];
+                                ck_assert_msg(fabsf(got - w) <= 1e-4f * (1 + fabsf(w)),
+                                              "C[%d][%d][%d] = %g, want %g", z, i, j,
+                                              (double)got, (double)w);
+                            }
+                    if (threads == 1)
+                        memcpy(want, o.c, bytes);
+                    else
+                        ck_assert_msg(memcmp(o.c, want, bytes) == 0, "%d threads differ", threads);
+                    rt_gemm_destroy(ctx.gemm);
+                    rt_threads_destroy(ctx.threads);
+                }
+                free(c0);
+                free(want);
+                free(ref);
+                operands_free(&o);
+            }
+}
+END_TEST
+
+static RtCpu fake_cpu(const char *vendor, int family, int model, const char *features)
+{
+    RtCpu c = {.family = family, .model = model};
+    snprintf(c.vendor, sizeof c.vendor, "%s", vendor);
+    snprintf(c.brand, sizeof c.brand, "Test CPU");
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", features);
+    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " ")) {
+        int i = rt_cpu_feature_index(t);
+        ck_assert_msg(i >= 0, "cpu.c does not know feature '%s'", t);
+        c.has |= (uint64_t)1 << i;
+    }
+    return c;
+}
+
+#define AVX2_SET "sse3 ssse3 sse4.1 sse4.2 popcnt avx f16c fma avx2 bmi bmi2 lzcnt movbe"
+#define AVX512_SET AVX2_SET " avx512f avx512dq avx512cd avx512bw avx512vl"
+
+START_TEST(cpu_check_names_missing_features)
+{
+    RtCpu c = fake_cpu("GenuineIntel", 6, 63, AVX2_SET);
+    RtError e = {0};
+    ck_assert(rt_cpu_check_features(&c, NULL, &e));
+    ck_assert(rt_cpu_check_features(&c, "", &e));
+    /* "-" entries and names that are not CPUID bits are ignored */
+    ck_assert(rt_cpu_check_features(&c, "+64bit,+sse2,+avx2,+fma,-avx512f,+slow-3ops-lea", &e));
+    ck_assert_int_eq(e.code, RT_OK);
+    ck_assert(!rt_cpu_check_features(&c, "+avx2,+avx512f,+fma,+avx512bw,-amx-tile", &e));
+    ck_assert_int_eq(e.code, RT_ERR_CPU);
+    ck_assert_msg(strstr(e.msg, "lacks instruction sets") && strstr(e.msg, ": avx512f avx512bw;") &&
+                      strstr(e.msg, "Test CPU") && strstr(e.msg, "--cpu"),
+                  "%s", e.msg);
+    RtError e1 = {0};
+    ck_assert(!rt_cpu_check_features(&c, "+avx512vnni", &e1));
+    ck_assert_msg(strstr(e1.msg, "lacks an instruction set the program was compiled for: "
+                                 "avx512vnni;"), "%s", e1.msg);
+}
+END_TEST
+
+/* Linux's /proc/cpuinfo flag for one of our names, or NULL where the names differ. */
+START_TEST(cpu_detect_agrees_with_proc_cpuinfo)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[8192], flags[8192] = "";
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5)) {
+            snprintf(flags, sizeof flags, " %s ", strchr(line, ':') + 1);
+            break;
+        }
+    fclose(f);
+    char *nl = strchr(flags, '\n');
+    if (nl)
+        *nl = ' ';
+    if (!flags[0])
+        return;
+    RtCpu c;
+    rt_cpu_detect(&c);
+    static const char *same[] = {"ssse3", "fma", "sse4_1", "avx", "avx2", "bmi2", "avx512f",
+                                 "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"};
+    static const char *ours[] = {"ssse3", "fma", "sse4.1", "avx", "avx2", "bmi2", "avx512f",
+                                 "avx512bw", "avx512vl", "avx512vnni", "avx512bf16"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        char key[64];
+        snprintf(key, sizeof key, " %s ", same[i]);
+        ck_assert_msg(rt_cpu_has(&c, ours[i]) == (strstr(flags, key) != NULL),
+                      "%s: CPUID says %d, /proc/cpuinfo says %d", ours[i], rt_cpu_has(&c, ours[i]),
+                      strstr(flags, key) != NULL);
+    }
+    /* a program built for exactly this CPU passes the check */
+    char req[2048] = "";
+    for (int i = 0; rt_cpu_feature_name(i); i++)
+        if (c.has >> i & 1)
+            snprintf(req + strlen(req), sizeof req - strlen(req), "%s+%s", req[0] ? "," : "",
+                     rt_cpu_feature_name(i));
+    RtError e = {0};
+    ck_assert_msg(rt_cpu_check(req, &e), "%s", e.msg);
+}
+END_TEST
+
+START_TEST(gemm_remedy_forces_the_cpus_vector_kernels)
+{
+    RtCpu skx = fake_cpu("GenuineIntel", 6, 207, AVX512_SET);
+    RtCpu hsw = fake_cpu("GenuineIntel", 6, 63, AVX2_SET);
+    RtCpu zen2 = fake_cpu("AuthenticAMD", 0x17, 0x31, AVX2_SET);
+    RtCpu zen4 = fake_cpu("AuthenticAMD", 0x19, 0x61, AVX512_SET);
+    RtCpu old = fake_cpu("GenuineIntel", 6, 23, "sse3 ssse3 sse4.1");
+    /* Debian's OpenBLAS 0.3.21 on an unknown AVX-512 model: Prescott (SSE3) */
+    ck_assert_str_eq(rt_gemm_core_remedy("openblas", "Prescott", &skx), "SkylakeX");
+    ck_assert_str_eq(rt_gemm_core_remedy("openblas", "Haswell", &skx), "SkylakeX");
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "SkylakeX", &skx));
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "Cooperlake", &skx));
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "SapphireRapids", &skx));
+    ck_assert_str_eq(rt_gemm_core_remedy("openblas", "Prescott", &hsw), "Haswell");
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "Haswell", &hsw));
+    ck_assert_str_eq(rt_gemm_core_remedy("openblas", "Prescott", &zen2), "Zen");
+    /* BLIS 0.9 on a KVM guest's AVX-512 Xeon: haswell */
+    ck_assert_str_eq(rt_gemm_core_remedy("blis", "haswell", &skx), "skx");
+    ck_assert_str_eq(rt_gemm_core_remedy("blis", "generic", &skx), "skx");
+    ck_assert_ptr_null(rt_gemm_core_remedy("blis", "skx", &skx));
+    ck_assert_str_eq(rt_gemm_core_remedy("blis", "zen3", &zen4), "skx");
+    ck_assert_str_eq(rt_gemm_core_remedy("blis", "penryn", &hsw), "haswell");
+    ck_assert_str_eq(rt_gemm_core_remedy("blis", "generic", &zen2), "zen2");
+    ck_assert_ptr_null(rt_gemm_core_remedy("blis", "zen2", &zen2));
+    /* nothing wider to use, or a name newer than our table */
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "Prescott", &old));
+    ck_assert_ptr_null(rt_gemm_core_remedy("openblas", "GraniteRapids", &skx));
+    ck_assert_ptr_null(rt_gemm_core_remedy("blis", "zen5", &zen4));
+}
+END_TEST
+
+START_TEST(gemm_reports_kernels_the_user_forced)
+{
+    /* BLIS_ARCH_TYPE=5 forces BLIS's penryn (SSSE3) kernels, arch id 5 in BLIS 0.9's
+     * arch_t; the engine keeps the user's choice and says it is not the CPU's best. In a
+     * child: BLIS reads the variable once per process. */
+    RtCpu c;
+    rt_cpu_detect(&c);
+    if (!rt_cpu_has(&c, "avx2"))
+        return;
+    void *loaded = dlopen("libblis.so.4", RTLD_NOW | RTLD_NOLOAD);
+    if (loaded) { /* CK_FORK=no: this process has already fixed BLIS's choice */
+        dlclose(loaded);
+        return;
+    }
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fd[0]);
+        setenv("BLIS_ARCH_TYPE", "5", 1);
+        RtGemm *g;
+        RtError e = {0};
+        FILE *out = fdopen(fd[1], "w");
+        if (rt_gemm_create(&g, 1, &e)) {
+            fprintf(out, "%s\n%s\n", rt_gemm_describe(g), rt_gemm_note(g) ? rt_gemm_note(g) : "-");
+            rt_gemm_destroy(g);
+        }
+        fclose(out);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[1024] = "";
+    FILE *in = fdopen(fd[0], "r");
+    size_t n = fread(buf, 1, sizeof buf - 1, in);
+    buf[n] = 0;
+    fclose(in);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!strstr(buf, "BLIS")) /* BLIS missing: the OpenBLAS fallback does not read it */
+        return;
+    ck_assert_msg(strstr(buf, "penryn") && strstr(buf, "BLIS_ARCH_TYPE=5") &&
+                      strstr(buf, rt_cpu_isa(&c)), "%s", buf);
+}
+END_TEST
+
 /* A frozen W [4, 3] with its adapter, then the io tensors a valid table needs (batch 1,
  * seq_len 2, vocab 4). */
 enum { T_W, T_A, T_B, T_TOKENS, T_TARGETS, T_LR, T_ADAM_T, T_SAMPLE, T_LOGITS, T_COUNT };
@@ -165,7 +532,7 @@ static float noop(RtCtx *c)
 static RtModel small_model(void)
 {
     RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .model_hash = "h", .vocab = 4,
-                 .batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
+                 .batch = 1, .micro_batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
                  .n_exports = 1, .exports = &w_export,
                  .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48, [RT_POOL_SCRATCH] = 64},
                  .schedule = {.kind = RT_SCHED_COSINE, .steps = 10, .warmup = 2, .lr = 1e-3,
@@ -174,7 +541,7 @@ static RtModel small_model(void)
                         [RT_FN_UPDATE_FULL] = noop, [RT_FN_EVAL] = noop, [RT_FN_LOGITS] = noop},
                  .io = {[RT_IO_TOKENS] = T_TOKENS, [RT_IO_TARGETS] = T_TARGETS, [RT_IO_STEP] = -1,
                         [RT_IO_LR] = T_LR, [RT_IO_ADAM_T] = T_ADAM_T, [RT_IO_PRUNE_FRACTION] = -1,
-                        [RT_IO_SAMPLE_TOKENS] = T_SAMPLE, [RT_IO_LOGITS] = T_LOGITS}};
+                        [RT_IO_SAMPLE_TOKENS] = T_SAMPLE, [RT_IO_LOGITS] = T_LOGITS, [RT_IO_MICRO_STEP] = -1}};
     return m;
 }
 
@@ -330,6 +697,13 @@ Suite *runtime_suite(void)
     tcase_add_test(tc, pool_partition_is_fixed);
     tcase_add_test(tc, pool_nested_call_runs_serially);
     tcase_add_test(tc, sgemm_matches_naive_for_all_transposes);
+    tcase_add_test(tc, sgemm_matches_naive_across_blocks);
+    tcase_add_test(tc, sgemm_same_bits_for_any_thread_count);
+    tcase_add_test(tc, sgemm_openblas_fallback_matches_naive_and_is_thread_independent);
+    tcase_add_test(tc, cpu_check_names_missing_features);
+    tcase_add_test(tc, cpu_detect_agrees_with_proc_cpuinfo);
+    tcase_add_test(tc, gemm_remedy_forces_the_cpus_vector_kernels);
+    tcase_add_test(tc, gemm_reports_kernels_the_user_forced);
     tcase_add_test(tc, ctx_carves_zeroed_aligned_pools);
     tcase_add_test(tc, model_validate_rejects_bad_tables);
     tcase_add_test(tc, model_validate_checks_the_export_table);
