@@ -289,7 +289,7 @@ static void scatter(RtCtx *ctx, const RtExport *x, const RtExportShape *sh, cons
         const RtTensorInfo *t = &m->tensors[ti];
         bool tr = x->parts[p].transpose;
         int64_t n = rt_tensor_numel(t), cols = t->rank == 2 ? t->shape[1] : 1, len = n / (outer * inner);
-        void *dst = rt_tensor_data(ctx, ti);
+        void *dst = rt_tensor_host(ctx, ti);
         for (int64_t i = 0; i < outer; i++)
             for (int64_t j = 0; j < len; j++)
                 for (int64_t k = 0; k < inner; k++) {

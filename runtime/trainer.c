@@ -1206,8 +1206,11 @@ static bool open_tokenizer(Trainer *tr, const char *path, RtError *e)
 static bool init_from(Trainer *tr, RtError *e)
 {
     RtImportInfo info;
+    /* the import writes the host copies (a device's mirror: current first, then sent back) */
+    rt_ctx_pull(tr->ctx, &tr->sched, 0);
     if (!rt_hf_import(tr->ctx, tr->o.init_from, &info, e))
         return false;
+    rt_ctx_push(tr->ctx, &tr->sched, 0);
     if (!remember_path(tr->run.init_from, sizeof tr->run.init_from, tr->o.init_from, e))
         return false;
     report_line(tr, "initialised from %s: %d tensors (%s) of a %s checkpoint in %d file%s; step 0, fresh optimizer "
