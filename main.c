@@ -21,6 +21,7 @@
 #include "lower.h"
 #include "memplan.h"
 #include "plot.h"
+#include "tokenize.h"
 #include "pm.h"
 #include "report.h"
 #include "rt_internal.h" /* rt_mem_limits: what the trainer will allow */
@@ -739,8 +740,8 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
     const char *hf_note = ir_attrs_str(&m->attrs, "hf.export_note", NULL);
     if (hf_note)
-        fprintf(stderr, "relorac build: note: not exported as LlamaForCausalLM (checkpoints keep relorac's tensor "
-                        "names, no config.json): %s\n", hf_note);
+        fprintf(stderr, "relorac build: note: %s; checkpoints keep relorac's tensor names and have no config.json\n",
+                hf_note);
     const char *target = ir_attrs_str(&m->attrs, "train.target", NULL);
     if (!target) {
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
@@ -780,6 +781,9 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
+    /* the trainer finds librelorac_spm (--tokenizer with a SentencePiece model) in the runtime's folder */
+    if (slash && !strchr(runtime, ' '))
+        co.link_args = arena_sprintf(arena, "-Wl,-rpath,%.*s", (int)(slash - runtime), runtime);
     bool ok = p && be->build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
@@ -927,6 +931,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: relorac <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-14s %s\n", "tokenize", "text into token files, with a trained or given tokenizer");
     fprintf(out,
             "\n"
             "options:\n"
@@ -953,6 +958,8 @@ int main(int argc, char **argv)
             return run_command(&commands[i], argc - 2, argv + 2);
     if (!strcmp(argv[1], "fields"))
         return run_fields(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "tokenize"))
+        return tokenize_main(argc - 2, argv + 2);
     fprintf(stderr, "relorac: unknown command '%s' (see relorac --help)\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -120,14 +120,13 @@ static const char *const fn_funcs[RT_FN_COUNT] = {
     [RT_FN_REFRESH] = "refresh",
 };
 
-static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, const char *hf, IrType ty,
+static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, IrType ty,
                                const CgBufLoc *l, unsigned flags, int la, int lb, double scale)
 {
     LLVMValueRef shape[4];
     for (int d = 0; d < 4; d++)
         shape[d] = cg_const_i64(c, d < ty.rank ? ty.dim[d] : 0);
-    LLVMValueRef f[11] = {cg_const_str(c, name),
-                          opt_str(c, hf),
+    LLVMValueRef f[10] = {cg_const_str(c, name),
                           i32c(c, rt_dtype(ty.dtype)),
                           i32c(c, ty.rank < 0 ? 0 : ty.rank),
                           LLVMConstArray(c->t_i64, shape, 4),
@@ -137,17 +136,19 @@ static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, c
                           i32c(c, la),
                           i32c(c, lb),
                           cg_const_f32(c, scale)};
-    return LLVMConstNamedStruct(t_info, f, 11);
+    return LLVMConstNamedStruct(t_info, f, 10);
 }
 
 /* Every global with a buffer, then the logits @logits returns (RT_IO_LOGITS). io gets the
- * table index of each io tensor, -1 when absent. */
-static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int io[RT_IO_COUNT])
+ * table index of each io tensor, -1 when absent; *row_out the table index of each global
+ * (-1: none). */
+static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int io[RT_IO_COUNT], int **row_out)
 {
     const IrModule *m = c->p->m;
     int n = m ? m->n_globals : 0;
     LLVMValueRef *items = ARENA_ARRAY(c->a, LLVMValueRef, n + 2);
     int *row = ARENA_ARRAY(c->a, int, n + 1); /* global id -> table index */
+    *row_out = row;
     unsigned *extra = ARENA_ARRAY(c->a, unsigned, n + 1);
     int nt = 0;
     for (int i = 0; i < n; i++) {
@@ -197,8 +198,7 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
         const IrGlobal *a = linked(m, g, "lora_a"), *bb = linked(m, g, "lora_b");
         int la = a && bb && row[a->id] >= 0 && row[bb->id] >= 0 ? row[a->id] : -1;
         int lb = la >= 0 ? row[bb->id] : -1;
-        items[nt++] = tensor_row(c, t_info, g->name, ir_attrs_str(&g->attrs, "hf_name", NULL), g->type,
-                                 &c->loc[c->p->global_buf[i]], flags, la, lb,
+        items[nt++] = tensor_row(c, t_info, g->name, g->type, &c->loc[c->p->global_buf[i]], flags, la, lb,
                                  la >= 0 ? ir_attrs_float(&g->attrs, "lora_scale", 1.0) : 0.0);
     }
     io[RT_IO_LOGITS] = -1;
@@ -209,7 +209,7 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
         int64_t dims[2] = {c->p->bufs[rb].numel / (V > 0 ? V : 1), V};
         if (T > 0 && dims[0] >= T) {
             io[RT_IO_LOGITS] = nt;
-            items[nt++] = tensor_row(c, t_info, "logits", NULL, ir_type_make(IR_F32, 2, dims), &c->loc[rb],
+            items[nt++] = tensor_row(c, t_info, "logits", ir_type_make(IR_F32, 2, dims), &c->loc[rb],
                                      RT_T_IO, -1, -1, 0.0);
         }
     }
@@ -220,6 +220,115 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
     LLVMSetGlobalConstant(gv, 1);
     LLVMSetLinkage(gv, LLVMPrivateLinkage);
     return LLVMConstBitCast(gv, LLVMPointerType(t_info, 0));
+}
+
+/* A private constant array of `n` items of type t; a null pointer when n is 0. */
+static LLVMValueRef const_array(CgCtx *c, LLVMTypeRef t, LLVMValueRef *items, int n, const char *name)
+{
+    if (n == 0)
+        return LLVMConstNull(LLVMPointerType(t, 0));
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType(t, (unsigned)n), name);
+    LLVMSetInitializer(gv, LLVMConstArray(t, items, (unsigned)n));
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return LLVMConstBitCast(gv, LLVMPointerType(t, 0));
+}
+
+/* The export table (rt.h RtExport) from the exported globals: a global with an `hf_name`
+ * attribute is part `hf_part` (default 0) of that tensor, concatenated along `hf_axis`
+ * (default 0) and transposed when `hf_transpose` is 1 (frontend/hf.c sets them); any other
+ * keeps its own name. Exports come in the order of their first part's global. */
+static LLVMValueRef emit_exports(CgCtx *c, const int *row, int *n_out)
+{
+    const IrModule *m = c->p->m;
+    int n = m->n_globals, nx = 0;
+    *n_out = 0;
+    LLVMTypeRef t_part = LLVMStructCreateNamed(c->llc, "RtExportPart");
+    LLVMTypeRef pf[2] = {c->t_i32, c->t_i32};
+    LLVMStructSetBody(t_part, pf, 2, 0);
+    LLVMTypeRef t_exp = LLVMStructCreateNamed(c->llc, "RtExport");
+    LLVMTypeRef ef[4] = {c->t_p8, c->t_i32, c->t_i32, LLVMPointerType(t_part, 0)};
+    LLVMStructSetBody(t_exp, ef, 4, 0);
+    const char **names = ARENA_ARRAY(c->a, const char *, n + 1);
+    LLVMValueRef *items = ARENA_ARRAY(c->a, LLVMValueRef, n + 1);
+    const IrGlobal **parts = ARENA_ARRAY(c->a, const IrGlobal *, n + 1);
+    for (int i = 0; i < n; i++) {
+        const IrGlobal *g = m->globals[i];
+        if (!(g->flags & IR_G_EXPORT) || row[i] < 0)
+            continue;
+        const char *name = ir_attrs_str(&g->attrs, "hf_name", g->name);
+        bool seen = false;
+        for (int x = 0; x < nx && !seen; x++)
+            seen = strcmp(names[x], name) == 0;
+        if (seen)
+            continue;
+        /* every part of `name`, by hf_part */
+        int np = 0;
+        for (int j = i; j < n; j++) {
+            const IrGlobal *h = m->globals[j];
+            if ((h->flags & IR_G_EXPORT) && row[j] >= 0 && !strcmp(ir_attrs_str(&h->attrs, "hf_name", h->name), name))
+                parts[np++] = h;
+        }
+        LLVMValueRef *pv = ARENA_ARRAY(c->a, LLVMValueRef, np + 1);
+        int64_t axis = ir_attrs_int(&g->attrs, "hf_axis", 0);
+        for (int k = 0; k < np; k++) {
+            const IrGlobal *h = NULL;
+            for (int j = 0; j < np; j++)
+                if (ir_attrs_int(&parts[j]->attrs, "hf_part", 0) == k)
+                    h = h ? NULL : parts[j];
+            if (!h || ir_attrs_int(&h->attrs, "hf_axis", 0) != axis) {
+                diag_error(c->d, g->loc, "exported tensor '%s': no single part %d on axis %" PRId64 " among its %d globals",
+                           name, k, axis, np);
+                return LLVMConstNull(LLVMPointerType(t_exp, 0));
+            }
+            LLVMValueRef f[2] = {i32c(c, row[h->id]), i32c(c, ir_attrs_int(&h->attrs, "hf_transpose", 0) != 0)};
+            pv[k] = LLVMConstNamedStruct(t_part, f, 2);
+        }
+        LLVMValueRef f[4] = {cg_const_str(c, name), i32c(c, axis), i32c(c, np),
+                             const_array(c, t_part, pv, np, "relorac_export_parts")};
+        names[nx] = name;
+        items[nx++] = LLVMConstNamedStruct(t_exp, f, 4);
+    }
+    *n_out = nx;
+    return const_array(c, t_exp, items, nx, "relorac_exports");
+}
+
+/* The config.json fields --init-from compares (rt.h RtHfCheck), from the module attribute
+ * hf.config_check: one line per field, "key<TAB>what<TAB>value[<TAB>absent]". */
+static LLVMValueRef emit_hf_checks(CgCtx *c, int *n_out)
+{
+    LLVMTypeRef t_chk = LLVMStructCreateNamed(c->llc, "RtHfCheck");
+    LLVMTypeRef cf[4] = {c->t_p8, c->t_p8, c->t_p8, c->t_p8};
+    LLVMStructSetBody(t_chk, cf, 4, 0);
+    const char *text = ir_attrs_str(&c->p->m->attrs, "hf.config_check", "");
+    int cap = 1;
+    for (const char *s = text; *s; s++)
+        cap += *s == '\n';
+    LLVMValueRef *items = ARENA_ARRAY(c->a, LLVMValueRef, cap + 1);
+    int n = 0;
+    for (const char *s = text; *s;) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *field[4] = {NULL, NULL, NULL, NULL};
+        int nf = 0;
+        for (size_t a = 0; a <= len && nf < 4;) {
+            size_t b = a;
+            while (b < len && s[b] != '\t')
+                b++;
+            field[nf++] = arena_strndup(c->a, s + a, b - a);
+            a = b + 1;
+        }
+        if (nf < 3) {
+            diag_error(c->d, srcloc_none(), "hf.config_check line '%.*s' has %d fields, not 3 or 4", (int)len, s, nf);
+            break;
+        }
+        LLVMValueRef f[4] = {cg_const_str(c, field[0]), cg_const_str(c, field[1]), cg_const_str(c, field[2]),
+                             opt_str(c, field[3])};
+        items[n++] = LLVMConstNamedStruct(t_chk, f, 4);
+        s += len + (end != NULL);
+    }
+    *n_out = n;
+    return const_array(c, t_chk, items, n, "relorac_hf_checks");
 }
 
 /* A constant struct built field by field, so the LLVM layout and the values stay paired
@@ -283,11 +392,14 @@ static LLVMValueRef emit_defaults(CgCtx *c)
     field(&f, cg_const_i64(c, 0)); /* log_every: the trainer's own option, no spec field */
     field(&f, cg_const_i64(c, need_int(c, "train.seed")));
     field(&f, i32c(c, 0)); /* threads: all online CPUs unless --threads */
-    field(&f, i32c(c, strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT));
+    field(&f, i32c(c, !strcmp(kind, "tokens")    ? RT_DATA_TOKENS
+                      : !strcmp(kind, "nanogpt") ? RT_DATA_NANOGPT
+                                                 : RT_DATA_TEXT));
     field(&f, cg_const_f32(c, need_float(c, "train.val_fraction")));
     field(&f, opt_str(c, ir_attrs_str(as, "train.data", NULL)));
     field(&f, opt_str(c, ir_attrs_str(as, "train.val_data", NULL)));
     field(&f, cg_const_str(c, need_str(c, "train.out")));
+    field(&f, opt_str(c, ir_attrs_str(as, "train.init_from", NULL)));
     return named_struct(c, "RtTrainDefaults", &f);
 }
 
@@ -318,11 +430,12 @@ static void emit_model(CgCtx *c)
         return;
     }
     LLVMTypeRef t_info = LLVMStructCreateNamed(c->llc, "RtTensorInfo");
-    LLVMTypeRef fi[11] = {c->t_p8, c->t_p8, c->t_i32, c->t_i32, LLVMArrayType(c->t_i64, 4), c->t_i32,
+    LLVMTypeRef fi[10] = {c->t_p8, c->t_i32, c->t_i32, LLVMArrayType(c->t_i64, 4), c->t_i32,
                           c->t_i64, c->t_i32, c->t_i32, c->t_i32, c->t_f32};
-    LLVMStructSetBody(t_info, fi, 11, 0);
-    int nt, io[RT_IO_COUNT];
-    LLVMValueRef tensors = emit_tensors(c, t_info, &nt, io);
+    LLVMStructSetBody(t_info, fi, 10, 0);
+    int nt, io[RT_IO_COUNT], nx, nchk, *row;
+    LLVMValueRef tensors = emit_tensors(c, t_info, &nt, io, &row);
+    LLVMValueRef exports = emit_exports(c, row, &nx), checks = emit_hf_checks(c, &nchk);
     LLVMValueRef pools[RT_POOL_COUNT], fns[RT_FN_COUNT], ios[RT_IO_COUNT];
     for (int i = 0; i < RT_POOL_COUNT; i++)
         pools[i] = cg_const_i64(c, c->pool_bytes[i]);
@@ -338,6 +451,12 @@ static void emit_model(CgCtx *c)
     field(&f, cg_const_str(c, m->name ? m->name : "model"));
     field(&f, cg_const_str(c, need_str(c, "model_hash")));
     field(&f, opt_str(c, ir_attrs_str(&m->attrs, "hf.config_json", NULL)));
+    field(&f, opt_str(c, ir_attrs_str(&m->attrs, "hf.export_note", NULL)));
+    field(&f, opt_str(c, ir_attrs_str(&m->attrs, "hf.prefix", NULL)));
+    field(&f, i32c(c, nx));
+    field(&f, exports);
+    field(&f, i32c(c, nchk));
+    field(&f, checks);
     field(&f, i32c(c, need_int(c, "vocab")));
     field(&f, i32c(c, need_int(c, "batch")));
     field(&f, i32c(c, need_int(c, "seq_len")));

@@ -3,6 +3,7 @@
  * are the rules between them (seq_len <= context, bf16 needs cuda, the schedule's
  * step counts against train.steps) and the size limit of one step. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checker.h"
 
@@ -211,6 +212,33 @@ bool ck_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_ovr, Spec 
         ck_err(ck, t->data.loc, "text() data is byte-level and needs vocab >= 256 (model '%s' has vocab = %lld)",
                m->name, (long long)m->vocab);
         ok = false;
+    }
+    /* like a data file: it must be there when training (the trainer checks what it holds) */
+    Entry *ie = ck_field(&sec, "init_from");
+    if (t->init_from && ie) {
+        struct stat st;
+        bool is_dir = stat(t->init_from, &st) == 0 && S_ISDIR(st.st_mode);
+        if (!is_dir && ck->opt && ck->opt->is_training) {
+            ck_err(ck, ie->stmt->value->loc, "init_from directory '%s' not found", t->init_from);
+            ok = false;
+        } else if (!is_dir) {
+            ck_warn(ck, ie->stmt->value->loc, "init_from directory '%s' not found (it must exist when training)",
+                    t->init_from);
+        }
+    }
+    /* ids >= what the file's token type holds never occur: their embedding and head rows
+     * would never train (docs/runtime.md "Data") */
+    const SpecData *files[2] = {&t->data, &t->val_data};
+    for (int i = 0; i < 2; i++) {
+        const SpecData *d = files[i];
+        if (d->kind != SPEC_DATA_TEXT && d->kind != SPEC_DATA_NONE && d->id_limit > 0 && m->vocab > d->id_limit) {
+            ck_err(ck, d->loc,
+                   "model '%s' has vocab = %lld, but '%s' holds %s: ids 0..%lld, so ids from %lld up never occur; "
+                   "use vocab <= %lld or a file of uint32 tokens",
+                   m->name, (long long)m->vocab, d->path, d->format, (long long)d->id_limit - 1,
+                   (long long)d->id_limit, (long long)d->id_limit);
+            ok = false;
+        }
     }
     if (m->n_params > 0)
         ok = ck_groups(ck, m, "no_decay", &t->optimizer.no_decay, fe_fields[FIELD_ADAMW_NO_DECAY].words) && ok;

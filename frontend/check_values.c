@@ -686,12 +686,53 @@ static bool check_bounds(Ck *ck, const FieldDesc *f, const char *label, SrcLoc l
     return false;
 }
 
-/* data = text("f") | tokens("f") (§5). */
+/* The token type of an existing data file (§5): tokens() reads llm.c's header (256 int32:
+ * magic, version, count; docs/runtime.md "Data" lists the two formats), nanogpt() is
+ * uint16, text() bytes. False after an error for a header that is neither format. */
+static bool probe_data(Ck *ck, SpecData *d)
+{
+    if (d->kind == SPEC_DATA_TEXT) {
+        d->id_limit = 256;
+        d->format = "bytes";
+        return true;
+    }
+    if (d->kind == SPEC_DATA_NANOGPT) {
+        d->id_limit = 65536;
+        d->format = "uint16 tokens, nanoGPT's headerless format";
+        return true;
+    }
+    FILE *fp = fopen(d->path, "rb");
+    unsigned char h[8];
+    size_t got = fp ? fread(h, 1, sizeof h, fp) : 0;
+    if (fp)
+        fclose(fp);
+    if (!fp)
+        return true; /* reported with the other file errors when training */
+    int32_t magic = got == 8 ? (int32_t)((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24) : 0;
+    int32_t version = got == 8 ? (int32_t)((uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24) : 0;
+    if (magic == 20240520 && version == 1) {
+        d->id_limit = 65536;
+        d->format = "uint16 tokens, llm.c's GPT-2 format";
+    } else if (magic == 20240801 && version == 7) {
+        d->id_limit = (int64_t)1 << 32;
+        d->format = "uint32 tokens, llm.c's LLaMA-3 format";
+    } else {
+        ck_err(ck, d->loc,
+               "'%s' is not an llm.c token file: expected magic 20240520 version 1 (uint16 tokens) or magic "
+               "20240801 version 7 (uint32 tokens), found %s; a headerless nanoGPT file is nanogpt(\"%s\")",
+               d->path, got == 8 ? arena_sprintf(ck->a, "magic %d version %d", magic, version) : "a shorter file",
+               d->path);
+        return false;
+    }
+    return true;
+}
+
+/* data = text("f") | tokens("f") | nanogpt("f") (§5). */
 static bool read_data(Ck *ck, const FieldDesc *f, const AstExpr *v, SpecData *d)
 {
     d->loc = v->loc;
     if (v->kind != AST_CALL || ck_find(v->text, f->words) < 0) {
-        ck_err(ck, v->loc, "'%s' must be text(\"file.txt\") or tokens(\"file.bin\")%s", f->name,
+        ck_err(ck, v->loc, "'%s' must be text(\"file.txt\"), tokens(\"file.bin\") or nanogpt(\"file.bin\")%s", f->name,
                v->kind == AST_CALL ? ck_suggest(ck, v->text, f->words) : "");
         return false;
     }
@@ -714,6 +755,8 @@ static bool read_data(Ck *ck, const FieldDesc *f, const AstExpr *v, SpecData *d)
         else
             ck_warn(ck, d->loc, "data file '%s' not found (it must exist when training)", d->path);
     }
+    if (!probe_data(ck, d)) /* nanogpt() is uint16 whether or not the file is there yet */
+        return false;
     return !(ck->opt && ck->opt->is_training && !d->exists);
 }
 

@@ -280,7 +280,10 @@ static void field_attr(Lower *l, const FieldDesc *f)
     case FT_NUM: ir_attrs_set_float(a, at, f->attr, *(const double *)v); break;
     case FT_BOOL: ir_attrs_set_int(a, at, f->attr, *(const bool *)v); break;
     case FT_WORD: ir_attrs_set_str(a, at, f->attr, f->words[*(const int *)v]); break;
-    case FT_STR: ir_attrs_set_str(a, at, f->attr, *(const char *const *)v); break;
+    case FT_STR:
+        if (*(const char *const *)v) /* none (fields.def): no attribute */
+            ir_attrs_set_str(a, at, f->attr, *(const char *const *)v);
+        break;
     case FT_DATA: {
         const SpecData *d = v;
         bool has_file = d->kind != SPEC_DATA_NONE;

@@ -295,7 +295,7 @@ static const char *value_text(Arena *a, const Spec *s, const FieldDesc *f)
     case FT_NUM: return arena_sprintf(a, "%g", *(const double *)v);
     case FT_BOOL: return *(const bool *)v ? "true" : "false";
     case FT_WORD: return f->words[*(const int *)v];
-    case FT_STR: return arena_sprintf(a, "\"%s\"", *(const char *const *)v);
+    case FT_STR: return *(const char *const *)v ? arena_sprintf(a, "\"%s\"", *(const char *const *)v) : "none";
     case FT_NAMES: {
         const SpecNames *n = v;
         const char *t = "[";
@@ -522,7 +522,12 @@ static void json_value(FILE *out, const Spec *s, const FieldDesc *f)
     case FT_NUM: fprintf(out, "%g", *(const double *)v); return;
     case FT_BOOL: fprintf(out, "%s", *(const bool *)v ? "true" : "false"); return;
     case FT_WORD: json_str(out, f->words[*(const int *)v]); return;
-    case FT_STR: json_str(out, *(const char *const *)v); return;
+    case FT_STR:
+        if (*(const char *const *)v)
+            json_str(out, *(const char *const *)v);
+        else
+            fputs("null", out);
+        return;
     case FT_NAMES: {
         const SpecNames *n = v;
         fputc('[', out);

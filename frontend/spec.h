@@ -177,12 +177,16 @@ typedef struct SpecAdapter {
     SpecNames trainable; /* groups (embedding, positions, norms, head, biases) or linear globs */
 } SpecAdapter;
 
-typedef enum { SPEC_DATA_NONE, SPEC_DATA_TEXT, SPEC_DATA_TOKENS } SpecDataKind;
+typedef enum { SPEC_DATA_NONE, SPEC_DATA_TEXT, SPEC_DATA_TOKENS, SPEC_DATA_NANOGPT } SpecDataKind;
 
 typedef struct SpecData {
-    SpecDataKind kind;   /* TEXT: bytes are tokens (vocab >= 256); TOKENS: llm.c .bin file */
+    SpecDataKind kind;   /* TEXT: bytes are tokens (vocab >= 256); TOKENS: llm.c .bin file
+                            (uint16 or uint32 tokens, by its header); NANOGPT: headerless
+                            uint16 tokens */
     const char *path;    /* as written, relative to the working directory */
     bool exists;         /* the file could be opened when checked */
+    int64_t id_limit;    /* ids its token type can hold (65536 for uint16), 0 when unknown */
+    const char *format;  /* what the file holds ("uint16 tokens, llm.c's GPT-2 format") */
     SrcLoc loc;
 } SpecData;
 
@@ -241,6 +245,7 @@ typedef struct SpecTrain {
     int64_t seed;
     int64_t eval_every, eval_batches, checkpoint_every; /* 0: only at the end of a run */
     const char *checkpoint_dir;
+    const char *init_from;  /* checkpoint directory a fresh run starts from; NULL: none */
     SpecTarget target;
     SpecSchedule schedule;
 } SpecTrain;

@@ -134,18 +134,19 @@ static void to_f32(const void *src, int dtype, int64_t n, float *dst)
         dst[i] = rt_bf16_to_f32(h[i]);
 }
 
-void rt_export_merged(const RtCtx *ctx, int i, float *out)
+bool rt_export_merged(const RtCtx *ctx, int i, float *out)
 {
     const RtTensorInfo *tt = ctx->model->tensors;
     const RtTensorInfo *w = &tt[i];
     to_f32(rt_tensor_host(ctx, i), w->dtype, rt_tensor_numel(w), out);
     if (w->lora_a < 0)
-        return;
+        return true;
     const RtTensorInfo *a = &tt[w->lora_a], *b = &tt[w->lora_b];
     int64_t rows = w->shape[0], cols = w->shape[1], r = a->shape[0];
     float *af = malloc((size_t)rt_tensor_numel(a) * sizeof *af);
     float *bf = malloc((size_t)rt_tensor_numel(b) * sizeof *bf);
-    if (af && bf) {
+    bool ok = af && bf;
+    if (ok) {
         to_f32(rt_tensor_host(ctx, w->lora_a), a->dtype, rt_tensor_numel(a), af);
         to_f32(rt_tensor_host(ctx, w->lora_b), b->dtype, rt_tensor_numel(b), bf);
         /* out [rows, cols] += scale * B [rows, r] @ A [r, cols] */
@@ -153,6 +154,7 @@ void rt_export_merged(const RtCtx *ctx, int i, float *out)
     }
     free(af);
     free(bf);
+    return ok;
 }
 
 /* What goes into one file. */
@@ -301,28 +303,55 @@ bool rt_checkpoint_exists(const char *dir)
     return yes;
 }
 
-/* The exported bytes of adapted weight i: W + s B A, in W's dtype. buf holds the
- * tensor's f32 elements (bf16 is converted in place: h[j] is written after f[j] is read). */
-static void fill_merged(const void *user, int i, void *buf)
+/* Whether export x is one model tensor written as it is (no merge, no transpose, no
+ * concatenation): then its bytes are written straight from the pool. */
+static bool export_is_plain(const RtModel *m, const RtExport *x)
+{
+    return x->n_parts == 1 && !x->parts[0].transpose && m->tensors[x->parts[0].tensor].lora_a < 0;
+}
+
+/* The bytes of export x in its dtype (rt.h RtExport): each part merged in f32 (W + s B A),
+ * transposed where marked and placed at its offset along the axis. With the export's shape
+ * [outer..., n_axis, inner...], element (i, j, k) of a part whose axis length is n_p lands
+ * at ((i * n_axis + offset_p + j) * inner + k). */
+static bool fill_export(const void *user, int xi, void *buf)
 {
     const RtCtx *ctx = user;
-    const RtTensorInfo *t = &ctx->model->tensors[i];
-    if (t->dtype != RT_BF16) {
-        rt_export_merged(ctx, i, buf);
-        return;
+    const RtModel *m = ctx->model;
+    const RtExport *x = &m->exports[xi];
+    RtExportShape sh;
+    rt_export_shape(m, x, &sh); /* validated at start-up */
+    int64_t outer = 1, inner = 1, n_axis = sh.shape[x->axis], at = 0;
+    for (int d = 0; d < x->axis; d++)
+        outer *= sh.shape[d];
+    for (int d = x->axis + 1; d < sh.rank; d++)
+        inner *= sh.shape[d];
+    for (int p = 0; p < x->n_parts; p++) {
+        const RtTensorInfo *t = &m->tensors[x->parts[p].tensor];
+        bool tr = x->parts[p].transpose;
+        int64_t n = rt_tensor_numel(t), cols = t->rank == 2 ? t->shape[1] : 1;
+        int64_t len = n / (outer * inner); /* the part's length along the axis */
+        float *f = malloc((size_t)n * sizeof *f);
+        if (!f || !rt_export_merged(ctx, x->parts[p].tensor, f)) {
+            free(f);
+            return false;
+        }
+        for (int64_t i = 0; i < outer; i++)
+            for (int64_t j = 0; j < len; j++)
+                for (int64_t k = 0; k < inner; k++) {
+                    int64_t q = (i * len + j) * inner + k; /* in the part, as exported */
+                    if (tr) /* the part is t^T: its (r, c) is t's (c, r) */
+                        q = (q % t->shape[0]) * cols + q / t->shape[0];
+                    int64_t o = (i * n_axis + at + j) * inner + k;
+                    if (sh.dtype == RT_BF16)
+                        ((uint16_t *)buf)[o] = rt_f32_to_bf16(f[q]);
+                    else
+                        ((float *)buf)[o] = f[q];
+                }
+        at += len;
+        free(f);
     }
-    /* a bf16 tensor's buffer has room for half the floats: merge in f32 pieces */
-    int64_t n = rt_tensor_numel(t);
-    float *merged = malloc((size_t)n * sizeof *merged);
-    uint16_t *h = buf;
-    if (!merged) {
-        memset(buf, 0, (size_t)n * 2);
-        return;
-    }
-    rt_export_merged(ctx, i, merged);
-    for (int64_t j = 0; j < n; j++)
-        h[j] = rt_f32_to_bf16(merged[j]);
-    free(merged);
+    return true;
 }
 
 bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const RtRunInfo *run,
@@ -332,7 +361,7 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     if (!rt_mkdir_p(dir, e))
         return false;
     bool had = rt_checkpoint_exists(dir);
-    RtStEntry *model_t = calloc((size_t)m->n_tensors + 1, sizeof *model_t);
+    RtStEntry *model_t = calloc((size_t)m->n_exports + 1, sizeof *model_t);
     RtStEntry *train_t = calloc((size_t)m->n_tensors + 1, sizeof *train_t);
     size_t cap = strlen(dir) + 64;
     char *new_dir = malloc(cap);
@@ -347,15 +376,15 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
         memcpy(en.shape, t->shape, sizeof en.shape);
         if (rt_tensor_is_persistent(t) && rt_tensor_is_live(t, sched, step))
             train_t[n_train++] = en;
-        if (!(t->flags & RT_T_PARAM))
-            continue;
-        en.name = t->hf_name ? t->hf_name : t->name;
-        if (t->lora_a >= 0) { /* export W + s B A in W's dtype, merged while writing */
-            en.data = NULL;
-            en.fill = fill_merged;
-            en.user = ctx;
-            en.index = i;
-        }
+    }
+    for (int x = 0; ok && x < m->n_exports; x++) {
+        const RtExport *ex = &m->exports[x];
+        RtExportShape sh;
+        rt_export_shape(m, ex, &sh);
+        RtStEntry en = {ex->name, sh.dtype, sh.rank, {0}, NULL, fill_export, ctx, x};
+        memcpy(en.shape, sh.shape, sizeof en.shape);
+        if (export_is_plain(m, ex))
+            en.data = rt_tensor_host(ctx, ex->parts[0].tensor);
         model_t[n_model++] = en;
     }
     if (!ok) {
@@ -368,22 +397,26 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     snprintf(seed_s, sizeof seed_s, "%" PRIu64, ctx->seed);
     const RtStMeta model_meta[] = {
         {"format", "pt"}, {"relorac_model", m->name}, {"relorac_model_hash", m->model_hash},
-        {"relorac_step", step_s}};
-    RtStMeta train_meta[8 + SCHED_FIELDS] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
+        {"relorac_step", step_s}, {"relorac_export_note", m->export_note ? m->export_note : ""}};
+    int n_model_meta = m->export_note ? 5 : 4;
+    RtStMeta train_meta[10 + SCHED_FIELDS] = {{"format", RT_CKPT_FORMAT}, {"model", m->name},
                               {"seed", seed_s},           {"model_hash", m->model_hash},
                               {"step", step_s}};
     int n_train_meta = 5;
     if (run) {
-        train_meta[n_train_meta++] = (RtStMeta){"data_kind", run->data_kind == RT_DATA_TOKENS
-                                                                 ? "tokens" : "text"};
+        train_meta[n_train_meta++] = (RtStMeta){"data_kind", rt_data_kind_name(run->data_kind)};
         if (run->data[0])
             train_meta[n_train_meta++] = (RtStMeta){"data", run->data};
         if (run->val_data[0])
             train_meta[n_train_meta++] = (RtStMeta){"val_data", run->val_data};
+        if (run->init_from[0])
+            train_meta[n_train_meta++] = (RtStMeta){"init_from", run->init_from};
+        if (run->tokenizer[0])
+            train_meta[n_train_meta++] = (RtStMeta){"tokenizer", run->tokenizer};
         n_train_meta += schedule_meta(&run->schedule, sched_s, train_meta + n_train_meta);
     }
     FileJob jobs[F_COUNT] = {
-        [F_MODEL] = {model_t, n_model, model_meta, 4, NULL},
+        [F_MODEL] = {model_t, n_model, model_meta, n_model_meta, NULL},
         [F_CONFIG] = {NULL, 0, NULL, 0, m->config_json},
         [F_TRAINER] = {train_t, n_train, train_meta, n_train_meta, NULL},
     };
@@ -647,10 +680,12 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
     if (ok) {
         const char *kind = rt_st_meta(&f, "data_kind");
         if (!copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data")) ||
-            !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")))
+            !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")) ||
+            !copy_meta(run->init_from, sizeof run->init_from, rt_st_meta(&f, "init_from")) ||
+            !copy_meta(run->tokenizer, sizeof run->tokenizer, rt_st_meta(&f, "tokenizer")))
             ok = rt_err(e, RT_ERR_FORMAT, "%s: a data path in the metadata is longer than %zu "
                         "bytes", f.path, sizeof run->data - 1);
-        run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
+        run->data_kind = rt_data_kind_parse(kind) >= 0 ? rt_data_kind_parse(kind) : RT_DATA_TEXT;
         RtError se = {0};
         if (!schedule_read(&f, &run->schedule, want_run ? e : &se)) {
             ok = !want_run;

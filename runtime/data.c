@@ -1,4 +1,5 @@
-/* Training data: byte-level text files and llm.c/nanoGPT .bin token files, read into memory
+/* Training data: byte-level text files, llm.c token files (uint16 and uint32 tokens) and
+ * nanoGPT's headerless uint16 files, read into memory
  * and validated once, and batches drawn from (seed, step, row) with the counter RNG so a
  * resumed run sees exactly the batches the uninterrupted run would have seen.
  * Why a copy and not a mapping: a file truncated under a mapping kills the trainer with
@@ -14,8 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BIN_MAGIC 20240520
+/* llm.c's token files (dev/data/data_common.py, HEADERS_INFO): a header of 256 little-endian
+ * int32 {magic, version, token count, 0...}, then the tokens. */
 #define BIN_HEADER_BYTES (256 * 4)
+static const struct {
+    int32_t magic, version;
+    int width;           /* bytes per token */
+    const char *written; /* what writes it */
+} bin_formats[] = {
+    {20240520, 1, 2, "llm.c's GPT-2 format, uint16 tokens"},
+    {20240801, 7, 4, "llm.c's LLaMA-3 format, uint32 tokens"},
+};
+enum { N_BIN_FORMATS = (int)(sizeof bin_formats / sizeof *bin_formats) };
 
 static int32_t le32(const unsigned char *p)
 {
@@ -25,43 +36,116 @@ static int32_t le32(const unsigned char *p)
 
 int32_t rt_data_token(const RtData *d, int64_t i)
 {
-    if (d->kind == RT_DATA_TEXT)
-        return d->toks[i];
-    const unsigned char *p = d->toks + 2 * i;
-    return (int32_t)(p[0] | p[1] << 8);
+    const unsigned char *p = d->toks + (int64_t)d->width * i;
+    switch (d->width) {
+    case 1: return p[0];
+    case 2: return (int32_t)(p[0] | p[1] << 8);
+    default: return le32(p); /* uint32 ids were checked to be < vocab <= INT32_MAX at open */
+    }
+}
+
+const char *rt_data_kind_name(int kind)
+{
+    switch (kind) {
+    case RT_DATA_TEXT: return "text";
+    case RT_DATA_TOKENS: return "tokens";
+    case RT_DATA_NANOGPT: return "nanogpt";
+    default: return "?";
+    }
+}
+
+int rt_data_kind_parse(const char *name)
+{
+    for (int k = 0; k < RT_DATA_KIND_COUNT; k++)
+        if (name && strcmp(name, rt_data_kind_name(k)) == 0)
+            return k;
+    return -1;
+}
+
+/* "magic 20240520 version 1 (llm.c's GPT-2 format, uint16 tokens) or ..." */
+static void expected_headers(char *buf, size_t cap)
+{
+    size_t at = 0;
+    for (int i = 0; i < N_BIN_FORMATS && at < cap; i++) {
+        int n = snprintf(buf + at, cap - at, "%smagic %d version %d (%s)", i ? " or " : "",
+                         bin_formats[i].magic, bin_formats[i].version, bin_formats[i].written);
+        at += n > 0 ? (size_t)n : 0;
+    }
 }
 
 static bool check_tokens_bin(RtData *d, const char *path, const unsigned char *map, size_t size,
                              RtError *e)
 {
+    char want[256];
+    expected_headers(want, sizeof want);
     if (size < BIN_HEADER_BYTES)
         return rt_err(e, RT_ERR_TRUNCATED,
-                      "%s: truncated: a token file starts with a %d-byte header, the file has "
-                      "%zu bytes",
-                      path, BIN_HEADER_BYTES, size);
+                      "%s: truncated: an llm.c token file starts with a %d-byte header (%s), the "
+                      "file has %zu bytes",
+                      path, BIN_HEADER_BYTES, want, size);
     int32_t magic = le32(map), version = le32(map + 4), count = le32(map + 8);
-    if (magic != BIN_MAGIC)
+    int f = -1;
+    for (int i = 0; i < N_BIN_FORMATS; i++)
+        if (magic == bin_formats[i].magic)
+            f = i;
+    if (f < 0)
         return rt_err(e, RT_ERR_FORMAT,
-                      "%s: bad magic %d (expected %d); not an llm.c .bin token file (use a text "
-                      "file for byte-level data)",
-                      path, magic, BIN_MAGIC);
-    if (version != 1)
+                      "%s: bad magic %d: expected an llm.c token file, %s; a headerless nanoGPT "
+                      "file (uint16 tokens) is read with --data-kind nanogpt (spec: "
+                      "nanogpt(\"FILE\")), byte-level text with --data-kind text",
+                      path, magic, want);
+    if (version != bin_formats[f].version)
         return rt_err(e, RT_ERR_FORMAT,
-                      "%s: unsupported version %d (expected 1: uint16 tokens)", path, version);
+                      "%s: unsupported version %d after magic %d: expected version %d (%s)", path,
+                      version, magic, bin_formats[f].version, bin_formats[f].written);
     if (count < 0)
         return rt_err(e, RT_ERR_FORMAT, "%s: negative token count %d in header", path, count);
-    size_t want = BIN_HEADER_BYTES + 2 * (size_t)count;
-    if (size < want)
+    d->width = bin_formats[f].width;
+    d->format = bin_formats[f].written;
+    size_t want_bytes = BIN_HEADER_BYTES + (size_t)d->width * (size_t)count;
+    if (size < want_bytes)
         return rt_err(e, RT_ERR_TRUNCATED,
-                      "%s: truncated: header says %d tokens (%zu bytes), the file has %zu bytes",
-                      path, count, want, size);
-    if (size > want)
+                      "%s: truncated: header says %d tokens (%zu bytes in %s), the file has %zu "
+                      "bytes",
+                      path, count, want_bytes, d->format, size);
+    if (size > want_bytes)
         return rt_err(e, RT_ERR_FORMAT,
-                      "%s: %zu bytes after the %d tokens the header announces", path,
-                      size - want, count);
+                      "%s: %zu bytes after the %d tokens the header announces (%s)", path,
+                      size - want_bytes, count, d->format);
     d->toks = map + BIN_HEADER_BYTES;
     d->n = count;
     return true;
+}
+
+/* nanoGPT's prepare.py writes np.uint16 ids with arr.tofile(): no header, no count. */
+static bool check_nanogpt(RtData *d, const char *path, const unsigned char *map, size_t size,
+                          RtError *e)
+{
+    if (size >= 12) {
+        int32_t magic = le32(map), version = le32(map + 4);
+        for (int i = 0; i < N_BIN_FORMATS; i++)
+            if (magic == bin_formats[i].magic && version == bin_formats[i].version)
+                return rt_err(e, RT_ERR_FORMAT,
+                              "%s: expected a headerless nanoGPT file (uint16 tokens), found the "
+                              "header of an llm.c token file (magic %d version %d, %s): read it "
+                              "with --data-kind tokens (spec: tokens(\"FILE\"))",
+                              path, magic, version, bin_formats[i].written);
+    }
+    if (size % 2)
+        return rt_err(e, RT_ERR_FORMAT,
+                      "%s: %zu bytes, an odd number: a nanoGPT file holds uint16 tokens (2 bytes "
+                      "each)",
+                      path, size);
+    d->width = 2;
+    d->format = "nanoGPT's headerless format, uint16 tokens";
+    d->toks = map;
+    d->n = (int64_t)(size / 2);
+    return true;
+}
+
+int64_t rt_data_id_limit(const RtData *d)
+{
+    return d->width >= 4 ? (int64_t)1 << 32 : (int64_t)1 << (8 * d->width);
 }
 
 bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_tokens,
@@ -91,14 +175,28 @@ bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_
     d->path = strdup(path);
     if (ok && kind == RT_DATA_TOKENS) {
         ok = check_tokens_bin(d, path, buf, size, e);
+    } else if (ok && kind == RT_DATA_NANOGPT) {
+        ok = check_nanogpt(d, path, buf, size, e);
     } else if (ok) {
+        d->width = 1;
+        d->format = "text, one byte per token";
         d->toks = buf;
         d->n = (int64_t)size;
     }
+    /* ids of this width cannot reach a larger vocab: such a model would train rows of the
+     * embedding and the head that no token ever selects (text data keeps its own rule, a
+     * vocab of at least 256, which the compiler checks) */
+    if (ok && kind != RT_DATA_TEXT && (int64_t)vocab > rt_data_id_limit(d))
+        ok = rt_err(e, RT_ERR_TOKEN,
+                    "%s: the model's vocab %d is larger than %s can hold (ids 0..%lld): ids "
+                    "from %lld up never occur; use a vocab of at most %lld or a file of uint32 "
+                    "tokens (llm.c magic 20240801)",
+                    path, vocab, d->format, (long long)rt_data_id_limit(d) - 1,
+                    (long long)rt_data_id_limit(d), (long long)rt_data_id_limit(d));
     for (int64_t i = 0; ok && i < d->n; i++) {
-        int32_t t = rt_data_token(d, i);
-        if (t >= vocab)
-            ok = rt_err(e, RT_ERR_TOKEN, "%s: token %d at index %lld is >= vocab %d%s", path, t,
+        uint32_t t = d->width == 4 ? (uint32_t)le32(d->toks + 4 * i) : (uint32_t)rt_data_token(d, i);
+        if (t >= (uint32_t)vocab)
+            ok = rt_err(e, RT_ERR_TOKEN, "%s: token %u at index %lld is >= vocab %d%s", path, t,
                         (long long)i, vocab,
                         kind == RT_DATA_TEXT ? " (text data needs a vocab of 256)" : "");
     }

@@ -4,6 +4,7 @@
 #include "rt_internal.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool rt_err(RtError *e, int code, const char *fmt, ...)
@@ -24,6 +25,7 @@ size_t rt_dtype_size(int dtype)
     case RT_F32: return 4;
     case RT_BF16: return 2;
     case RT_I32: return 4;
+    case RT_ST_F16: return 2;
     default: return 0;
     }
 }
@@ -34,6 +36,7 @@ const char *rt_dtype_name(int dtype)
     case RT_F32: return "F32";
     case RT_BF16: return "BF16";
     case RT_I32: return "I32";
+    case RT_ST_F16: return "F16";
     default: return "?";
     }
 }
@@ -46,9 +49,95 @@ int64_t rt_tensor_numel(const RtTensorInfo *t)
     return n;
 }
 
-static const char *export_name(const RtTensorInfo *t)
+bool rt_export_shape(const RtModel *m, const RtExport *x, RtExportShape *out)
 {
-    return t->hf_name ? t->hf_name : t->name;
+    memset(out, 0, sizeof *out);
+    for (int p = 0; p < x->n_parts; p++) {
+        const RtTensorInfo *t = &m->tensors[x->parts[p].tensor];
+        int64_t d[4];
+        for (int k = 0; k < t->rank; k++)
+            d[k] = x->parts[p].transpose ? t->shape[t->rank - 1 - k] : t->shape[k];
+        if (p == 0) {
+            out->rank = t->rank;
+            out->dtype = t->dtype;
+            memcpy(out->shape, d, sizeof d);
+            out->shape[x->axis] = 0;
+        }
+        if (t->rank != out->rank || t->dtype != out->dtype || x->axis >= t->rank)
+            return false;
+        for (int k = 0; k < t->rank; k++)
+            if (k != x->axis && d[k] != out->shape[k])
+                return false;
+        out->shape[x->axis] += d[x->axis];
+    }
+    return x->n_parts > 0;
+}
+
+/* The export table: names unique, parts that concatenate (same rank and dtype, equal
+ * dimensions but the axis; a transpose only of a matrix), and every RT_T_PARAM tensor in
+ * exactly one part, so that the export writes every weight and --init-from reads it back. */
+static bool check_exports(const RtModel *m, RtError *e)
+{
+    if (m->n_exports < 0 || (m->n_exports > 0 && !m->exports))
+        return rt_err(e, RT_ERR_MODEL, "model has %d exports and no table", m->n_exports);
+    int *uses = calloc((size_t)m->n_tensors + 1, sizeof *uses);
+    if (!uses)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    bool ok = true;
+    for (int x = 0; ok && x < m->n_exports; x++) {
+        const RtExport *ex = &m->exports[x];
+        if (!ex->name || !*ex->name || strcmp(ex->name, "__metadata__") == 0) {
+            ok = rt_err(e, RT_ERR_MODEL, "export %d has no name or a reserved one", x);
+            break;
+        }
+        for (int y = 0; ok && y < x; y++)
+            if (strcmp(ex->name, m->exports[y].name) == 0)
+                ok = rt_err(e, RT_ERR_MODEL, "two exported tensors named '%s'", ex->name);
+        if (ok && (ex->n_parts < 1 || !ex->parts || ex->axis < 0 || ex->axis > 3))
+            ok = rt_err(e, RT_ERR_MODEL, "export '%s': %d parts along axis %d", ex->name, ex->n_parts,
+                        ex->axis);
+        for (int p = 0; ok && p < ex->n_parts; p++) {
+            const RtExportPart *pt = &ex->parts[p];
+            if (pt->tensor < 0 || pt->tensor >= m->n_tensors)
+                ok = rt_err(e, RT_ERR_MODEL, "export '%s': part %d names tensor %d of %d", ex->name, p,
+                            pt->tensor, m->n_tensors);
+            else if (!(m->tensors[pt->tensor].flags & RT_T_PARAM))
+                ok = rt_err(e, RT_ERR_MODEL, "export '%s': tensor '%s' is not a model weight", ex->name,
+                            m->tensors[pt->tensor].name);
+            else if (pt->transpose && m->tensors[pt->tensor].rank != 2)
+                ok = rt_err(e, RT_ERR_MODEL, "export '%s': tensor '%s' is transposed but not a matrix",
+                            ex->name, m->tensors[pt->tensor].name);
+            else if (m->tensors[pt->tensor].dtype == RT_I32)
+                ok = rt_err(e, RT_ERR_MODEL, "export '%s': tensor '%s' is not floating point", ex->name,
+                            m->tensors[pt->tensor].name);
+            else
+                uses[pt->tensor]++;
+        }
+        RtExportShape sh;
+        if (ok && !rt_export_shape(m, ex, &sh))
+            ok = rt_err(e, RT_ERR_MODEL, "export '%s': its parts do not concatenate along axis %d", ex->name,
+                        ex->axis);
+    }
+    for (int i = 0; ok && i < m->n_tensors; i++)
+        if ((m->tensors[i].flags & RT_T_PARAM) && uses[i] != 1)
+            ok = rt_err(e, RT_ERR_MODEL, "model weight '%s' is part of %d exported tensors (must be 1)",
+                        m->tensors[i].name, uses[i]);
+    free(uses);
+    return ok;
+}
+
+static bool check_hf_checks(const RtModel *m, RtError *e)
+{
+    if (m->n_hf_checks < 0 || (m->n_hf_checks > 0 && !m->hf_checks))
+        return rt_err(e, RT_ERR_MODEL, "model has %d config checks and no table", m->n_hf_checks);
+    for (int i = 0; i < m->n_hf_checks; i++) {
+        const RtHfCheck *c = &m->hf_checks[i];
+        if (!c->key || !*c->key || !c->what || !c->value)
+            return rt_err(e, RT_ERR_MODEL, "config check %d lacks a key, a description or a value", i);
+    }
+    if (m->n_hf_checks > 0 && !m->config_json)
+        return rt_err(e, RT_ERR_MODEL, "model has config checks but no config.json");
+    return true;
 }
 
 /* Checks an adapter link: W [out, in], A [r, in], B [out, r], all f32 or bf16. */
@@ -162,7 +251,7 @@ bool rt_model_validate(const RtModel *m, RtError *e)
         const RtTensorInfo *t = &m->tensors[i];
         if (!t->name || !*t->name)
             return rt_err(e, RT_ERR_MODEL, "tensor %d has no name", i);
-        if (rt_dtype_size(t->dtype) == 0)
+        if (t->dtype < 0 || t->dtype >= RT_DTYPE_COUNT)
             return rt_err(e, RT_ERR_MODEL, "tensor '%s': unknown dtype %d", t->name, t->dtype);
         if (t->rank < 0 || t->rank > 4)
             return rt_err(e, RT_ERR_MODEL, "tensor '%s': rank %d not in 0..4", t->name, t->rank);
@@ -180,18 +269,13 @@ bool rt_model_validate(const RtModel *m, RtError *e)
                           t->offset, t->offset + bytes, t->pool, m->pool_bytes[t->pool]);
         if (!check_adapter(m, i, e))
             return false;
-        for (int j = 0; j < i; j++) {
-            const RtTensorInfo *u = &m->tensors[j];
-            if (strcmp(t->name, u->name) == 0)
+        for (int j = 0; j < i; j++)
+            if (strcmp(t->name, m->tensors[j].name) == 0)
                 return rt_err(e, RT_ERR_MODEL, "two tensors named '%s'", t->name);
-            if ((t->flags & RT_T_PARAM) && (u->flags & RT_T_PARAM) &&
-                strcmp(export_name(t), export_name(u)) == 0)
-                return rt_err(e, RT_ERR_MODEL, "two exported tensors named '%s'", export_name(t));
-        }
         if (strcmp(t->name, "__metadata__") == 0)
             return rt_err(e, RT_ERR_MODEL, "tensor name '__metadata__' is reserved");
     }
-    return true;
+    return check_exports(m, e) && check_hf_checks(m, e);
 }
 
 bool rt_model_validate_program(const RtModel *m, RtError *e)

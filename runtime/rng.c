@@ -1,7 +1,7 @@
 /* Counter-based RNG (splitmix64) and bf16 conversions. The formulas are part of the ABI:
  * the compiler's reference executor computes the same bits, and a value depends only on
  * (seed, stream, counter), never on thread count or call order. */
-#include "rt.h"
+#include "rt_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -50,4 +50,22 @@ uint16_t rt_f32_to_bf16(float f)
         return (uint16_t)((u >> 16) | 0x0040u); /* quiet NaN */
     u += 0x7FFFu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
+}
+
+/* IEEE 754 binary16: sign, 5-bit exponent (bias 15), 10-bit fraction; every value is exact
+ * in binary32. */
+float rt_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, bits;
+    if (exp == 0) { /* zero or subnormal: man * 2^-24 */
+        float f = (float)man * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        bits = sign | 0x7F800000u | man << 13; /* inf, NaN */
+    else
+        bits = sign | (exp + 112) << 23 | man << 13;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
 }

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 5
+#define RT_ABI_VERSION 6
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
  * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it, in host
@@ -38,7 +38,7 @@ enum RtDtype {
 
 /* RtTensorInfo.flags */
 enum RtTensorFlag {
-    RT_T_PARAM = 1u << 0,     /* a model weight: exported to model.safetensors under hf_name */
+    RT_T_PARAM = 1u << 0,     /* a model weight: exported to model.safetensors (RtModel.exports) */
     RT_T_TRAINABLE = 1u << 1, /* updated by the optimizer (informational) */
     RT_T_ADAPTER_A = 1u << 2, /* LoRA A factor [r, in] */
     RT_T_ADAPTER_B = 1u << 3, /* LoRA B factor [out, r] */
@@ -60,7 +60,6 @@ enum RtTensorFlag {
 /* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
 typedef struct RtTensorInfo {
     const char *name;    /* unique internal name; the key in trainer.safetensors */
-    const char *hf_name; /* key in the exported model.safetensors; NULL means name */
     int dtype;           /* enum RtDtype */
     int rank;            /* 0..4; rank 0 is a scalar of one element */
     int64_t shape[4];    /* shape[0..rank) */
@@ -73,6 +72,37 @@ typedef struct RtTensorInfo {
     int lora_a, lora_b;
     float lora_scale;
 } RtTensorInfo;
+
+/* One part of an exported tensor: model tensor `tensor` (an RT_T_PARAM tensor, merged with
+ * its adapter: W + lora_scale * B @ A), or its transpose when `transpose` (a matrix). */
+typedef struct RtExportPart {
+    int tensor;    /* index in RtModel.tensors */
+    int transpose; /* 0 or 1 */
+} RtExportPart;
+
+/* One tensor of the exported model.safetensors: its parts concatenated along `axis` (every
+ * other dimension equal), in the parts' dtype. A tensor under relorac's own name, or one a
+ * family names one to one, is one part, not transposed; GPT-2's c_attn.weight [C, 3C] is
+ * q^T, k^T, v^T along axis 1. Every RT_T_PARAM tensor is a part of exactly one export, so
+ * --init-from reads every weight back through the same table. */
+typedef struct RtExport {
+    const char *name; /* key in model.safetensors */
+    int axis;         /* 0 <= axis < the parts' rank */
+    int n_parts;      /* >= 1 */
+    const RtExportPart *parts;
+} RtExport;
+
+/* A config.json field that --init-from compares with the model (only models exported
+ * under a Hugging Face family have them). Values are JSON text, compared as JSON values
+ * (numbers numerically: "1e-05" equals 0.00001). */
+typedef struct RtHfCheck {
+    const char *key;    /* the field; "a|b.c": the first present of a and b.c (b.c: key c
+                           of object b) */
+    const char *what;   /* what it is in the spec: "vocab", "kv_heads", "norm eps" */
+    const char *value;  /* the model's value: "256", "1e-05", "true", "\"silu\"", "null" */
+    const char *absent; /* what transformers assumes when the field is absent or null;
+                           NULL: the field is required */
+} RtHfCheck;
 
 /* RtStepStats.events */
 enum RtEvent {
@@ -95,8 +125,11 @@ typedef struct RtStepStats {
 } RtStepStats;
 
 enum RtDataKind {
-    RT_DATA_TEXT,  /* any file; each byte is one token (vocab >= 256 recommended) */
-    RT_DATA_TOKENS /* llm.c/nanoGPT .bin: 256 x int32 header (20240520, 1, count), uint16 tokens */
+    RT_DATA_TEXT,    /* any file; each byte is one token (vocab >= 256 recommended) */
+    RT_DATA_TOKENS,  /* llm.c .bin: 256 x int32 header {magic, version, count}, then the tokens:
+                        magic 20240520 version 1 uint16, magic 20240801 version 7 uint32 */
+    RT_DATA_NANOGPT, /* nanoGPT .bin: uint16 tokens, no header */
+    RT_DATA_KIND_COUNT
 };
 
 /* Trainer defaults baked into the binary; every one has a CLI override. */
@@ -112,6 +145,8 @@ typedef struct RtTrainDefaults {
     const char *data_path;    /* --data; NULL = must be given */
     const char *val_path;     /* --val-data; NULL = split --data */
     const char *checkpoint_dir; /* --out */
+    const char *init_from;    /* --init-from: a Hugging Face or relorac checkpoint directory
+                                 a fresh run starts from; NULL = the model's own init */
 } RtTrainDefaults;
 
 enum RtScheduleKind { RT_SCHED_CONSTANT, RT_SCHED_COSINE, RT_SCHED_RELORA };
@@ -190,6 +225,14 @@ typedef struct RtModel {
     const char *model_hash;  /* identity: the architecture and parameter set only; a checkpoint
                                 of another model is rejected */
     const char *config_json; /* Hugging Face config.json text, or NULL */
+    const char *export_note; /* why the export keeps relorac's names (no family computes the
+                                model exactly), or NULL when config_json is set */
+    const char *hf_prefix;   /* the family's base-model prefix ("model.", "transformer."):
+                                --init-from also finds a tensor saved without it; or NULL */
+    int n_exports;
+    const RtExport *exports; /* model.safetensors, in this order */
+    int n_hf_checks;
+    const RtHfCheck *hf_checks; /* config.json fields --init-from compares */
     int vocab, batch, seq_len; /* batch: sequences per step (one optimizer update) */
     int micro_batch;         /* sequences per micro-step: the rows of TOKENS and TARGETS, the
                                 unit the functions compute; batch is a multiple of it */

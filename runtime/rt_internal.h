@@ -42,11 +42,24 @@ bool rt_err(RtError *e, int code, const char *fmt, ...) __attribute__((format(pr
 size_t rt_dtype_size(int dtype);
 const char *rt_dtype_name(int dtype); /* "F32", "BF16", "I32" */
 int64_t rt_tensor_numel(const RtTensorInfo *t);
-/* Checks names, dtypes, ranks, pool extents and adapter links of a model table. */
+/* The shape of an exported tensor: its parts' (transposed where marked) concatenated along
+ * the export's axis. False when they do not concatenate. */
+typedef struct RtExportShape {
+    int rank, dtype;
+    int64_t shape[4];
+} RtExportShape;
+bool rt_export_shape(const RtModel *m, const RtExport *x, RtExportShape *out);
+/* Checks names, dtypes, ranks, pool extents, adapter links and the export table of a
+ * model table. */
 bool rt_model_validate(const RtModel *m, RtError *e);
 /* rt_model_validate, and that the model has every function and io tensor the step policy
  * calls (runtime/step.c) and a valid default schedule: what a trainer needs. */
 bool rt_model_validate_program(const RtModel *m, RtError *e);
+
+/* IEEE half precision, which safetensors files may hold ("F16"); read by --init-from only,
+ * never a model tensor's dtype. */
+#define RT_ST_F16 RT_DTYPE_COUNT
+float rt_f16_to_f32(uint16_t h);
 
 /* ---- ctx.c ---- */
 /* Allocates the pools and starts n_threads - 1 workers (n_threads <= 0: online CPUs). */
@@ -167,7 +180,9 @@ void rt_threads_destroy(RtThreadPool *p);
 typedef struct RtData {
     char *path;
     int kind;                  /* enum RtDataKind */
-    const unsigned char *toks; /* token bytes (1 per token for text, 2 LE for tokens) */
+    const unsigned char *toks; /* the tokens, little-endian, `width` bytes each */
+    int width;                 /* bytes per token: 1 (text), 2 (uint16) or 4 (uint32) */
+    const char *format;        /* what the file was read as ("llm.c's GPT-2 format, ...") */
     int64_t n;                 /* token count */
     unsigned char *buf;        /* the whole file, read at open (toks points into it) */
     size_t bytes;
@@ -180,12 +195,18 @@ typedef struct RtSplit {
 } RtSplit;
 
 /* Reads a data file into memory and validates it: a regular file (a FIFO is refused without
- * blocking), size, magic, version, count, every token < vocab, and at least min_tokens
- * tokens. Later changes to the file do not reach the copy. */
+ * blocking), size, magic, version, count, a vocab the token type can reach (not above 65536
+ * for uint16 ids), every token < vocab, and at least min_tokens tokens. Later changes to the
+ * file do not reach the copy. The formats: docs/runtime.md "Data". */
 bool rt_data_open(RtData *d, const char *path, int kind, int vocab, int64_t min_tokens,
                   RtError *e);
 void rt_data_close(RtData *d);
 int32_t rt_data_token(const RtData *d, int64_t i);
+/* The number of ids d's token type can express: 256, 65536 or 2^32. */
+int64_t rt_data_id_limit(const RtData *d);
+/* "text", "tokens", "nanogpt" (the spec's call and --data-kind's words) and back (-1: none). */
+const char *rt_data_kind_name(int kind);
+int rt_data_kind_parse(const char *name);
 /* Fills x, y: [batch, seq_len] with windows of s whose starts are drawn uniformly over the
  * s.n - seq_len valid starts from rt_rng_u64(seed, stream, index * batch + row). */
 void rt_batch_fill(RtSplit s, int batch, int seq_len, uint64_t seed, uint64_t stream,
@@ -230,6 +251,35 @@ void rt_buf_add(RtBuf *b, const void *s, size_t n);
 void rt_buf_printf(RtBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rt_json_string(RtBuf *b, const char *s); /* a quoted, escaped JSON string */
 
+/* A parsed JSON value (RFC 8259; the reader refuses what json.c lists). Every value owns
+ * what it points to; rt_json_free releases a tree. */
+enum RtJsonKind { RT_JSON_NULL, RT_JSON_FALSE, RT_JSON_TRUE, RT_JSON_NUMBER, RT_JSON_STRING, RT_JSON_ARRAY,
+                  RT_JSON_OBJECT };
+typedef struct RtJson {
+    int kind;        /* enum RtJsonKind */
+    double num;      /* NUMBER */
+    char *str;       /* STRING: UTF-8, NUL-terminated, len bytes (no NUL inside) */
+    size_t len;
+    int n;           /* ARRAY, OBJECT: the number of items */
+    struct RtJson *items; /* ARRAY: the elements; OBJECT: the values, in file order */
+    char **keys;     /* OBJECT: keys[i] names items[i]; keys are unique */
+    size_t offset;   /* where the value starts: bytes from the start of the text */
+} RtJson;
+
+/* Parses len bytes of text; path names it in errors ("PATH:LINE:COL: malformed JSON: ..."). */
+bool rt_json_parse(RtJson *out, const char *text, size_t len, const char *path, RtError *e);
+/* Reads and parses a whole regular file ("what" names it in errors: "config.json"). */
+bool rt_json_read_file(RtJson *out, const char *path, const char *what, RtError *e);
+void rt_json_free(RtJson *v);
+/* The value of key in an object (NULL: none, or not an object); a linear search. */
+const RtJson *rt_json_get(const RtJson *obj, const char *key);
+/* The value at a dotted path of keys ("rope_parameters.rope_theta"), or NULL. */
+const RtJson *rt_json_path(const RtJson *obj, const char *path);
+/* Equal as JSON values: numbers by value, strings by bytes, objects by keys. */
+bool rt_json_equal(const RtJson *a, const RtJson *b);
+/* v as compact JSON text (numbers with %.17g), for messages. */
+void rt_json_write(RtBuf *b, const RtJson *v);
+
 /* ---- safetensors.c ---- */
 typedef struct RtStMeta {
     const char *key, *value;
@@ -242,8 +292,9 @@ typedef struct RtStEntry {
     int64_t shape[4];
     const void *data;
     /* When data is NULL: the writer calls fill(user, index, buf) to produce the bytes in a
-     * buffer it owns, one tensor at a time (merged exports need no copy of every W). */
-    void (*fill)(const void *user, int index, void *buf);
+     * buffer it owns, one tensor at a time (merged exports need no copy of every W); false
+     * when it ran out of memory. */
+    bool (*fill)(const void *user, int index, void *buf);
     const void *user;
     int index;
 } RtStEntry;
@@ -308,6 +359,9 @@ typedef struct RtStFile {
 bool rt_st_open(RtStFile *f, const char *path, RtError *e);
 /* The same without reading the data: read each tensor with rt_st_read. */
 bool rt_st_open_header(RtStFile *f, const char *path, RtError *e);
+/* rt_st_open_header that also accepts F16 tensors (RT_ST_F16): a model's weights for
+ * --init-from, which transformers may save in half precision. */
+bool rt_st_open_model_header(RtStFile *f, const char *path, RtError *e);
 /* Reads t->nbytes bytes of tensor t into dst; a file that shrank since it was opened gives
  * RT_ERR_TRUNCATED. */
 bool rt_st_read(const RtStFile *f, const RtStTensor *t, void *dst, RtError *e);
@@ -335,6 +389,8 @@ bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtE
  * with the same data. Empty strings mean "not set". */
 typedef struct RtRunInfo {
     char data[4096], val_data[4096]; /* PATH_MAX */
+    char init_from[4096];            /* --init-from of the fresh run it continues, or empty */
+    char tokenizer[4096];            /* --tokenizer given when training (for --sample), or empty */
     int data_kind; /* enum RtDataKind */
     RtSchedule schedule; /* the resolved schedule of the run (metadata schedule.*) */
 } RtRunInfo;
@@ -360,9 +416,66 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
                         RtRunInfo *run, RtError *e);
 /* Whether dir holds a checkpoint (its `latest` link, or trainer.safetensors). */
 bool rt_checkpoint_exists(const char *dir);
-/* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter). */
-void rt_export_merged(const RtCtx *ctx, int i, float *out);
+/* out: [out, in] = W + scale * B @ A for tensor i (or a plain f32 copy without adapter);
+ * false when out of memory. */
+bool rt_export_merged(const RtCtx *ctx, int i, float *out);
 bool rt_mkdir_p(const char *dir, RtError *e);
+
+/* ---- hfimport.c ---- */
+/* What rt_hf_import read. */
+typedef struct RtImportInfo {
+    char family[64];     /* the config's architecture ("LlamaForCausalLM"), or "relorac" */
+    char dtypes[32];     /* the dtypes read: "F32", "BF16", "F16, F32" */
+    int n_read;          /* tensors read */
+    int n_files;         /* safetensors files (shards) opened */
+    int n_unused;        /* tensors in the files that are no part of the model */
+    char unused[256];    /* the first of them, for a note */
+} RtImportInfo;
+
+/* A fresh run's weights from the checkpoint directory dir (docs/runtime.md "Starting from
+ * pretrained weights"): dir/config.json, compared field by field with the model's config
+ * checks (RtModel.hf_checks; every mismatch in one message naming the spec's field, the
+ * config's key and both values), and dir/model.safetensors or the shards that
+ * dir/model.safetensors.index.json names, read through the export table (the inverse of
+ * the export: each tensor found by its name, or without the family's prefix, split into
+ * its parts, transposed back, converted from F32, BF16 or F16 to the tensor's dtype).
+ * Only the model weights change: call it after rt_init, so adapters and the optimizer
+ * state are fresh (B = 0, so the model is exactly the imported one). It writes the host
+ * copies (rt_tensor_host): on a device, rt_ctx_pull before it and rt_ctx_push after. */
+bool rt_hf_import(RtCtx *ctx, const char *dir, RtImportInfo *info, RtError *e);
+
+/* ---- tokenizer.c, tok_hf.c ---- */
+enum RtTokKind { RT_TOK_SPM, RT_TOK_HF };
+typedef struct RtTokenizer RtTokenizer;
+typedef struct RtHfTok RtHfTok;
+
+/* Opens a tokenizer by its content: a JSON file is a Hugging Face tokenizer.json (BPE:
+ * tok_hf.c), anything else a SentencePiece model, read by the SentencePiece library through
+ * librelorac_spm, which is loaded now (a missing library is an error that says how to get
+ * it). docs/runtime.md "Tokenizers". */
+bool rt_tok_open(RtTokenizer **out, const char *path, RtError *e);
+void rt_tok_close(RtTokenizer *t);
+const char *rt_tok_kind(const RtTokenizer *t); /* "SentencePiece model", "tokenizer.json (BPE)" */
+int64_t rt_tok_vocab(const RtTokenizer *t);    /* ids are 0 .. vocab - 1 */
+/* The ids of text (*ids malloc'd, *n of them), as the library (or transformers' tokenizer
+ * with add_special_tokens=False) encodes it. */
+bool rt_tok_encode(RtTokenizer *t, const char *text, size_t len, int32_t **ids, int64_t *n, RtError *e);
+/* Appends the bytes token id adds to decoded text after other tokens (a word-boundary mark
+ * as a space, a byte piece as its byte); false for an id outside the vocabulary. Decoding a
+ * sequence piece by piece this way equals the library's decoding but for the start of the
+ * text, where SentencePiece drops the first piece's space. */
+bool rt_tok_piece(RtTokenizer *t, int32_t id, RtBuf *out);
+/* Trains a SentencePiece model on the lines of the input files with spm_train's options
+ * (keys[i]=values[i]: model_prefix, vocab_size, ...). */
+bool rt_tok_train_spm(const char *const *inputs, int n_inputs, const char *const *keys, const char *const *values,
+                      int n, RtError *e);
+
+/* tokenizer.json: what tok_hf.c reads (its header lists the components). */
+bool rt_hf_tok_load(RtHfTok **out, const char *path, RtError *e);
+void rt_hf_tok_free(RtHfTok *t);
+int64_t rt_hf_tok_vocab(const RtHfTok *t);
+bool rt_hf_tok_encode(RtHfTok *t, const char *text, size_t len, int32_t **ids, int64_t *n, RtError *e);
+bool rt_hf_tok_piece(RtHfTok *t, int32_t id, RtBuf *out);
 
 /* ---- step.c ---- */
 /* What the policy does at one step (docs/runtime.md "The schedule"). */

@@ -159,7 +159,10 @@ bool rt_st_write_fd(int fd, const RtIo *io, const char *path, const RtStEntry *t
                     break;
                 }
             }
-            te->fill(te->user, te->index, scratch);
+            if (!te->fill(te->user, te->index, scratch)) {
+                ok = rt_err(e, RT_ERR_NOMEM, "out of memory preparing tensor '%s' of %s", te->name, path);
+                break;
+            }
             data = scratch;
         }
         ok = check_finite(te, data, bytes, path, e) && rt_write_all(fd, io, path, data, bytes, e);
@@ -177,6 +180,7 @@ typedef struct Parser {
     const char *begin, *s, *end;
     const char *path;
     RtError *e;
+    bool allow_f16; /* a model's file for --init-from may hold F16; a trainer checkpoint never */
 } Parser;
 
 static bool fail(Parser *p, const char *what)
@@ -405,7 +409,7 @@ static bool parse_dtype(Parser *p, int *dtype)
     if (!parse_string(p, &s))
         return false;
     *dtype = -1;
-    for (int d = 0; d < RT_DTYPE_COUNT; d++)
+    for (int d = 0; d <= (p->allow_f16 ? RT_ST_F16 : RT_DTYPE_COUNT - 1); d++)
         if (strcmp(s, rt_dtype_name(d)) == 0)
             *dtype = d;
     if (*dtype < 0) {
@@ -580,9 +584,9 @@ static bool check_whole(Parser *p, RtStFile *f, size_t data_len)
     return ok;
 }
 
-bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e)
+static bool parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, bool allow_f16, RtError *e)
 {
-    Parser p = {json, json, json + len, f->path ? f->path : "safetensors", e};
+    Parser p = {json, json, json + len, f->path ? f->path : "safetensors", e, allow_f16};
     int cap_t = 0, cap_meta = 0;
     bool has_meta = false;
     bool ok = expect(&p, '{');
@@ -691,7 +695,12 @@ bool rt_read_at(int fd, const char *path, void *buf, size_t n, uint64_t off, RtE
     return true;
 }
 
-bool rt_st_open_header(RtStFile *f, const char *path, RtError *e)
+bool rt_st_parse_header(RtStFile *f, const char *json, size_t len, size_t data_len, RtError *e)
+{
+    return parse_header(f, json, len, data_len, false, e);
+}
+
+static bool open_header(RtStFile *f, const char *path, bool allow_f16, RtError *e)
 {
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
@@ -732,7 +741,7 @@ bool rt_st_open_header(RtStFile *f, const char *path, RtError *e)
         ok = rt_err(e, RT_ERR_NOMEM, "out of memory reading the header of %s", path);
     else
         ok = rt_read_at(fd, path, json, hlen, 8, e) &&
-             rt_st_parse_header(f, json, hlen, f->size - 8 - hlen, e);
+             parse_header(f, json, hlen, f->size - 8 - hlen, allow_f16, e);
     free(json);
     if (!ok) {
         rt_st_close(f);
@@ -740,6 +749,16 @@ bool rt_st_open_header(RtStFile *f, const char *path, RtError *e)
     }
     f->data_start = 8 + hlen;
     return true;
+}
+
+bool rt_st_open_header(RtStFile *f, const char *path, RtError *e)
+{
+    return open_header(f, path, false, e);
+}
+
+bool rt_st_open_model_header(RtStFile *f, const char *path, RtError *e)
+{
+    return open_header(f, path, true, e);
 }
 
 bool rt_st_read(const RtStFile *f, const RtStTensor *t, void *dst, RtError *e)

@@ -63,7 +63,7 @@ static inline int64_t amount_steps(Amount a, int64_t total)
 enum { OPT_MAX = 64 };
 
 typedef struct Options {
-    const char *data, *val_data, *out, *resume, *log, *sample;
+    const char *data, *val_data, *out, *resume, *log, *sample, *init_from, *tokenizer;
     int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
     int64_t total_steps;                                  /* the schedule (RtSchedule) */
     Amount warmup, warm_start, reset_every, restart_warmup;
@@ -96,7 +96,7 @@ typedef struct OptSpec {
 static const OptSpec opts[] = {
     {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
     {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
-    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file"},
+    {"--data-kind", "text|tokens|nanogpt", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file (uint16 or uint32 tokens, by its header); nanogpt: a headerless uint16 .bin file"},
     {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule"},
     {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there"},
     {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0"},
@@ -109,6 +109,7 @@ static const OptSpec opts[] = {
     {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge"},
     {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
     {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
+    {"--init-from", "DIR", OPT_PATH, 0, 0, OFF(init_from), "spec `train.init_from`, else none", "start a fresh run (step 0, fresh optimizer state) from the weights of the Hugging Face or relorac checkpoint in DIR, checked against the model"},
     {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
     {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
     {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
@@ -117,8 +118,9 @@ static const OptSpec opts[] = {
     {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
     {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
     {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
-    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids"},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids, or text with a tokenizer"},
     {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
+    {"--tokenizer", "FILE", OPT_PATH, 0, 0, OFF(tokenizer), "the checkpoint's, else none", "token models: a SentencePiece model or tokenizer.json that encodes --sample's prompt and decodes the sample (a run records it in its checkpoint)"},
     {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
     {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
     {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
@@ -152,6 +154,7 @@ typedef struct Trainer {
     uint64_t step_sent; /* bytes this rank sent in the last step's sums */
     char prog_rank[256]; /* "PROG: rank R", the name in a rank's own errors */
     bool shared_error; /* every rank has the same error; only rank 0 prints it */
+    RtTokenizer *tok; /* --sample with a tokenizer */
 } Trainer;
 
 /* A schedule step field as an option value: the percentage it was given as, else its count. */
@@ -167,6 +170,7 @@ static void options_init(Options *o, const RtModel *m)
     memset(o, 0, sizeof *o); /* padding too: format_value reads fields by offset */
     o->data = d->data_path;
     o->val_data = d->val_path;
+    o->init_from = d->init_from;
     const RtSchedule *s = &m->schedule;
     o->steps = s->steps;
     o->total_steps = s->steps;
@@ -1333,10 +1337,51 @@ static bool dist_setup(Trainer *tr, RtError *e)
     return true;
 }
 
+/* Opens the tokenizer at path for this model: token data only, and ids the model has. */
+static bool open_tokenizer(Trainer *tr, const char *path, RtError *e)
+{
+    if (tr->o.data_kind == RT_DATA_TEXT)
+        return rt_err(e, RT_ERR_USAGE, "--tokenizer %s: this model reads byte-level text (--data-kind text), whose "
+                      "tokens are bytes; a tokenizer goes with token data (--data-kind tokens)", path);
+    if (!rt_tok_open(&tr->tok, path, e))
+        return false;
+    if (rt_tok_vocab(tr->tok) > tr->m->vocab)
+        return rt_err(e, RT_ERR_USAGE, "%s: the tokenizer has %lld ids, the model's vocab is %d: its ids from %d up "
+                      "have no embedding", path, (long long)rt_tok_vocab(tr->tok), tr->m->vocab, tr->m->vocab);
+    return true;
+}
+
+/* --init-from: the model weights of the checkpoint in DIR over the initialised model (a
+ * fresh run: adapters and optimizer state stay as rt_init left them). */
+static bool init_from(Trainer *tr, RtError *e)
+{
+    RtImportInfo info;
+    /* the import writes the host copies (a device's mirror: current first, then sent back) */
+    rt_ctx_pull(tr->ctx, &tr->sched, 0);
+    if (!rt_hf_import(tr->ctx, tr->o.init_from, &info, e))
+        return false;
+    rt_ctx_push(tr->ctx, &tr->sched, 0);
+    if (!remember_path(tr->run.init_from, sizeof tr->run.init_from, tr->o.init_from, e))
+        return false;
+    report_line(tr, "initialised from %s: %d tensors (%s) of a %s checkpoint in %d file%s; step 0, fresh optimizer "
+                "state", tr->o.init_from, info.n_read, info.dtypes, info.family, info.n_files,
+                info.n_files == 1 ? "" : "s");
+    if (info.n_unused)
+        fprintf(tr->err, "%s: note: %d tensor%s in %s %s no part of the model and %s not read (%s%s)\n", tr->prog,
+                info.n_unused, info.n_unused == 1 ? "" : "s", tr->o.init_from, info.n_unused == 1 ? "is" : "are",
+                info.n_unused == 1 ? "was" : "were", info.unused, info.n_unused > 3 ? ", ..." : "");
+    return true;
+}
+
 /* Everything before the first step. Returns -1 to train, else the exit status. */
 static int setup(Trainer *tr, int64_t *start_out, RtError *e)
 {
     const RtModel *m = tr->m;
+    if (tr->o.resume && opt_given(&tr->o, "--init-from")) {
+        rt_err(e, RT_ERR_USAGE, "--init-from starts a fresh run from other weights and --resume continues a run "
+               "from its checkpoint: give one of them (see --help)");
+        return 2;
+    }
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
     if (!check_memory(tr, e) || (tr->rank == 0 && !claim_out_dir(tr, e)))
         return 2;
@@ -1368,6 +1413,16 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
         if (!open_data(tr, e))
             return 2;
         rt_init(tr->ctx);
+        if (tr->o.init_from && !init_from(tr, e))
+            return 2;
+    }
+    /* a tokenizer is only recorded (and checked) for --sample later: training reads tokens */
+    if (tr->o.tokenizer) {
+        if (!open_tokenizer(tr, tr->o.tokenizer, e) ||
+            !remember_path(tr->run.tokenizer, sizeof tr->run.tokenizer, tr->o.tokenizer, e))
+            return 2;
+    } else if (tr->o.resume) {
+        memcpy(tr->run.tokenizer, tr->saved.tokenizer, sizeof tr->run.tokenizer);
     }
     if (!rt_schedule_check(&tr->sched, m, e))
         return 2;
@@ -1387,7 +1442,7 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
     if (tr->rank == 0 && !open_log(tr, start, e))
         return 2;
     *start_out = start;
-    if (start >= tr->o.steps) {
+    if (start >= tr->o.steps && tr->o.resume) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
         return 0;
@@ -1457,6 +1512,19 @@ static int train(Trainer *tr, RtError *e)
         free(y);
         rt_err(e, RT_ERR_NOMEM, "out of memory");
         return 2;
+    }
+    if (start >= tr->o.steps) { /* a fresh run of --steps 0: the initial (or imported) model, evaluated and saved */
+        bool ok = true;
+        if (tr->has_val) {
+            double v = evaluate(tr, x, y, e, &ok);
+            if (ok)
+                report_line(tr, "step 0: val loss %.4f | ppl %.3f", v, exp(v));
+        }
+        free(x);
+        free(y);
+        if (!ok)
+            return 2;
+        return tr->rank > 0 || save(tr, 0, e) ? 0 : e->code == RT_ERR_NONFINITE ? 1 : 2;
     }
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -1597,13 +1665,27 @@ static int sample_token(const float *logits, int vocab, float temperature, float
     return best; /* rounding left target just past the end */
 }
 
-/* Prompt to token ids: bytes for text models, whitespace-separated ids for token models. */
-static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
+/* Prompt to token ids (*out malloc'd): bytes for text models, the tokenizer's encoding with
+ * one, else whitespace-separated ids. -1 after an error. */
+static int64_t encode_prompt(Trainer *tr, int32_t **out, RtError *e)
 {
     const char *s = tr->o.sample;
+    size_t len = strlen(s);
     int64_t n = 0;
+    if (tr->tok) {
+        if (!rt_tok_encode(tr->tok, s, len, out, &n, e))
+            return -1;
+        for (int64_t i = 0; i < n; i++)
+            if ((*out)[i] >= tr->m->vocab)
+                return rt_err(e, RT_ERR_USAGE, "the tokenizer encodes the prompt with id %d, beyond the model's "
+                              "vocab %d", (*out)[i], tr->m->vocab), -1;
+        return n;
+    }
+    int32_t *ids = *out = malloc((len + 1) * sizeof *ids);
+    if (!ids)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory"), -1;
     if (tr->o.data_kind == RT_DATA_TEXT) {
-        for (; *s && n < cap; s++, n++) {
+        for (; *s; s++, n++) {
             ids[n] = (unsigned char)*s;
             if (ids[n] >= tr->m->vocab)
                 return rt_err(e, RT_ERR_USAGE, "prompt byte 0x%02x is >= vocab %d", ids[n],
@@ -1611,11 +1693,11 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
         }
         return n;
     }
-    while (*s && n < cap) {
+    while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
         if (end == s || v < 0 || v >= tr->m->vocab)
-            return rt_err(e, RT_ERR_USAGE, "prompt must be token ids below %d, got '%s'",
+            return rt_err(e, RT_ERR_USAGE, "prompt must be token ids below %d (or text with --tokenizer), got '%s'",
                           tr->m->vocab, s), -1;
         ids[n++] = (int32_t)v;
         s = end;
@@ -1625,13 +1707,22 @@ static int64_t encode_prompt(Trainer *tr, int32_t *ids, int64_t cap, RtError *e)
     return n;
 }
 
-/* Prints token t: a byte for text models, " id" for token models. */
+/* Prints token t: a byte for text models, its text with a tokenizer (U+FFFD for an id the
+ * tokenizer lacks), else " id". */
 static void put_token(Trainer *tr, int32_t t, bool first)
 {
-    if (tr->o.data_kind == RT_DATA_TEXT)
+    if (tr->tok) {
+        RtBuf b = {0};
+        if (rt_tok_piece(tr->tok, t, &b) && !b.oom)
+            fwrite(b.p ? b.p : "", 1, b.len, tr->out);
+        else
+            fputs("\xEF\xBF\xBD", tr->out);
+        rt_buf_fini(&b);
+    } else if (tr->o.data_kind == RT_DATA_TEXT) {
         fputc(t, tr->out);
-    else
+    } else {
         fprintf(tr->out, "%s%d", first ? "" : " ", t);
+    }
 }
 
 static int sample(Trainer *tr, RtError *e)
@@ -1643,25 +1734,39 @@ static int sample(Trainer *tr, RtError *e)
     int64_t step = 0;
     uint64_t seed = tr->o.seed;
     if (tr->o.resume || rt_checkpoint_exists(dir)) {
-        if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, NULL, e))
+        if (!rt_checkpoint_load(tr->ctx, dir, &step, &seed, &tr->saved, e))
             return 2;
         if (!tr->o.quiet)
             fprintf(tr->err, "%s: sampling from %s (step %" PRId64 ")\n", tr->prog, dir, step);
     } else {
         rt_init(tr->ctx);
-        if (!tr->o.quiet)
+        if (tr->o.init_from) {
+            RtImportInfo info;
+            if (!rt_hf_import(tr->ctx, tr->o.init_from, &info, e))
+                return 2;
+            if (!tr->o.quiet)
+                fprintf(tr->err, "%s: no checkpoint in %s; sampling from the weights in %s (--init-from)\n",
+                        tr->prog, dir, tr->o.init_from);
+        } else if (!tr->o.quiet) {
             fprintf(tr->err, "%s: no checkpoint in %s; sampling from the initial model\n",
                     tr->prog, dir);
+        }
     }
     uint64_t sample_seed = opt_given(&tr->o, "--seed") ? tr->o.seed : seed;
+    const char *tok_path = tr->o.tokenizer ? tr->o.tokenizer : tr->saved.tokenizer[0] ? tr->saved.tokenizer : NULL;
+    if (tok_path && !open_tokenizer(tr, tok_path, e))
+        return 2;
+    if (tok_path && !tr->o.quiet)
+        fprintf(tr->err, "%s: tokenizer %s (%s, %lld ids)\n", tr->prog, tok_path, rt_tok_kind(tr->tok),
+                (long long)rt_tok_vocab(tr->tok));
     /* Memory is the prompt plus one window of seq_len tokens, whatever --tokens says (the
      * whole output once was: strlen + tokens + 1 wrapped for --tokens near 2^62). */
-    int64_t cap = (int64_t)strlen(tr->o.sample) + 1, T = m->seq_len;
-    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    int64_t T = m->seq_len;
+    int32_t *ids = NULL;
     int32_t *win = malloc((size_t)T * sizeof *win), *x = malloc((size_t)T * sizeof *x);
     float *logits = malloc((size_t)m->vocab * sizeof *logits);
     int rc = 0;
-    int64_t n = ids && win && x && logits ? encode_prompt(tr, ids, cap, e) : -2;
+    int64_t n = win && x && logits ? encode_prompt(tr, &ids, e) : -2;
     if (n == -2)
         rc = (rt_err(e, RT_ERR_NOMEM, "out of memory"), 2);
     else if (n < 0)
@@ -1669,7 +1774,9 @@ static int sample(Trainer *tr, RtError *e)
     else if (n == 0)
         rc = (rt_err(e, RT_ERR_USAGE, "--sample needs a non-empty prompt"), 2);
     if (rc == 0) {
-        for (int64_t i = 0; i < n; i++)
+        if (tr->tok) /* the prompt as written: decoding it could differ (a dropped space) */
+            fputs(tr->o.sample, tr->out);
+        for (int64_t i = 0; i < n && !tr->tok; i++)
             put_token(tr, ids[i], i == 0);
         int64_t w = n < T ? n : T; /* the window: the last w tokens */
         memcpy(win, ids + n - w, (size_t)w * sizeof *win);
@@ -1752,6 +1859,7 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         rt_dist_abort(tr.dist, rc);
     rt_dist_destroy(tr.dist);
     rt_ctx_destroy(tr.ctx);
+    rt_tok_close(tr.tok);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);
     return rc;

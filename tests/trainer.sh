@@ -73,23 +73,70 @@ expect_rc sample 0 "$BIN" --sample "the quick" --tokens 30 --out "$T/run"
 if [ "$(head -c 9 "$T/out")" = "the quick" ]; then ok; else bad "sample: prompt not echoed"; fi
 has sample "$T/err" "sampling from $T/run (step 30)"
 
-# llm.c token files: a valid one trains, a damaged one is refused
+# token files: llm.c's uint16 and uint32 formats and nanoGPT's headerless uint16 hold the
+# same tokens and train the same; a damaged file is refused
 python3 - "$T" <<'PY'
 import struct, sys
 d = sys.argv[1]
 toks = [(i * 7) % 200 for i in range(5000)]
 hdr = [20240520, 1, len(toks)] + [0] * 253
 open(d + "/ok.bin", "wb").write(struct.pack("<256i", *hdr) + struct.pack("<%dH" % len(toks), *toks))
+hdr32 = [20240801, 7, len(toks)] + [0] * 253
+open(d + "/ok32.bin", "wb").write(struct.pack("<256i", *hdr32) + struct.pack("<%dI" % len(toks), *toks))
+open(d + "/nano.bin", "wb").write(struct.pack("<%dH" % len(toks), *toks))
 open(d + "/magic.bin", "wb").write(struct.pack("<256i", 1234, 1, 10, *[0] * 253) + bytes(20))
 open(d + "/short.bin", "wb").write(struct.pack("<256i", *hdr) + bytes(100))
 PY
 expect_rc tokens 0 "$BIN" --data "$T/ok.bin" --data-kind tokens --steps 5 --out "$T/tok" --quiet
 expect_rc tokens-sample 0 "$BIN" --data-kind tokens --sample "7 14 21" --tokens 5 --out "$T/tok" --temperature 0
 if grep -qE '^7 14 21( [0-9]+){5}$' "$T/out"; then ok; else bad "tokens-sample: $(cat "$T/out")"; fi
+expect_rc tokens32 0 "$BIN" --data "$T/ok32.bin" --data-kind tokens --steps 5 --out "$T/tok32" --quiet
+expect_rc nanogpt 0 "$BIN" --data "$T/nano.bin" --data-kind nanogpt --steps 5 --out "$T/nano" --quiet
+losses() { python3 -c 'import json,sys; print([json.loads(l)["loss"] for l in open(sys.argv[1])])' "$1"; }
+if [ "$(losses "$T/tok/metrics.jsonl")" = "$(losses "$T/tok32/metrics.jsonl")" ] &&
+    [ "$(losses "$T/tok/metrics.jsonl")" = "$(losses "$T/nano/metrics.jsonl")" ]; then ok
+else bad "token formats: uint16, uint32 and nanoGPT losses differ"; fi
+expect_rc nanogpt-header 2 "$BIN" --data "$T/ok.bin" --data-kind nanogpt --out "$T/y"
+has nanogpt-header "$T/err" "expected a headerless nanoGPT file (uint16 tokens), found the header of an llm.c token file"
 expect_rc bad-magic 2 "$BIN" --data "$T/magic.bin" --data-kind tokens --out "$T/y"
-has bad-magic "$T/err" "magic.bin: bad magic 1234"
+has bad-magic "$T/err" "magic.bin: bad magic 1234: expected an llm.c token file"
 expect_rc truncated-bin 2 "$BIN" --data "$T/short.bin" --data-kind tokens --out "$T/y"
 has truncated-bin "$T/err" "short.bin: truncated: header says 5000 tokens"
+
+# --init-from: a fresh run from the exported weights; --steps 0 writes them back, and
+# export -> import -> export gives the same tensors, bit for bit
+st_tensors() { # FILE: name, dtype, shape and the hex of its bytes, one tensor a line
+    python3 - "$1" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n])
+for k in sorted(k for k in hdr if k != "__metadata__"):
+    b, e = hdr[k]["data_offsets"]
+    print(k, hdr[k]["dtype"], hdr[k]["shape"], raw[8 + n + b:8 + n + e].hex())
+PY
+}
+expect_rc init-a 0 "$BIN" --data "$T/data.txt" --steps 25 --out "$T/ia" --quiet
+expect_rc init-b 0 "$BIN" --data "$T/data.txt" --init-from "$T/ia" --steps 0 --out "$T/ib" --seed 99
+has init-b "$T/out" "initialised from $T/ia: 3 tensors (F32) of a relorac checkpoint in 1 file; step 0, fresh optimizer state"
+has init-b "$T/out" "step 0: val loss"
+expect_rc init-c 0 "$BIN" --data "$T/data.txt" --init-from "$T/ib" --steps 0 --out "$T/ic" --quiet --seed 7
+if [ "$(st_tensors "$T/ia/model.safetensors")" = "$(st_tensors "$T/ib/model.safetensors")" ] &&
+    [ "$(st_tensors "$T/ib/model.safetensors")" = "$(st_tensors "$T/ic/model.safetensors")" ]; then ok
+else bad "init-from: export -> import -> export changed the weights"; fi
+if python3 - "$T/ib/trainer.safetensors" "$T/ia" <<'PY'; then ok; else bad "init-from: metadata lacks init_from"; fi
+import json, os, struct, sys
+raw = open(sys.argv[1], "rb").read()
+meta = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]
+sys.exit(0 if meta.get("init_from") == os.path.realpath(sys.argv[2]) and meta["step"] == "0" else 1)
+PY
+expect_rc init-train 0 "$BIN" --data "$T/data.txt" --init-from "$T/ia" --steps 3 --out "$T/id" --quiet
+expect_rc init-resume 2 "$BIN" --resume "$T/id" --init-from "$T/ia"
+has init-resume "$T/err" "--init-from starts a fresh run from other weights and --resume continues a run"
+expect_rc init-missing 2 "$BIN" --data "$T/data.txt" --init-from "$T/nowhere" --out "$T/ie"
+has init-missing "$T/err" "--init-from $T/nowhere: not a directory"
+expect_rc init-sample 0 "$BIN" --sample "the" --tokens 5 --init-from "$T/ia" --out "$T/if"
+has init-sample "$T/err" "sampling from the weights in $T/ia (--init-from)"
 
 # signals: finish the step, checkpoint, exit 128 + signal; resume needs only --resume
 for sig in TERM INT; do

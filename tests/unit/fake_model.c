@@ -53,43 +53,43 @@ enum { V = FAKE_V, D = FAKE_D, R = FAKE_R, N = FAKE_B * FAKE_T };
 #define O_GRAD_NORM (O_OUT_LOGITS + F4(FAKE_T * V))
 #define P_SCRATCH (O_GRAD_NORM + 4)
 
-#define MAT(name, hf, pool, off, d0, d1, flags) \
-    {name, hf, RT_F32, 2, {d0, d1, 0, 0}, pool, off, flags, -1, -1, 0.0f}
+#define MAT(name, pool, off, d0, d1, flags) \
+    {name, RT_F32, 2, {d0, d1, 0, 0}, pool, off, flags, -1, -1, 0.0f}
 #define TRAIN (RT_T_PARAM | RT_T_TRAINABLE)
-#define IO(name, dtype, rank, d0, d1, off) {name, NULL, dtype, rank, {d0, d1, 0, 0}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0.0f}
+#define IO(name, dtype, rank, d0, d1, off) {name, dtype, rank, {d0, d1, 0, 0}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0.0f}
 
 static const RtTensorInfo tensors[FK_COUNT] = {
-    [FK_BIGRAM] = MAT("bigram", "bigram.weight", RT_POOL_PARAMS, O_BIGRAM, V, V, TRAIN),
-    [FK_EMBED] = MAT("embed", "embed.weight", RT_POOL_PARAMS, O_EMBED, V, D, TRAIN),
-    [FK_A] = MAT("proj.lora_A", NULL, RT_POOL_PARAMS, O_A, R, D,
+    [FK_BIGRAM] = MAT("bigram", RT_POOL_PARAMS, O_BIGRAM, V, V, TRAIN),
+    [FK_EMBED] = MAT("embed", RT_POOL_PARAMS, O_EMBED, V, D, TRAIN),
+    [FK_A] = MAT("proj.lora_A", RT_POOL_PARAMS, O_A, R, D,
                  RT_T_TRAINABLE | RT_T_ADAPTER_A),
-    [FK_B] = MAT("proj.lora_B", NULL, RT_POOL_PARAMS, O_B, V, R,
+    [FK_B] = MAT("proj.lora_B", RT_POOL_PARAMS, O_B, V, R,
                  RT_T_TRAINABLE | RT_T_ADAPTER_B),
-    [FK_W] = {"proj", "proj.weight", RT_F32, 2, {V, D, 0, 0}, RT_POOL_FROZEN, 0, RT_T_PARAM,
+    [FK_W] = {"proj", RT_F32, 2, {V, D, 0, 0}, RT_POOL_FROZEN, 0, RT_T_PARAM,
               FK_A, FK_B, FAKE_SCALE},
-    [FK_M_BIGRAM] = MAT("opt.m.bigram", NULL, RT_POOL_OPTIM, O_M_BIGRAM, V, V, RT_T_MOMENT),
-    [FK_V_BIGRAM] = MAT("opt.v.bigram", NULL, RT_POOL_OPTIM, O_V_BIGRAM, V, V, RT_T_MOMENT),
-    [FK_M_EMBED] = MAT("opt.m.embed", NULL, RT_POOL_OPTIM, O_M_EMBED, V, D, RT_T_MOMENT),
-    [FK_V_EMBED] = MAT("opt.v.embed", NULL, RT_POOL_OPTIM, O_V_EMBED, V, D, RT_T_MOMENT),
-    [FK_M_W] = MAT("opt.m.proj", NULL, RT_POOL_OPTIM, O_M_W, V, D, RT_T_MOMENT),
-    [FK_V_W] = MAT("opt.v.proj", NULL, RT_POOL_OPTIM, O_V_W, V, D, RT_T_MOMENT),
-    [FK_M_A] = MAT("opt.m.proj.lora_A", NULL, RT_POOL_OPTIM, O_M_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
-    [FK_V_A] = MAT("opt.v.proj.lora_A", NULL, RT_POOL_OPTIM, O_V_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
-    [FK_M_B] = MAT("opt.m.proj.lora_B", NULL, RT_POOL_OPTIM, O_M_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
-    [FK_V_B] = MAT("opt.v.proj.lora_B", NULL, RT_POOL_OPTIM, O_V_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
-    [FK_ADAM_T] = {"opt.t", NULL, RT_I32, 0, {0}, RT_POOL_OPTIM, O_ADAM_T, RT_T_STATE, -1, -1,
+    [FK_M_BIGRAM] = MAT("opt.m.bigram", RT_POOL_OPTIM, O_M_BIGRAM, V, V, RT_T_MOMENT),
+    [FK_V_BIGRAM] = MAT("opt.v.bigram", RT_POOL_OPTIM, O_V_BIGRAM, V, V, RT_T_MOMENT),
+    [FK_M_EMBED] = MAT("opt.m.embed", RT_POOL_OPTIM, O_M_EMBED, V, D, RT_T_MOMENT),
+    [FK_V_EMBED] = MAT("opt.v.embed", RT_POOL_OPTIM, O_V_EMBED, V, D, RT_T_MOMENT),
+    [FK_M_W] = MAT("opt.m.proj", RT_POOL_OPTIM, O_M_W, V, D, RT_T_MOMENT),
+    [FK_V_W] = MAT("opt.v.proj", RT_POOL_OPTIM, O_V_W, V, D, RT_T_MOMENT),
+    [FK_M_A] = MAT("opt.m.proj.lora_A", RT_POOL_OPTIM, O_M_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
+    [FK_V_A] = MAT("opt.v.proj.lora_A", RT_POOL_OPTIM, O_V_A, R, D, RT_T_MOMENT | RT_T_ADAPTER_A),
+    [FK_M_B] = MAT("opt.m.proj.lora_B", RT_POOL_OPTIM, O_M_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
+    [FK_V_B] = MAT("opt.v.proj.lora_B", RT_POOL_OPTIM, O_V_B, V, R, RT_T_MOMENT | RT_T_ADAPTER_B),
+    [FK_ADAM_T] = {"opt.t", RT_I32, 0, {0}, RT_POOL_OPTIM, O_ADAM_T, RT_T_STATE, -1, -1,
                    0.0f},
-    [FK_H] = MAT("act.h", NULL, RT_POOL_ACTIVATIONS, O_H, N, D, 0),
-    [FK_AH] = MAT("act.ah", NULL, RT_POOL_ACTIVATIONS, O_AH, N, R, 0),
-    [FK_LOGITS] = MAT("act.logits", NULL, RT_POOL_ACTIVATIONS, O_LOGITS, N, V, 0),
-    [FK_G_BIGRAM] = MAT("grad.bigram", NULL, RT_POOL_SCRATCH, O_G_BIGRAM, V, V, 0),
-    [FK_G_EMBED] = MAT("grad.embed", NULL, RT_POOL_SCRATCH, O_G_EMBED, V, D, 0),
-    [FK_G_W] = MAT("grad.proj", NULL, RT_POOL_SCRATCH, O_G_W, V, D, 0),
-    [FK_G_A] = MAT("grad.proj.lora_A", NULL, RT_POOL_SCRATCH, O_G_A, R, D, 0),
-    [FK_G_B] = MAT("grad.proj.lora_B", NULL, RT_POOL_SCRATCH, O_G_B, V, R, 0),
-    [FK_DH] = MAT("grad.h", NULL, RT_POOL_SCRATCH, O_DH, N, D, 0),
-    [FK_DAH] = MAT("grad.ah", NULL, RT_POOL_SCRATCH, O_DAH, N, R, 0),
-    [FK_ROWLOSS] = {"scratch.rowloss", NULL, RT_F32, 1, {N, 0, 0, 0}, RT_POOL_SCRATCH,
+    [FK_H] = MAT("act.h", RT_POOL_ACTIVATIONS, O_H, N, D, 0),
+    [FK_AH] = MAT("act.ah", RT_POOL_ACTIVATIONS, O_AH, N, R, 0),
+    [FK_LOGITS] = MAT("act.logits", RT_POOL_ACTIVATIONS, O_LOGITS, N, V, 0),
+    [FK_G_BIGRAM] = MAT("grad.bigram", RT_POOL_SCRATCH, O_G_BIGRAM, V, V, 0),
+    [FK_G_EMBED] = MAT("grad.embed", RT_POOL_SCRATCH, O_G_EMBED, V, D, 0),
+    [FK_G_W] = MAT("grad.proj", RT_POOL_SCRATCH, O_G_W, V, D, 0),
+    [FK_G_A] = MAT("grad.proj.lora_A", RT_POOL_SCRATCH, O_G_A, R, D, 0),
+    [FK_G_B] = MAT("grad.proj.lora_B", RT_POOL_SCRATCH, O_G_B, V, R, 0),
+    [FK_DH] = MAT("grad.h", RT_POOL_SCRATCH, O_DH, N, D, 0),
+    [FK_DAH] = MAT("grad.ah", RT_POOL_SCRATCH, O_DAH, N, R, 0),
+    [FK_ROWLOSS] = {"scratch.rowloss", RT_F32, 1, {N, 0, 0, 0}, RT_POOL_SCRATCH,
                     O_ROWLOSS, 0, -1, -1, 0.0f},
     [FK_TOKENS] = IO("io.tokens", RT_I32, 2, FAKE_B, FAKE_T, O_TOKENS),
     [FK_TARGETS] = IO("io.targets", RT_I32, 2, FAKE_B, FAKE_T, O_TARGETS),
@@ -99,8 +99,14 @@ static const RtTensorInfo tensors[FK_COUNT] = {
     [FK_PRUNE] = IO("io.prune_fraction", RT_F32, 0, 0, 0, O_PRUNE),
     [FK_SAMPLE] = IO("io.sample_tokens", RT_I32, 2, 1, FAKE_T, O_SAMPLE),
     [FK_OUT_LOGITS] = IO("io.logits", RT_F32, 2, FAKE_T, V, O_OUT_LOGITS),
-    [FK_GRAD_NORM] = {"scratch.grad_norm", NULL, RT_F32, 0, {0}, RT_POOL_SCRATCH, O_GRAD_NORM, 0, -1, -1, 0.0f},
+    [FK_GRAD_NORM] = {"scratch.grad_norm", RT_F32, 0, {0}, RT_POOL_SCRATCH, O_GRAD_NORM, 0, -1, -1, 0.0f},
 };
+
+/* model.safetensors: each weight under its own name, proj merged (W + s B A) */
+static const RtExportPart export_parts[3] = {{FK_BIGRAM, 0}, {FK_EMBED, 0}, {FK_W, 0}};
+static const RtExport exports[3] = {{"bigram.weight", 0, 1, &export_parts[0]},
+                                    {"embed.weight", 0, 1, &export_parts[1]},
+                                    {"proj.weight", 0, 1, &export_parts[2]}};
 
 static float *F(RtCtx *ctx, int i)
 {
@@ -366,6 +372,8 @@ const RtModel FAKE_MODEL_SYMBOL = {
     .name = "fake-bigram",
     .model_hash = "fake-bigram-0001",
     .config_json = "{\"hidden_size\": 16, \"model_type\": \"fake-bigram\", \"vocab_size\": 256}\n",
+    .n_exports = 3,
+    .exports = exports,
     .vocab = V,
     .batch = FAKE_B,
     .micro_batch = FAKE_B,

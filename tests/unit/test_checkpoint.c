@@ -421,6 +421,54 @@ START_TEST(checkpoint_rejects_corrupted_header)
 }
 END_TEST
 
+/* An export of several parts, transposed or not (rt.h RtExport): joint = [embed, W + s B A]
+ * along axis 1, bigram.T = bigram^T; each element compared with the tensors by index. */
+START_TEST(checkpoint_exports_joined_and_transposed_parts)
+{
+    static const RtExportPart joint[2] = {{FK_EMBED, 0}, {FK_W, 0}}, big_t[1] = {{FK_BIGRAM, 1}};
+    static const RtExport ex[2] = {{"bigram.T", 0, 1, big_t}, {"joint", 1, 2, joint}};
+    RtModel m = fake_model;
+    m.exports = ex;
+    m.n_exports = 2;
+    m.config_json = NULL;
+    m.export_note = "no family computes it";
+    RtError e = {0};
+    ck_assert_msg(rt_model_validate(&m, &e), "%s", e.msg);
+    RtCtx *ctx = fake_ctx(&m, 3);
+    save_ok(ctx, 7);
+    RtStFile f;
+    ck_assert_msg(rt_st_open(&f, file_in("model.safetensors"), &e), "%s", e.msg);
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_str_eq(rt_st_meta(&f, "relorac_export_note"), "no family computes it");
+    const RtStTensor *j = rt_st_find(&f, "joint"), *bt = rt_st_find(&f, "bigram.T");
+    ck_assert(j && j->rank == 2 && j->shape[0] == FAKE_V && j->shape[1] == 2 * FAKE_D);
+    ck_assert(bt && bt->rank == 2 && bt->shape[0] == FAKE_V && bt->shape[1] == FAKE_V);
+    const float *emb = rt_tensor_data(ctx, FK_EMBED), *W = rt_tensor_data(ctx, FK_W);
+    const float *A = rt_tensor_data(ctx, FK_A), *B = rt_tensor_data(ctx, FK_B);
+    const float *big = rt_tensor_data(ctx, FK_BIGRAM);
+    const float *jd = j->data, *btd = bt->data;
+    for (int r = 0; r < FAKE_V; r++)
+        for (int c = 0; c < 2 * FAKE_D; c++) {
+            double want;
+            if (c < FAKE_D) {
+                want = emb[r * FAKE_D + c];
+            } else {
+                double s = 0;
+                for (int k = 0; k < FAKE_R; k++)
+                    s += (double)B[r * FAKE_R + k] * A[k * FAKE_D + (c - FAKE_D)];
+                want = W[r * FAKE_D + (c - FAKE_D)] + FAKE_SCALE * s;
+            }
+            ck_assert_msg(fabs(jd[r * 2 * FAKE_D + c] - want) < 1e-5, "joint[%d,%d] %g vs %g", r, c,
+                          jd[r * 2 * FAKE_D + c], want);
+        }
+    for (int r = 0; r < FAKE_V; r++)
+        for (int c = 0; c < FAKE_V; c++)
+            ck_assert(btd[r * FAKE_V + c] == big[c * FAKE_V + r]);
+    rt_st_close(&f);
+    rt_ctx_destroy(ctx);
+}
+END_TEST
+
 START_TEST(checkpoint_rejects_wrong_shape)
 {
     RtCtx *ctx = fake_ctx(&fake_model, 1);
@@ -770,6 +818,7 @@ Suite *checkpoint_suite(void)
     tcase_add_test(tc, st_parser_rejects_malformed_headers);
     tcase_add_test(tc, st_open_refuses_fifo_without_blocking);
     tcase_add_test(tc, checkpoint_exports_merged_weight);
+    tcase_add_test(tc, checkpoint_exports_joined_and_transposed_parts);
     tcase_add_test(tc, checkpoint_load_restores_state);
     tcase_add_test(tc, checkpoint_saves_a_phase_tensor_only_in_its_phase);
     tcase_add_test(tc, checkpoint_rejects_truncated_file);

@@ -844,8 +844,22 @@ START_TEST(codegen_tensor_table_describes_globals)
     global_add(&x, "w.b", IR_BF16, 2, db, IR_CLASS_PARAM, IR_G_ADAPTER | IR_G_TRAINABLE);
     global_add(&x, "w.a.m", IR_F32, 2, da, IR_CLASS_OPTIM, IR_G_MOMENT);
     global_add(&x, "counter", IR_I32, 0, NULL, IR_CLASS_STATE, 0);
-    IrGlobal *w = x.m->globals[0];
+    int64_t dq[2] = {6, 4}, dk[2] = {2, 4};
+    global_add(&x, "k", IR_F32, 2, dk, IR_CLASS_PARAM, IR_G_EXPORT | IR_G_TRAINABLE);
+    global_add(&x, "q", IR_F32, 2, dq, IR_CLASS_PARAM, IR_G_EXPORT | IR_G_TRAINABLE);
+    IrGlobal *w = x.m->globals[0], *k = x.m->globals[5], *q = x.m->globals[6];
     ir_attrs_set_str(&x.a, &w->attrs, "hf_name", "model.w");
+    /* qk = [q^T, k^T] along axis 1, q first although k comes first among the globals */
+    for (int i = 0; i < 2; i++) {
+        IrGlobal *g = i ? k : q;
+        ir_attrs_set_str(&x.a, &g->attrs, "hf_name", "qk");
+        ir_attrs_set_int(&x.a, &g->attrs, "hf_part", i);
+        ir_attrs_set_int(&x.a, &g->attrs, "hf_axis", 1);
+        ir_attrs_set_int(&x.a, &g->attrs, "hf_transpose", 1);
+    }
+    ir_attrs_set_str(&x.a, &x.m->attrs, "hf.config_json", "{}");
+    ir_attrs_set_str(&x.a, &x.m->attrs, "hf.prefix", "model.");
+    ir_attrs_set_str(&x.a, &x.m->attrs, "hf.config_check", "vocab_size\tvocab\t16\nrope_theta|rope_parameters.rope_theta\trope theta\t500.0\t10000.0");
     ir_attrs_set_str(&x.a, &w->attrs, "lora_a", "w.a");
     ir_attrs_set_str(&x.a, &w->attrs, "lora_b", "w.b");
     ir_attrs_set_float(&x.a, &w->attrs, "lora_scale", 0.25);
@@ -862,16 +876,36 @@ START_TEST(codegen_tensor_table_describes_globals)
     ck_assert_str_eq(m->model_hash, "0123456789abcdef");
     ck_assert_str_eq(m->defaults.checkpoint_dir, "checkpoints");
     ck_assert_uint_eq(m->defaults.seed, 5);
-    ck_assert_int_eq(m->n_tensors, 5);
+    ck_assert_int_eq(m->n_tensors, 7);
     const RtTensorInfo *t = m->tensors;
     ck_assert_str_eq(t[0].name, "w");
-    ck_assert_str_eq(t[0].hf_name, "model.w");
+    ck_assert_int_eq(m->n_exports, 2);
+    ck_assert_str_eq(m->exports[0].name, "model.w");
+    ck_assert_int_eq(m->exports[0].n_parts, 1);
+    ck_assert_int_eq(m->exports[0].parts[0].tensor, 0);
+    ck_assert_int_eq(m->exports[0].parts[0].transpose, 0);
+    ck_assert_str_eq(m->exports[1].name, "qk");
+    ck_assert_int_eq(m->exports[1].axis, 1);
+    ck_assert_int_eq(m->exports[1].n_parts, 2);
+    ck_assert_int_eq(m->exports[1].parts[0].tensor, 6); /* q */
+    ck_assert_int_eq(m->exports[1].parts[1].tensor, 5); /* k */
+    ck_assert_int_eq(m->exports[1].parts[1].transpose, 1);
+    ck_assert_str_eq(m->hf_prefix, "model.");
+    ck_assert_ptr_null(m->export_note);
+    ck_assert_int_eq(m->n_hf_checks, 2);
+    ck_assert_str_eq(m->hf_checks[0].key, "vocab_size");
+    ck_assert_str_eq(m->hf_checks[0].what, "vocab");
+    ck_assert_str_eq(m->hf_checks[0].value, "16");
+    ck_assert_ptr_null(m->hf_checks[0].absent);
+    ck_assert_str_eq(m->hf_checks[1].key, "rope_theta|rope_parameters.rope_theta");
+    ck_assert_str_eq(m->hf_checks[1].absent, "10000.0");
+    RtError e = {0};
+    ck_assert_msg(rt_model_validate(m, &e), "%s", e.msg);
     ck_assert_int_eq(t[0].pool, RT_POOL_FROZEN);
     ck_assert_uint_eq(t[0].flags, RT_T_PARAM | RT_T_TRAINABLE);
     ck_assert_int_eq(t[0].lora_a, 1);
     ck_assert_int_eq(t[0].lora_b, 2);
     ck_assert(t[0].lora_scale == 0.25f);
-    ck_assert_ptr_null(t[1].hf_name);
     ck_assert_uint_eq(t[1].flags, RT_T_ADAPTER_A | RT_T_TRAINABLE);
     ck_assert_uint_eq(t[2].flags, RT_T_ADAPTER_B | RT_T_TRAINABLE);
     ck_assert_int_eq(t[2].dtype, RT_BF16);

@@ -1,4 +1,5 @@
-/* Data loader: text and llm.c .bin files load, every malformed file gives its own error
+/* Data loader: text, llm.c .bin files (uint16 and uint32 tokens) and nanoGPT's headerless
+ * uint16 files load, every malformed file gives its own error
  * naming the file, and batches are a pure function of (seed, step, row). */
 #include <check.h>
 #include <stdio.h>
@@ -49,6 +50,22 @@ static const char *write_bin(const char *name, int32_t magic, int32_t version, i
     return p;
 }
 
+/* An llm.c LLaMA-3 token file: header {20240801, 7, count}, then count uint32 tokens (the
+ * bytes are laid out here by hand, little-endian, as numpy's '<u4' writes them). */
+static const char *write_bin32(const char *name, int32_t count, const uint32_t *toks, size_t n)
+{
+    size_t bytes = 1024 + 4 * n;
+    unsigned char *buf = calloc(1, bytes);
+    int32_t hdr[3] = {20240801, 7, count};
+    memcpy(buf, hdr, sizeof hdr);
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 4; b++)
+            buf[1024 + 4 * i + (size_t)b] = (unsigned char)(toks[i] >> (8 * b));
+    const char *p = write_file(name, buf, bytes);
+    free(buf);
+    return p;
+}
+
 START_TEST(data_loads_text_bytes_as_tokens)
 {
     RtData d;
@@ -77,6 +94,40 @@ START_TEST(data_loads_bin_tokens)
 }
 END_TEST
 
+START_TEST(data_loads_uint32_llmc_tokens)
+{
+    uint32_t toks[50];
+    for (int i = 0; i < 50; i++)
+        toks[i] = (uint32_t)(i * 2600 + 3); /* up to 127403: beyond uint16 */
+    RtData d;
+    RtError e = {0};
+    const char *p = write_bin32("l3.bin", 50, toks, 50);
+    ck_assert_msg(rt_data_open(&d, p, RT_DATA_TOKENS, 128256, 10, &e), "%s", e.msg);
+    ck_assert_int_eq(d.n, 50);
+    ck_assert_int_eq(d.width, 4);
+    ck_assert_int_eq(rt_data_token(&d, 49), 49 * 2600 + 3);
+    ck_assert_int_eq(rt_data_token(&d, 1), 2603);
+    rt_data_close(&d);
+}
+END_TEST
+
+/* nanoGPT's prepare.py: np.array(ids, dtype=np.uint16).tofile(f), nothing else. */
+START_TEST(data_loads_headerless_nanogpt_tokens)
+{
+    const unsigned char raw[] = {0x01, 0x00, 0x34, 0x12, 0xff, 0xff, 0x00, 0x01};
+    RtData d;
+    RtError e = {0};
+    const char *p = write_file("ng.bin", raw, sizeof raw);
+    ck_assert_msg(rt_data_open(&d, p, RT_DATA_NANOGPT, 65536, 3, &e), "%s", e.msg);
+    ck_assert_int_eq(d.n, 4);
+    ck_assert_int_eq(rt_data_token(&d, 0), 1);
+    ck_assert_int_eq(rt_data_token(&d, 1), 0x1234);
+    ck_assert_int_eq(rt_data_token(&d, 2), 65535);
+    ck_assert_int_eq(rt_data_token(&d, 3), 256);
+    rt_data_close(&d);
+}
+END_TEST
+
 static void expect_error(const char *p, int kind, int vocab, int64_t min, int code,
                          const char *needle)
 {
@@ -97,11 +148,65 @@ START_TEST(data_rejects_bad_magic)
 }
 END_TEST
 
+/* The message names both llm.c formats it expected and the nanoGPT way out. */
+START_TEST(data_bad_magic_names_what_was_expected)
+{
+    const unsigned char raw[2000] = {1, 0, 2, 0};
+    expect_error(write_file("ng.bin", raw, sizeof raw), RT_DATA_TOKENS, 50257, 5, RT_ERR_FORMAT,
+                 "bad magic 131073: expected an llm.c token file, magic 20240520 version 1 "
+                 "(llm.c's GPT-2 format, uint16 tokens) or magic 20240801 version 7 (llm.c's "
+                 "LLaMA-3 format, uint32 tokens); a headerless nanoGPT file");
+}
+END_TEST
+
 START_TEST(data_rejects_bad_version)
 {
     uint16_t toks[20] = {0};
     expect_error(write_bin("v.bin", 20240520, 2, 20, toks, 20), RT_DATA_TOKENS, 50257, 5,
-                 RT_ERR_FORMAT, "unsupported version 2");
+                 RT_ERR_FORMAT, "unsupported version 2 after magic 20240520: expected version 1");
+    expect_error(write_bin("v7.bin", 20240801, 1, 20, toks, 20), RT_DATA_TOKENS, 50257, 5,
+                 RT_ERR_FORMAT, "unsupported version 1 after magic 20240801: expected version 7");
+}
+END_TEST
+
+START_TEST(data_rejects_truncated_uint32_file)
+{
+    uint32_t toks[10] = {0};
+    /* 10 uint32 tokens written, 20 announced: 1024 + 80 bytes expected */
+    expect_error(write_bin32("t32.bin", 20, toks, 10), RT_DATA_TOKENS, 1000, 5, RT_ERR_TRUNCATED,
+                 "header says 20 tokens (1104 bytes in llm.c's LLaMA-3 format, uint32 tokens)");
+}
+END_TEST
+
+START_TEST(data_nanogpt_refuses_llmc_header_and_odd_size)
+{
+    uint16_t toks[20] = {0};
+    expect_error(write_bin("h.bin", 20240520, 1, 20, toks, 20), RT_DATA_NANOGPT, 50257, 5,
+                 RT_ERR_FORMAT, "expected a headerless nanoGPT file (uint16 tokens), found the "
+                 "header of an llm.c token file (magic 20240520 version 1");
+    expect_error(write_file("odd.bin", "abcde", 5), RT_DATA_NANOGPT, 50257, 1, RT_ERR_FORMAT,
+                 "5 bytes, an odd number");
+}
+END_TEST
+
+/* uint16 ids reach 65535: a vocab of 70000 would train rows no token selects. */
+START_TEST(data_rejects_vocab_beyond_token_type)
+{
+    uint16_t toks[20] = {0};
+    expect_error(write_bin("g.bin", 20240520, 1, 20, toks, 20), RT_DATA_TOKENS, 70000, 5,
+                 RT_ERR_TOKEN, "the model's vocab 70000 is larger than llm.c's GPT-2 format, "
+                 "uint16 tokens can hold (ids 0..65535)");
+    expect_error(write_file("n.bin", toks, sizeof toks), RT_DATA_NANOGPT, 65537, 5, RT_ERR_TOKEN,
+                 "ids from 65536 up never occur");
+    RtData d;
+    RtError e = {0};
+    ck_assert_msg(rt_data_open(&d, write_file("n2.bin", toks, sizeof toks), RT_DATA_NANOGPT, 65536,
+                               5, &e), "%s", e.msg);
+    rt_data_close(&d);
+    uint32_t t32[20] = {0};
+    t32[3] = 70001;
+    expect_error(write_bin32("l.bin", 20, t32, 20), RT_DATA_TOKENS, 70000, 5, RT_ERR_TOKEN,
+                 "token 70001 at index 3 is >= vocab 70000");
 }
 END_TEST
 
@@ -213,8 +318,14 @@ Suite *data_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, data_loads_text_bytes_as_tokens);
     tcase_add_test(tc, data_loads_bin_tokens);
+    tcase_add_test(tc, data_loads_uint32_llmc_tokens);
+    tcase_add_test(tc, data_loads_headerless_nanogpt_tokens);
     tcase_add_test(tc, data_rejects_bad_magic);
+    tcase_add_test(tc, data_bad_magic_names_what_was_expected);
     tcase_add_test(tc, data_rejects_bad_version);
+    tcase_add_test(tc, data_rejects_truncated_uint32_file);
+    tcase_add_test(tc, data_nanogpt_refuses_llmc_header_and_odd_size);
+    tcase_add_test(tc, data_rejects_vocab_beyond_token_type);
     tcase_add_test(tc, data_rejects_truncated_bin);
     tcase_add_test(tc, data_rejects_too_short);
     tcase_add_test(tc, data_rejects_token_beyond_vocab);

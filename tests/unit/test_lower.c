@@ -260,10 +260,16 @@ END_TEST
 #define HF_ATTN "    h = x + attention(rmsnorm(x), rope = 10000)\n"
 #define HF_MLP "    return h + swiglu(rmsnorm(h), hidden = 24)\n"
 #define HF_LLAMA_BLOCK HF_ATTN HF_MLP
-#define HF_WANT_BLOCK "; LlamaForCausalLM's computes `h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(h))`"
+#define HF_WANT_BLOCK                                                                                  \
+    "; LlamaForCausalLM's computes `h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(h))`; "    \
+    "GPT2LMHeadModel's computes `h = x + attention(layernorm(x)); return h + linear(gelu(linear(layernorm(h))))`"
+/* the note of a block that is neither family's, and of one that is LLaMA's or GPT-2's */
+#define HF_NEITHER(computes) "not exported as LlamaForCausalLM or GPT2LMHeadModel: the block computes `" computes "`" HF_WANT_BLOCK
+#define HF_LLAMA(why) "not exported as LlamaForCausalLM: " why
+#define HF_GPT2(why) "not exported as GPT2LMHeadModel: " why
 
-/* text must not export as LLaMA: no hf_name anywhere, no config.json, and the note is
- * exactly `why` (written by hand from the spec). */
+/* text must not export under a family's names: no hf_name anywhere, no config.json, and
+ * the note is exactly `why` (written by hand from the spec). */
 static void check_not_llama(const char *text, const char *why)
 {
     TuModel l;
@@ -354,6 +360,25 @@ START_TEST(hf_tiny_exports_as_llama_with_its_exact_config)
                      "  \"torch_dtype\": \"float32\"\n"
                      "}\n");
     ck_assert_ptr_null(ir_attrs_str(&l.m->attrs, "hf.export_note", NULL));
+    ck_assert_str_eq(ir_attrs_str(&l.m->attrs, "hf.prefix", ""), "model.");
+    /* what --init-from compares, with LlamaConfig's defaults for absent fields */
+    ck_assert_str_eq(ir_attrs_str(&l.m->attrs, "hf.config_check", ""),
+                     "model_type\tfamily\t\"llama\"\n"
+                     "vocab_size\tvocab\t256\t32000\n"
+                     "hidden_size\tdim\t128\t4096\n"
+                     "num_hidden_layers\tlayers\t4\t32\n"
+                     "num_attention_heads\theads\t4\t32\n"
+                     "num_key_value_heads\tkv_heads\t4\t4\n"
+                     "head_dim\thead dim\t32\t32\n"
+                     "intermediate_size\thidden\t344\t11008\n"
+                     "hidden_act\tactivation\t\"silu\"\t\"silu\"\n"
+                     "rms_norm_eps\tnorm eps\t1e-05\t1e-06\n"
+                     "rope_theta|rope_parameters.rope_theta\trope theta\t10000.0\t10000.0\n"
+                     "rope_scaling\trope scaling\tnull\tnull\n"
+                     "rope_parameters.rope_type\trope type\t\"default\"\t\"default\"\n"
+                     "tie_word_embeddings\ttied embeddings\tfalse\tfalse\n"
+                     "attention_bias\tattention biases\tfalse\tfalse\n"
+                     "mlp_bias\tMLP biases\tfalse\tfalse");
     /* every tensor, by the names transformers' LlamaForCausalLM state dict uses */
     int named = 0;
     for (int i = 0; i < l.m->n_globals; i++) {
@@ -418,15 +443,15 @@ START_TEST(hf_block_norm_eps_differing_from_the_final_norm_is_not_llama)
 {
     check_not_llama(HF_SPEC("norm_eps = 1e-5", "    h = x + attention(rmsnorm(x, eps = 0.1), rope = 10000)\n"
                                                "    return h + swiglu(rmsnorm(h, eps = 0.1), hidden = 24)\n"),
-                    "block norms use eps 0.1 but the final norm uses 1e-05; LlamaForCausalLM has one rms_norm_eps");
+                    HF_LLAMA("block norms use eps 0.1 but the final norm uses 1e-05; LlamaForCausalLM has one rms_norm_eps"));
 }
 END_TEST
 
 START_TEST(hf_block_norms_with_two_eps_are_not_llama)
 {
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + swiglu(rmsnorm(h, eps = 1e-6), hidden = 24)\n"),
-                    "the norms use eps 1e-05 ('rmsnorm_1'), 1e-06 ('rmsnorm_2') and 1e-05 (the final norm); "
-                    "LlamaForCausalLM has one rms_norm_eps");
+                    HF_LLAMA("the norms use eps 1e-05 ('rmsnorm_1'), 1e-06 ('rmsnorm_2') and 1e-05 (the final norm); "
+                    "LlamaForCausalLM has one rms_norm_eps"));
 }
 END_TEST
 
@@ -435,11 +460,11 @@ START_TEST(hf_block_without_attention_is_not_llama)
     /* an attention that is declared but feeds nothing */
     check_not_llama(HF_SPEC("", "    a = attention(rmsnorm(x), rope = 10000)\n"
                                 "    return x + swiglu(rmsnorm(x), hidden = 24)\n"),
-                    "the block computes `return x + swiglu(rmsnorm(x))`" HF_WANT_BLOCK);
+                    HF_NEITHER("return x + swiglu(rmsnorm(x))"));
     /* an MLP where the attention belongs */
     check_not_llama(HF_SPEC("", "    h = x + swiglu(rmsnorm(x), hidden = 24)\n"
                                 "    return h + swiglu(rmsnorm(h), hidden = 24)\n"),
-                    "'swiglu_1' is a swiglu; LlamaForCausalLM's self_attn is attention");
+                    HF_LLAMA("'swiglu_1' is a swiglu; LlamaForCausalLM's self_attn is attention"));
 }
 END_TEST
 
@@ -447,32 +472,28 @@ START_TEST(hf_other_dataflows_are_not_llama)
 {
     /* the residual skips h */
     check_not_llama(HF_SPEC("", HF_ATTN "    return x + swiglu(rmsnorm(h), hidden = 24)\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return x + swiglu(rmsnorm(h))`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return x + swiglu(rmsnorm(h))"));
     /* the second norm reads x */
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + swiglu(rmsnorm(x), hidden = 24)\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(x))`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(x))"));
     /* a scaled branch */
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + 0.5 * swiglu(rmsnorm(h), hidden = 24)\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return h + 0.5 * swiglu(rmsnorm(h))`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return h + 0.5 * swiglu(rmsnorm(h))"));
     /* an activation on the residual stream */
     check_not_llama(HF_SPEC("", HF_ATTN "    return silu(h + swiglu(rmsnorm(h), hidden = 24))\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return silu(h + swiglu(rmsnorm(h)))`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return silu(h + swiglu(rmsnorm(h)))"));
     /* a third residual branch */
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + swiglu(rmsnorm(h), hidden = 24) + x\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(h)) + x`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return h + swiglu(rmsnorm(h)) + x"));
     /* the parallel block (GPT-J / PaLM) */
     check_not_llama(HF_SPEC("", "    n = rmsnorm(x)\n    return x + attention(n, rope = 10000) + swiglu(n, hidden = 24)\n"),
-                    "the block computes `n = rmsnorm(x); return x + attention(n) + swiglu(n)`" HF_WANT_BLOCK);
+                    HF_NEITHER("n = rmsnorm(x); return x + attention(n) + swiglu(n)"));
     /* no norm before the attention */
     check_not_llama(HF_SPEC("", "    h = x + attention(x, rope = 10000)\n" HF_MLP),
-                    "the block computes `h = x + attention(x); return h + swiglu(rmsnorm(h))`" HF_WANT_BLOCK);
-    /* a GPT-2 MLP written with linear() */
-    check_not_llama(HF_SPEC("", HF_ATTN "    return h + linear(gelu(linear(rmsnorm(h), out = 64)), out = dim)\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return h + linear(gelu(linear(rmsnorm(h))))`"
-                    HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(x); return h + swiglu(rmsnorm(h))"));
     /* a product of two branches, a parenthesised sum */
     check_not_llama(HF_SPEC("", HF_ATTN "    return h * (h + swiglu(rmsnorm(h), hidden = 24))\n"),
-                    "the block computes `h = x + attention(rmsnorm(x)); return h * (h + swiglu(rmsnorm(h)))`" HF_WANT_BLOCK);
+                    HF_NEITHER("h = x + attention(rmsnorm(x)); return h * (h + swiglu(rmsnorm(h)))"));
 }
 END_TEST
 
@@ -480,60 +501,60 @@ START_TEST(hf_attention_and_mlp_swapped_are_not_llama)
 {
     check_not_llama(HF_SPEC("", "    h = x + swiglu(rmsnorm(x), hidden = 24)\n"
                                 "    return h + attention(rmsnorm(h), rope = 10000)\n"),
-                    "'swiglu' is a swiglu; LlamaForCausalLM's self_attn is attention; 'attention' is an attention; "
-                    "LlamaForCausalLM's mlp is down(act(gate(x)) * up(x)) (swiglu, geglu)");
+                    HF_LLAMA("'swiglu' is a swiglu; LlamaForCausalLM's self_attn is attention; 'attention' is an attention; "
+                    "LlamaForCausalLM's mlp is down(act(gate(x)) * up(x)) (swiglu, geglu)"));
 }
 END_TEST
 
 START_TEST(hf_unused_module_is_not_llama)
 {
     check_not_llama(HF_SPEC("", "    u = linear(x, out = 8, name = \"extra\")\n" HF_LLAMA_BLOCK),
-                    "the block's result does not use 'extra'; LlamaForCausalLM has no place for it");
+                    HF_LLAMA("the block's result does not use 'extra'; LlamaForCausalLM has no place for it"));
 }
 END_TEST
 
 START_TEST(hf_layernorm_in_the_block_is_not_llama)
 {
     check_not_llama(HF_SPEC("", "    h = x + attention(layernorm(x, bias = false), rope = 10000)\n" HF_MLP),
-                    "'layernorm' is a layernorm; LlamaForCausalLM's input_layernorm is an RMSNorm");
+                    HF_LLAMA("'layernorm' is a layernorm; LlamaForCausalLM's input_layernorm is an RMSNorm"));
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + swiglu(layernorm(h), hidden = 24)\n"),
-                    "'layernorm' is a layernorm; LlamaForCausalLM's post_attention_layernorm is an RMSNorm");
+                    HF_LLAMA("'layernorm' is a layernorm; LlamaForCausalLM's post_attention_layernorm is an RMSNorm"));
 }
 END_TEST
 
 START_TEST(hf_final_layernorm_is_not_llama)
 {
     check_not_llama(HF_SPEC("norm = layernorm", HF_LLAMA_BLOCK),
-                    "the final norm is a layernorm (norm = layernorm); LlamaForCausalLM's model.norm is an RMSNorm");
+                    HF_LLAMA("the final norm is a layernorm (norm = layernorm); LlamaForCausalLM's model.norm is an RMSNorm"));
     check_not_llama(HF_SPEC("norm = layernorm; norm_bias = false", HF_LLAMA_BLOCK),
-                    "the final norm is a layernorm (norm = layernorm); LlamaForCausalLM's model.norm is an RMSNorm");
+                    HF_LLAMA("the final norm is a layernorm (norm = layernorm); LlamaForCausalLM's model.norm is an RMSNorm"));
 }
 END_TEST
 
 START_TEST(hf_attention_without_rope_is_not_llama)
 {
     check_not_llama(HF_SPEC("", "    h = x + attention(rmsnorm(x), rope = none)\n" HF_MLP),
-                    "'attention' has rope = none; LlamaForCausalLM always applies rotary embeddings");
+                    HF_LLAMA("'attention' has rope = none; LlamaForCausalLM always applies rotary embeddings"));
 }
 END_TEST
 
 START_TEST(hf_biases_are_not_llama)
 {
     check_not_llama(HF_SPEC("", "    h = x + attention(rmsnorm(x), rope = 10000, bias = true)\n" HF_MLP),
-                    "'attention' has biases; the export writes LlamaForCausalLM with attention_bias = false");
+                    HF_LLAMA("'attention' has biases; the export writes LlamaForCausalLM with attention_bias = false"));
     check_not_llama(HF_SPEC("", HF_ATTN "    return h + swiglu(rmsnorm(h), hidden = 24, bias = true)\n"),
-                    "'swiglu' has biases; the export writes LlamaForCausalLM with mlp_bias = false");
+                    HF_LLAMA("'swiglu' has biases; the export writes LlamaForCausalLM with mlp_bias = false"));
     /* the model default */
     check_not_llama(HF_SPEC("bias = true", HF_LLAMA_BLOCK),
-                    "'attention' has biases; the export writes LlamaForCausalLM with attention_bias = false; "
-                    "'swiglu' has biases; the export writes LlamaForCausalLM with mlp_bias = false");
+                    HF_LLAMA("'attention' has biases; the export writes LlamaForCausalLM with attention_bias = false; "
+                    "'swiglu' has biases; the export writes LlamaForCausalLM with mlp_bias = false"));
 }
 END_TEST
 
 START_TEST(hf_learned_positions_are_not_llama)
 {
     check_not_llama(HF_SPEC("positions = learned", HF_LLAMA_BLOCK),
-                    "the model adds learned positions (positions = learned); LlamaForCausalLM has only rotary ones");
+                    HF_LLAMA("the model adds learned positions (positions = learned); LlamaForCausalLM has only rotary ones"));
 }
 END_TEST
 
@@ -541,20 +562,175 @@ START_TEST(hf_every_mismatch_is_reported)
 {
     check_not_llama(HF_SPEC("positions = learned; norm = layernorm; norm_eps = 0.5",
                             "    h = x + attention(rmsnorm(x, eps = 0.1))\n" HF_MLP),
-                    "'attention' has rope = none; LlamaForCausalLM always applies rotary embeddings; "
+                    HF_LLAMA("'attention' has rope = none; LlamaForCausalLM always applies rotary embeddings; "
                     "the norms use eps 0.1 ('rmsnorm_1'), 0.5 ('rmsnorm_2') and 0.5 (the final norm); "
                     "LlamaForCausalLM has one rms_norm_eps; "
                     "the final norm is a layernorm (norm = layernorm); LlamaForCausalLM's model.norm is an RMSNorm; "
-                    "the model adds learned positions (positions = learned); LlamaForCausalLM has only rotary ones");
+                    "the model adds learned positions (positions = learned); LlamaForCausalLM has only rotary ones"));
 }
 END_TEST
 
-START_TEST(hf_the_examples_say_why_they_are_not_llama)
+START_TEST(hf_the_parallel_example_says_why_it_is_not_exported)
 {
-    check_not_llama(tu_spec_gpt2, "the block computes `h = x + attention(layernorm(x)); return h + "
-                                  "linear(gelu(linear(layernorm(h))))`" HF_WANT_BLOCK);
-    check_not_llama(tu_spec_parallel,
-                    "the block computes `n = layernorm(x); return x + attention(n) + geglu(n)`" HF_WANT_BLOCK);
+    check_not_llama(tu_spec_parallel, HF_NEITHER("n = layernorm(x); return x + attention(n) + geglu(n)"));
+}
+END_TEST
+
+/* text exports as GPT-2: no note, prefix transformer., every exported global named, the
+ * config holds each of the `n` lines in `fields`, and the layer-0 names and parts are
+ * GPT2LMHeadModel's (Conv1D weights transposed, q k v joined in c_attn). */
+static void check_gpt2(const char *text, const char *const *fields, int n, bool tied)
+{
+    TuModel l;
+    tu_lower(&l, text);
+    ck_assert_ptr_null(ir_attrs_str(&l.m->attrs, "hf.export_note", NULL));
+    ck_assert_str_eq(ir_attrs_str(&l.m->attrs, "hf.prefix", ""), "transformer.");
+    const char *cfg = ir_attrs_str(&l.m->attrs, "hf.config_json", NULL);
+    ck_assert_ptr_nonnull(cfg);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(strstr(cfg, arena_sprintf(&l.a, "\n  %s\n", fields[i])) != NULL, "config.json lacks '%s':\n%s",
+                      fields[i], cfg);
+    for (int i = 0; i < l.m->n_globals; i++) {
+        const IrGlobal *g = l.m->globals[i];
+        if (g->flags & IR_G_EXPORT)
+            ck_assert_msg(ir_attrs_str(&g->attrs, "hf_name", NULL) != NULL, "%s has no hf_name", g->name);
+    }
+    /* {relorac name, hf_name, part, axis, transpose}; -1: no part attributes */
+    static const struct {
+        const char *name, *hf;
+        int part, axis, transpose;
+    } want[] = {
+        {"embedding.weight", "transformer.wte.weight", -1, 0, 0},
+        {"positions.weight", "transformer.wpe.weight", -1, 0, 0},
+        {"layers.1.ln_1.weight", "transformer.h.1.ln_1.weight", -1, 0, 0},
+        {"layers.1.ln_1.bias", "transformer.h.1.ln_1.bias", -1, 0, 0},
+        {"layers.0.attention.q.weight", "transformer.h.0.attn.c_attn.weight", 0, 1, 1},
+        {"layers.0.attention.k.weight", "transformer.h.0.attn.c_attn.weight", 1, 1, 1},
+        {"layers.0.attention.v.weight", "transformer.h.0.attn.c_attn.weight", 2, 1, 1},
+        {"layers.0.attention.v.bias", "transformer.h.0.attn.c_attn.bias", 2, 0, 0},
+        {"layers.0.attention.o.weight", "transformer.h.0.attn.c_proj.weight", 0, 0, 1},
+        {"layers.0.attention.o.bias", "transformer.h.0.attn.c_proj.bias", -1, 0, 0},
+        {"layers.0.ln_2.bias", "transformer.h.0.ln_2.bias", -1, 0, 0},
+        {"layers.0.fc.weight", "transformer.h.0.mlp.c_fc.weight", 0, 0, 1},
+        {"layers.0.fc.bias", "transformer.h.0.mlp.c_fc.bias", -1, 0, 0},
+        {"layers.1.proj.weight", "transformer.h.1.mlp.c_proj.weight", 0, 0, 1},
+        {"norm.weight", "transformer.ln_f.weight", -1, 0, 0},
+        {"norm.bias", "transformer.ln_f.bias", -1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const IrGlobal *g = tu_glob(&l, want[i].name);
+        ck_assert_str_eq(ir_attrs_str(&g->attrs, "hf_name", ""), want[i].hf);
+        ck_assert_msg(ir_attrs_int(&g->attrs, "hf_part", -1) == want[i].part, "%s: part", want[i].name);
+        if (want[i].part >= 0) {
+            ck_assert_msg(ir_attrs_int(&g->attrs, "hf_axis", -1) == want[i].axis, "%s: axis", want[i].name);
+            ck_assert_msg(ir_attrs_int(&g->attrs, "hf_transpose", -1) == want[i].transpose, "%s: transpose",
+                          want[i].name);
+        }
+    }
+    if (!tied)
+        ck_assert_str_eq(ir_attrs_str(&tu_glob(&l, "head.weight")->attrs, "hf_name", ""), "lm_head.weight");
+    else
+        ck_assert_ptr_null(ir_global_find(l.m, "head.weight"));
+    tu_fini(&l);
+}
+
+#define GPT2_SPEC(fields, act, eps_arg)                                                                           \
+    HF_SPEC("positions = learned; norm = layernorm; bias = true; " fields,                                      \
+            "    h = x + attention(layernorm(x" eps_arg ", name = \"ln_1\"), heads = 4)\n"                        \
+            "    return h + linear(" act "(linear(layernorm(h" eps_arg ", name = \"ln_2\"), out = 40, name = \"fc\")), " \
+            "out = dim, name = \"proj\")\n")
+
+START_TEST(hf_gpt2_exports_with_its_exact_config)
+{
+    /* GPT2_SPEC: vocab 32, dim 16, 2 layers, 4 heads (the call's, so 4 kv heads), context 8,
+     * fc out 40, gelu, every norm eps 1e-5, tied */
+    TuModel l;
+    tu_lower(&l, GPT2_SPEC("tied = true", "gelu", ""));
+    ck_assert_str_eq(ir_attrs_str(&l.m->attrs, "hf.config_json", ""),
+                     "{\n"
+                     "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+                     "  \"model_type\": \"gpt2\",\n"
+                     "  \"vocab_size\": 32,\n"
+                     "  \"n_embd\": 16,\n"
+                     "  \"n_layer\": 2,\n"
+                     "  \"n_head\": 4,\n"
+                     "  \"n_inner\": 40,\n"
+                     "  \"n_positions\": 8,\n"
+                     "  \"activation_function\": \"gelu_new\",\n"
+                     "  \"layer_norm_epsilon\": 1e-05,\n"
+                     "  \"resid_pdrop\": 0.0,\n"
+                     "  \"embd_pdrop\": 0.0,\n"
+                     "  \"attn_pdrop\": 0.0,\n"
+                     "  \"scale_attn_weights\": true,\n"
+                     "  \"scale_attn_by_inverse_layer_idx\": false,\n"
+                     "  \"reorder_and_upcast_attn\": false,\n"
+                     "  \"add_cross_attention\": false,\n"
+                     "  \"tie_word_embeddings\": true,\n"
+                     "  \"bos_token_id\": null,\n"
+                     "  \"eos_token_id\": null,\n"
+                     "  \"pad_token_id\": null,\n"
+                     "  \"torch_dtype\": \"float32\"\n"
+                     "}\n");
+    ck_assert_str_eq(ir_attrs_str(&l.m->attrs, "hf.config_check", ""),
+                     "model_type\tfamily\t\"gpt2\"\n"
+                     "vocab_size\tvocab\t32\t50257\n"
+                     "n_embd\tdim\t16\t768\n"
+                     "n_layer\tlayers\t2\t12\n"
+                     "n_head\theads\t4\t12\n"
+                     "n_inner\thidden (the MLP's fc out)\t40\t64\n"
+                     "n_positions\tcontext\t8\t1024\n"
+                     "activation_function\tactivation\t\"gelu_new\"\t\"gelu_new\"\n"
+                     "layer_norm_epsilon\tnorm eps\t1e-05\t1e-05\n"
+                     "tie_word_embeddings\ttied embeddings\ttrue\ttrue\n"
+                     "scale_attn_weights\tattention scaled by 1/sqrt(head dim)\ttrue\ttrue\n"
+                     "scale_attn_by_inverse_layer_idx\tattention scaled by layer\tfalse\tfalse\n"
+                     "add_cross_attention\tcross-attention\tfalse\tfalse");
+    tu_fini(&l);
+    static const char *const tied[] = {"\"tie_word_embeddings\": true,"};
+    check_gpt2(GPT2_SPEC("tied = true", "gelu", ""), tied, 1, true);
+    /* untied, relu, another eps on every norm */
+    static const char *const relu[] = {"\"activation_function\": \"relu\",", "\"layer_norm_epsilon\": 0.001,",
+                                       "\"tie_word_embeddings\": false,"};
+    check_gpt2(GPT2_SPEC("norm_eps = 1e-3", "relu", ", eps = 1e-3"), relu, 3, false);
+    /* the test suite's GPT-2 (tests/unit/tutil.c) is one too */
+    TuModel g;
+    tu_lower(&g, tu_spec_gpt2);
+    ck_assert_ptr_null(ir_attrs_str(&g.m->attrs, "hf.export_note", NULL));
+    ck_assert_ptr_nonnull(strstr(ir_attrs_str(&g.m->attrs, "hf.config_json", ""), "\"n_inner\": 64,"));
+    tu_fini(&g);
+}
+END_TEST
+
+START_TEST(hf_gpt2_shaped_blocks_say_what_gpt2_lacks)
+{
+    /* GPT-2's dataflow with LLaMA's parts: every difference, in order */
+    check_not_llama(HF_SPEC("", HF_ATTN "    return h + linear(gelu(linear(rmsnorm(h), out = 64)), out = dim)\n"),
+                    HF_GPT2("'rmsnorm_1' is a rmsnorm; GPT2LMHeadModel's ln_1 is a LayerNorm; "
+                            "'rmsnorm_2' is a rmsnorm; GPT2LMHeadModel's ln_2 is a LayerNorm; "
+                            "'attention' applies rotary embeddings (rope = 10000); GPT2LMHeadModel has none; "
+                            "'attention' has 2 kv heads for 4 heads; GPT2LMHeadModel has no grouped-query attention; "
+                            "'attention' has no biases; GPT2LMHeadModel's c_attn and c_proj have them (bias = true); "
+                            "'linear_2' has no bias; GPT2LMHeadModel's mlp.c_fc has one (bias = true); "
+                            "'linear_1' has no bias; GPT2LMHeadModel's mlp.c_proj has one (bias = true); "
+                            "the final norm is an rmsnorm; GPT2LMHeadModel's ln_f is a LayerNorm (norm = layernorm); "
+                            "the model has no position table (positions = none); GPT2LMHeadModel adds learned "
+                            "positions (wpe)"));
+    /* one difference at a time */
+    check_not_llama(HF_SPEC("norm = layernorm; bias = true",
+                            "    h = x + attention(layernorm(x), heads = 4)\n"
+                            "    return h + linear(gelu(linear(layernorm(h), out = 40)), out = dim)\n"),
+                    HF_GPT2("the model has no position table (positions = none); GPT2LMHeadModel adds learned "
+                            "positions (wpe)"));
+    check_not_llama(GPT2_SPEC("norm_bias = false", "gelu", ""),
+                    HF_GPT2("the final layernorm has no bias (norm_bias = false); GPT2LMHeadModel's ln_f has one"));
+    check_not_llama(GPT2_SPEC("", "gelu", ", eps = 0.1"),
+                    HF_GPT2("the norms use eps 0.1 ('ln_1'), 0.1 ('ln_2') and 1e-05 (the final norm); "
+                            "GPT2LMHeadModel has one layer_norm_epsilon"));
+    check_not_llama(HF_SPEC("positions = learned; norm = layernorm; bias = true",
+                            "    h = x + attention(layernorm(x, bias = false), heads = 4)\n"
+                            "    return h + linear(gelu(linear(layernorm(h), out = 40)), out = dim, bias = false)\n"),
+                    HF_GPT2("'layernorm_1' has no bias; GPT2LMHeadModel's ln_1 has one; "
+                            "'linear_1' has no bias; GPT2LMHeadModel's mlp.c_proj has one (bias = true)"));
 }
 END_TEST
 
@@ -587,7 +763,9 @@ Suite *lower_suite(void)
     tcase_add_test(hf, hf_biases_are_not_llama);
     tcase_add_test(hf, hf_learned_positions_are_not_llama);
     tcase_add_test(hf, hf_every_mismatch_is_reported);
-    tcase_add_test(hf, hf_the_examples_say_why_they_are_not_llama);
+    tcase_add_test(hf, hf_the_parallel_example_says_why_it_is_not_exported);
+    tcase_add_test(hf, hf_gpt2_exports_with_its_exact_config);
+    tcase_add_test(hf, hf_gpt2_shaped_blocks_say_what_gpt2_lacks);
     suite_add_tcase(s, hf);
     return s;
 }

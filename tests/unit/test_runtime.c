@@ -507,11 +507,11 @@ END_TEST
 /* A frozen W [4, 3] with its adapter, then the io tensors a valid table needs (batch 1,
  * seq_len 2, vocab 4). */
 enum { T_W, T_A, T_B, T_TOKENS, T_TARGETS, T_LR, T_ADAM_T, T_SAMPLE, T_LOGITS, T_COUNT };
-#define IO_T(name, dt, rank, d0, d1, off) {name, NULL, dt, rank, {d0, d1}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0}
+#define IO_T(name, dt, rank, d0, d1, off) {name, dt, rank, {d0, d1}, RT_POOL_SCRATCH, off, RT_T_IO, -1, -1, 0}
 static const RtTensorInfo two_tensors[T_COUNT] = {
-    [T_W] = {"w", NULL, RT_F32, 2, {4, 3}, RT_POOL_FROZEN, 0, RT_T_PARAM, 1, 2, 0.5f},
-    [T_A] = {"a", NULL, RT_F32, 2, {2, 3}, RT_POOL_PARAMS, 0, RT_T_ADAPTER_A, -1, -1, 0},
-    [T_B] = {"b", NULL, RT_F32, 2, {4, 2}, RT_POOL_PARAMS, 24, RT_T_ADAPTER_B, -1, -1, 0},
+    [T_W] = {"w", RT_F32, 2, {4, 3}, RT_POOL_FROZEN, 0, RT_T_PARAM, 1, 2, 0.5f},
+    [T_A] = {"a", RT_F32, 2, {2, 3}, RT_POOL_PARAMS, 0, RT_T_ADAPTER_A, -1, -1, 0},
+    [T_B] = {"b", RT_F32, 2, {4, 2}, RT_POOL_PARAMS, 24, RT_T_ADAPTER_B, -1, -1, 0},
     [T_TOKENS] = IO_T("tokens", RT_I32, 2, 1, 2, 0),
     [T_TARGETS] = IO_T("targets", RT_I32, 2, 1, 2, 8),
     [T_LR] = IO_T("lr", RT_F32, 0, 0, 0, 16),
@@ -519,6 +519,9 @@ static const RtTensorInfo two_tensors[T_COUNT] = {
     [T_SAMPLE] = IO_T("sample", RT_I32, 2, 1, 2, 24),
     [T_LOGITS] = IO_T("logits", RT_F32, 2, 2, 4, 32),
 };
+
+static const RtExportPart w_part = {T_W, 0};
+static const RtExport w_export = {"w", 0, 1, &w_part};
 
 static float noop(RtCtx *c)
 {
@@ -530,6 +533,7 @@ static RtModel small_model(void)
 {
     RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .model_hash = "h", .vocab = 4,
                  .batch = 1, .micro_batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
+                 .n_exports = 1, .exports = &w_export,
                  .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48, [RT_POOL_SCRATCH] = 64},
                  .schedule = {.kind = RT_SCHED_COSINE, .steps = 10, .warmup = 2, .lr = 1e-3,
                               .relora_lr = 1e-3, .min_lr_ratio = 0.1},
@@ -628,6 +632,62 @@ START_TEST(model_validate_rejects_bad_tables)
 }
 END_TEST
 
+/* The export table: every model weight in exactly one export, parts that concatenate,
+ * transposes of matrices only, unique names. */
+START_TEST(model_validate_checks_the_export_table)
+{
+    static const RtExportPart self[1] = {{T_W, 0}}, t_part[1] = {{T_W, 1}}, a_part[1] = {{T_A, 0}};
+    static const RtExportPart w_a[2] = {{T_W, 0}, {T_A, 0}};   /* [4, 3] and [2, 3] */
+    static const RtExportPart w_at[2] = {{T_W, 1}, {T_A, 1}}; /* [3, 4] and [3, 2] */
+    const struct {
+        RtExport x[2];
+        int n;
+        const char *needle; /* NULL: valid */
+    } cases[] = {
+        {{{"w", 0, 1, self}}, 1, NULL},
+        {{{"w.T", 0, 1, t_part}}, 1, NULL},
+        {{{"wa", 0, 2, w_a}}, 1, "tensor 'a' is not a model weight"},
+        {{{"w", 0, 1, self}, {"w", 0, 1, self}}, 2, "two exported tensors named 'w'"},
+        {{{"w", 0, 1, self}, {"x", 0, 1, self}}, 2, "'w' is part of 2 exported tensors"},
+        {{{"a", 0, 1, a_part}}, 1, "not a model weight"},
+        {{{"w", 2, 1, self}}, 1, "do not concatenate along axis 2"},
+        {{{"__metadata__", 0, 1, self}}, 1, "reserved"},
+    };
+    RtTensorInfo t[T_COUNT];
+    memcpy(t, two_tensors, sizeof t);
+    t[T_A].flags |= RT_T_PARAM; /* so that w and a can share an export */
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        RtModel m = small_model();
+        m.exports = cases[c].x;
+        m.n_exports = cases[c].n;
+        RtError e = {0};
+        bool ok = rt_model_validate(&m, &e);
+        ck_assert_msg(ok == !cases[c].needle, "case %zu: %s", c, e.msg);
+        if (cases[c].needle)
+            ck_assert_msg(strstr(e.msg, cases[c].needle), "case %zu: %s", c, e.msg);
+    }
+    RtModel m = small_model();
+    m.tensors = t;
+    RtExport both = {"wa", 0, 2, w_a}, both_t = {"wa", 1, 2, w_at}, bad_axis = {"wa", 1, 2, w_a};
+    RtError e = {0};
+    m.exports = &both;
+    ck_assert_msg(rt_model_validate(&m, &e), "%s", e.msg);
+    RtExportShape sh;
+    ck_assert(rt_export_shape(&m, &both, &sh));
+    ck_assert(sh.rank == 2 && sh.shape[0] == 6 && sh.shape[1] == 3);
+    ck_assert(rt_export_shape(&m, &both_t, &sh));
+    ck_assert(sh.rank == 2 && sh.shape[0] == 3 && sh.shape[1] == 6);
+    m.exports = &bad_axis; /* [4, 3] and [2, 3] side by side: the rows differ */
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_msg(strstr(e.msg, "do not concatenate along axis 1"), "%s", e.msg);
+    m = small_model();
+    m.n_exports = 0;
+    e = (RtError){0};
+    ck_assert(!rt_model_validate(&m, &e));
+    ck_assert_msg(strstr(e.msg, "'w' is part of 0 exported tensors"), "%s", e.msg);
+}
+END_TEST
+
 Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
@@ -646,6 +706,7 @@ Suite *runtime_suite(void)
     tcase_add_test(tc, gemm_reports_kernels_the_user_forced);
     tcase_add_test(tc, ctx_carves_zeroed_aligned_pools);
     tcase_add_test(tc, model_validate_rejects_bad_tables);
+    tcase_add_test(tc, model_validate_checks_the_export_table);
     suite_add_tcase(s, tc);
     return s;
 }
