@@ -270,6 +270,12 @@ static bool format_value(const OptSpec *s, const Options *o, char *buf, size_t c
     return false;
 }
 
+static const char *sched_kind_name(int kind)
+{
+    static const char *const kinds[] = {"constant", "cosine", "relora"};
+    return kind >= 0 && kind <= RT_SCHED_RELORA ? kinds[kind] : "unknown";
+}
+
 static void print_help(Trainer *tr)
 {
     const RtModel *m = tr->m;
@@ -277,8 +283,9 @@ static void print_help(Trainer *tr)
     Options d;
     options_init(&d, m);
     fprintf(f, "usage: %s [options]\n", tr->prog);
-    fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
-            m->name, m->model_hash, m->vocab, m->batch, m->seq_len);
+    fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; %s schedule%s.\n\n",
+            m->name, m->model_hash, m->vocab, m->batch, m->seq_len, sched_kind_name(m->schedule.kind),
+            m->schedule.kind == RT_SCHED_RELORA ? " (ReLoRA training)" : "");
     for (int i = 0; i < N_OPTS; i++) {
         const OptSpec *s = &opts[i];
         char left[64], value[1100];
@@ -476,6 +483,25 @@ static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
     }
     }
     return false;
+}
+
+/* Refuses a schedule option that this trainer's compiled schedule kind has no use for (a
+ * relora option on a constant or cosine trainer, --min-lr-ratio on a constant one): such an
+ * option used to be accepted and then ignored. */
+static bool check_sched_kind_options(Trainer *tr)
+{
+    static const char *const relora_only[] = {"--warm-start", "--reset-every", "--restart-warmup",
+                                              "--relora-lr", "--prune"};
+    int kind = tr->m->schedule.kind;
+    for (size_t i = 0; kind != RT_SCHED_RELORA && i < sizeof relora_only / sizeof *relora_only; i++)
+        if (opt_given(&tr->o, relora_only[i]))
+            return usage_error(tr, "%s applies to a relora schedule; this trainer's schedule is %s "
+                               "(the schedule kind is compiled in)", relora_only[i],
+                               sched_kind_name(kind));
+    if (kind == RT_SCHED_CONSTANT && opt_given(&tr->o, "--min-lr-ratio"))
+        return usage_error(tr, "--min-lr-ratio applies to a cosine or relora schedule; this "
+                           "trainer's schedule is constant (the schedule kind is compiled in)");
+    return true;
 }
 
 static bool parse_options(Trainer *tr, int argc, char **argv)
@@ -1473,6 +1499,8 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         else
             print_help(&tr);
         rc = 0;
+    } else if (!check_sched_kind_options(&tr)) {
+        rc = 2;
     } else {
         apply_sched_options(&tr.o, &tr.sched);
         int fd = fileno(tr.out);

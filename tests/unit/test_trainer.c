@@ -755,6 +755,69 @@ START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
 }
 END_TEST
 
+/* Runs the trainer of model m with the given arguments (NULL-terminated). */
+static Run *run_model(const RtModel *m, const char *arg0, ...)
+{
+    char *argv[40] = {"fake-trainer"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    Run *r = calloc(1, sizeof *r);
+    RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+    r->rc = rt_main_hooked(argc, argv, m, &h);
+    read_back(h.out, r->out, sizeof r->out);
+    read_back(h.err, r->err, sizeof r->err);
+    return r;
+}
+
+/* A schedule option the compiled schedule kind has no use for (a relora option on a cosine
+ * or constant trainer, --min-lr-ratio on a constant one) used to be accepted and ignored:
+ * it is a usage error naming the option and the kind, before anything is created. */
+START_TEST(trainer_refuses_schedule_options_of_another_kind)
+{
+    static const struct {
+        int kind;
+        const char *opt, *val, *kind_name;
+    } bad[] = {
+        {RT_SCHED_COSINE, "--warm-start", "3", "cosine"},
+        {RT_SCHED_COSINE, "--reset-every", "5", "cosine"},
+        {RT_SCHED_COSINE, "--restart-warmup", "1", "cosine"},
+        {RT_SCHED_COSINE, "--relora-lr", "0.5", "cosine"},
+        {RT_SCHED_COSINE, "--prune", "0.5", "cosine"},
+        {RT_SCHED_CONSTANT, "--reset-every", "5", "constant"},
+        {RT_SCHED_CONSTANT, "--min-lr-ratio", "0.5", "constant"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        RtModel m = fake_model;
+        m.schedule.kind = bad[i].kind;
+        Run *r = run_model(&m, "--data", data_path, "--out", in_dir("kind"), "--steps", "2",
+                           "--quiet", bad[i].opt, bad[i].val, (const char *)NULL);
+        char want[160];
+        snprintf(want, sizeof want, "%s applies to a", bad[i].opt);
+        ck_assert_msg(r->rc == 2, "%s on %s: exit %d", bad[i].opt, bad[i].kind_name, r->rc);
+        ck_assert_msg(strstr(r->err, want), "%s: %s", bad[i].opt, r->err);
+        snprintf(want, sizeof want, "this trainer's schedule is %s", bad[i].kind_name);
+        ck_assert_msg(strstr(r->err, want), "%s: %s", bad[i].opt, r->err);
+        free(r);
+        struct stat st;
+        ck_assert_msg(stat(in_dir("kind"), &st) != 0, "%s created the --out directory", bad[i].opt);
+    }
+    /* where it applies, the option works: --min-lr-ratio on a cosine trainer trains */
+    RtModel m = fake_model;
+    m.schedule.kind = RT_SCHED_COSINE;
+    Run *r = run_model(&m, "--data", data_path, "--out", in_dir("cos"), "--steps", "2", "--quiet",
+                       "--min-lr-ratio", "0.5", (const char *)NULL);
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    r = run_model(&m, "--help", (const char *)NULL);
+    ck_assert_msg(strstr(r->out, "; cosine schedule."), "%s", r->out);
+    free(r);
+}
+END_TEST
+
 START_TEST(trainer_samples_from_checkpoint)
 {
     Run *a = RUN("--data", data_path, "--steps", "40", "--out", in_dir("g"), "--quiet");
@@ -806,6 +869,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_reads_cgroup_memory_limits);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
+    tcase_add_test(tc, trainer_refuses_schedule_options_of_another_kind);
     suite_add_tcase(s, tc);
     return s;
 }
