@@ -1209,10 +1209,38 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
            (double)st->lr, kept);
 }
 
+/* The run's schedule is valid and --steps is within its horizon (then set when not given).
+ * A resumed run cannot move the horizon: its schedule is the checkpoint's. */
+static bool check_run_schedule(Trainer *tr, RtError *e)
+{
+    if (!rt_schedule_check(&tr->sched, tr->m, e))
+        return false;
+    if (!opt_given(&tr->o, "--steps"))
+        tr->o.steps = tr->sched.steps;
+    if (tr->o.steps <= tr->sched.steps)
+        return true;
+    if (tr->o.resume)
+        return rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the horizon of the checkpoint's "
+                      "schedule, %" PRId64 " steps (the cosine ends there); a resumed run keeps its "
+                      "schedule, so a longer run must start afresh with --total-steps %" PRId64,
+                      tr->o.steps, tr->sched.steps, tr->o.steps);
+    return rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
+                  " steps (the cosine ends there); train a longer schedule with --total-steps %" PRId64
+                  " or rebuild with -D train.steps=%" PRId64, tr->o.steps, tr->sched.steps, tr->o.steps,
+                  tr->o.steps);
+}
+
 static int train(Trainer *tr, RtError *e)
 {
     const RtModel *m = tr->m;
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
+    /* usage errors before anything is created: a mistyped --resume DIR used to be made
+     * (with a lock file in it) before the missing checkpoint was noticed */
+    if (tr->o.resume && !rt_checkpoint_exists(tr->o.resume))
+        return rt_err(e, RT_ERR_MISSING, "%s: no checkpoint to resume (neither %s/latest nor "
+                      "%s/trainer.safetensors exists)", tr->o.resume, tr->o.resume, tr->o.resume), 2;
+    if (!tr->o.resume && !check_run_schedule(tr, e))
+        return 2;
     if (!check_memory(tr, e) || !claim_out_dir(tr, e))
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
@@ -1244,26 +1272,20 @@ static int train(Trainer *tr, RtError *e)
             return 2;
         rt_init(tr->ctx);
     }
-    if (!rt_schedule_check(&tr->sched, m, e))
+    if (tr->o.resume && !check_run_schedule(tr, e))
         return 2;
     tr->run.schedule = tr->sched;
     char desc[512];
     rt_schedule_describe(&tr->sched, desc, sizeof desc);
     report_line(tr, "schedule %s", desc);
-    if (!opt_given(&tr->o, "--steps"))
-        tr->o.steps = tr->sched.steps;
-    if (tr->o.steps > tr->sched.steps) {
-        rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
-               " steps (the cosine ends there); train a longer schedule with --total-steps %" PRId64
-               " or rebuild with -D train.steps=%" PRId64, tr->o.steps, tr->sched.steps, tr->o.steps,
-               tr->o.steps);
-        return 2;
-    }
     if (!open_log(tr, start, e))
         return 2;
     if (start >= tr->o.steps) {
-        report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
-                    "; nothing to do", start, tr->o.steps);
+        if (tr->o.resume)
+            report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
+                        "; nothing to do", start, tr->o.steps);
+        else
+            report_line(tr, "--steps is 0; nothing to do");
         return 0;
     }
 

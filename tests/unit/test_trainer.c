@@ -271,7 +271,7 @@ START_TEST(trainer_reports_usage_and_data_errors)
     free(r);
     r = RUN("--data", data_path, "--resume", in_dir("nowhere"));
     ck_assert_int_eq(r->rc, 2);
-    ck_assert_msg(strstr(r->err, "nowhere/trainer.safetensors: cannot open"), "%s", r->err);
+    ck_assert_msg(strstr(r->err, "nowhere: no checkpoint to resume"), "%s", r->err);
     free(r);
     r = RUN("--help");
     ck_assert_int_eq(r->rc, 0);
@@ -818,6 +818,46 @@ START_TEST(trainer_refuses_schedule_options_of_another_kind)
 }
 END_TEST
 
+/* Usage errors come before anything is created: a mistyped --resume DIR and a schedule
+ * that breaks a rule leave no directory behind. A resumed run's horizon is the
+ * checkpoint's, and the message says so rather than suggesting --total-steps, which a
+ * resume refuses. A fresh --steps 0 does not claim a checkpoint. */
+START_TEST(trainer_usage_errors_create_nothing)
+{
+    struct stat st;
+    Run *r = RUN("--data", data_path, "--resume", in_dir("typo"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "typo: no checkpoint to resume"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("typo"), &st) != 0, "--resume created %s", in_dir("typo"));
+    free(r);
+    /* the fake model's schedule has 60 steps: warmup 60 is out of [0, 60) */
+    r = RUN("--data", data_path, "--out", in_dir("bad"), "--warmup", "60", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "warmup must be in [0, steps) = [0, 60) (got 60)"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("bad"), &st) != 0, "a bad schedule created %s", in_dir("bad"));
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("far"), "--steps", "61", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "train a longer schedule with --total-steps 61"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("far"), &st) != 0, "--steps past the horizon created %s", in_dir("far"));
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("zero"), "--steps", "0");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "--steps is 0; nothing to do") && !strstr(r->out, "checkpoint is at"),
+                  "%s", r->out);
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("c"), "--steps", "2", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    r = RUN("--resume", in_dir("c"), "--steps", "61", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "past the horizon of the checkpoint's schedule, 60 steps") &&
+                  strstr(r->err, "a resumed run keeps its schedule") && !strstr(r->err, "rebuild"),
+                  "%s", r->err);
+    free(r);
+}
+END_TEST
+
 START_TEST(trainer_samples_from_checkpoint)
 {
     Run *a = RUN("--data", data_path, "--steps", "40", "--out", in_dir("g"), "--quiet");
@@ -870,6 +910,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
     tcase_add_test(tc, trainer_refuses_schedule_options_of_another_kind);
+    tcase_add_test(tc, trainer_usage_errors_create_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
