@@ -219,9 +219,10 @@ static void help_sweep(FILE *out)
 /* Reads the spec file; prints and returns NULL on an I/O error. */
 static char *read_spec(Arena *a, const char *path, size_t *len)
 {
-    char *text = fe_read_file(a, path, len);
+    const char *why = NULL;
+    char *text = fe_read_file(a, path, len, &why);
     if (!text)
-        fprintf(stderr, "relorac: cannot read '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "relorac: cannot read '%s': %s\n", path, why);
     return text;
 }
 
