@@ -803,10 +803,25 @@ static bool check_log_name(Trainer *tr, const char *lp, RtError *e)
     for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++)
         reserved = reserved || strcmp(base, owned_names[i]) == 0;
     bool bad = in_out && reserved;
+    /* a log inside a checkpoint's own directory (DIR/latest/FILE, DIR/ckpt-*\/FILE) is
+     * deleted with that directory at the next save: the run used to end with exit 0 and
+     * no metrics */
+    char *real_dir = realpath(slash ? (*copy ? copy : "/") : ".", NULL);
+    char *rs = real_dir ? strrchr(real_dir, '/') : NULL;
+    bool in_ckpt = false;
+    if (rs && strncmp(rs + 1, "ckpt-", 5) == 0) {
+        *rs = '\0';
+        in_ckpt = stat(*real_dir ? real_dir : "/", &ds) == 0 && stat(tr->out_dir, &od) == 0 &&
+                  ds.st_dev == od.st_dev && ds.st_ino == od.st_ino;
+    }
+    free(real_dir);
     free(copy);
     if (bad)
         return rt_err(e, RT_ERR_USAGE, "--log %s is a name the checkpoint in %s uses; choose "
                       "another", lp, tr->out_dir);
+    if (in_ckpt)
+        return rt_err(e, RT_ERR_USAGE, "--log %s is inside a checkpoint directory of %s, which a "
+                      "later save removes with everything in it; choose another", lp, tr->out_dir);
     return true;
 }
 

@@ -491,6 +491,15 @@ START_TEST(trainer_refuses_log_that_is_an_input)
     ck_assert_int_eq(r->rc, 2);
     ck_assert_msg(strstr(r->err, "is a name the checkpoint in"), "%s", r->err);
     free(r);
+    /* nor a file inside a checkpoint's directory, which the next save deletes with it */
+    r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("lgc"), "--quiet");
+    ck_assert_int_eq(r->rc, 0);
+    free(r);
+    r = RUN("--resume", in_dir("lgc"), "--steps", "4", "--checkpoint-every", "1", "--log",
+            in_dir("lgc/latest/m.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "is inside a checkpoint directory of"), "%s", r->err);
+    free(r);
     size_t n1;
     unsigned char *data1 = slurp(data_path, &n1);
     ck_assert(n0 == n1 && memcmp(data0, data1, n0) == 0);
