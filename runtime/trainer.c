@@ -85,7 +85,10 @@ typedef struct OptSpec {
     const char *dflt; /* where the default comes from (docs); --help prints the value itself
                        * and this text only when there is no value */
     const char *help;
+    unsigned open;    /* OPEN_LO, OPEN_HI: that end of [lo, hi] is excluded (OPT_REAL) */
 } OptSpec;
+
+enum { OPEN_LO = 1, OPEN_HI = 2 };
 
 #define OFF(field) offsetof(Options, field)
 #define NO_MAX HUGE_VAL /* no upper bound (beyond the type's) */
@@ -94,34 +97,34 @@ typedef struct OptSpec {
  * options_init, a row here; then `DOCS_UPDATE=1 meson test trainer-cli` regenerates the
  * table in docs/runtime.md (the test fails until it matches). */
 static const OptSpec opts[] = {
-    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
-    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
-    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file"},
-    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule"},
-    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there"},
-    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0"},
-    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA"},
-    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges"},
-    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge"},
-    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase"},
-    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase"},
-    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak"},
-    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge"},
-    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
-    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
-    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
-    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
-    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
-    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run"},
-    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal"},
-    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
-    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
-    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
-    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids"},
-    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
-    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
-    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
-    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
+    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data", 0},
+    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data", 0},
+    {"--data-kind", "text|tokens", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file", 0},
+    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule", 0},
+    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there", 0},
+    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0", 0},
+    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA", 0},
+    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges", 0},
+    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge", 0},
+    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase", OPEN_LO},
+    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase", OPEN_LO},
+    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak", 0},
+    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge", OPEN_HI},
+    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)", 0},
+    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR", 0},
+    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)", 0},
+    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run", 0},
+    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation", 0},
+    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run", 0},
+    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal", 0},
+    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs", 0},
+    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)", 0},
+    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines", 0},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids", 0},
+    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample", 0},
+    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy", 0},
+    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)", 0},
+    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text", 0},
 };
 enum { N_OPTS = (int)(sizeof opts / sizeof *opts) };
 _Static_assert(sizeof opts / sizeof *opts <= OPT_MAX, "raise OPT_MAX");
@@ -228,7 +231,10 @@ static void describe_kind(const OptSpec *s, char *buf, size_t cap)
     case OPT_REAL: {
         const char *what = s->kind == OPT_REAL ? "number" : "integer";
         if (isinf(s->hi))
-            snprintf(buf, cap, "%s ≥ %.15g", what, s->lo);
+            snprintf(buf, cap, "%s %s %.15g", what, s->open & OPEN_LO ? ">" : "≥", s->lo);
+        else if (s->open)
+            snprintf(buf, cap, "%s in %s%.15g, %.15g%s", what, s->open & OPEN_LO ? "(" : "[", s->lo,
+                     s->hi, s->open & OPEN_HI ? ")" : "]");
         else
             snprintf(buf, cap, "%s in %.15g..%.15g", what, s->lo, s->hi);
         if (s->kind == OPT_AMOUNT) {
@@ -445,7 +451,8 @@ static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
     }
     case OPT_REAL: {
         double v;
-        if (!parse_real(val, &v) || v < s->lo || v > s->hi)
+        if (!parse_real(val, &v) || v < s->lo || v > s->hi || (s->open & OPEN_LO && v == s->lo) ||
+            (s->open & OPEN_HI && v == s->hi))
             return usage_error(tr, "bad value '%s' for %s: expected a %s", val, s->name, range);
         *(double *)p = v;
         return true;

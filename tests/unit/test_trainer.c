@@ -300,6 +300,10 @@ START_TEST(trainer_parses_numbers_strictly)
         {"--temperature", "1e", "bad value '1e' for --temperature"},
         {"--temperature", "-0.5", "expected a number in 0..1000000"},
         {"--data-kind", "bytes", "expected one of text|tokens"},
+        /* the ranges --help states are the ones the schedule check applies */
+        {"--prune", "1", "bad value '1' for --prune: expected a number in [0, 1)"},
+        {"--lr", "0", "bad value '0' for --lr: expected a number > 0"},
+        {"--relora-lr", "0", "bad value '0' for --relora-lr: expected a number > 0"},
         {"--out", "", "--out needs a non-empty value"},
         {"--log", "", "--log needs a non-empty value"},
     };
