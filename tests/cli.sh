@@ -31,6 +31,8 @@ expect 2 'unknown command' "$r" frobnicate
 expect 2 'usage' "$r"
 expect 2 'cannot read' "$r" check "$tmp/missing.relora"
 expect 2 'no spec file' "$r" check
+expect 0 '^usage: relorac fields' "$r" fields --help
+expect 2 '^usage: relorac fields' "$r" fields --markdown nosuchsection
 # relorac fields: columns line up whatever the bytes of a character ("≥" is three)
 "$r" fields >"$tmp/fields" 2>&1
 expect 0 '' python3 -c '
