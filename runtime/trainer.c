@@ -141,6 +141,8 @@ typedef struct Trainer {
     bool has_val;
     FILE *log;
     char *log_path;  /* the metrics log, for messages */
+    char *log_new;   /* --overwrite: LOG.new, where lines go until the first save renames it
+                      * over log_path; NULL otherwise */
     int lock_fd;     /* DIR/trainer.lock, held while training; -1 when none */
     const char *out_dir;
     RtRunInfo run;   /* saved with each checkpoint */
@@ -972,6 +974,18 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
         return false;
     if (tr->o.resume && !trim_log(lp, start, e))
         return false;
+    /* --overwrite over a checkpoint: that checkpoint stays until this run's first save, and
+     * so does the log of its steps (emptied at start-up, a run that stopped before its first
+     * save left the old checkpoint with the new run's lines, and a --resume then mixed both
+     * runs in one log). The lines go to LOG.new until the first save renames it over LOG. */
+    if (tr->o.overwrite && rt_checkpoint_exists(tr->out_dir) && stat(lp, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+        size_t n = strlen(lp) + 8;
+        if (!(tr->log_new = malloc(n)))
+            return rt_err(e, RT_ERR_NOMEM, "out of memory");
+        snprintf(tr->log_new, n, "%s.new", lp);
+        lp = tr->log_new;
+    }
     /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of waiting forever */
     int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -1122,6 +1136,13 @@ static bool save(Trainer *tr, int64_t done, RtError *e)
     const RtIo *io = tr->hooks ? &tr->hooks->io : NULL;
     if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e))
         return false; /* the message says what is on disk */
+    if (tr->log_new) { /* the old checkpoint is gone: its log gives way to this run's */
+        if (rename(tr->log_new, tr->log_path) != 0)
+            return rt_err(e, RT_ERR_IO, "%s: cannot rename to %s: %s; the checkpoint of step %" PRId64
+                          " is in %s", tr->log_new, tr->log_path, strerror(errno), done, tr->out_dir);
+        free(tr->log_new);
+        tr->log_new = NULL;
+    }
     report_line(tr, "step %" PRId64 ": checkpoint written to %s", done, tr->out_dir);
     return true;
 }
@@ -1554,6 +1575,12 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
             rc = (rt_err(&e, RT_ERR_IO, "%s: cannot write the metrics log: %s", tr.log_path,
                          strerror(errno)), 2);
         tr.log = NULL;
+        struct stat st;
+        if (tr.log_new && stat(tr.log_new, &st) == 0 && st.st_size == 0)
+            unlink(tr.log_new);
+        else if (tr.log_new)
+            fprintf(tr.err, "%s: note: this run's metrics are in %s; %s still holds those of "
+                    "the checkpoint in %s\n", tr.prog, tr.log_new, tr.log_path, tr.out_dir);
     }
     if (rc != 0 && rc < 128 && e.code != RT_OK)
         report_error(&tr, &e);
@@ -1567,6 +1594,7 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
     if (tr.lock_fd >= 0)
         close(tr.lock_fd);
     free(tr.log_path);
+    free(tr.log_new);
     rt_ctx_destroy(tr.ctx);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);

@@ -445,6 +445,48 @@ START_TEST(trainer_fresh_run_keeps_existing_checkpoint)
 }
 END_TEST
 
+/* --overwrite keeps the old checkpoint until the new run's first save, and the log of its
+ * steps with it: a new run that diverges before its first save leaves metrics.jsonl as
+ * it was (it used to hold the diverged run's steps 0-1, and a resume of the old checkpoint
+ * then logged steps 4-5 after them), with its own lines in metrics.jsonl.new. A new run
+ * that saves replaces both. */
+START_TEST(trainer_overwrite_keeps_the_log_until_the_first_save)
+{
+    Run *r = RUN("--data", data_path, "--steps", "4", "--out", in_dir("ow"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    size_t n0, n1;
+    unsigned char *log0 = slurp(in_dir("ow/metrics.jsonl"), &n0);
+    /* the fake model diverges at step 2 with this rate (loss NaN) */
+    r = RUN("--data", data_path, "--out", in_dir("ow"), "--overwrite", "--lr", "1e30", "--quiet");
+    ck_assert_msg(r->rc == 1 && strstr(r->err, "diverged at step 2"), "%d %s", r->rc, r->err);
+    ck_assert_msg(strstr(r->err, "metrics.jsonl.new;"), "%s", r->err);
+    free(r);
+    unsigned char *log1 = slurp(in_dir("ow/metrics.jsonl"), &n1);
+    ck_assert_msg(n0 == n1 && memcmp(log0, log1, n0) == 0, "the old run's log changed");
+    size_t n2;
+    char *log2 = (char *)slurp(in_dir("ow/metrics.jsonl.new"), &n2);
+    ck_assert_msg(strncmp(log2, "{\"step\":0,", 10) == 0 && strstr(log2, "{\"step\":2,") &&
+                  strstr(log2, "\"diverged\""), "%s", log2);
+    free(log2);
+    float loss[8];
+    long long first = -1;
+    r = RUN("--resume", in_dir("ow"), "--steps", "6", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    ck_assert_int_eq(read_losses(in_dir("ow/metrics.jsonl"), loss, 8, &first), 6);
+    /* a new run that saves takes the log over */
+    r = RUN("--data", data_path, "--out", in_dir("ow"), "--overwrite", "--steps", "2", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    ck_assert_int_eq(read_losses(in_dir("ow/metrics.jsonl"), loss, 8, &first), 2);
+    struct stat st;
+    ck_assert_msg(stat(in_dir("ow/metrics.jsonl.new"), &st) != 0, "metrics.jsonl.new is left");
+    free(log0);
+    free(log1);
+}
+END_TEST
+
 /* A second trainer on a locked directory is refused, naming the directory and the holder. */
 START_TEST(trainer_refuses_locked_out_dir)
 {
@@ -924,6 +966,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_samples_from_checkpoint);
     tcase_add_test(tc, trainer_refuses_schedule_options_of_another_kind);
     tcase_add_test(tc, trainer_usage_errors_create_nothing);
+    tcase_add_test(tc, trainer_overwrite_keeps_the_log_until_the_first_save);
     suite_add_tcase(s, tc);
     return s;
 }
