@@ -972,6 +972,18 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
     struct stat st;
     if (!check_log_name(tr, lp, e) || (stat(lp, &st) == 0 && !check_log_file(tr, lp, &st, e)))
         return false;
+    /* another trainer's log (another --out, the same --log) is not ours to rewrite: it holds
+     * a lock on it (below), and emptying it used to lose that run's lines */
+    if (stat(lp, &st) == 0 && S_ISREG(st.st_mode)) {
+        int probe = open(lp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        bool busy = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        if (probe >= 0)
+            close(probe);
+        if (busy)
+            return rt_err(e, RT_ERR_USAGE, "%s %s is in use by another trainer; two runs cannot "
+                          "share a metrics log: pass another --log", tr->o.log ? "--log" : "the metrics log",
+                          lp);
+    }
     if (tr->o.resume && !trim_log(lp, start, e))
         return false;
     /* --overwrite over a checkpoint: that checkpoint stays until this run's first save, and
@@ -993,6 +1005,9 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
                       errno == ENXIO ? "a FIFO with no reader" : strerror(errno));
     bool ok = fstat(fd, &st) == 0 || rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
     ok = ok && check_log_file(tr, lp, &st, e); /* again: it may not have existed */
+    if (ok && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0)
+        ok = rt_err(e, RT_ERR_USAGE, "%s %s is in use by another trainer; two runs cannot share a "
+                    "metrics log: pass another --log", tr->o.log ? "--log" : "the metrics log", lp);
     if (ok && !tr->o.resume && S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0)
         ok = rt_err(e, RT_ERR_IO, "%s: cannot empty the metrics log: %s", lp, strerror(errno));
     int fl = fcntl(fd, F_GETFL);

@@ -511,6 +511,40 @@ START_TEST(trainer_refuses_locked_out_dir)
 }
 END_TEST
 
+/* Two runs with different --out but one --log: the second is refused while the first holds
+ * the log (it used to empty it, losing the first run's lines, and both wrote on), whether
+ * fresh or resumed; the log is untouched. */
+START_TEST(trainer_refuses_log_in_use)
+{
+    Run *r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("l1"), "--log",
+                 in_dir("shared.jsonl"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    size_t n0, n1;
+    unsigned char *log0 = slurp(in_dir("shared.jsonl"), &n0);
+    int fd = open(in_dir("shared.jsonl"), O_WRONLY | O_APPEND); /* a running trainer's hold */
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("l2"), "--log",
+            in_dir("shared.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "shared.jsonl is in use by another trainer"), "%s", r->err);
+    free(r);
+    r = RUN("--resume", in_dir("l1"), "--steps", "3", "--log", in_dir("shared.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "shared.jsonl is in use by another trainer"), "%s", r->err);
+    free(r);
+    unsigned char *log1 = slurp(in_dir("shared.jsonl"), &n1);
+    ck_assert_msg(n0 == n1 && memcmp(log0, log1, n0) == 0, "the log in use changed");
+    close(fd); /* released: the log is free again */
+    r = RUN("--resume", in_dir("l1"), "--steps", "3", "--log", in_dir("shared.jsonl"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    free(log0);
+    free(log1);
+}
+END_TEST
+
 /* --log may not be an input or a checkpoint file: writing it would destroy the data (the
  * log was opened with truncation) or lose the lines. */
 START_TEST(trainer_refuses_log_that_is_an_input)
@@ -967,6 +1001,7 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_refuses_schedule_options_of_another_kind);
     tcase_add_test(tc, trainer_usage_errors_create_nothing);
     tcase_add_test(tc, trainer_overwrite_keeps_the_log_until_the_first_save);
+    tcase_add_test(tc, trainer_refuses_log_in_use);
     suite_add_tcase(s, tc);
     return s;
 }
