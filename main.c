@@ -308,9 +308,10 @@ static void help_sweep(FILE *out)
 /* Reads the spec file; prints and returns NULL on an I/O error. */
 static char *read_spec(Arena *a, const char *path, size_t *len)
 {
-    char *text = fe_read_file(a, path, len);
+    const char *why = NULL;
+    char *text = fe_read_file(a, path, len, &why);
     if (!text)
-        fprintf(stderr, "relorac: cannot read '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "relorac: cannot read '%s': %s\n", path, why);
     return text;
 }
 
@@ -914,13 +915,15 @@ static int run_fields(int argc, char **argv)
         fe_fields_print_text(stdout);
         return EXIT_OK;
     }
+    bool help = argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"));
     FieldSection s = argc == 2 && !strcmp(argv[0], "--markdown") ? fe_section_find(argv[1]) : FS_COUNT;
-    if (s == FS_COUNT) {
-        fprintf(stderr, "usage: relorac fields [--markdown SECTION]  (SECTION:");
+    if (s == FS_COUNT) { /* --help is asked for: its text goes to stdout with exit 0 */
+        FILE *out = help ? stdout : stderr;
+        fprintf(out, "usage: relorac fields [--markdown SECTION]  (SECTION:");
         for (int i = 0; i < FS_COUNT; i++)
-            fprintf(stderr, " %s", fe_sections[i].name);
-        fprintf(stderr, ")\n");
-        return EXIT_USAGE;
+            fprintf(out, " %s", fe_sections[i].name);
+        fprintf(out, ")\n");
+        return help ? EXIT_OK : EXIT_USAGE;
     }
     fe_fields_print_markdown(stdout, s);
     return EXIT_OK;

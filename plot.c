@@ -6,6 +6,8 @@
  * deep) and reports the line and column of the first thing that is not. */
 #include "plot.h"
 
+#include "fe.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -274,29 +276,14 @@ static bool read_line(Reader *r, PlotPoint *pt)
 
 static char *read_all(Arena *a, const char *path, size_t *len, FILE *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(err, "relorac plot: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = ARENA_ARRAY(a, char, cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            buf = arena_grow(a, buf, n, cap * 2, 1);
-            cap *= 2;
-        }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(err, "relorac plot: cannot read %s\n", path);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    /* fe_read_file: a trainer's log may be a pipe it is writing (read to its end); a FIFO
+     * without a writer reads as empty instead of blocking, and a device is refused (it
+     * used to block forever, or read /dev/zero until memory ran out) */
+    const char *why = NULL;
+    char *text = fe_read_file(a, path, len, &why);
+    if (!text)
+        fprintf(err, "relorac plot: cannot open %s: %s\n", path, why);
+    return text;
 }
 
 int plot_metrics_read(Arena *a, const char *path, PlotMetrics *m, FILE *err)

@@ -206,9 +206,10 @@ const Spec *fe_load_spec_buffer(Arena *a, Diags *d, const char *name, const char
 const Spec *fe_load_spec(Arena *a, Diags *d, const char *path, const FeOptions *opt)
 {
     size_t len;
-    char *text = fe_read_file(a, path, &len);
+    const char *why = NULL;
+    char *text = fe_read_file(a, path, &len, &why);
     if (!text) {
-        diag_error(d, (SrcLoc){arena_strdup(a, path), 0, 0, 0}, "cannot read the file");
+        diag_error(d, (SrcLoc){arena_strdup(a, path), 0, 0, 0}, "cannot read the file: %s", why);
         return NULL;
     }
     return fe_load_spec_buffer(a, d, path, text, len, opt);

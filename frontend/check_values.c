@@ -424,7 +424,12 @@ bool ck_to_int(Ck *ck, const char *name, const AstExpr *e, const Env *env, int64
         return true;
     }
     if (v.k == V_FLOAT) {
-        ck_err(ck, e->loc, "'%s' must be an integer (got %g)", name, v.f);
+        /* "got 2.0", not "got 2": %g drops the fraction that makes it a float */
+        char num[48];
+        snprintf(num, sizeof num, "%g", v.f);
+        if (!strpbrk(num, ".eEni"))
+            snprintf(num + strlen(num), sizeof num - strlen(num), ".0");
+        ck_err(ck, e->loc, "'%s' must be an integer (got %s)", name, num);
         return false;
     }
     if (v.k != V_INT) {

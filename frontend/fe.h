@@ -72,8 +72,10 @@ const Spec *fe_load_spec(Arena *a, Diags *d, const char *path, const FeOptions *
 const Spec *fe_load_spec_buffer(Arena *a, Diags *d, const char *name, const char *text, size_t len,
                                 const FeOptions *opt);
 
-/* Reads a whole file into the arena; NULL (and errno set) on failure. */
-char *fe_read_file(Arena *a, const char *path, size_t *len);
+/* Reads a whole file (a regular file or a pipe) into the arena; NULL on failure, with
+ * *why saying why ("No such file or directory", "a character device, not a file"). A FIFO
+ * without a writer reads as empty instead of blocking. */
+char *fe_read_file(Arena *a, const char *path, size_t *len, const char **why);
 
 /* One expanded variant of a sweep: its name, the values it takes on the grid axes,
  * and its spec (NULL when it failed to check). */

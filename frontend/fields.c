@@ -223,6 +223,16 @@ static const char *plain(char *buf, size_t size, const char *s)
     return buf;
 }
 
+/* s, then spaces up to `width` columns: a column is a UTF-8 character, not a byte
+ * (printf's %-34s padded "int ≥ 1" two columns short). */
+static void put_padded(FILE *out, const char *s, int width)
+{
+    int cols = 0;
+    for (const char *c = s; *c; c++)
+        cols += ((unsigned char)*c & 0xC0) != 0x80;
+    fprintf(out, "%s%*s", s, width > cols ? width - cols : 0, "");
+}
+
 void fe_fields_print_text(FILE *out)
 {
     char type[256], t[256], d[256], doc[512];
@@ -236,8 +246,13 @@ void fe_fields_print_text(FILE *out)
             snprintf(path, sizeof path, "%s.%s.%s", fe_sections[fe_fields[sec->parent].section].name,
                      fe_fields[sec->parent].name, f->name);
         type_str(type, sizeof type, f);
-        fprintf(out, "%-30s %-9s %-34s %-28s %s\n", path, sec->parent == FIELD_NONE ? "" : sec->name,
-                plain(t, sizeof t, type), plain(d, sizeof d, f->def ? f->def : "required"),
-                plain(doc, sizeof doc, f->doc));
+        put_padded(out, path, 30);
+        fputc(' ', out);
+        put_padded(out, sec->parent == FIELD_NONE ? "" : sec->name, 9);
+        fputc(' ', out);
+        put_padded(out, plain(t, sizeof t, type), 34);
+        fputc(' ', out);
+        put_padded(out, plain(d, sizeof d, f->def ? f->def : "required"), 28);
+        fprintf(out, " %s\n", plain(doc, sizeof doc, f->doc));
     }
 }

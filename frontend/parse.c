@@ -1,10 +1,12 @@
 /* parse.c: runs the flex scanner and bison parser over a buffer (a file, or the -D
  * overrides joined one per line) and hands back arena AST. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fe.h"
 #include "parser.h"
@@ -85,17 +87,38 @@ bool fe_parse_overrides_as(FeCtx *ctx, const char *source, const char *const *de
     return ok;
 }
 
-char *fe_read_file(Arena *a, const char *path, size_t *len)
+/* What a path is, for a message, when it is neither a regular file nor a pipe. */
+static const char *file_kind(mode_t mode)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        errno = EISDIR;
+    return S_ISDIR(mode)   ? "a directory, not a file"
+           : S_ISCHR(mode) ? "a character device, not a file"
+           : S_ISBLK(mode) ? "a block device, not a file"
+           : S_ISSOCK(mode) ? "a socket, not a file"
+                            : "not a regular file";
+}
+
+char *fe_read_file(Arena *a, const char *path, size_t *len, const char **why)
+{
+    /* O_NONBLOCK: opening a FIFO that no process writes would wait forever; opened this
+     * way, one without a writer reads as empty, and a pipe with one (`relorac check
+     * /dev/stdin < SPEC`) is read to its end. A device (/dev/zero) never ends: refused. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *why = strerror(errno);
         return NULL;
     }
+    struct stat st;
+    const char *bad = fstat(fd, &st) != 0                           ? strerror(errno)
+                      : S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ? NULL
+                                                                    : file_kind(st.st_mode);
+    if (bad) {
+        *why = bad;
+        close(fd);
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     size_t cap = 4096, n = 0;
     char *buf = arena_alloc(a, cap);
     for (;;) {
@@ -103,18 +126,19 @@ char *fe_read_file(Arena *a, const char *path, size_t *len)
             buf = arena_grow(a, buf, n, cap * 2, 1);
             cap *= 2;
         }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            *why = strerror(errno);
+            close(fd);
+            return NULL;
+        }
         if (got == 0)
             break;
+        n += (size_t)got;
     }
-    bool failed = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (failed) {
-        errno = saved ? saved : EIO;
-        return NULL;
-    }
+    close(fd);
     *len = n;
     return buf;
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -550,12 +551,14 @@ static bool schedule_read(const RtStFile *f, RtSchedule *s, RtError *e)
         const char *v = rt_st_meta(f, sched_keys[i]);
         char *end = NULL;
         bool ok = v && *v;
+        /* a kind the runtime knows, and finite numbers: "nan" used to be read and then
+         * reported as a schedule that differs from the command line's */
         if (ok && i < 6)
-            ok = parse_i64(v, &ints[i]);
+            ok = parse_i64(v, &ints[i]) && (i != 0 || ints[i] <= RT_SCHED_RELORA);
         else if (ok) {
             errno = 0;
             nums[i - 6] = strtod(v, &end);
-            ok = !errno && *end == '\0';
+            ok = !errno && *end == '\0' && isfinite(nums[i - 6]);
         }
         if (!ok)
             return rt_err(e, RT_ERR_FORMAT, "%s: metadata lacks a valid '%s'", f->path, sched_keys[i]);

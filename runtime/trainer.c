@@ -85,7 +85,10 @@ typedef struct OptSpec {
     const char *dflt; /* where the default comes from (docs); --help prints the value itself
                        * and this text only when there is no value */
     const char *help;
+    unsigned open;    /* OPEN_LO, OPEN_HI: that end of [lo, hi] is excluded (OPT_REAL) */
 } OptSpec;
+
+enum { OPEN_LO = 1, OPEN_HI = 2 };
 
 #define OFF(field) offsetof(Options, field)
 #define NO_MAX HUGE_VAL /* no upper bound (beyond the type's) */
@@ -94,36 +97,36 @@ typedef struct OptSpec {
  * options_init, a row here; then `DOCS_UPDATE=1 meson test trainer-cli` regenerates the
  * table in docs/runtime.md (the test fails until it matches). */
 static const OptSpec opts[] = {
-    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data"},
-    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data"},
-    {"--data-kind", "text|tokens|nanogpt", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file (uint16 or uint32 tokens, by its header); nanogpt: a headerless uint16 .bin file"},
-    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule"},
-    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there"},
-    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0"},
-    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA"},
-    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges"},
-    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge"},
-    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase"},
-    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase"},
-    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak"},
-    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge"},
-    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)"},
-    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR"},
-    {"--init-from", "DIR", OPT_PATH, 0, 0, OFF(init_from), "spec `train.init_from`, else none", "start a fresh run (step 0, fresh optimizer state) from the weights of the Hugging Face or relorac checkpoint in DIR, checked against the model"},
-    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)"},
-    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run"},
-    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation"},
-    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run"},
-    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal"},
-    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs"},
-    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)"},
-    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines"},
-    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids, or text with a tokenizer"},
-    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample"},
-    {"--tokenizer", "FILE", OPT_PATH, 0, 0, OFF(tokenizer), "the checkpoint's, else none", "token models: a SentencePiece model or tokenizer.json that encodes --sample's prompt and decodes the sample (a run records it in its checkpoint)"},
-    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy"},
-    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)"},
-    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text"},
+    {"--data", "PATH", OPT_PATH, 0, 0, OFF(data), "spec `train.data`, else none (required)", "training data", 0},
+    {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data", 0},
+    {"--data-kind", "text|tokens|nanogpt", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file (uint16 or uint32 tokens, by its header); nanogpt: a headerless uint16 .bin file", 0},
+    {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule", 0},
+    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there", 0},
+    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0", 0},
+    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA", 0},
+    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges", 0},
+    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge", 0},
+    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase", OPEN_LO},
+    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase", OPEN_LO},
+    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak", 0},
+    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge", OPEN_HI},
+    {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)", 0},
+    {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR", 0},
+    {"--init-from", "DIR", OPT_PATH, 0, 0, OFF(init_from), "spec `train.init_from`, else none", "start a fresh run (step 0, fresh optimizer state) from the weights of the Hugging Face or relorac checkpoint in DIR, checked against the model", 0},
+    {"--overwrite", NULL, OPT_FLAG, 0, 0, OFF(overwrite), "off", "start afresh in an --out DIR that holds a checkpoint (replaced at the first save)", 0},
+    {"--eval-every", "N", OPT_INT, 0, NO_MAX, OFF(eval_every), "spec `train.eval_every`", "validate every N steps; 0 = only at the end of the run", 0},
+    {"--eval-batches", "N", OPT_INT, 1, NO_MAX, OFF(eval_batches), "spec `train.eval_batches`", "validation batches per evaluation", 0},
+    {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run", 0},
+    {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal", 0},
+    {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs", 0},
+    {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)", 0},
+    {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines", 0},
+    {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids, or text with a tokenizer", 0},
+    {"--tokens", "N", OPT_INT, 0, NO_MAX, OFF(tokens), "200", "tokens to generate with --sample", 0},
+    {"--tokenizer", "FILE", OPT_PATH, 0, 0, OFF(tokenizer), "the checkpoint's, else none", "token models: a SentencePiece model or tokenizer.json that encodes --sample's prompt and decodes the sample (a run records it in its checkpoint)", 0},
+    {"--temperature", "T", OPT_REAL, 0, 1e6, OFF(temperature), "0.8", "sampling temperature; 0 = greedy", 0},
+    {"--quiet", NULL, OPT_FLAG, 0, 0, OFF(quiet), "off", "no progress output (errors still go to stderr)", 0},
+    {"--help", NULL, OPT_FLAG, 0, 0, OFF(help), "off", "this text", 0},
 };
 enum { N_OPTS = (int)(sizeof opts / sizeof *opts) };
 _Static_assert(sizeof opts / sizeof *opts <= OPT_MAX, "raise OPT_MAX");
@@ -140,6 +143,8 @@ typedef struct Trainer {
     bool has_val;
     FILE *log;
     char *log_path;  /* the metrics log, for messages */
+    char *log_new;   /* --overwrite: LOG.new, where lines go until the first save renames it
+                      * over log_path; NULL otherwise */
     int lock_fd;     /* DIR/trainer.lock, held while training; -1 when none */
     const char *out_dir;
     RtRunInfo run;   /* saved with each checkpoint */
@@ -240,7 +245,10 @@ static void describe_kind(const OptSpec *s, char *buf, size_t cap)
     case OPT_REAL: {
         const char *what = s->kind == OPT_REAL ? "number" : "integer";
         if (isinf(s->hi))
-            snprintf(buf, cap, "%s ≥ %.15g", what, s->lo);
+            snprintf(buf, cap, "%s %s %.15g", what, s->open & OPEN_LO ? ">" : "≥", s->lo);
+        else if (s->open)
+            snprintf(buf, cap, "%s in %s%.15g, %.15g%s", what, s->open & OPEN_LO ? "(" : "[", s->lo,
+                     s->hi, s->open & OPEN_HI ? ")" : "]");
         else
             snprintf(buf, cap, "%s in %.15g..%.15g", what, s->lo, s->hi);
         if (s->kind == OPT_AMOUNT) {
@@ -282,6 +290,12 @@ static bool format_value(const OptSpec *s, const Options *o, char *buf, size_t c
     return false;
 }
 
+static const char *sched_kind_name(int kind)
+{
+    static const char *const kinds[] = {"constant", "cosine", "relora"};
+    return kind >= 0 && kind <= RT_SCHED_RELORA ? kinds[kind] : "unknown";
+}
+
 static void print_help(Trainer *tr)
 {
     const RtModel *m = tr->m;
@@ -289,8 +303,9 @@ static void print_help(Trainer *tr)
     Options d;
     options_init(&d, m);
     fprintf(f, "usage: %s [options]\n", tr->prog);
-    fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; ReLoRA training.\n\n",
-            m->name, m->model_hash, m->vocab, m->batch, m->seq_len);
+    fprintf(f, "Trains model '%s' (model %s): vocab %d, batch %d, seq_len %d; %s schedule%s.\n\n",
+            m->name, m->model_hash, m->vocab, m->batch, m->seq_len, sched_kind_name(m->schedule.kind),
+            m->schedule.kind == RT_SCHED_RELORA ? " (ReLoRA training)" : "");
     for (int i = 0; i < N_OPTS; i++) {
         const OptSpec *s = &opts[i];
         char left[64], value[1100];
@@ -450,7 +465,8 @@ static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
     }
     case OPT_REAL: {
         double v;
-        if (!parse_real(val, &v) || v < s->lo || v > s->hi)
+        if (!parse_real(val, &v) || v < s->lo || v > s->hi || (s->open & OPEN_LO && v == s->lo) ||
+            (s->open & OPEN_HI && v == s->hi))
             return usage_error(tr, "bad value '%s' for %s: expected a %s", val, s->name, range);
         *(double *)p = v;
         return true;
@@ -488,6 +504,25 @@ static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
     }
     }
     return false;
+}
+
+/* Refuses a schedule option that this trainer's compiled schedule kind has no use for (a
+ * relora option on a constant or cosine trainer, --min-lr-ratio on a constant one): such an
+ * option used to be accepted and then ignored. */
+static bool check_sched_kind_options(Trainer *tr)
+{
+    static const char *const relora_only[] = {"--warm-start", "--reset-every", "--restart-warmup",
+                                              "--relora-lr", "--prune"};
+    int kind = tr->m->schedule.kind;
+    for (size_t i = 0; kind != RT_SCHED_RELORA && i < sizeof relora_only / sizeof *relora_only; i++)
+        if (opt_given(&tr->o, relora_only[i]))
+            return usage_error(tr, "%s applies to a relora schedule; this trainer's schedule is %s "
+                               "(the schedule kind is compiled in)", relora_only[i],
+                               sched_kind_name(kind));
+    if (kind == RT_SCHED_CONSTANT && opt_given(&tr->o, "--min-lr-ratio"))
+        return usage_error(tr, "--min-lr-ratio applies to a cosine or relora schedule; this "
+                           "trainer's schedule is constant (the schedule kind is compiled in)");
+    return true;
 }
 
 static bool parse_options(Trainer *tr, int argc, char **argv)
@@ -789,10 +824,25 @@ static bool check_log_name(Trainer *tr, const char *lp, RtError *e)
     for (size_t i = 0; i < sizeof owned_names / sizeof *owned_names; i++)
         reserved = reserved || strcmp(base, owned_names[i]) == 0;
     bool bad = in_out && reserved;
+    /* a log inside a checkpoint's own directory (DIR/latest/FILE, DIR/ckpt-*\/FILE) is
+     * deleted with that directory at the next save: the run used to end with exit 0 and
+     * no metrics */
+    char *real_dir = realpath(slash ? (*copy ? copy : "/") : ".", NULL);
+    char *rs = real_dir ? strrchr(real_dir, '/') : NULL;
+    bool in_ckpt = false;
+    if (rs && strncmp(rs + 1, "ckpt-", 5) == 0) {
+        *rs = '\0';
+        in_ckpt = stat(*real_dir ? real_dir : "/", &ds) == 0 && stat(tr->out_dir, &od) == 0 &&
+                  ds.st_dev == od.st_dev && ds.st_ino == od.st_ino;
+    }
+    free(real_dir);
     free(copy);
     if (bad)
         return rt_err(e, RT_ERR_USAGE, "--log %s is a name the checkpoint in %s uses; choose "
                       "another", lp, tr->out_dir);
+    if (in_ckpt)
+        return rt_err(e, RT_ERR_USAGE, "--log %s is inside a checkpoint directory of %s, which a "
+                      "later save removes with everything in it; choose another", lp, tr->out_dir);
     return true;
 }
 
@@ -934,8 +984,32 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
     struct stat st;
     if (!check_log_name(tr, lp, e) || (stat(lp, &st) == 0 && !check_log_file(tr, lp, &st, e)))
         return false;
+    /* another trainer's log (another --out, the same --log) is not ours to rewrite: it holds
+     * a lock on it (below), and emptying it used to lose that run's lines */
+    if (stat(lp, &st) == 0 && S_ISREG(st.st_mode)) {
+        int probe = open(lp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        bool busy = probe >= 0 && flock(probe, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        if (probe >= 0)
+            close(probe);
+        if (busy)
+            return rt_err(e, RT_ERR_USAGE, "%s %s is in use by another trainer; two runs cannot "
+                          "share a metrics log: pass another --log", tr->o.log ? "--log" : "the metrics log",
+                          lp);
+    }
     if (tr->o.resume && !trim_log(lp, start, e))
         return false;
+    /* --overwrite over a checkpoint: that checkpoint stays until this run's first save, and
+     * so does the log of its steps (emptied at start-up, a run that stopped before its first
+     * save left the old checkpoint with the new run's lines, and a --resume then mixed both
+     * runs in one log). The lines go to LOG.new until the first save renames it over LOG. */
+    if (tr->o.overwrite && rt_checkpoint_exists(tr->out_dir) && stat(lp, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+        size_t n = strlen(lp) + 8;
+        if (!(tr->log_new = malloc(n)))
+            return rt_err(e, RT_ERR_NOMEM, "out of memory");
+        snprintf(tr->log_new, n, "%s.new", lp);
+        lp = tr->log_new;
+    }
     /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of waiting forever */
     int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -943,6 +1017,9 @@ static bool open_log(Trainer *tr, int64_t start, RtError *e)
                       errno == ENXIO ? "a FIFO with no reader" : strerror(errno));
     bool ok = fstat(fd, &st) == 0 || rt_err(e, RT_ERR_IO, "%s: %s", lp, strerror(errno));
     ok = ok && check_log_file(tr, lp, &st, e); /* again: it may not have existed */
+    if (ok && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0)
+        ok = rt_err(e, RT_ERR_USAGE, "%s %s is in use by another trainer; two runs cannot share a "
+                    "metrics log: pass another --log", tr->o.log ? "--log" : "the metrics log", lp);
     if (ok && !tr->o.resume && S_ISREG(st.st_mode) && ftruncate(fd, 0) != 0)
         ok = rt_err(e, RT_ERR_IO, "%s: cannot empty the metrics log: %s", lp, strerror(errno));
     int fl = fcntl(fd, F_GETFL);
@@ -1095,6 +1172,13 @@ static bool save(Trainer *tr, int64_t done, RtError *e)
     const RtIo *io = tr->hooks ? &tr->hooks->io : NULL;
     if (!rt_checkpoint_save(tr->ctx, tr->out_dir, done, &tr->run, io, e))
         return false; /* the message says what is on disk */
+    if (tr->log_new) { /* the old checkpoint is gone: its log gives way to this run's */
+        if (rename(tr->log_new, tr->log_path) != 0)
+            return rt_err(e, RT_ERR_IO, "%s: cannot rename to %s: %s; the checkpoint of step %" PRId64
+                          " is in %s", tr->log_new, tr->log_path, strerror(errno), done, tr->out_dir);
+        free(tr->log_new);
+        tr->log_new = NULL;
+    }
     report_line(tr, "step %" PRId64 ": checkpoint written to %s", done, tr->out_dir);
     return true;
 }
@@ -1202,6 +1286,27 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
            "stopped without applying that step's update; %s",
            step, loss ? "loss" : "gradient norm", isnan(loss ? st->loss : st->grad_norm) ? "NaN" : "infinite", l, g,
            (double)st->lr, kept);
+}
+
+/* The run's schedule is valid and --steps is within its horizon (then set when not given).
+ * A resumed run cannot move the horizon: its schedule is the checkpoint's. */
+static bool check_run_schedule(Trainer *tr, RtError *e)
+{
+    if (!rt_schedule_check(&tr->sched, tr->m, e))
+        return false;
+    if (!opt_given(&tr->o, "--steps"))
+        tr->o.steps = tr->sched.steps;
+    if (tr->o.steps <= tr->sched.steps)
+        return true;
+    if (tr->o.resume)
+        return rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the horizon of the checkpoint's "
+                      "schedule, %" PRId64 " steps (the cosine ends there); a resumed run keeps its "
+                      "schedule, so a longer run must start afresh with --total-steps %" PRId64,
+                      tr->o.steps, tr->sched.steps, tr->o.steps);
+    return rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
+                  " steps (the cosine ends there); train a longer schedule with --total-steps %" PRId64
+                  " or rebuild with -D train.steps=%" PRId64, tr->o.steps, tr->sched.steps, tr->o.steps,
+                  tr->o.steps);
 }
 
 /* A 64-bit checksum of each checkpointed tensor live after `done` steps (0 for the others):
@@ -1383,6 +1488,13 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
         return 2;
     }
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
+    /* usage errors before anything is created: a mistyped --resume DIR used to be made
+     * (with a lock file in it) before the missing checkpoint was noticed */
+    if (tr->o.resume && !rt_checkpoint_exists(tr->o.resume))
+        return rt_err(e, RT_ERR_MISSING, "%s: no checkpoint to resume (neither %s/latest nor "
+                      "%s/trainer.safetensors exists)", tr->o.resume, tr->o.resume, tr->o.resume), 2;
+    if (!tr->o.resume && !check_run_schedule(tr, e))
+        return 2;
     if (!check_memory(tr, e) || (tr->rank == 0 && !claim_out_dir(tr, e)))
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
@@ -1424,21 +1536,12 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
     } else if (tr->o.resume) {
         memcpy(tr->run.tokenizer, tr->saved.tokenizer, sizeof tr->run.tokenizer);
     }
-    if (!rt_schedule_check(&tr->sched, m, e))
+    if (tr->o.resume && !check_run_schedule(tr, e))
         return 2;
     tr->run.schedule = tr->sched;
     char desc[512];
     rt_schedule_describe(&tr->sched, desc, sizeof desc);
     report_line(tr, "schedule %s", desc);
-    if (!opt_given(&tr->o, "--steps"))
-        tr->o.steps = tr->sched.steps;
-    if (tr->o.steps > tr->sched.steps) {
-        rt_err(e, RT_ERR_USAGE, "--steps %" PRId64 " is past the schedule's horizon of %" PRId64
-               " steps (the cosine ends there); train a longer schedule with --total-steps %" PRId64
-               " or rebuild with -D train.steps=%" PRId64, tr->o.steps, tr->sched.steps, tr->o.steps,
-               tr->o.steps);
-        return 2;
-    }
     if (tr->rank == 0 && !open_log(tr, start, e))
         return 2;
     *start_out = start;
@@ -1828,6 +1931,8 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
         else
             print_help(&tr);
         rc = 0;
+    } else if (!check_sched_kind_options(&tr)) {
+        rc = 2;
     } else {
         apply_sched_options(&tr.o, &tr.sched);
         int fd = fileno(tr.out);
@@ -1837,6 +1942,12 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
             rc = (rt_err(&e, RT_ERR_IO, "%s: cannot write the metrics log: %s", tr.log_path,
                          strerror(errno)), 2);
         tr.log = NULL;
+        struct stat st;
+        if (tr.log_new && stat(tr.log_new, &st) == 0 && st.st_size == 0)
+            unlink(tr.log_new);
+        else if (tr.log_new)
+            fprintf(tr.err, "%s: note: this run's metrics are in %s; %s still holds those of "
+                    "the checkpoint in %s\n", tr.prog, tr.log_new, tr.log_path, tr.out_dir);
     }
     if (rc != 0 && rc < 128 && e.code != RT_OK && !(tr.rank > 0 && tr.shared_error)) {
         if (tr.rank > 0) /* its own error: say whose */
@@ -1858,6 +1969,7 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
     if (tr.dist && rc != 0 && !tr.agreed)
         rt_dist_abort(tr.dist, rc);
     rt_dist_destroy(tr.dist);
+    free(tr.log_new);
     rt_ctx_destroy(tr.ctx);
     rt_tok_close(tr.tok);
     rt_data_close(&tr.train_data);

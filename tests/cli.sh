@@ -31,6 +31,27 @@ expect 2 'unknown command' "$r" frobnicate
 expect 2 'usage' "$r"
 expect 2 'cannot read' "$r" check "$tmp/missing.relora"
 expect 2 'no spec file' "$r" check
+expect 0 '^usage: relorac fields' "$r" fields --help
+expect 2 '^usage: relorac fields' "$r" fields --markdown nosuchsection
+# relorac fields: columns line up whatever the bytes of a character ("≥" is three)
+"$r" fields >"$tmp/fields" 2>&1
+expect 0 '' python3 -c '
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) > 40, len(lines)
+wide = [l for l in lines if "≥" in l[41:76]]
+assert len(wide) >= 3, len(wide)
+for l in wide:  # path 30, section 9, type 34, default 28: the default starts at column 76
+    assert l[75] == " " and l[76] != " ", l
+' "$tmp/fields"
+# a FIFO without a writer, a device or a directory as the input: an error at once (a FIFO
+# used to block in open and /dev/zero to be read until memory ran out); a pipe still works
+mkfifo "$tmp/fifo.relora"
+expect 1 'fifo.relora: error: no model declared' timeout 20 "$r" check "$tmp/fifo.relora"
+expect 1 "expected 'module'" timeout 20 "$r" opt "$tmp/fifo.relora" --passes dce
+expect 2 "cannot read '/dev/zero': a character device, not a file" timeout 20 "$r" check /dev/zero
+expect 2 "cannot read '$tmp': a directory, not a file" timeout 20 "$r" check "$tmp"
+expect 0 'total parameters: +857,216' sh -c 'cat "$1" | timeout 20 "$0" check /dev/stdin' "$r" "$root/examples/tiny.relora"
 expect 2 'unknown option' "$r" check "$root/examples/tiny.relora" --frob
 expect 0 'total parameters: +857,216' "$r" check "$root/examples/tiny.relora"
 expect 0 '"planned_bytes"' "$r" check "$root/examples/tiny.relora" --json

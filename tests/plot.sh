@@ -78,6 +78,14 @@ expect no-gnuplot 2 "relorac plot: gnuplot is not installed (on Debian: apt-get 
     env PATH="$T/empty-path" "$R" plot "$T/run" -o "$T/np.png"
 [ ! -e "$T/np.png" ] && ok || bad "a picture was written without gnuplot"
 expect no-args 2 "relorac plot: no run directory given" "$R" plot
+# a FIFO without a writer reads as empty and a device is refused, at once (they used to
+# block forever, or read /dev/zero until memory ran out); a pipe being written is read
+mkfifo "$T/fifo.jsonl"
+expect fifo 1 "$T/fifo.jsonl: error: no metrics lines" timeout 20 "$R" plot "$T/fifo.jsonl" -o "$T/f.png"
+expect device 2 "relorac plot: cannot open /dev/zero: a character device, not a file" \
+    timeout 20 "$R" plot /dev/zero -o "$T/z.png"
+expect pipe 0 "wrote $T/p.png (40 steps, 4 validations, $resets merges)" \
+    sh -c 'cat "$1" | timeout 20 "$0" plot /dev/stdin -o "$2"' "$R" "$T/run/metrics.jsonl" "$T/p.png"
 
 echo "plot: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

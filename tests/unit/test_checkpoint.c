@@ -523,6 +523,50 @@ START_TEST(checkpoint_rejects_other_model)
 }
 END_TEST
 
+/* The schedule in a checkpoint's metadata is read strictly: an unknown kind or a number
+ * that is not finite is a format error naming the key (a NaN was read, and a resume then
+ * said the schedule differed from the command line's). */
+START_TEST(checkpoint_rejects_invalid_schedule_metadata)
+{
+    static const struct {
+        int kind;
+        double lr;
+        const char *key;
+    } bad[] = {{7, 0.01, "'schedule.kind'"}, {RT_SCHED_RELORA, NAN, "'schedule.lr'"},
+               {RT_SCHED_RELORA, INFINITY, "'schedule.lr'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        RtCtx *ctx = fake_ctx(&fake_model, 1);
+        RtRunInfo run = {0};
+        run.schedule = fake_model.schedule;
+        run.schedule.kind = bad[i].kind;
+        run.schedule.lr = bad[i].lr;
+        RtError e = {0};
+        ck_assert_msg(rt_checkpoint_save(ctx, dir, 3, &run, NULL, &e), "%s", e.msg);
+        RtRunInfo back;
+        int64_t step;
+        uint64_t seed;
+        e = (RtError){0};
+        ck_assert(!rt_checkpoint_load(ctx, dir, &step, &seed, &back, &e));
+        ck_assert_int_eq(e.code, RT_ERR_FORMAT);
+        ck_assert_msg(strstr(e.msg, "metadata lacks a valid") && strstr(e.msg, bad[i].key), "%s", e.msg);
+        rt_ctx_destroy(ctx);
+    }
+    /* the same file with a valid schedule loads, and the schedule round-trips */
+    RtCtx *ctx = fake_ctx(&fake_model, 1);
+    RtRunInfo run = {0}, back;
+    run.schedule = fake_model.schedule;
+    run.schedule.lr = 0.1 + 0.2; /* not a short decimal: %.17g must round-trip it */
+    RtError e = {0};
+    ck_assert_msg(rt_checkpoint_save(ctx, dir, 3, &run, NULL, &e), "%s", e.msg);
+    int64_t step;
+    uint64_t seed;
+    ck_assert_msg(rt_checkpoint_load(ctx, dir, &step, &seed, &back, &e), "%s", e.msg);
+    ck_assert(back.schedule.lr == 0.1 + 0.2);
+    ck_assert_int_eq(back.schedule.kind, fake_model.schedule.kind);
+    rt_ctx_destroy(ctx);
+}
+END_TEST
+
 /* Fails unless dir's only checkpoint directory is the one `latest` names and no temporary
  * name is left. */
 static void assert_no_leftovers(const char *d)
@@ -826,6 +870,7 @@ Suite *checkpoint_suite(void)
     tcase_add_test(tc, checkpoint_rejects_wrong_shape);
     tcase_add_test(tc, checkpoint_rejects_missing_tensor);
     tcase_add_test(tc, checkpoint_rejects_other_model);
+    tcase_add_test(tc, checkpoint_rejects_invalid_schedule_metadata);
     tcase_add_test(tc, checkpoint_full_disk_keeps_previous);
     tcase_add_test(tc, checkpoint_every_failing_step_leaves_one_whole_checkpoint);
     tcase_add_test(tc, checkpoint_refuses_nonfinite_tensors);

@@ -271,7 +271,7 @@ START_TEST(trainer_reports_usage_and_data_errors)
     free(r);
     r = RUN("--data", data_path, "--resume", in_dir("nowhere"));
     ck_assert_int_eq(r->rc, 2);
-    ck_assert_msg(strstr(r->err, "nowhere/trainer.safetensors: cannot open"), "%s", r->err);
+    ck_assert_msg(strstr(r->err, "nowhere: no checkpoint to resume"), "%s", r->err);
     free(r);
     r = RUN("--help");
     ck_assert_int_eq(r->rc, 0);
@@ -300,6 +300,10 @@ START_TEST(trainer_parses_numbers_strictly)
         {"--temperature", "1e", "bad value '1e' for --temperature"},
         {"--temperature", "-0.5", "expected a number in 0..1000000"},
         {"--data-kind", "bytes", "expected one of text|tokens"},
+        /* the ranges --help states are the ones the schedule check applies */
+        {"--prune", "1", "bad value '1' for --prune: expected a number in [0, 1)"},
+        {"--lr", "0", "bad value '0' for --lr: expected a number > 0"},
+        {"--relora-lr", "0", "bad value '0' for --relora-lr: expected a number > 0"},
         {"--out", "", "--out needs a non-empty value"},
         {"--log", "", "--log needs a non-empty value"},
     };
@@ -441,6 +445,48 @@ START_TEST(trainer_fresh_run_keeps_existing_checkpoint)
 }
 END_TEST
 
+/* --overwrite keeps the old checkpoint until the new run's first save, and the log of its
+ * steps with it: a new run that diverges before its first save leaves metrics.jsonl as
+ * it was (it used to hold the diverged run's steps 0-1, and a resume of the old checkpoint
+ * then logged steps 4-5 after them), with its own lines in metrics.jsonl.new. A new run
+ * that saves replaces both. */
+START_TEST(trainer_overwrite_keeps_the_log_until_the_first_save)
+{
+    Run *r = RUN("--data", data_path, "--steps", "4", "--out", in_dir("ow"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    size_t n0, n1;
+    unsigned char *log0 = slurp(in_dir("ow/metrics.jsonl"), &n0);
+    /* the fake model diverges at step 2 with this rate (loss NaN) */
+    r = RUN("--data", data_path, "--out", in_dir("ow"), "--overwrite", "--lr", "1e30", "--quiet");
+    ck_assert_msg(r->rc == 1 && strstr(r->err, "diverged at step 2"), "%d %s", r->rc, r->err);
+    ck_assert_msg(strstr(r->err, "metrics.jsonl.new;"), "%s", r->err);
+    free(r);
+    unsigned char *log1 = slurp(in_dir("ow/metrics.jsonl"), &n1);
+    ck_assert_msg(n0 == n1 && memcmp(log0, log1, n0) == 0, "the old run's log changed");
+    size_t n2;
+    char *log2 = (char *)slurp(in_dir("ow/metrics.jsonl.new"), &n2);
+    ck_assert_msg(strncmp(log2, "{\"step\":0,", 10) == 0 && strstr(log2, "{\"step\":2,") &&
+                  strstr(log2, "\"diverged\""), "%s", log2);
+    free(log2);
+    float loss[8];
+    long long first = -1;
+    r = RUN("--resume", in_dir("ow"), "--steps", "6", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    ck_assert_int_eq(read_losses(in_dir("ow/metrics.jsonl"), loss, 8, &first), 6);
+    /* a new run that saves takes the log over */
+    r = RUN("--data", data_path, "--out", in_dir("ow"), "--overwrite", "--steps", "2", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    ck_assert_int_eq(read_losses(in_dir("ow/metrics.jsonl"), loss, 8, &first), 2);
+    struct stat st;
+    ck_assert_msg(stat(in_dir("ow/metrics.jsonl.new"), &st) != 0, "metrics.jsonl.new is left");
+    free(log0);
+    free(log1);
+}
+END_TEST
+
 /* A second trainer on a locked directory is refused, naming the directory and the holder. */
 START_TEST(trainer_refuses_locked_out_dir)
 {
@@ -462,6 +508,40 @@ START_TEST(trainer_refuses_locked_out_dir)
     ck_assert_int_eq(atol(pid), (long)getpid());
     free(pid);
     free(r);
+}
+END_TEST
+
+/* Two runs with different --out but one --log: the second is refused while the first holds
+ * the log (it used to empty it, losing the first run's lines, and both wrote on), whether
+ * fresh or resumed; the log is untouched. */
+START_TEST(trainer_refuses_log_in_use)
+{
+    Run *r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("l1"), "--log",
+                 in_dir("shared.jsonl"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    size_t n0, n1;
+    unsigned char *log0 = slurp(in_dir("shared.jsonl"), &n0);
+    int fd = open(in_dir("shared.jsonl"), O_WRONLY | O_APPEND); /* a running trainer's hold */
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("l2"), "--log",
+            in_dir("shared.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "shared.jsonl is in use by another trainer"), "%s", r->err);
+    free(r);
+    r = RUN("--resume", in_dir("l1"), "--steps", "3", "--log", in_dir("shared.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "shared.jsonl is in use by another trainer"), "%s", r->err);
+    free(r);
+    unsigned char *log1 = slurp(in_dir("shared.jsonl"), &n1);
+    ck_assert_msg(n0 == n1 && memcmp(log0, log1, n0) == 0, "the log in use changed");
+    close(fd); /* released: the log is free again */
+    r = RUN("--resume", in_dir("l1"), "--steps", "3", "--log", in_dir("shared.jsonl"), "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    free(log0);
+    free(log1);
 }
 END_TEST
 
@@ -490,6 +570,15 @@ START_TEST(trainer_refuses_log_that_is_an_input)
             in_dir("lg/trainer.safetensors"), "--quiet");
     ck_assert_int_eq(r->rc, 2);
     ck_assert_msg(strstr(r->err, "is a name the checkpoint in"), "%s", r->err);
+    free(r);
+    /* nor a file inside a checkpoint's directory, which the next save deletes with it */
+    r = RUN("--data", data_path, "--steps", "2", "--out", in_dir("lgc"), "--quiet");
+    ck_assert_int_eq(r->rc, 0);
+    free(r);
+    r = RUN("--resume", in_dir("lgc"), "--steps", "4", "--checkpoint-every", "1", "--log",
+            in_dir("lgc/latest/m.jsonl"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "is inside a checkpoint directory of"), "%s", r->err);
     free(r);
     size_t n1;
     unsigned char *data1 = slurp(data_path, &n1);
@@ -755,6 +844,109 @@ START_TEST(trainer_sigterm_writes_checkpoint_and_exits_143)
 }
 END_TEST
 
+/* Runs the trainer of model m with the given arguments (NULL-terminated). */
+static Run *run_model(const RtModel *m, const char *arg0, ...)
+{
+    char *argv[40] = {"fake-trainer"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    Run *r = calloc(1, sizeof *r);
+    RtHooks h = {.out = tmpfile(), .err = tmpfile()};
+    r->rc = rt_main_hooked(argc, argv, m, &h);
+    read_back(h.out, r->out, sizeof r->out);
+    read_back(h.err, r->err, sizeof r->err);
+    return r;
+}
+
+/* A schedule option the compiled schedule kind has no use for (a relora option on a cosine
+ * or constant trainer, --min-lr-ratio on a constant one) used to be accepted and ignored:
+ * it is a usage error naming the option and the kind, before anything is created. */
+START_TEST(trainer_refuses_schedule_options_of_another_kind)
+{
+    static const struct {
+        int kind;
+        const char *opt, *val, *kind_name;
+    } bad[] = {
+        {RT_SCHED_COSINE, "--warm-start", "3", "cosine"},
+        {RT_SCHED_COSINE, "--reset-every", "5", "cosine"},
+        {RT_SCHED_COSINE, "--restart-warmup", "1", "cosine"},
+        {RT_SCHED_COSINE, "--relora-lr", "0.5", "cosine"},
+        {RT_SCHED_COSINE, "--prune", "0.5", "cosine"},
+        {RT_SCHED_CONSTANT, "--reset-every", "5", "constant"},
+        {RT_SCHED_CONSTANT, "--min-lr-ratio", "0.5", "constant"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        RtModel m = fake_model;
+        m.schedule.kind = bad[i].kind;
+        Run *r = run_model(&m, "--data", data_path, "--out", in_dir("kind"), "--steps", "2",
+                           "--quiet", bad[i].opt, bad[i].val, (const char *)NULL);
+        char want[160];
+        snprintf(want, sizeof want, "%s applies to a", bad[i].opt);
+        ck_assert_msg(r->rc == 2, "%s on %s: exit %d", bad[i].opt, bad[i].kind_name, r->rc);
+        ck_assert_msg(strstr(r->err, want), "%s: %s", bad[i].opt, r->err);
+        snprintf(want, sizeof want, "this trainer's schedule is %s", bad[i].kind_name);
+        ck_assert_msg(strstr(r->err, want), "%s: %s", bad[i].opt, r->err);
+        free(r);
+        struct stat st;
+        ck_assert_msg(stat(in_dir("kind"), &st) != 0, "%s created the --out directory", bad[i].opt);
+    }
+    /* where it applies, the option works: --min-lr-ratio on a cosine trainer trains */
+    RtModel m = fake_model;
+    m.schedule.kind = RT_SCHED_COSINE;
+    Run *r = run_model(&m, "--data", data_path, "--out", in_dir("cos"), "--steps", "2", "--quiet",
+                       "--min-lr-ratio", "0.5", (const char *)NULL);
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    r = run_model(&m, "--help", (const char *)NULL);
+    ck_assert_msg(strstr(r->out, "; cosine schedule."), "%s", r->out);
+    free(r);
+}
+END_TEST
+
+/* Usage errors come before anything is created: a mistyped --resume DIR and a schedule
+ * that breaks a rule leave no directory behind. A resumed run's horizon is the
+ * checkpoint's, and the message says so rather than suggesting --total-steps, which a
+ * resume refuses. A fresh --steps 0 does not claim a checkpoint. */
+START_TEST(trainer_usage_errors_create_nothing)
+{
+    struct stat st;
+    Run *r = RUN("--data", data_path, "--resume", in_dir("typo"), "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "typo: no checkpoint to resume"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("typo"), &st) != 0, "--resume created %s", in_dir("typo"));
+    free(r);
+    /* the fake model's schedule has 60 steps: warmup 60 is out of [0, 60) */
+    r = RUN("--data", data_path, "--out", in_dir("bad"), "--warmup", "60", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "warmup must be in [0, steps) = [0, 60) (got 60)"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("bad"), &st) != 0, "a bad schedule created %s", in_dir("bad"));
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("far"), "--steps", "61", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "train a longer schedule with --total-steps 61"), "%s", r->err);
+    ck_assert_msg(stat(in_dir("far"), &st) != 0, "--steps past the horizon created %s", in_dir("far"));
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("zero"), "--steps", "0");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, "--steps is 0; nothing to do") && !strstr(r->out, "checkpoint is at"),
+                  "%s", r->out);
+    free(r);
+    r = RUN("--data", data_path, "--out", in_dir("c"), "--steps", "2", "--quiet");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    r = RUN("--resume", in_dir("c"), "--steps", "61", "--quiet");
+    ck_assert_int_eq(r->rc, 2);
+    ck_assert_msg(strstr(r->err, "past the horizon of the checkpoint's schedule, 60 steps") &&
+                  strstr(r->err, "a resumed run keeps its schedule") && !strstr(r->err, "rebuild"),
+                  "%s", r->err);
+    free(r);
+}
+END_TEST
+
 START_TEST(trainer_samples_from_checkpoint)
 {
     Run *a = RUN("--data", data_path, "--steps", "40", "--out", in_dir("g"), "--quiet");
@@ -806,6 +998,10 @@ Suite *trainer_suite(void)
     tcase_add_test(tc, trainer_reads_cgroup_memory_limits);
     tcase_add_test(tc, trainer_sigterm_writes_checkpoint_and_exits_143);
     tcase_add_test(tc, trainer_samples_from_checkpoint);
+    tcase_add_test(tc, trainer_refuses_schedule_options_of_another_kind);
+    tcase_add_test(tc, trainer_usage_errors_create_nothing);
+    tcase_add_test(tc, trainer_overwrite_keeps_the_log_until_the_first_save);
+    tcase_add_test(tc, trainer_refuses_log_in_use);
     suite_add_tcase(s, tc);
     return s;
 }
