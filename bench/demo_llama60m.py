@@ -14,9 +14,9 @@ validation batch at the end, and writes its final checkpoint.
 Peak RSS is the child's ru_maxrss (os.wait4): the whole process, final evaluation and
 checkpoint included. Throughput is the trainer's tokens_per_s (timed around the step),
 the median over each phase's steps after its first. Stdlib only.
-With --deadline HH:MM (UTC) the trainer gets SIGTERM once the next step would end past
-it: it finishes the step in hand, writes its checkpoint and exits 143, and the summary
-covers the steps done. On a shared machine pick --steps and --warm-start so that the run
+With --deadline HH:MM (UTC) the trainer gets SIGTERM at the end of a step when the step
+after the one in hand would end past it: it finishes the step in hand, writes its
+checkpoint and exits 143, and the summary covers the steps done. On a shared machine pick --steps and --warm-start so that the run
 crosses the switch well before the deadline.
 usage: bench/demo_llama60m.py [--build DIR] [--recompute LEVEL] [--micro-batch B]
                               [--steps N] [--warm-start N] [--deadline HH:MM]
@@ -64,22 +64,28 @@ def cpu_model():
 
 
 def watch_deadline(p, deadline, metrics, t0, stop):
-    """Sends p SIGTERM once the step after the last logged one would end past deadline (UTC
-    HH:MM today), the step time being the mean so far (start-up counted in the first)."""
+    """Sends p SIGTERM at a step's end when the step after the one now in hand would end past
+    deadline (UTC HH:MM today): the trainer finishes the step in hand (about one step time
+    after the last), writes its checkpoint and exits. The step time is that of the last
+    step, from when its line reached METRICS (the first one's includes the start-up)."""
     hh, mm = (int(x) for x in deadline.split(':'))
     now = time.gmtime()
     end = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, hh, mm, 0, 0, 0, 0)) - time.timezone
+    seen, last = 0, t0
     while not stop.is_set():
         try:
             with open(metrics) as f:
                 n = sum(1 for line in f if line.strip())
         except OSError:
             n = 0
-        per = (time.time() - t0) / n if n else None
-        if per and time.time() + per > end:
-            print(f'deadline {deadline} UTC: {n} steps done at {per:.0f} s each; SIGTERM', flush=True)
-            p.send_signal(signal.SIGTERM)
-            return
+        if n > seen:
+            t = time.time()
+            per = (t - last) / (n - seen)
+            seen, last = n, t
+            if t + 2 * per > end:
+                print(f'deadline {deadline} UTC: {n} steps done, the last in {per:.0f} s; SIGTERM', flush=True)
+                p.send_signal(signal.SIGTERM)
+                return
         time.sleep(2)
 
 
