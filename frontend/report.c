@@ -444,6 +444,13 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
                 commas(b1, r->trainable_relora), commas(b2, r->trainable_base), commas(b3, r->lora),
                 pct(r->trainable_relora, r->total));
     }
+    /* data-parallel training sums the f32 gradients of what trains (docs/runtime.md
+     * "Several processes"): in the ReLoRA phase, no frozen W */
+    fprintf(out, "data-parallel sum per step:    %s bytes full-rank", commas(b1, 4 * r->total));
+    if (r->has_relora)
+        fprintf(out, ", %s bytes ReLoRA (%.1f%%)", commas(b2, 4 * r->trainable_relora),
+                pct(r->trainable_relora, r->total));
+    fprintf(out, " (f32 gradients; a rank sends 2(N-1)/N of it)\n");
     fprintf(out, "\nFLOPs per token, forward + backward (seq_len %lld):\n", (long long)t->seq_len);
     fprintf(out, "  full-rank: 6 x %s matmul params + %s attention = %s\n", commas(b1, r->mm_params),
             commas(b2, r->attn_flops), commas(b3, r->flops_full));

@@ -191,6 +191,33 @@ int32_t rt_data_token(const RtData *d, int64_t i);
 void rt_batch_fill(RtSplit s, int batch, int seq_len, uint64_t seed, uint64_t stream,
                    uint64_t index, int32_t *x, int32_t *y);
 
+/* ---- dist.c ---- */
+/* The ranks of a data-parallel job (Open MPI, loaded at run time). */
+typedef struct RtDist RtDist;
+
+/* When the process was started by an MPI launcher (OMPI_COMM_WORLD_SIZE, PMIX_SIZE or
+ * PMI_SIZE in the environment), loads Open MPI's libmpi with dlopen, initialises it and
+ * returns the job's world in *out; otherwise *out = NULL and nothing is loaded (a trainer
+ * runs without MPI installed). Fails when the launcher is there and libmpi is not. */
+bool rt_dist_create(RtDist **out, RtError *e);
+/* Calls MPI_Finalize. NULL is a no-op. */
+void rt_dist_destroy(RtDist *d);
+/* Stops every rank of the job (MPI_Abort) with exit status code. */
+void rt_dist_abort(RtDist *d, int code);
+int rt_dist_rank(const RtDist *d); /* 0 for NULL */
+int rt_dist_size(const RtDist *d); /* 1 for NULL */
+/* The MPI library's version line ("Open MPI v4.1.4"); "none" for NULL. */
+const char *rt_dist_library(const RtDist *d);
+/* Payload bytes this rank has sent so far (each collective's data as its pattern moves it:
+ * a reduction of S bytes sends 2 (N-1)/N S). */
+uint64_t rt_dist_bytes_sent(const RtDist *d);
+/* x[i]: [n[i]] f32, replaced on every rank by its sum over the ranks, added in rank order
+ * 0, 1, ..., N-1 (the same bits on every rank, whatever MPI's algorithms). An MPI failure
+ * (a lost rank) gives RT_ERR_IO. */
+bool rt_dist_sum_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e);
+/* all: [N][bytes] gets every rank's `mine`, in rank order. */
+bool rt_dist_allgather(RtDist *d, const void *mine, void *all, size_t bytes, RtError *e);
+
 /* ---- json.c ---- */
 typedef struct RtBuf {
     char *p;
@@ -350,7 +377,8 @@ typedef struct RtStepPlan {
 enum RtStepResult {
     RT_STEP_OK,
     RT_STEP_LOSS_NONFINITE, /* the loss was NaN or inf: no update was applied */
-    RT_STEP_NORM_NONFINITE  /* the gradient norm was NaN or inf: no update was applied */
+    RT_STEP_NORM_NONFINITE, /* the gradient norm was NaN or inf: no update was applied */
+    RT_STEP_COMM_FAILED     /* a collective with the other ranks failed (the RtError says) */
 };
 
 /* The name of a function slot (the IR function it runs): "train_full", "relora_reset". */
@@ -382,6 +410,21 @@ void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y);
  * the norm are finite, update_* and the reset when due. Returns enum RtStepResult.
  * x, y: [batch, seq_len]. */
 int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out);
+/* rt_step as rank rt_dist_rank(dist) of rt_dist_size(dist) ranks (dist NULL: alone, exactly
+ * rt_step): runs its k/N micro-steps of the step's batch x, y [batch, seq_len] (N divides k =
+ * batch / micro_batch), sums the gradients of the step's phase and the loss over the ranks
+ * (rt_dist_sum_spans), then, on the same sum on every rank, norm_*, update_* and the reset.
+ * RT_STEP_COMM_FAILED fills e. */
+int rt_step_dist(RtCtx *ctx, RtDist *dist, const RtSchedule *s, const int32_t *x, const int32_t *y,
+                 int64_t step, RtStepStats *out, RtError *e);
+/* Whether step `step` reduces tensor t across ranks: a gradient (RT_T_GRAD) of the step's
+ * phase. */
+bool rt_grad_is_reduced(const RtTensorInfo *t, const RtSchedule *s, int64_t step);
+/* The bytes of the gradients step `step` reduces (those of its phase). */
+int64_t rt_grad_reduced_bytes(const RtModel *m, const RtSchedule *s, int64_t step);
+/* rt_eval_loss over the ranks: each evaluates its k/N micro-batches; *out is the batch's
+ * mean on every rank. */
+bool rt_eval_loss_dist(RtCtx *ctx, RtDist *dist, const int32_t *x, const int32_t *y, float *out, RtError *e);
 /* Initialises every parameter from ctx->seed (RT_FN_INIT at step 0). */
 void rt_init(RtCtx *ctx);
 /* The mean loss of one batch [batch, seq_len] (nats/token), micro-batch by micro-batch;

@@ -215,7 +215,62 @@ static void zero_grads(RtCtx *ctx, const RtSchedule *s, int64_t step)
     }
 }
 
-int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out)
+bool rt_grad_is_reduced(const RtTensorInfo *t, const RtSchedule *s, int64_t step)
+{
+    return (t->flags & RT_T_GRAD) && rt_tensor_is_live(t, s, step + 1);
+}
+
+int64_t rt_grad_reduced_bytes(const RtModel *m, const RtSchedule *s, int64_t step)
+{
+    int64_t bytes = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (rt_grad_is_reduced(&m->tensors[i], s, step))
+            bytes += rt_tensor_numel(&m->tensors[i]) * (int64_t)rt_dtype_size(m->tensors[i].dtype);
+    return bytes;
+}
+
+/* Sums the gradients of step `step`'s phase over the ranks (only those: a frozen W has no
+ * gradient in the ReLoRA phase, and the other phase's buffers hold other tensors). */
+static bool reduce_grads(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t step, RtError *e)
+{
+    const RtModel *m = ctx->model;
+    float **x = malloc(sizeof *x * (size_t)m->n_tensors);
+    int64_t *n = malloc(sizeof *n * (size_t)m->n_tensors);
+    if (!x || !n) {
+        free(x);
+        free(n);
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    }
+    int count = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (rt_grad_is_reduced(&m->tensors[i], s, step) && m->tensors[i].dtype == RT_F32) {
+            x[count] = rt_tensor_data(ctx, i);
+            n[count++] = rt_tensor_numel(&m->tensors[i]);
+        }
+    bool ok = rt_dist_sum_spans(dist, x, n, count, e);
+    free(x);
+    free(n);
+    return ok;
+}
+
+/* The sum over the ranks of each rank's `mine`, added in rank order. */
+static bool sum_f64(RtDist *dist, double mine, double *out, RtError *e)
+{
+    int N = rt_dist_size(dist);
+    double *all = malloc(sizeof *all * (size_t)N);
+    if (!all)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    bool ok = rt_dist_allgather(dist, &mine, all, sizeof mine, e);
+    double sum = 0;
+    for (int q = 0; ok && q < N; q++)
+        sum += all[q];
+    *out = sum;
+    free(all);
+    return ok;
+}
+
+int rt_step_dist(RtCtx *ctx, RtDist *dist, const RtSchedule *s, const int32_t *x, const int32_t *y,
+                 int64_t step, RtStepStats *out, RtError *e)
 {
     const RtModel *m = ctx->model;
     RtStepPlan p = rt_schedule_plan(s, step);
@@ -232,16 +287,21 @@ int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y,
     int base_fn = p.lora ? RT_FN_TRAIN_LORA : RT_FN_TRAIN_FULL;
     /* micro-step j computes rows [j b, (j + 1) b) of the step's batch; its train function
      * adds 1/k of its gradient to the zeroed ones, so that they end as the gradient of
-     * the mean over the batch; the step's loss is the mean of the micro-steps' means */
+     * the mean over the batch; the step's loss is the mean of the micro-steps' means.
+     * With N ranks, rank r runs micro-steps [r k/N, (r + 1) k/N) of the same batch and
+     * the ranks' sums are added before the norm: the same gradient, cut differently. */
     int64_t k = micro_steps(m), rows = (int64_t)m->micro_batch * m->seq_len;
+    int64_t per = k / rt_dist_size(dist), j0 = per * rt_dist_rank(dist);
     if (k > 1)
         zero_grads(ctx, s, step);
     double loss = 0;
-    for (int64_t j = 0; j < k; j++) {
+    for (int64_t j = j0; j < j0 + per; j++) {
         rt_set_batch(ctx, x + j * rows, y + j * rows);
         io_i32(ctx, RT_IO_MICRO_STEP, step * k + j);
         loss += run(ctx, base_fn);
     }
+    if (rt_dist_size(dist) > 1 && (!reduce_grads(ctx, dist, s, step, e) || !sum_f64(dist, loss, &loss, e)))
+        return RT_STEP_COMM_FAILED;
     out->loss = (float)(loss / (double)k);
     out->grad_norm = run(ctx, base_fn + 1);
     if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
@@ -257,21 +317,37 @@ int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y,
     return RT_STEP_OK;
 }
 
+int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out)
+{
+    return rt_step_dist(ctx, NULL, s, x, y, step, out, NULL);
+}
+
 void rt_init(RtCtx *ctx)
 {
     io_i32(ctx, RT_IO_STEP, 0);
     run(ctx, RT_FN_INIT);
 }
 
-float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y)
+bool rt_eval_loss_dist(RtCtx *ctx, RtDist *dist, const int32_t *x, const int32_t *y, float *out, RtError *e)
 {
     int64_t k = micro_steps(ctx->model), rows = (int64_t)ctx->model->micro_batch * ctx->model->seq_len;
+    int64_t per = k / rt_dist_size(dist), j0 = per * rt_dist_rank(dist);
     double loss = 0;
-    for (int64_t j = 0; j < k; j++) {
+    for (int64_t j = j0; j < j0 + per; j++) {
         rt_set_batch(ctx, x + j * rows, y + j * rows);
         loss += run(ctx, RT_FN_EVAL);
     }
-    return (float)(loss / (double)k);
+    if (rt_dist_size(dist) > 1 && !sum_f64(dist, loss, &loss, e))
+        return false;
+    *out = (float)(loss / (double)k);
+    return true;
+}
+
+float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y)
+{
+    float loss = 0;
+    rt_eval_loss_dist(ctx, NULL, x, y, &loss, NULL);
+    return loss;
 }
 
 void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out)

@@ -144,6 +144,14 @@ typedef struct Trainer {
     RtRunInfo saved; /* read from the checkpoint being resumed */
     RtSchedule sched; /* this run's schedule, resolved */
     bool tty;
+    /* Data-parallel runs (docs/runtime.md "Several processes"): the job, NULL without a
+     * launcher. Rank 0 alone locks DIR, writes the log and checkpoints and prints progress. */
+    RtDist *dist;
+    int rank;
+    bool agreed;       /* the run stopped on a decision every rank took: no MPI_Abort */
+    uint64_t step_sent; /* bytes this rank sent in the last step's sums */
+    char prog_rank[256]; /* "PROG: rank R", the name in a rank's own errors */
+    bool shared_error; /* every rank has the same error; only rank 0 prints it */
 } Trainer;
 
 /* A schedule step field as an option value: the percentage it was given as, else its count. */
@@ -996,13 +1004,19 @@ static bool open_data(Trainer *tr, RtError *e)
 }
 
 /* Mean validation loss over a fixed set of batches (the same at every evaluation). */
-static double evaluate(Trainer *tr, int32_t *x, int32_t *y)
+static double evaluate(Trainer *tr, int32_t *x, int32_t *y, RtError *e, bool *ok)
 {
     double sum = 0;
+    *ok = true;
     for (int64_t i = 0; i < tr->o.eval_batches; i++) {
         rt_batch_fill(tr->val, tr->m->batch, tr->m->seq_len, tr->ctx->seed, RT_STREAM_VAL_BATCH,
                       (uint64_t)i, x, y);
-        sum += rt_eval_loss(tr->ctx, x, y);
+        float loss;
+        if (!rt_eval_loss_dist(tr->ctx, tr->dist, x, y, &loss, e)) {
+            *ok = false;
+            return NAN;
+        }
+        sum += loss;
     }
     return sum / (double)tr->o.eval_batches;
 }
@@ -1047,6 +1061,9 @@ static bool log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
     rt_buf_add(&b, "]", 1);
     if (st->events & RT_EV_RESET)
         json_float(&b, "pruned_fraction", st->pruned_fraction);
+    if (tr->dist) /* data-parallel: what the step's gradient and loss sums sent from here */
+        rt_buf_printf(&b, ",\"ranks\":%d,\"reduced_bytes\":%" PRId64 ",\"sent_bytes\":%" PRIu64,
+                      rt_dist_size(tr->dist), rt_grad_reduced_bytes(tr->m, &tr->sched, step), tr->step_sent);
     if (!isnan(val_loss)) {
         json_float(&b, "val_loss", val_loss);
         json_float(&b, "val_ppl", exp(val_loss));
@@ -1183,15 +1200,149 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
            (double)st->lr, kept);
 }
 
-static int train(Trainer *tr, RtError *e)
+/* A 64-bit checksum of each checkpointed tensor live after `done` steps (0 for the others):
+ * splitmix64 over its bytes, 8 at a time. sums: [n_tensors]. */
+static void checksums(const Trainer *tr, int64_t done, uint64_t *sums)
+{
+    const RtModel *m = tr->m;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const RtTensorInfo *t = &m->tensors[i];
+        sums[i] = 0;
+        if (!rt_tensor_is_persistent(t) || !rt_tensor_is_live(t, &tr->sched, done))
+            continue;
+        size_t bytes = (size_t)rt_tensor_numel(t) * rt_dtype_size(t->dtype);
+        const unsigned char *p = rt_tensor_data(tr->ctx, i);
+        uint64_t h = (uint64_t)bytes;
+        size_t j = 0;
+        for (; j + 8 <= bytes; j += 8) {
+            uint64_t w;
+            memcpy(&w, p + j, 8);
+            h = rt_splitmix64(h ^ w);
+        }
+        for (; j < bytes; j++)
+            h = rt_splitmix64(h ^ p[j]);
+        sums[i] = h;
+    }
+}
+
+/* Checks that every rank holds the same parameters and optimizer state after `done` steps
+ * (before a checkpoint and at the end): a mismatch, which would mean the ranks no longer
+ * train one model, is an error naming the first tensor and rank that differ. */
+static bool check_ranks_equal(Trainer *tr, int64_t done, RtError *e)
+{
+    int N = rt_dist_size(tr->dist), nt = tr->m->n_tensors;
+    if (N == 1)
+        return true;
+    uint64_t *all = malloc(sizeof *all * (size_t)nt * (size_t)(N + 1));
+    if (!all)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    uint64_t *mine = all + (size_t)nt * (size_t)N;
+    checksums(tr, done, mine);
+    bool ok = rt_dist_allgather(tr->dist, mine, all, sizeof *all * (size_t)nt, e);
+    for (int q = 1; ok && q < N; q++)
+        for (int i = 0; ok && i < nt; i++)
+            if (all[(size_t)q * (size_t)nt + (size_t)i] != all[i]) {
+                tr->shared_error = tr->agreed = true;
+                ok = rt_err(e, RT_ERR_MISMATCH,
+                            "after step %" PRId64 " the ranks hold different values: tensor %s "
+                            "differs between rank 0 and rank %d (checksums %016" PRIx64 " and %016"
+                            PRIx64 "); no checkpoint was written",
+                            done, tr->m->tensors[i].name, q, all[i], all[(size_t)q * (size_t)nt + (size_t)i]);
+            }
+    free(all);
+    return ok;
+}
+
+/* Fault injection for tests/mpi.sh: with RELORAC_DIST_FAULT=skew in its environment, rank 1
+ * flips the lowest bit of its first parameter before each cross-rank check, which must then
+ * fail. */
+static void skew_for_test(Trainer *tr)
+{
+    const char *f = getenv("RELORAC_DIST_FAULT");
+    if (tr->rank != 1 || !f || strcmp(f, "skew") != 0)
+        return;
+    for (int i = 0; i < tr->m->n_tensors; i++)
+        if (tr->m->tensors[i].pool == RT_POOL_PARAMS) {
+            *(unsigned char *)rt_tensor_data(tr->ctx, i) ^= 1;
+            return;
+        }
+}
+
+/* Whether every rank passes ok; *failed_rank is the first that did not (-1: none). false
+ * on an MPI failure too (e filled). */
+static bool all_ok(Trainer *tr, bool ok, int *failed_rank, RtError *e)
+{
+    int N = rt_dist_size(tr->dist);
+    *failed_rank = -1;
+    if (N == 1)
+        return ok;
+    int32_t mine = ok, *all = malloc(sizeof *all * (size_t)N);
+    RtError ce = {0};
+    if (!all || !rt_dist_allgather(tr->dist, &mine, all, sizeof mine, &ce)) {
+        if (ok && !all)
+            rt_err(e, RT_ERR_NOMEM, "out of memory");
+        else if (ok)
+            *e = ce;
+        free(all);
+        return false;
+    }
+    bool every = true;
+    for (int q = N - 1; q >= 0; q--)
+        if (!all[q]) {
+            every = false;
+            *failed_rank = q;
+        }
+    free(all);
+    return every;
+}
+
+/* Joins the job when launched by mpirun: the rank count must divide a step's micro-steps. */
+static bool dist_setup(Trainer *tr, RtError *e)
+{
+    const RtModel *m = tr->m;
+    if (!rt_dist_create(&tr->dist, e))
+        return false;
+    tr->rank = rt_dist_rank(tr->dist);
+    int N = rt_dist_size(tr->dist);
+    if (tr->rank > 0)
+        tr->o.quiet = true;
+    if (tr->dist) /* mpirun relays our output through a terminal of its own: plain lines */
+        tr->tty = false;
+    if (tr->dist && m->device) {
+        tr->shared_error = tr->agreed = true;
+        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun runs on the CPU target "
+                      "only; this trainer runs on %s: launch it without mpirun",
+                      m->device->name ? m->device->name : "a device");
+    }
+    for (int i = 0; tr->dist && i < m->n_tensors; i++)
+        if ((m->tensors[i].flags & RT_T_GRAD) && m->tensors[i].dtype != RT_F32) {
+            tr->shared_error = tr->agreed = true;
+            return rt_err(e, RT_ERR_USAGE, "data-parallel training sums f32 gradients, and %s is %s",
+                          m->tensors[i].name, rt_dtype_name(m->tensors[i].dtype));
+        }
+    int64_t k = m->batch / m->micro_batch;
+    if (k % N != 0) {
+        tr->shared_error = tr->agreed = true;
+        return rt_err(e, RT_ERR_USAGE,
+                      "cannot split a step over %d ranks: each step is batch / micro_batch = %d / "
+                      "%d = %" PRId64 " micro-steps, and each rank must run the same whole number "
+                      "of them; launch a number of ranks that divides %" PRId64
+                      ", or rebuild with another -D train.micro_batch",
+                      N, m->batch, m->micro_batch, k, k);
+    }
+    return true;
+}
+
+/* Everything before the first step. Returns -1 to train, else the exit status. */
+static int setup(Trainer *tr, int64_t *start_out, RtError *e)
 {
     const RtModel *m = tr->m;
     tr->out_dir = !opt_given(&tr->o, "--out") && tr->o.resume ? tr->o.resume : tr->o.out;
-    if (!check_memory(tr, e) || !claim_out_dir(tr, e))
+    if (!check_memory(tr, e) || (tr->rank == 0 && !claim_out_dir(tr, e)))
         return 2;
     if (!rt_ctx_create(&tr->ctx, m, (int)tr->o.threads, tr->o.seed, e))
         return 2;
-    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->err, tr->prog, tr->ctx);
+    rt_gemm_report(tr->o.quiet ? NULL : tr->out, tr->rank > 0 ? NULL : tr->err, tr->prog, tr->ctx);
     int64_t start = 0;
     if (tr->o.resume) {
         uint64_t seed;
@@ -1233,12 +1384,70 @@ static int train(Trainer *tr, RtError *e)
                tr->o.steps);
         return 2;
     }
-    if (!open_log(tr, start, e))
+    if (tr->rank == 0 && !open_log(tr, start, e))
         return 2;
+    *start_out = start;
     if (start >= tr->o.steps) {
         report_line(tr, "checkpoint is at step %" PRId64 ", --steps is %" PRId64
                     "; nothing to do", start, tr->o.steps);
         return 0;
+    }
+    if (tr->dist) {
+        int N = rt_dist_size(tr->dist);
+        int64_t k = m->batch / m->micro_batch;
+        const RtSchedule *s = &tr->sched;
+        char fb[32] = "-", lb[32] = "-";
+        if (s->kind != RT_SCHED_RELORA || s->warm_start > 0)
+            rt_mem_bytes(fb, sizeof fb, (uint64_t)rt_grad_reduced_bytes(m, s, 0));
+        if (s->kind == RT_SCHED_RELORA)
+            rt_mem_bytes(lb, sizeof lb, (uint64_t)rt_grad_reduced_bytes(m, s, s->warm_start));
+        report_line(tr, "data-parallel: %d ranks (%s), %" PRId64 " of the %" PRId64 " micro-steps "
+                    "of each step per rank; gradients summed per step: %s in the full-rank phase, "
+                    "%s in the ReLoRA phase", N, rt_dist_library(tr->dist), k / N, k, fb, lb);
+    }
+    return -1;
+}
+
+/* The signal any rank has received, agreed by all (so all stop after the same step). */
+static int agreed_signal(Trainer *tr, RtError *e, bool *ok)
+{
+    int sig = pending_signal, N = rt_dist_size(tr->dist);
+    *ok = true;
+    if (N == 1)
+        return sig;
+    int32_t mine = sig, *all = malloc(sizeof *all * (size_t)N);
+    if (!all || !rt_dist_allgather(tr->dist, &mine, all, sizeof mine, e)) {
+        if (!all)
+            rt_err(e, RT_ERR_NOMEM, "out of memory");
+        free(all);
+        *ok = false;
+        return 0;
+    }
+    sig = 0;
+    for (int q = 0; q < N && !sig; q++)
+        sig = all[q];
+    free(all);
+    return sig;
+}
+
+static int train(Trainer *tr, RtError *e)
+{
+    const RtModel *m = tr->m;
+    if (!dist_setup(tr, e))
+        return 2;
+    int64_t start = 0;
+    int rc = setup(tr, &start, e), failed;
+    bool every = all_ok(tr, rc < 0, &failed, e);
+    if (rc >= 0) {
+        tr->agreed = tr->agreed || (rc == 0 && every);
+        return rc;
+    }
+    if (!every) {
+        if (failed >= 0) {
+            tr->agreed = true;
+            rt_err(e, RT_ERR_USAGE, "rank %d could not start (its message is above); stopped", failed);
+        }
+        return 2;
     }
 
     size_t n_tok = (size_t)m->batch * (size_t)m->seq_len;
@@ -1257,14 +1466,20 @@ static int train(Trainer *tr, RtError *e)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    int rc = 0;
+    rc = 0;
     double t_start = now_s();
     for (int64_t step = start; step < tr->o.steps; step++) {
         rt_batch_fill(tr->train, m->batch, m->seq_len, tr->ctx->seed, RT_STREAM_TRAIN_BATCH,
                       (uint64_t)step, x, y);
         double t0 = now_s();
         RtStepStats st = {0};
-        int res = rt_step(tr->ctx, &tr->sched, x, y, step, &st);
+        uint64_t sent0 = rt_dist_bytes_sent(tr->dist);
+        int res = rt_step_dist(tr->ctx, tr->dist, &tr->sched, x, y, step, &st, e);
+        tr->step_sent = rt_dist_bytes_sent(tr->dist) - sent0;
+        if (res == RT_STEP_COMM_FAILED) {
+            rc = 2;
+            break;
+        }
         double t1 = now_s(), tok_s = (double)n_tok / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
         int64_t done = step + 1;
         double eta = (t1 - t_start) / (double)(done - start) * (double)(tr->o.steps - done);
@@ -1272,13 +1487,20 @@ static int train(Trainer *tr, RtError *e)
             RtError le = {0};
             log_metrics(tr, step, &st, tok_s, NAN, &le); /* the line says diverged; best effort */
             diverged(tr, step, res, &st, e);
+            tr->shared_error = tr->agreed = true; /* every rank saw the same sums */
             rc = 1;
             break;
         }
         double val_loss = NAN;
         bool at_end = done == tr->o.steps;
-        if (tr->has_val && ((tr->o.eval_every > 0 && done % tr->o.eval_every == 0) || at_end))
-            val_loss = evaluate(tr, x, y);
+        if (tr->has_val && ((tr->o.eval_every > 0 && done % tr->o.eval_every == 0) || at_end)) {
+            bool ok;
+            val_loss = evaluate(tr, x, y, e, &ok);
+            if (!ok) {
+                rc = 2;
+                break;
+            }
+        }
         if (!log_metrics(tr, step, &st, tok_s, val_loss, e)) {
             rc = 2;
             break;
@@ -1298,13 +1520,36 @@ static int train(Trainer *tr, RtError *e)
                 report_line(tr, "step %" PRId64 ": val loss %.4f | ppl %.3f", done, val_loss,
                             exp(val_loss));
         }
-        int sig = pending_signal;
+        bool ok;
+        int sig = agreed_signal(tr, e, &ok);
+        if (!ok) {
+            rc = 2;
+            break;
+        }
         if (at_end || sig ||
             (tr->o.checkpoint_every > 0 && done % tr->o.checkpoint_every == 0)) {
-            if (!save(tr, done, e)) {
+            skew_for_test(tr);
+            if (!check_ranks_equal(tr, done, e)) {
+                rc = 2;
+                break;
+            }
+            bool saved = tr->rank > 0 || save(tr, done, e);
+            int failed;
+            if (!all_ok(tr, saved, &failed, e)) {
+                if (saved && failed == 0) { /* rank 0 said why */
+                    tr->shared_error = tr->agreed = true;
+                    rt_err(e, RT_ERR_IO, "rank 0 could not write the checkpoint");
+                } else if (!saved) {
+                    tr->agreed = failed >= 0;
+                }
                 rc = e->code == RT_ERR_NONFINITE ? 1 : 2;
                 break;
             }
+        }
+        if (sig && tr->rank > 0) {
+            tr->agreed = true;
+            rc = 128 + sig;
+            break;
         }
         if (sig) {
             clear_bar(tr);
@@ -1314,10 +1559,13 @@ static int train(Trainer *tr, RtError *e)
                     tr->prog, sig == SIGINT ? "SIGINT" : "SIGTERM", done, tr->out_dir, tr->prog,
                     tr->prog, tr->out_dir);
             fflush(tr->err);
+            tr->agreed = true;
             rc = 128 + sig;
             break;
         }
     }
+    if (rc == 0)
+        tr->agreed = true;
     if (rc == 0 && tr->tty && !tr->o.quiet)
         fputc('\n', tr->out);
     sigaction(SIGINT, &old_int, NULL);
@@ -1483,8 +1731,11 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
                          strerror(errno)), 2);
         tr.log = NULL;
     }
-    if (rc != 0 && rc < 128 && e.code != RT_OK)
+    if (rc != 0 && rc < 128 && e.code != RT_OK && !(tr.rank > 0 && tr.shared_error)) {
+        if (tr.rank > 0) /* its own error: say whose */
+            snprintf(tr.prog_rank, sizeof tr.prog_rank, "%s: rank %d", tr.prog, tr.rank), tr.prog = tr.prog_rank;
         report_error(&tr, &e);
+    }
     /* what went to stdout is the product of --sample and --help: a failed write is an error */
     if ((fflush(tr.out) != 0 || ferror(tr.out)) && rc == 0) {
         fprintf(tr.err, "%s: error: cannot write to standard output: %s\n", tr.prog,
@@ -1495,6 +1746,11 @@ int rt_main_hooked(int argc, char **argv, const RtModel *m, const RtHooks *hooks
     if (tr.lock_fd >= 0)
         close(tr.lock_fd);
     free(tr.log_path);
+    /* A rank that stops alone (an I/O or MPI error) takes the job down, since the others
+     * would wait for it in the next collective; a shared decision ends with MPI_Finalize. */
+    if (tr.dist && rc != 0 && !tr.agreed)
+        rt_dist_abort(tr.dist, rc);
+    rt_dist_destroy(tr.dist);
     rt_ctx_destroy(tr.ctx);
     rt_data_close(&tr.train_data);
     rt_data_close(&tr.val_data);

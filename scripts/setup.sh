@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config meson ninja-build flex bison check
   llvm-dev clang libclang-rt-dev libblis-serial-dev libopenblas-dev bible-kjv gnuplot-nox
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()
