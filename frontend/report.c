@@ -12,23 +12,27 @@ static void add_row(FeReport *r, FeModuleRow row)
     r->rows[r->n_rows++] = row;
 }
 
-/* Saved activation elements per token of one layer (see §7.3). */
-static int64_t layer_activations(const SpecModel *m, int64_t seq_len, bool relora, const char *visited_buf, int n)
+/* Saved activation elements per token of one layer (see §7.3): every module's output;
+ * inside attention q, k, v, the output before o and the rows' log-sum-exp (the fused
+ * attention keeps no [T, T] probabilities); inside swiglu/geglu gate, up, act(gate) and
+ * the product; in the ReLoRA phase A x per adapted linear. `selective` recomputes the
+ * cheap ones instead of keeping them: the norms' outputs and the GLU's act and product. */
+static int64_t layer_activations(const SpecModel *m, bool relora, bool selective)
 {
-    (void)visited_buf;
-    (void)n;
     int64_t per_token = 0;
     for (int i = 0; i < m->block.n_modules; i++) {
         const SpecModule *mod = m->block.modules[i];
-        per_token += mod->out_dim;
+        bool is_norm = mod->kind == SPEC_MOD_RMSNORM || mod->kind == SPEC_MOD_LAYERNORM;
+        if (!(selective && is_norm))
+            per_token += mod->out_dim;
         switch (mod->kind) {
         case SPEC_MOD_ATTENTION:
             per_token += (mod->heads + 2 * mod->kv_heads) * mod->head_dim; /* q, k, v */
             per_token += mod->heads * mod->head_dim;                       /* attention output before o */
-            per_token += mod->heads * seq_len;                             /* softmax probabilities */
+            per_token += mod->heads;                                       /* log-sum-exp of each row */
             break;
         case SPEC_MOD_SWIGLU:
-        case SPEC_MOD_GEGLU: per_token += 4 * mod->hidden; break; /* gate, up, act(gate), product */
+        case SPEC_MOD_GEGLU: per_token += (selective ? 2 : 4) * mod->hidden; break; /* gate, up (act, product) */
         default: break;
         }
         if (relora)
@@ -150,12 +154,21 @@ void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
     char *seen = arena_alloc(a, (size_t)m->block.n_nodes + 1);
     int64_t elementwise = count_elementwise(m->block.ret, seen);
     int64_t B = s->train.micro_batch; /* one micro-step's activations are live at a time */
-    int64_t global = 2 * m->dim + 2 * m->vocab; /* embedding output, final norm output, logits, probabilities */
+    /* Embedding output, final norm output, the head's input gradient (computed with the
+     * chunked loss and held for the backward) and one chunk of logits (N C / V rows of V:
+     * dim per token); the [N, V] logits are never held whole. */
+    int64_t global = 4 * m->dim;
+    SpecRecompute level = s->train.recompute;
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
             continue;
-        int64_t per_layer = layer_activations(m, T, ph == FE_PHASE_RELORA, NULL, 0) + elementwise;
-        r->act_elems[ph] = B * T * (L * per_layer + global);
+        bool relora = ph == FE_PHASE_RELORA;
+        int64_t kept; /* per token, all layers */
+        if (level == SPEC_RECOMPUTE_FULL) /* each block's input, and one block's values while it is re-run */
+            kept = L * m->dim + layer_activations(m, relora, false) + elementwise;
+        else
+            kept = L * (layer_activations(m, relora, level == SPEC_RECOMPUTE_SELECTIVE) + elementwise);
+        r->act_elems[ph] = B * T * (kept + global);
         int64_t weights = ph == FE_PHASE_FULL ? r->total : r->total + r->lora;
         int64_t trainable = ph == FE_PHASE_FULL ? r->total : r->trainable_relora;
         for (int pr = 0; pr < FE_N_PRECS; pr++) {
@@ -445,12 +458,13 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
         fprintf(out, "  ReLoRA:    6 x %s trainable + 4 x %s frozen + 6 x %s LoRA + %s attention = %s (%.1f%%)\n",
                 commas(b1, r->mm_params - r->mm_frozen), commas(b2, r->mm_frozen), commas(b3, r->lora),
                 commas(b4, r->attn_flops), commas(b5, r->flops_relora), pct(r->flops_relora, r->flops_full));
+    static const char *const levels[] = {"none", "selective", "full"};
     if (t->micro_batch != t->batch)
-        fprintf(out, "\nmemory estimate (micro-batch %lld of batch %lld x seq_len %lld; AdamW m and v):\n",
-                (long long)t->micro_batch, (long long)t->batch, (long long)t->seq_len);
+        fprintf(out, "\nmemory estimate (micro-batch %lld of batch %lld x seq_len %lld; recompute %s; AdamW m and v):\n",
+                (long long)t->micro_batch, (long long)t->batch, (long long)t->seq_len, levels[t->recompute]);
     else
-        fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
-                (long long)t->seq_len);
+        fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; recompute %s; AdamW m and v):\n",
+                (long long)t->batch, (long long)t->seq_len, levels[t->recompute]);
     fprintf(out, "  %-24s %16s %16s\n", "", "fp32", "bf16");
     static const char *const what[] = {"weights", "gradients", "optimizer", "activations", "total"};
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
@@ -634,8 +648,9 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             "\"attention\": %lld, \"full_rank\": %lld, \"relora\": %lld},\n",
             (long long)t->seq_len, (long long)r->mm_params, (long long)r->mm_frozen, (long long)r->attn_flops,
             (long long)r->flops_full, (long long)(r->has_relora ? r->flops_relora : 0));
-    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"micro_batch\": %lld, \"seq_len\": %lld", (long long)t->batch,
-            (long long)t->micro_batch, (long long)t->seq_len);
+    static const char *const level_names[] = {"none", "selective", "full"};
+    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"micro_batch\": %lld, \"seq_len\": %lld, \"recompute\": \"%s\"",
+            (long long)t->batch, (long long)t->micro_batch, (long long)t->seq_len, level_names[t->recompute]);
     static const char *const precs[] = {"fp32", "bf16"};
     for (int pr = 0; pr < FE_N_PRECS; pr++) {
         fprintf(out, ", \"%s\": {\"full_rank\": ", precs[pr]);

@@ -6,27 +6,29 @@ golden against these numbers (formulas: docs/language.md section 7)."""
 import json, os, subprocess, sys
 
 def arch(name, V, d, L, H, KV, T, B, rank, block, targets, trainable, tied=False, pos=False,
-         final_norm_bias=False):
+         final_norm_bias=False, recompute='none'):
     hd = d // H
-    mods = []   # (name, params per layer, list of linears (name, in, out))
+    # (name, params per layer, list of linears (name, in, out), activations kept per token,
+    #  of those the ones selective recomputation drops: norm outputs, the GLU's act and product)
+    mods = []
     for kind, mname, *a in block:
         if kind == 'rmsnorm':
-            mods.append((mname, d, [], d))
+            mods.append((mname, d, [], d, d))
         elif kind == 'layernorm':
-            mods.append((mname, 2 * d if a[0] else d, [], d))
+            mods.append((mname, 2 * d if a[0] else d, [], d, d))
         elif kind == 'attention':
             bias = a[0]
             lin = [('q', d, H * hd), ('k', d, KV * hd), ('v', d, KV * hd), ('o', H * hd, d)]
             lin = [(mname + '.' + n, i, o) for n, i, o in lin]
-            extra = (H + 2 * KV) * hd + H * hd + H * T
-            mods.append((mname, sum(i * o + (o if bias else 0) for _, i, o in lin), lin, d + extra))
+            extra = (H + 2 * KV) * hd + H * hd + H  # q, k, v, output before o, a log-sum-exp per head
+            mods.append((mname, sum(i * o + (o if bias else 0) for _, i, o in lin), lin, d + extra, 0))
         elif kind == 'swiglu':
             hid, bias = a
             lin = [(mname + '.gate', d, hid), (mname + '.up', d, hid), (mname + '.down', hid, d)]
-            mods.append((mname, sum(i * o + (o if bias else 0) for _, i, o in lin), lin, d + 4 * hid))
+            mods.append((mname, sum(i * o + (o if bias else 0) for _, i, o in lin), lin, d + 4 * hid, 2 * hid))
         elif kind == 'linear':
             i, o, bias = a
-            mods.append((mname, i * o + (o if bias else 0), [(mname, i, o)], o))
+            mods.append((mname, i * o + (o if bias else 0), [(mname, i, o)], o, 0))
     elementwise = {'llama': 2 * d, 'parallel': 2 * d, 'gpt2': 2 * d + 4 * d}[name.split(':')[0]]
     emb = V * d
     posn = T_ctx[name] * d if pos else 0
@@ -54,8 +56,18 @@ def arch(name, V, d, L, H, KV, T, B, rank, block, targets, trainable, tied=False
     f_full = 6 * mm + attn
     f_rel = 6 * (mm - mm_frozen) + 4 * mm_frozen + 6 * lora + attn
     per_layer = sum(m[3] for m in mods) + elementwise
-    act_full = B * T * (L * per_layer + 2 * d + 2 * V)
-    act_rel = B * T * (L * (per_layer + rank * len(adapted)) + 2 * d + 2 * V)  # + A x per adapted linear
+    cheap = sum(m[4] for m in mods)
+    ax = rank * len(adapted)  # A x per adapted linear, ReLoRA phase
+    # embedding and final norm outputs, the head's dx (taken with the chunked loss), one
+    # chunk of N d / V rows of V logits: 4 d per token, never the [N, V] logits
+    kept_head = 4 * d
+    if recompute == 'full':    # every block's input, plus one block's values while re-run
+        act_full = B * T * (L * d + per_layer + kept_head)
+        act_rel = B * T * (L * d + per_layer + ax + kept_head)
+    else:
+        drop = cheap if recompute == 'selective' else 0
+        act_full = B * T * (L * (per_layer - drop) + kept_head)
+        act_rel = B * T * (L * (per_layer - drop + ax) + kept_head)
     mem = {}
     for prec, by in (('fp32', 4), ('bf16', 2)):
         fr = dict(weights=total * by, gradients=total * by, optimizer=2 * total * by, activations=act_full * by)
@@ -76,13 +88,13 @@ def bias_of(name, linear):
 
 T_ctx = {}
 
-def llama(d, hid, H, L, B):
+def llama(d, hid, H, L, B, recompute='none'):
     T_ctx['llama'] = 1024
     return arch('llama', 32100, d, L, H, H, 512, B, 128,
                 [('rmsnorm', 'rmsnorm_1'), ('attention', 'attention', False), ('rmsnorm', 'rmsnorm_2'),
                  ('swiglu', 'swiglu', hid, False)],
                 ['attention.q', 'attention.k', 'attention.v', 'attention.o', 'swiglu.gate', 'swiglu.up', 'swiglu.down'],
-                ['embedding', 'norms', 'head'])
+                ['embedding', 'norms', 'head'], recompute=recompute)
 
 def expected():
     T_ctx['llama'] = 1024
@@ -90,6 +102,8 @@ def expected():
     T_ctx['parallel'] = 256
     out = {
         'llama-60m': llama(512, 1376, 8, 8, 64),
+        'llama-60m-selective': llama(512, 1376, 8, 8, 64, 'selective'),
+        'llama-60m-full': llama(512, 1376, 8, 8, 16, 'full'),    # micro_batch 16 of 64
         'llama-130m': llama(768, 2048, 12, 12, 64),
         'llama-250m': llama(768, 2560, 16, 24, 32),
         'llama-350m': llama(1024, 2736, 16, 24, 32),
