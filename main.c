@@ -184,7 +184,9 @@ static void help_check(FILE *out)
             "usage: relorac check SPEC [-D key=value]... [--model NAME] [--json] [--train]\n"
             "\n"
             "Checks a .relora spec and reports parameter counts per module and per training\n"
-            "phase, FLOPs per token and a memory estimate (see docs/language.md).\n"
+            "phase, FLOPs per token, a memory estimate, the memory plan per phase, and the\n"
+            "planned peak with each memory setting (train.recompute, train.micro_batch,\n"
+            "phase-aware planning) changed alone (see docs/language.md section 7).\n"
             "\n"
             "options:\n"
             "  -D key=value   override a field, e.g. -D train.steps=100, -D model.dim=256,\n"
@@ -193,7 +195,7 @@ static void help_check(FILE *out)
             "  --model NAME   the model to check (default: the last one declared)\n"
             "  --json         print the report as JSON\n"
             "  --train        check as for training: missing data files are errors\n"
-            "  --no-plan      skip the passes and the memory plan (the planned-memory table)\n"
+            "  --no-plan      skip the passes and the memory plan (the planned-memory tables)\n"
             "  -h, --help     show this help\n"
             "\n"
             "exit status: 0 ok, 1 the spec has errors, 2 usage or I/O error\n");
@@ -223,59 +225,106 @@ static char *read_spec(Arena *a, const char *path, size_t *len)
     return text;
 }
 
-/* The planned bytes of the functions of one phase alone: values as planned for just
- * those functions, globals as the ones they touch (64-byte aligned, as the planner). */
-static bool plan_phase(Arena *a, const IrModule *m, const char *train_fn, const char *const *others, int64_t out[IR_CLASS_COUNT])
-{
-    IrFunc *train = ir_func_find(m, train_fn);
-    if (!train)
-        return false;
-    IrModule sub = *m;
-    sub.funcs = ARENA_ARRAY(a, IrFunc *, m->n_funcs + 1);
-    sub.n_funcs = sub.cap_funcs = 0;
-    sub.funcs[sub.n_funcs++] = train;
-    for (int i = 0; others[i]; i++) {
-        IrFunc *f = ir_func_find(m, others[i]);
-        if (f)
-            sub.funcs[sub.n_funcs++] = f;
-    }
-    Diags d;
-    diag_init(&d, a);
-    int64_t bytes[IR_CLASS_COUNT];
-    if (!pass_memplan_compute(a, &d, &sub, bytes))
-        return false;
-    bool *used = ARENA_ARRAY(a, bool, m->n_globals + 1);
-    for (int i = 0; i < sub.n_funcs; i++)
-        for (int j = 0; j < sub.funcs[i]->n_nodes; j++) {
-            const IrNode *n = sub.funcs[i]->nodes[j];
-            for (int k = 0; k < n->n_gl; k++)
-                used[n->gl[k]->id] = true;
-        }
-    for (int c = 0; c < IR_CLASS_COUNT; c++)
-        out[c] = c == IR_CLASS_ACTIVATION || c == IR_CLASS_SCRATCH ? bytes[c] : 0;
-    for (int i = 0; i < m->n_globals; i++)
-        if (used[i])
-            out[m->globals[i]->cls] += (ir_type_numel(m->globals[i]->type) * 4 + 63) / 64 * 64;
-    return true;
-}
+static const int fe_to_k_phase[FE_N_PHASES] = {[FE_PHASE_FULL] = K_PHASE_FULL, [FE_PHASE_RELORA] = K_PHASE_LORA};
 
-/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
- * cannot be compiled yet (the check report stands without a plan). */
-static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+/* Lowers the spec and runs the passes; NULL (quietly) when it cannot be compiled. */
+static IrModule *compile_quietly(Arena *a, const Spec *spec)
 {
     Diags d;
     diag_init(&d, a);
     IrModule *m = fe_lower(a, &d, spec);
     PassCtx pc = {a, &d, m, PROP_LOWERED};
     PassOptions po = {0};
-    if (!m || !pass_pipeline_run(&pc, &po) || !pass_memplan_compute(a, &d, m, r->plan_program))
+    return m && pass_pipeline_run(&pc, &po) ? m : NULL;
+}
+
+/* One row of the settings table: spec compiled (or m, when given) and planned with o. */
+static void plan_row(Arena *a, const Spec *spec, IrModule *m, const KPlanOptions *o, FePlanRow *row)
+{
+    if (!m)
+        m = compile_quietly(a, spec);
+    Diags d;
+    diag_init(&d, a);
+    int64_t bytes[IR_CLASS_COUNT];
+    KPlan *plan;
+    if (!m || !pass_memplan_compute(a, &d, m, o, bytes, &plan))
+        return;
+    row->ok = true;
+    row->program = pass_memplan_total(bytes);
+    static const char *const train[FE_N_PHASES] = {"train_full", "train_lora"};
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        row->has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        row->phase_total[ph] = pass_memplan_total(plan->phase_bytes[fe_to_k_phase[ph]]);
+        row->extra_flops[ph] =
+            ir_attrs_float(&m->attrs, arena_sprintf(a, "recompute.%s.flops_per_token", train[ph]), 0.0);
+    }
+}
+
+/* The settings table: the spec with recomputation at each level, with micro-batches of
+ * the batch halved while it divides (down to an eighth), and with one layout for both
+ * phases instead of phase-aware planning; each changed alone. */
+static void plan_settings(Arena *a, const Spec *spec, IrModule *m, FeReport *r)
+{
+    const SpecTrain *t = &spec->train;
+    int64_t micro[8];
+    int n_micro = 0;
+    for (int64_t b = t->batch; n_micro < 4 && b >= 1; b /= 2) {
+        micro[n_micro++] = b;
+        if (b % 2)
+            break;
+    }
+    bool has_spec_micro = false;
+    for (int i = 0; i < n_micro; i++)
+        has_spec_micro = has_spec_micro || micro[i] == t->micro_batch;
+    if (!has_spec_micro)
+        micro[n_micro++] = t->micro_batch;
+    r->plan_rows = ARENA_ARRAY(a, FePlanRow, 3 + n_micro + 2);
+    static const char *const levels[] = {"none", "selective", "full"};
+    for (int lv = 0; lv < 3; lv++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "recompute";
+        row->value = levels[lv];
+        row->is_spec = (int)t->recompute == lv;
+        Spec v = *spec;
+        v.train.recompute = (SpecRecompute)lv;
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int i = 0; i < n_micro; i++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "micro_batch";
+        row->value = arena_sprintf(a, "%lld", (long long)micro[i]);
+        row->is_spec = micro[i] == t->micro_batch;
+        Spec v = *spec;
+        v.train.micro_batch = micro[i];
+        plan_row(a, &v, row->is_spec ? m : NULL, NULL, row);
+    }
+    for (int off = 0; off < 2; off++) {
+        FePlanRow *row = &r->plan_rows[r->n_plan_rows++];
+        row->setting = "phase-aware planning";
+        row->value = off ? "off" : "on";
+        row->is_spec = !off;
+        KPlanOptions o = {.no_phases = off == 1};
+        plan_row(a, spec, m, &o, row);
+    }
+}
+
+/* Runs the passes and the memory plan for `check`; false (quietly) when the spec
+ * cannot be compiled yet (the check report stands without a plan). Each phase's own need
+ * comes from the plan (ir/kernel.h, KPlan.phase_bytes); then the settings table. */
+static bool check_plan(Arena *a, const Spec *spec, FeReport *r)
+{
+    Diags d;
+    diag_init(&d, a);
+    IrModule *m = compile_quietly(a, spec);
+    KPlan *plan;
+    if (!m || !pass_memplan_compute(a, &d, m, NULL, r->plan_program, &plan))
         return false;
-    static const char *const full_others[] = {"norm_full", "update_full", "eval", "logits", NULL};
-    static const char *const relora_others[] = {"norm_lora", "update_lora", "relora_reset", "eval", "logits", NULL};
-    r->plan_has_phase[FE_PHASE_FULL] = plan_phase(a, m, "train_full", full_others, r->plan_phase[FE_PHASE_FULL]);
-    r->plan_has_phase[FE_PHASE_RELORA] =
-        plan_phase(a, m, "train_lora", relora_others, r->plan_phase[FE_PHASE_RELORA]);
+    for (int ph = 0; ph < FE_N_PHASES; ph++) {
+        r->plan_has_phase[ph] = plan->has_phase[fe_to_k_phase[ph]];
+        memcpy(r->plan_phase[ph], plan->phase_bytes[fe_to_k_phase[ph]], sizeof r->plan_phase[ph]);
+    }
     r->has_plan = true;
+    plan_settings(a, spec, m, r);
     return true;
 }
 

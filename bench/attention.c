@@ -68,6 +68,7 @@ static IrModule *build(Arena *a, Diags *d, const Shape *s, bool fused)
 {
     IrModule *m = ir_module_new(a, fused ? "fused" : "unfused");
     ir_attrs_set_int(a, &m->attrs, "batch", 1);
+    ir_attrs_set_int(a, &m->attrs, "train.micro_batch", 1);
     ir_attrs_set_int(a, &m->attrs, "seq_len", 1);
     ir_attrs_set_int(a, &m->attrs, "vocab", 16);
     tu_program_attrs(a, m);

@@ -280,7 +280,7 @@ static const char *const io_globals[RT_IO_COUNT] = {
     [RT_IO_TOKENS] = "tokens",         [RT_IO_TARGETS] = "targets",
     [RT_IO_STEP] = "step",             [RT_IO_LR] = "lr",
     [RT_IO_ADAM_T] = "adam_t",         [RT_IO_PRUNE_FRACTION] = "prune_fraction",
-    [RT_IO_SAMPLE_TOKENS] = "sample_tokens",
+    [RT_IO_SAMPLE_TOKENS] = "sample_tokens", [RT_IO_MICRO_STEP] = "micro_step",
 };
 
 /* The IR function behind RtModel.fn[k] (rt.h enum RtFn). */
@@ -365,6 +365,13 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
             flags |= RT_T_MOMENT;
         if (g->cls == IR_CLASS_STATE)
             flags |= RT_T_STATE;
+        if (g->cls == IR_CLASS_GRAD)
+            flags |= RT_T_GRAD;
+        int phase = c->p->bufs[c->p->global_buf[i]].phase; /* the plan's: ir/kernel.h */
+        if (phase == K_PHASE_FULL)
+            flags |= RT_T_PHASE_FULL;
+        else if (phase == K_PHASE_LORA)
+            flags |= RT_T_PHASE_LORA;
         const IrGlobal *a = linked(m, g, "lora_a"), *bb = linked(m, g, "lora_b");
         int la = a && bb && row[a->id] >= 0 && row[bb->id] >= 0 ? row[a->id] : -1;
         int lb = la >= 0 ? row[bb->id] : -1;
@@ -512,6 +519,7 @@ static void emit_model(CgCtx *c)
     field(&f, i32c(c, need_int(c, "vocab")));
     field(&f, i32c(c, need_int(c, "batch")));
     field(&f, i32c(c, need_int(c, "seq_len")));
+    field(&f, i32c(c, need_int(c, "train.micro_batch")));
     field(&f, i32c(c, nt));
     field(&f, tensors);
     field(&f, LLVMConstArray(c->t_i64, pools, RT_POOL_COUNT));

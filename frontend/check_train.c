@@ -132,6 +132,8 @@ static void train_default(const FieldDesc *f, Spec *spec)
 {
     if (f->id == FIELD_TRAIN_SEQ_LEN)
         spec->train.seq_len = spec->model.context > 0 ? spec->model.context : 1;
+    if (f->id == FIELD_TRAIN_MICRO_BATCH)
+        spec->train.micro_batch = spec->train.batch;
 }
 
 bool ck_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_ovr, Spec *spec)
@@ -157,6 +159,26 @@ bool ck_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_ovr, Spec 
                (long long)t->seq_len, (long long)m->context);
         ok = false;
         read[FIELD_TRAIN_SEQ_LEN] = FR_BOUNDS;
+    }
+    /* §5.1 micro_batch: the step's batch is cut into batch / micro_batch micro-steps */
+    Entry *me = ck_field(&sec, "micro_batch");
+    if (me && read[FIELD_TRAIN_MICRO_BATCH] == FR_OK && read[FIELD_TRAIN_BATCH] == FR_OK &&
+        (t->micro_batch > t->batch || t->batch % t->micro_batch != 0)) {
+        ck_err(ck, me->stmt->value->loc, "micro_batch must divide batch: batch = %lld, micro_batch = %lld",
+               (long long)t->batch, (long long)t->micro_batch);
+        ok = false;
+        read[FIELD_TRAIN_MICRO_BATCH] = FR_BOUNDS;
+    }
+    if (read[FIELD_TRAIN_MICRO_BATCH] != FR_OK)
+        t->micro_batch = t->batch;
+    /* the micro-step index (the dropout RNG's counter, docs/ir.md) is a 32-bit integer */
+    if (read[FIELD_TRAIN_STEPS] == FR_OK && read[FIELD_TRAIN_MICRO_BATCH] == FR_OK && t->micro_batch > 0 &&
+        (double)t->steps * (double)(t->batch / t->micro_batch) >= 0x1p31) {
+        Entry *se = ck_field(&sec, "steps");
+        ck_err(ck, se ? se->stmt->value->loc : at,
+               "too many micro-steps: steps x batch / micro_batch = %.0f must be < 2^31",
+               (double)t->steps * (double)(t->batch / t->micro_batch));
+        ok = false;
     }
     /* One step's activations (a generous over-estimate, in doubles so it cannot
      * overflow) must stay far below anything a machine holds: this bounds every

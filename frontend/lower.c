@@ -1,7 +1,8 @@
 /* Lowering of a Spec to the graph IR.
  *
- * Globals: @tokens and @targets (i32[B,T], written by the host each step), @step
- * (i32[], the index of the step being run), and one global per parameter tensor,
+ * Globals: @tokens and @targets (i32[B,T], B the micro-batch: written by the host for
+ * each micro-step), @step (i32[], the index of the step being run), and one global per
+ * parameter tensor,
  * named as in the spec ("layers.3.attention.q.weight"). A linear the adapter targets
  * carries attributes lora_rank, lora_alpha and lora_dropout; the lora-insert pass
  * reads them. @init initialises every parameter; @train and @eval compute
@@ -378,7 +379,8 @@ IrModule *fe_lower(Arena *a, Diags *d, const Spec *s)
     l.a = a;
     l.d = d;
     l.s = s;
-    l.B = s->train.batch;
+    /* the functions' unit is the micro-batch: a step runs batch / micro_batch of them */
+    l.B = s->train.micro_batch > 0 ? s->train.micro_batch : s->train.batch;
     l.T = s->train.seq_len;
     l.m = ir_module_new(a, s->model.name);
     set_module_attrs(&l);

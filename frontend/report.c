@@ -149,7 +149,7 @@ void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
     /* Memory (§7.3). */
     char *seen = arena_alloc(a, (size_t)m->block.n_nodes + 1);
     int64_t elementwise = count_elementwise(m->block.ret, seen);
-    int64_t B = s->train.batch;
+    int64_t B = s->train.micro_batch; /* one micro-step's activations are live at a time */
     int64_t global = 2 * m->dim + 2 * m->vocab; /* embedding output, final norm output, logits, probabilities */
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
@@ -200,7 +200,10 @@ static double pct(int64_t part, int64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* The planned pools, per class: what the binary allocates, and each phase's own need. */
+/* The planned pools, per class: each phase's own need, and what the binary allocates.
+ * Values (activations and temporaries) are planned in the scratch pool; planned
+ * phase-aware, the gradients and moments only one phase uses live there too, the two
+ * phases sharing bytes (docs/passes.md, memplan). The activation class has no buffers. */
 static void print_plan(FILE *out, const FeReport *r)
 {
     char b1[48], b2[48], b3[48];
@@ -211,6 +214,8 @@ static void print_plan(FILE *out, const FeReport *r)
         for (int ph = 0; ph < FE_N_PHASES; ph++)
             tot[ph] += r->plan_phase[ph][c];
         tot_p += r->plan_program[c];
+        if (c == IR_CLASS_ACTIVATION)
+            continue;
         fprintf(out, "  %-12s %16s %16s %16s\n", ir_class_name((IrMemClass)c),
                 r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, r->plan_phase[FE_PHASE_FULL][c]) : "-",
                 r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, r->plan_phase[FE_PHASE_RELORA][c]) : "-",
@@ -218,6 +223,45 @@ static void print_plan(FILE *out, const FeReport *r)
     }
     fprintf(out, "  %-12s %16s %16s %16s\n", "total", r->plan_has_phase[FE_PHASE_FULL] ? mib(b1, tot[FE_PHASE_FULL]) : "-",
             r->plan_has_phase[FE_PHASE_RELORA] ? mib(b2, tot[FE_PHASE_RELORA]) : "-", mib(b3, tot_p));
+    fprintf(out, "  (scratch: activations and temporaries%s)\n",
+            r->plan_has_phase[FE_PHASE_FULL] && r->plan_has_phase[FE_PHASE_RELORA]
+                ? "; the program's also holds the gradients and moments of one phase,\n"
+                  "   those of the full-rank and of the ReLoRA phase over the same bytes"
+                : "");
+}
+
+/* The planned peak of the spec with each memory setting changed alone (rows the driver
+ * fills): what fits the machine, and what recomputation costs. */
+static void print_plan_settings(FILE *out, const FeReport *r)
+{
+    char b1[48], b2[48], b3[48], label[96];
+    fprintf(out, "\nplanned peak by setting (fp32; * = this spec's; recomputation's extra FLOPs per token, %% of\n"
+                 "the phase's):\n");
+    fprintf(out, "  %-30s %15s %15s %15s  %s\n", "setting", "full-rank phase", "ReLoRA phase", "program",
+            "extra FLOPs");
+    for (int i = 0; i < r->n_plan_rows; i++) {
+        const FePlanRow *row = &r->plan_rows[i];
+        snprintf(label, sizeof label, "%s = %s%s", row->setting, row->value, row->is_spec ? " *" : "");
+        if (!row->ok) {
+            fprintf(out, "  %-30s %15s\n", label, "(does not compile)");
+            continue;
+        }
+        fprintf(out, "  %-30s %15s %15s %15s", label,
+                row->has_phase[FE_PHASE_FULL] ? mib(b1, row->phase_total[FE_PHASE_FULL]) : "-",
+                row->has_phase[FE_PHASE_RELORA] ? mib(b2, row->phase_total[FE_PHASE_RELORA]) : "-",
+                mib(b3, row->program));
+        const int64_t base[FE_N_PHASES] = {r->flops_full, r->flops_relora};
+        bool any = false;
+        for (int ph = 0; ph < FE_N_PHASES; ph++) {
+            if (!row->has_phase[ph] || row->extra_flops[ph] <= 0)
+                continue;
+            double p = pct((int64_t)(row->extra_flops[ph] + 0.5), base[ph]);
+            fprintf(out, p < 1 ? "%s%s +%.2f%%" : "%s%s +%.1f%%", any ? "," : " ",
+                    ph == FE_PHASE_FULL ? " full-rank" : " ReLoRA", p);
+            any = true;
+        }
+        fprintf(out, "\n");
+    }
 }
 
 /* ---- the fields (fields.def), resolved --------------------------------------------- */
@@ -394,8 +438,12 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
         fprintf(out, "  ReLoRA:    6 x %s trainable + 4 x %s frozen + 6 x %s LoRA + %s attention = %s (%.1f%%)\n",
                 commas(b1, r->mm_params - r->mm_frozen), commas(b2, r->mm_frozen), commas(b3, r->lora),
                 commas(b4, r->attn_flops), commas(b5, r->flops_relora), pct(r->flops_relora, r->flops_full));
-    fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
-            (long long)t->seq_len);
+    if (t->micro_batch != t->batch)
+        fprintf(out, "\nmemory estimate (micro-batch %lld of batch %lld x seq_len %lld; AdamW m and v):\n",
+                (long long)t->micro_batch, (long long)t->batch, (long long)t->seq_len);
+    else
+        fprintf(out, "\nmemory estimate (batch %lld x seq_len %lld; AdamW m and v):\n", (long long)t->batch,
+                (long long)t->seq_len);
     fprintf(out, "  %-24s %16s %16s\n", "", "fp32", "bf16");
     static const char *const what[] = {"weights", "gradients", "optimizer", "activations", "total"};
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
@@ -411,6 +459,8 @@ void fe_report_print(FILE *out, const Spec *s, const FeReport *r)
     }
     if (r->has_plan)
         print_plan(out, r);
+    if (r->n_plan_rows > 0)
+        print_plan_settings(out, r);
 }
 
 static void json_str(FILE *out, const char *s)
@@ -572,7 +622,8 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             "\"attention\": %lld, \"full_rank\": %lld, \"relora\": %lld},\n",
             (long long)t->seq_len, (long long)r->mm_params, (long long)r->mm_frozen, (long long)r->attn_flops,
             (long long)r->flops_full, (long long)(r->has_relora ? r->flops_relora : 0));
-    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"seq_len\": %lld", (long long)t->batch, (long long)t->seq_len);
+    fprintf(out, "  \"memory_bytes\": {\"batch\": %lld, \"micro_batch\": %lld, \"seq_len\": %lld", (long long)t->batch,
+            (long long)t->micro_batch, (long long)t->seq_len);
     static const char *const precs[] = {"fp32", "bf16"};
     for (int pr = 0; pr < FE_N_PRECS; pr++) {
         fprintf(out, ", \"%s\": {\"full_rank\": ", precs[pr]);
@@ -600,6 +651,25 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             fprintf(out, "}");
         }
         fprintf(out, "}");
+    }
+    if (r->n_plan_rows > 0) {
+        fprintf(out, ",\n  \"planned_settings\": [");
+        for (int i = 0; i < r->n_plan_rows; i++) {
+            const FePlanRow *row = &r->plan_rows[i];
+            fprintf(out, "%s\n    {\"setting\": ", i ? "," : "");
+            json_str(out, row->setting);
+            fprintf(out, ", \"value\": ");
+            json_str(out, row->value);
+            fprintf(out, ", \"spec\": %s, \"ok\": %s, \"program\": %lld", row->is_spec ? "true" : "false",
+                    row->ok ? "true" : "false", (long long)row->program);
+            static const char *const ph_names[] = {"full_rank", "relora"};
+            for (int ph = 0; ph < FE_N_PHASES; ph++)
+                if (row->has_phase[ph])
+                    fprintf(out, ", \"%s\": %lld, \"%s_extra_flops_per_token\": %.17g", ph_names[ph],
+                            (long long)row->phase_total[ph], ph_names[ph], row->extra_flops[ph]);
+            fprintf(out, "}");
+        }
+        fprintf(out, "]");
     }
     fprintf(out, "\n}\n");
 }

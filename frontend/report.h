@@ -28,6 +28,20 @@ typedef struct FeMemory {
 enum { FE_PHASE_FULL, FE_PHASE_RELORA, FE_N_PHASES };
 enum { FE_PREC_FP32, FE_PREC_BF16, FE_N_PRECS };
 
+/* One setting's planned memory (`relorac check`'s table of settings): the spec with one
+ * setting changed, each phase's planned total and the program's, and for recomputation
+ * its extra FLOPs per token (the recompute pass's count). */
+typedef struct FePlanRow {
+    const char *setting;   /* "recompute", "micro_batch", "phase-aware planning" */
+    const char *value;     /* "selective", "16", "off" */
+    bool is_spec;          /* the spec's own setting */
+    bool ok;               /* it compiled (a failure leaves the numbers 0) */
+    bool has_phase[FE_N_PHASES];
+    int64_t phase_total[FE_N_PHASES]; /* bytes */
+    int64_t program;                  /* bytes */
+    double extra_flops[FE_N_PHASES];  /* per token, forward + backward; 0 without */
+} FePlanRow;
+
 typedef struct FeReport {
     FeModuleRow *rows;
     int n_rows;
@@ -52,6 +66,8 @@ typedef struct FeReport {
     bool plan_has_phase[FE_N_PHASES];
     int64_t plan_program[IR_CLASS_COUNT];
     int64_t plan_phase[FE_N_PHASES][IR_CLASS_COUNT];
+    FePlanRow *plan_rows;      /* each memory setting on and off (driver-filled) */
+    int n_plan_rows;
 } FeReport;
 
 void fe_report_compute(Arena *a, const Spec *s, FeReport *r);

@@ -224,6 +224,7 @@ typedef struct SpecSchedule {
 } SpecSchedule;
 
 typedef enum { SPEC_FP32, SPEC_BF16 } SpecPrecision;
+typedef enum { SPEC_RECOMPUTE_NONE, SPEC_RECOMPUTE_SELECTIVE, SPEC_RECOMPUTE_FULL } SpecRecompute;
 typedef enum { SPEC_TARGET_CPU, SPEC_TARGET_CUDA } SpecTarget;
 
 typedef struct SpecTrain {
@@ -232,6 +233,8 @@ typedef struct SpecTrain {
     SpecData data, val_data; /* val_data.kind == NONE: the last val_fraction of data */
     double val_fraction;
     int64_t batch, seq_len, steps;
+    int64_t micro_batch;    /* sequences per micro-step; divides batch (gradient accumulation) */
+    SpecRecompute recompute; /* activation recomputation (passes/recompute.c) */
     SpecOptimizer optimizer;
     double clip;            /* global grad-norm clip; 0 disables */
     SpecPrecision precision;

@@ -318,11 +318,14 @@ bool ir_schedule_check(const IrSchedule *s, char *why, size_t n);
 double ir_schedule_lr(const IrSchedule *s, int64_t step);
 IrStepPlan ir_schedule_plan(const IrSchedule *s, int64_t step);
 /* Runs step `step` of module m (after lowering and the pipeline) in it, as a trainer does:
- * writes @step, @lr, @adam_t and @prune_fraction, runs @switch when due, train_*, norm_*,
- * and unless the loss or the gradient norm is not finite, update_* and @relora_reset when
- * due. @tokens and @targets must already hold the batch. False when the step diverged
- * (the update was not applied). */
-bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, int64_t step, IrStepResult *r);
+ * writes @step, @lr, @adam_t and @prune_fraction, runs @switch when due, train_* once per
+ * micro-step (k = batch / train.micro_batch of them: micro-step j gets rows [j b, (j+1) b)
+ * of x and y in @tokens and @targets and @micro_step = step k + j, the gradients it stores
+ * zeroed first when k > 1), norm_*, and unless the loss (the mean of the micro-steps') or
+ * the gradient norm is not finite, update_* and @relora_reset when due. x, y: the step's
+ * batch [batch, seq_len]. False when the step diverged (the update was not applied). */
+bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, const int32_t *x, const int32_t *y,
+                          int64_t step, IrStepResult *r);
 
 /* Counter-based RNG shared bit-for-bit with runtime/rt.h (see docs/ir.md). */
 uint64_t ir_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);

@@ -28,9 +28,13 @@ typedef struct KBuf {
     const char *name;       /* the global's name, or "v<node id>" for a value */
     IrDType dtype;
     int64_t numel;
-    IrMemClass cls;         /* the pool it lives in */
+    IrMemClass cls;         /* the pool it lives in: a global's own class, or (after planning)
+                               IR_CLASS_SCRATCH for every buffer planned by liveness: values, and
+                               the globals of one training phase when planned phase-aware */
     int64_t offset;         /* bytes from the pool base */
     const IrGlobal *global; /* set when the buffer holds a global */
+    int phase;              /* enum KPhase: for a global, the phase in which it holds a value
+                               (set by the plan); K_PHASE_ALL for values */
 } KBuf;
 
 typedef enum {
@@ -196,27 +200,47 @@ KFunc *k_program_func(const KProgram *p, const char *name);
 
 /* ---- buffer planning (ir/kplan.c) ----
  * Globals get fixed, non-overlapping offsets in their class pools, in id order. Values
- * (activation, scratch) share bytes by liveness: a value buffer is live from the first
- * kernel of its function that touches it to the last (the returned one to the end), and
- * functions run one at a time, so their values may share space. Slots are placed
- * largest first at the best-fitting gap among the slots live at the same time, 64-byte
- * aligned. An elementwise output may take the bytes of an input that dies in the same
- * kernel (in place) only when every read of that input is at the store's own index:
- * docs/passes.md, memplan. k_program_build plans with the defaults. */
+ * share bytes by liveness in one pool (IR_CLASS_SCRATCH): a value buffer is live from the
+ * first kernel of its function that touches it to the last (the returned one to the
+ * end), and functions run one at a time, so their values may share space. Slots are
+ * placed largest first at the best-fitting gap among the slots live at the same time,
+ * 64-byte aligned. An elementwise output may take the bytes of an input that dies in the
+ * same kernel (in place) only when every read of that input is at the store's own index.
+ *
+ * Phases: a ReLoRA program trains in two phases one after the other (the full-rank warm
+ * start, then ReLoRA; docs/ir.md "Step policy"), and some globals hold a value in one of
+ * them only: the gradients and Adam moments of the adapted W in the first, those of the
+ * adapters in the second. Planned phase-aware, such a global lives in the scratch pool
+ * too, live through every function of its phase, so the two phases' globals share bytes
+ * with each other and with the other phase's values; the program's peak is the larger
+ * phase's. docs/passes.md, memplan, says which globals qualify. k_program_build plans
+ * with the defaults. */
+
+/* The training phase of a function (by name, as the step policy runs them):
+ * train_full, norm_full, update_full run in the full-rank phase; switch, train_lora,
+ * norm_lora, update_lora, relora_reset in the ReLoRA phase; init, eval, logits (and any
+ * other) in either. */
+typedef enum { K_PHASE_ALL, K_PHASE_FULL, K_PHASE_LORA, K_PHASE_COUNT } KPhase;
+KPhase k_func_phase(const char *name);
 
 /* Where a buffer is live: kernels [first, last] of p->funcs[func]. func = K_LIVE_NEVER:
- * no kernel touches it; K_LIVE_ALWAYS: a global, or a value used by several functions. */
+ * no kernel touches it; K_LIVE_ALWAYS: a global, or a value used by several functions,
+ * live in every function of `phase` (and of K_PHASE_ALL); K_PHASE_ALL: in all of them.
+ * A value's phase is its function's. */
 enum { K_LIVE_NEVER = -1, K_LIVE_ALWAYS = -2 };
 typedef struct KLive {
     int func;
     int first, last;
+    int phase; /* enum KPhase */
 } KLive;
 
-/* A zeroed struct (or NULL) asks for the default plan: reuse, best fit, in place. */
+/* A zeroed struct (or NULL) asks for the default plan: reuse, best fit, in place,
+ * phase-aware. */
 typedef struct KPlanOptions {
     bool no_reuse;    /* every buffer its own bytes, in id order: the layout before planning */
     bool first_fit;   /* the lowest gap that fits instead of the smallest */
     bool no_in_place; /* never give an output the bytes of an input dying in its kernel */
+    bool no_phases;   /* one layout for both phases: every global in its class pool */
 } KPlanOptions;
 
 typedef struct KPlan {
@@ -224,13 +248,19 @@ typedef struct KPlan {
     int *in_place_of;                    /* per buffer: the buffer whose bytes it took, or -1 */
     int n_in_place;
     int64_t lower_bound[IR_CLASS_COUNT]; /* most bytes live at one kernel (no plan does better) */
+    /* Each phase alone (whatever the layout): has_phase[ph] when a function runs in phase
+     * ph; phase_bytes[ph][c] the aligned bytes of the globals of class c that hold a value
+     * in ph (common ones and ph's own), and under IR_CLASS_SCRATCH the most value bytes
+     * one of ph's functions (or a common one) needs. [K_PHASE_ALL] is unused. Planned
+     * phase-aware, the program's total is the larger phase's total. */
+    bool has_phase[K_PHASE_COUNT];
+    int64_t phase_bytes[K_PHASE_COUNT][IR_CLASS_COUNT];
 } KPlan;
 
-/* Live ranges of every buffer (an arena array of p->n_bufs). */
-KLive *k_program_liveness(Arena *a, const KProgram *p);
 /* True when two buffers may be live during one kernel. */
 bool k_live_overlap(const KLive *x, const KLive *y);
-/* Sets every KBuf.offset and KProgram.pool_bytes; the plan lives in p->arena. */
+/* Sets every KBuf.offset, cls and phase and KProgram.pool_bytes; the plan lives in
+ * p->arena. */
 KPlan *k_program_plan(KProgram *p, const KPlanOptions *o);
 
 /* Prints kernels readably (for dumps and golden tests). */

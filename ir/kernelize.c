@@ -24,7 +24,6 @@ typedef struct {
     int *n_uses;         /* node id -> number of operand uses in f */
     int *last_in_group;  /* group id -> index in f->nodes of its last member (-1: none) */
     int *group_size;
-    int loss_index;      /* position of f->ret in f->nodes (activations: defined before, used after) */
     int *memo;           /* node id -> instr in the kernel being built (elementwise) */
     bool *forwarded;     /* node id -> a STORE whose value was computed in the global's own buffer */
     bool *virtual_concat; /* node id -> a CONCAT read only by GEMMs, which read its parts instead */
@@ -158,19 +157,6 @@ static int rng(KB *kb, KInstrOp op, int ph, int64_t stream, int counter)
 
 static int64_t last_dim(IrType t) { return t.rank > 0 ? t.dim[t.rank - 1] : 1; }
 
-static IrMemClass value_class(KB *kb, const IrNode *n, int index)
-{
-    if (kb->loss_index < 0 || index > kb->loss_index)
-        return IR_CLASS_SCRATCH;
-    for (int i = kb->loss_index + 1; i < kb->f->n_nodes; i++) {
-        const IrNode *u = kb->f->nodes[i];
-        for (int j = 0; j < u->n_in; j++)
-            if (u->in[j] == n)
-                return IR_CLASS_ACTIVATION;
-    }
-    return IR_CLASS_SCRATCH;
-}
-
 static int node_index(KB *kb, const IrNode *n)
 {
     int index = 0;
@@ -179,21 +165,15 @@ static int node_index(KB *kb, const IrNode *n)
     return index;
 }
 
-/* n's buffer, created for a value defined at position `index` of f (activation when it
- * is defined before the loss and used after it). */
-static int value_buf_at(KB *kb, const IrNode *n, int index)
+/* n's buffer, created in the scratch pool, where values share bytes by liveness. */
+static int value_buf(KB *kb, const IrNode *n)
 {
     if (kb->node_buf[n->id] >= 0)
         return kb->node_buf[n->id];
     const char *name = arena_sprintf(kb->a, "%s.v%d", kb->f->name, n->id);
-    int b = buf_new(kb, name, n->type.dtype, ir_type_numel(n->type), value_class(kb, n, index));
+    int b = buf_new(kb, name, n->type.dtype, ir_type_numel(n->type), IR_CLASS_SCRATCH);
     kb->node_buf[n->id] = b;
     return b;
-}
-
-static int value_buf(KB *kb, const IrNode *n)
-{
-    return value_buf_at(kb, n, node_index(kb, n));
 }
 
 static int global_buf(KB *kb, const IrGlobal *g) { return kb->p->global_buf[g->id]; }
@@ -1038,7 +1018,7 @@ static int result_buf(KB *kb, const IrNode *n, int index)
         if (r->op != IR_OP_RESULT || r->in[0] != n || ir_attrs_int(&r->attrs, "index", 0) != index)
             continue;
         if (b < 0)
-            b = value_buf_at(kb, r, at);
+            b = value_buf(kb, r);
         else
             kb->node_buf[r->id] = b; /* a duplicate result node reads the same bytes */
     }
@@ -1259,9 +1239,27 @@ static bool group_is_fusible(KB *kb, int group, int last_index)
     return true;
 }
 
+/* Whether r (a read of a global) is used only by x, and x is elementwise over as many
+ * elements as the global: x then reads each element at its own index before storing
+ * its own value there, so x may be computed in the global's buffer (gradient
+ * accumulation: store(add(global @g, dg), @g)). */
+static bool read_in_place(const IrFunc *f, const IrNode *r, const IrNode *x)
+{
+    if (!(ir_op_info[x->op].flags & OPF_ELEMWISE) || ir_type_numel(x->type) != ir_type_numel(r->type))
+        return false;
+    for (int i = 0; i < f->n_nodes; i++) {
+        const IrNode *u = f->nodes[i];
+        for (int k = 0; k < u->n_in; k++)
+            if (u->in[k] == r && u != x)
+                return false;
+    }
+    return true;
+}
+
 /* Store forwarding: `store %x, @g` where %x is computed by this function into a buffer
  * of its own becomes "compute %x in @g's buffer" (no copy), when nothing in the
- * function reads or writes @g before the store and %x is stored only once. */
+ * function reads or writes @g before the store (but %x itself, elementwise at each
+ * element's own index: read_in_place) and %x is stored only once. */
 static void forward_stores(KB *kb, const IrFunc *f)
 {
     for (int i = 0; i < f->n_nodes; i++) {
@@ -1279,7 +1277,7 @@ static void forward_stores(KB *kb, const IrFunc *f)
             if (o == st)
                 continue;
             for (int k = 0; k < o->n_gl; k++)
-                if (o->gl[k] == g && (j < i || o->op != IR_OP_GLOBAL))
+                if (o->gl[k] == g && (o->op != IR_OP_GLOBAL || (j < i && !read_in_place(f, o, x))))
                     clean = false;
             if (o->op == IR_OP_STORE && o->in[0] == x)
                 clean = false;
@@ -1393,10 +1391,6 @@ static KFunc *build_func(KB *kb, const IrFunc *f)
     bool *fused = ARENA_ARRAY(kb->a, bool, max_group + 1);
     for (int g = 0; g < max_group; g++)
         fused[g] = kb->last_in_group[g] >= 0 && group_is_fusible(kb, g, kb->last_in_group[g]);
-    kb->loss_index = -1;
-    for (int i = 0; i < f->n_nodes; i++)
-        if (f->nodes[i] == f->ret)
-            kb->loss_index = i;
     kb->forwarded = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_concat = ARENA_ARRAY(kb->a, bool, max_id);
     kb->virtual_slice = ARENA_ARRAY(kb->a, bool, max_id);

@@ -3,7 +3,8 @@
  * step policy (which functions run at a step, docs/ir.md "Step policy"). The same policy
  * and formula are written again, independently, in runtime/step.c for trainers; tests
  * pin both to values computed by hand, so each stays a check of the other.
- * ir_interp_train_step runs one step in the reference executor by this policy. */
+ * ir_interp_train_step runs one step in the reference executor by this policy, micro-steps
+ * included (gradient accumulation), written apart from runtime/step.c's loop. */
 #include <math.h>
 #include <string.h>
 
@@ -196,7 +197,27 @@ static double run_named(IrInterp *it, const IrModule *m, const char *name)
     return ir_interp_run(it, f);
 }
 
-bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, int64_t step, IrStepResult *r)
+/* k, the micro-steps of a step: batch / train.micro_batch (1 without the attributes). */
+static int64_t micro_steps(const IrModule *m)
+{
+    int64_t batch = ir_attrs_int(&m->attrs, "batch", 0), micro = ir_attrs_int(&m->attrs, "train.micro_batch", batch);
+    return micro > 0 && batch > micro && batch % micro == 0 ? batch / micro : 1;
+}
+
+/* Copies n ints into the global `name` (when the module has it). */
+static void set_ints(IrInterp *it, const IrModule *m, const char *name, const int32_t *v, int64_t n)
+{
+    const IrGlobal *g = ir_global_find(m, name);
+    if (!g)
+        return;
+    double *d = ir_interp_global(it, g);
+    int64_t have = ir_type_numel(g->type);
+    for (int64_t i = 0; i < n && i < have; i++)
+        d[i] = v[i];
+}
+
+bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, const int32_t *x, const int32_t *y,
+                          int64_t step, IrStepResult *r)
 {
     IrStepPlan p = ir_schedule_plan(s, step);
     memset(r, 0, sizeof *r);
@@ -212,7 +233,27 @@ bool ir_interp_train_step(IrInterp *it, const IrModule *m, const IrSchedule *s, 
     const char *phase = p.lora ? "lora" : "full";
     char name[32];
     snprintf(name, sizeof name, "train_%s", phase);
-    r->loss = run_named(it, m, name);
+    const IrFunc *train = ir_func_find(m, name);
+    IR_ASSERT(train);
+    /* k micro-steps over consecutive rows; each adds 1/k of its gradient to the stored
+     * ones, which start at zero (every gradient the function stores) */
+    int64_t k = micro_steps(m);
+    const IrGlobal *tok = ir_global_find(m, "tokens");
+    int64_t rows = tok ? ir_type_numel(tok->type) : 0;
+    if (k > 1)
+        for (int i = 0; i < train->n_nodes; i++) {
+            const IrNode *n = train->nodes[i];
+            if (n->op == IR_OP_STORE && n->gl[0]->cls == IR_CLASS_GRAD)
+                memset(ir_interp_global(it, n->gl[0]), 0, sizeof(double) * (size_t)ir_type_numel(n->gl[0]->type));
+        }
+    r->loss = 0;
+    for (int64_t j = 0; j < k; j++) {
+        set_ints(it, m, "tokens", x + j * rows, rows);
+        set_ints(it, m, "targets", y + j * rows, rows);
+        set_scalar(it, m, "micro_step", (double)(step * k + j));
+        r->loss += ir_interp_run(it, train);
+    }
+    r->loss /= (double)k;
     snprintf(name, sizeof name, "norm_%s", phase);
     r->grad_norm = run_named(it, m, name);
     if (!isfinite(r->loss) || !isfinite(r->grad_norm))

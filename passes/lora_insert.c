@@ -24,7 +24,7 @@
  *   after (func @train_lora, lora_dropout = 0.1):
  *     %5 = global @layers.0.attention.q.weight : f32[16,16]
  *     %6 = matmul %4, %5 {trans_a = 0, trans_b = 1} : f32[2,6,16]  # layers.0.attention.q
- *     %7 = global @step : i32[]
+ *     %7 = global @micro_step : i32[]
  *     %8 = dropout %4, %7 {p = 0.1, stream = 1048579} : f32[2,6,16]
  *     %9 = global @layers.0.attention.q.lora_a : f32[4,16]
  *     %10 = matmul %8, %9 {trans_a = 0, trans_b = 1} : f32[2,6,4]  # layers.0.attention.q.lora_a
@@ -33,7 +33,12 @@
  *     %13 = scale %12 {alpha = 2.0} : f32[2,6,16]
  *     %14 = add %6, %13 : f32[2,6,16]
  * Dropout streams are LORA_DROPOUT_STREAM + the W global's id (init streams are
- * 1 + global id, so they never collide). */
+ * 1 + global id, so they never collide). Their counter is keyed on @micro_step (i32[],
+ * class data, made here): the index of the micro-step in the run, step x k + j for
+ * micro-step j of k (docs/ir.md "Step policy"). The dropped tensor's rows are the
+ * micro-batch's sequences, so element i of sequence r of the micro-batch draws counter
+ * (step k + j) numel + i = (step B + j b + r) (numel / b) + (i mod numel / b): keyed on
+ * the sequence's index in the step (j b + r), the same however the batch B is cut. */
 #include "pm.h"
 
 #include <math.h>
@@ -67,8 +72,13 @@ static IrNode *adapt(IrBuilder *b, IrGlobal *w, IrNode *x, IrNode *y, const char
     double p = ir_attrs_float(&w->attrs, "lora_dropout", 0.0), scale = ir_attrs_float(&w->attrs, "lora_scale", 1.0);
     IrNode *xin = x;
     if (train && p > 0) {
-        if (!*step)
-            *step = ir_global_read(b, ir_global_find(m, "step"));
+        if (!*step) {
+            IrGlobal *ms = ir_global_find(m, "micro_step");
+            if (!ms)
+                ms = ir_global_new(m, "micro_step", ir_type_scalar(IR_I32), IR_CLASS_DATA, 0,
+                                   ir_global_find(m, "step")->loc);
+            *step = ir_global_read(b, ms);
+        }
         xin = ir_dropout(b, x, *step, p, LORA_DROPOUT_STREAM + w->id);
     }
     IrNode *xa = ir_matmul(b, xin, ir_global_read(b, ga), false, true); /* [...,R] */

@@ -1,10 +1,13 @@
 /* relora: the ReLoRA event functions, built from module attributes only.
  * Requires: PROP_LORA | PROP_OPTIM. Provides: PROP_RELORA. Only with a relora schedule.
  *
- * @switch: the end of the full-rank warm start. Zeroes every Adam moment: the ReLoRA
- *   phase starts from a fresh optimizer state, as the reference code does when it
- *   loads a warmed-up model (relora-notes §1.7); Adam's t restarts at 1 with it
- *   (optimizer pass: t = step - warm_start + 1).
+ * @switch: the end of the full-rank warm start. Zeroes the Adam moments of every
+ *   parameter the ReLoRA phase trains (those @update_lora updates): the phase starts
+ *   from a fresh optimizer state, as the reference code does when it loads a warmed-up
+ *   model (relora-notes §1.7); Adam's t restarts at 1 with it (optimizer pass:
+ *   t = step - warm_start + 1). The moments of the frozen W are not touched: they are
+ *   never read again, and the memory plan gives their bytes to the ReLoRA phase
+ *   (docs/passes.md, memplan).
  * @relora_reset: for every adapted W, in this order
  *   lora_merge @W, @A, @B {scale = s}       W += s B A                  (§1.3)
  *   init_uniform(@step) @A {bound = 1/sqrt(I), stream = 1 + A's id}  a fresh draw: the
@@ -60,12 +63,19 @@ static IrGlobal *moment_of(IrModule *m, const IrGlobal *p, const char *suffix)
 static void make_switch(PassCtx *ctx)
 {
     IrModule *m = ctx->m;
+    const IrFunc *update = ir_func_find(m, "update_lora");
+    bool *zero = ARENA_ARRAY(ctx->arena, bool, m->n_globals + 1);
+    for (int i = 0; update && i < update->n_nodes; i++) {
+        const IrNode *n = update->nodes[i];
+        if (n->op == IR_OP_ADAMW)
+            zero[n->gl[1]->id] = zero[n->gl[2]->id] = true;
+    }
     IrFunc *f = ir_func_new(m, "switch");
     IrBuilder b;
     ir_builder_init(&b, m, f, ctx->diags);
     for (int i = 0; i < m->n_globals; i++) {
         IrGlobal *g = m->globals[i];
-        if (!(g->flags & IR_G_MOMENT))
+        if (!(g->flags & IR_G_MOMENT) || !zero[g->id])
             continue;
         b.loc = g->loc;
         IrAttrs as = {0};

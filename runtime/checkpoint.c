@@ -339,11 +339,12 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     char *paths[F_COUNT] = {0};
     bool ok = model_t && train_t && new_dir, made = false, committed = false;
     int n_model = 0, n_train = 0;
+    const RtSchedule *sched = run ? &run->schedule : &m->schedule;
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
         RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_data(ctx, i), NULL, NULL, 0};
         memcpy(en.shape, t->shape, sizeof en.shape);
-        if (rt_tensor_is_persistent(t))
+        if (rt_tensor_is_persistent(t) && rt_tensor_is_live(t, sched, step))
             train_t[n_train++] = en;
         if (!(t->flags & RT_T_PARAM))
             continue;
@@ -546,9 +547,14 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Every persistent tensor of the model is in f with its dtype and shape, and f has no
- * others. O(n log n): f is sorted by name, the model's names are sorted here. */
-static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
+/* The tensors a checkpoint after `done` steps of s holds: the persistent ones that hold a
+ * value then (a tensor of the other phase shares its bytes with live ones). */
+static bool is_saved(const RtTensorInfo *t, const RtSchedule *s, int64_t done)
+{
+    return rt_tensor_is_persistent(t) && rt_tensor_is_live(t, s, done);
+}
+
+static bool check_tensors(const RtModel *m, const RtStFile *f, const RtSchedule *sched, int64_t done, RtError *e)
 {
     const char **names = malloc(((size_t)m->n_tensors + 1) * sizeof *names);
     if (!names)
@@ -557,7 +563,7 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
     bool ok = true;
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
-        if (!rt_tensor_is_persistent(t))
+        if (!is_saved(t, sched, done))
             continue;
         names[wanted++] = t->name;
         const RtStTensor *s = rt_st_find(f, t->name);
@@ -578,10 +584,14 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, RtError *e)
         }
     }
     if (ok && f->n != wanted) {
+        /* a tensor of the other phase (an older checkpoint's) is known, and ignored */
         qsort(names, (size_t)wanted, sizeof *names, cmp_str);
         for (int j = 0; ok && j < f->n; j++) {
             const char *key = f->t[j].name;
-            if (!bsearch(&key, names, (size_t)wanted, sizeof *names, cmp_str))
+            bool known = bsearch(&key, names, (size_t)wanted, sizeof *names, cmp_str) != NULL;
+            for (int i = 0; i < m->n_tensors && !known; i++)
+                known = rt_tensor_is_persistent(&m->tensors[i]) && strcmp(m->tensors[i].name, key) == 0;
+            if (!known)
                 ok = rt_err(e, RT_ERR_MISMATCH, "%s: tensor '%s' is not part of model '%s'",
                             f->path, key, m->name);
         }
@@ -626,20 +636,29 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
                     f.path, name ? name : "?", hash ? hash : "none", m->name, m->model_hash);
     else if (!parse_i64(rt_st_meta(&f, "step"), step) || !parse_u64(rt_st_meta(&f, "seed"), seed))
         ok = rt_err(e, RT_ERR_FORMAT, "%s: metadata lacks a valid step or seed", f.path);
-    else
-        ok = check_tensors(m, &f, e);
-    if (ok && run) {
+    /* the schedule says which phase's tensors the file holds; a checkpoint written
+     * without one (tests) holds the model's default schedule's */
+    RtRunInfo mine;
+    bool want_run = run != NULL;
+    if (!run)
+        run = &mine;
+    if (ok) {
         const char *kind = rt_st_meta(&f, "data_kind");
         if (!copy_meta(run->data, sizeof run->data, rt_st_meta(&f, "data")) ||
             !copy_meta(run->val_data, sizeof run->val_data, rt_st_meta(&f, "val_data")))
             ok = rt_err(e, RT_ERR_FORMAT, "%s: a data path in the metadata is longer than %zu "
                         "bytes", f.path, sizeof run->data - 1);
         run->data_kind = kind && strcmp(kind, "tokens") == 0 ? RT_DATA_TOKENS : RT_DATA_TEXT;
-        ok = schedule_read(&f, &run->schedule, e);
+        RtError se = {0};
+        if (!schedule_read(&f, &run->schedule, want_run ? e : &se)) {
+            ok = !want_run;
+            run->schedule = m->schedule;
+        }
     }
+    ok = ok && check_tensors(m, &f, &run->schedule, *step, e);
     /* straight into the pools: no second copy of the state in memory */
     for (int i = 0; ok && i < m->n_tensors; i++)
-        if (rt_tensor_is_persistent(&m->tensors[i]))
+        if (is_saved(&m->tensors[i], &run->schedule, *step))
             ok = rt_st_read(&f, rt_st_find(&f, m->tensors[i].name), rt_tensor_data(ctx, i), e);
     rt_st_close(&f);
     return ok;

@@ -12,7 +12,7 @@
 bool rt_tensor_is_persistent(const RtTensorInfo *t)
 {
     return t->pool == RT_POOL_PARAMS || t->pool == RT_POOL_FROZEN || t->pool == RT_POOL_OPTIM ||
-           (t->flags & RT_T_STATE);
+           (t->flags & (RT_T_STATE | RT_T_MOMENT));
 }
 
 /* The LLVM target features the generated code was compiled for ("+avx2,+fma,..."), emitted

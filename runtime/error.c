@@ -111,8 +111,8 @@ static bool check_functions(const RtModel *m, RtError *e)
 static bool check_io(const RtModel *m, RtError *e)
 {
     static const char *const names[RT_IO_COUNT] = {"tokens", "targets", "step", "lr", "adam_t",
-                                                    "prune_fraction", "sample_tokens", "logits"};
-    int64_t bt = (int64_t)m->batch * m->seq_len;
+                                                    "prune_fraction", "sample_tokens", "logits", "micro_step"};
+    int64_t bt = (int64_t)m->micro_batch * m->seq_len;
     const struct {
         int dtype;
         int64_t numel;
@@ -126,6 +126,7 @@ static bool check_io(const RtModel *m, RtError *e)
         [RT_IO_PRUNE_FRACTION] = {RT_F32, 1, m->fn[RT_FN_RESET] != NULL},
         [RT_IO_SAMPLE_TOKENS] = {RT_I32, m->seq_len, true},
         [RT_IO_LOGITS] = {RT_F32, (int64_t)m->seq_len * m->vocab, true},
+        [RT_IO_MICRO_STEP] = {RT_I32, 1, false},
     };
     for (int k = 0; k < RT_IO_COUNT; k++) {
         int i = m->io[k];
@@ -154,6 +155,9 @@ bool rt_model_validate(const RtModel *m, RtError *e)
     if (m->vocab <= 0 || m->batch <= 0 || m->seq_len <= 0 || m->n_tensors < 0)
         return rt_err(e, RT_ERR_MODEL, "model has vocab %d, batch %d, seq_len %d", m->vocab,
                       m->batch, m->seq_len);
+    if (m->micro_batch <= 0 || m->batch % m->micro_batch != 0)
+        return rt_err(e, RT_ERR_MODEL, "model has batch %d and micro_batch %d, which does not divide it",
+                      m->batch, m->micro_batch);
     for (int i = 0; i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
         if (!t->name || !*t->name)

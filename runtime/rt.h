@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 2
+#define RT_ABI_VERSION 4
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
  * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it. */
@@ -21,8 +21,10 @@ enum RtPool {
     RT_POOL_PARAMS,      /* trainable weights (full-rank and adapter factors); checkpointed */
     RT_POOL_FROZEN,      /* frozen base weights W of adapted linears; checkpointed */
     RT_POOL_OPTIM,       /* optimizer moments and counters; checkpointed */
-    RT_POOL_ACTIVATIONS, /* forward activations kept for backward; not checkpointed */
-    RT_POOL_SCRATCH,     /* gradients and temporaries; not checkpointed */
+    RT_POOL_ACTIVATIONS, /* unused by relorac's planner (activations are in RT_POOL_SCRATCH) */
+    RT_POOL_SCRATCH,     /* gradients, the io tensors, and every buffer the planner shares by
+                            liveness: activations, temporaries and the gradients and moments of
+                            one training phase; checkpointed only per tensor flags */
     RT_POOL_COUNT
 };
 
@@ -39,10 +41,19 @@ enum RtTensorFlag {
     RT_T_TRAINABLE = 1u << 1, /* updated by the optimizer (informational) */
     RT_T_ADAPTER_A = 1u << 2, /* LoRA A factor [r, in] */
     RT_T_ADAPTER_B = 1u << 3, /* LoRA B factor [out, r] */
-    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v); with RT_T_ADAPTER_A/B when
-                                 it is a moment of that adapter factor */
+    RT_T_MOMENT = 1u << 4,    /* an optimizer moment (Adam m or v), checkpointed in any pool (the
+                                 moments of one phase live in RT_POOL_SCRATCH); with
+                                 RT_T_ADAPTER_A/B when it is a moment of that adapter factor */
     RT_T_STATE = 1u << 5,     /* other state needed to resume (counters); checkpointed in any pool */
-    RT_T_IO = 1u << 6         /* written or read by the runtime around the functions (RtModel.io) */
+    RT_T_IO = 1u << 6,        /* written or read by the runtime around the functions (RtModel.io) */
+    /* Holds a value only in the full-rank phase (RT_T_PHASE_FULL: steps before warm_start)
+     * or only in the ReLoRA phase (RT_T_PHASE_LORA: from the switch on, which initialises
+     * it); its bytes belong to other tensors in the other phase. A checkpoint neither saves
+     * nor loads it in the other phase. Neither flag: it holds a value throughout. */
+    RT_T_PHASE_FULL = 1u << 7,
+    RT_T_PHASE_LORA = 1u << 8,
+    RT_T_GRAD = 1u << 9       /* a gradient: with micro-steps (batch > micro_batch) the train
+                                 functions add to it, and the runtime zeroes it first */
 };
 
 /* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
@@ -133,17 +144,19 @@ typedef float (*RtFnPtr)(RtCtx *ctx);
 
 enum RtFn {
     RT_FN_INIT,        /* @init: every parameter from ctx->seed (pools start zeroed) */
-    RT_FN_TRAIN_FULL,  /* @train_full: forward + backward of the batch in TOKENS/TARGETS; stores
-                          every gradient; returns the mean loss (nats/token) */
+    RT_FN_TRAIN_FULL,  /* @train_full: forward + backward of the micro-batch in TOKENS/TARGETS;
+                          stores every gradient (with several micro-steps, adds 1/k of it to
+                          the stored one); returns the micro-batch's mean loss (nats/token) */
     RT_FN_NORM_FULL,   /* @norm_full: returns the global L2 norm of those gradients */
     RT_FN_UPDATE_FULL, /* @update_full: clipped AdamW with the rate in LR and Adam's step in ADAM_T */
     RT_FN_TRAIN_LORA,  /* @train_lora, @norm_lora, @update_lora: the same in the ReLoRA phase */
     RT_FN_NORM_LORA,
     RT_FN_UPDATE_LORA,
-    RT_FN_SWITCH,      /* @switch: end of the warm start (zeroes the Adam moments) */
+    RT_FN_SWITCH,      /* @switch: end of the warm start (zeroes the moments of what the ReLoRA phase trains) */
     RT_FN_RESET,       /* @relora_reset: W += s B A, A re-drawn, B = 0, the fraction PRUNE_FRACTION
                           of the adapters' moments zeroed; random draws use STEP */
-    RT_FN_EVAL,        /* @eval: returns the mean loss of TOKENS/TARGETS; changes no state */
+    RT_FN_EVAL,        /* @eval: returns the mean loss of the micro-batch in TOKENS/TARGETS;
+                          changes no state */
     RT_FN_LOGITS,      /* @logits: logits of the sequence in SAMPLE_TOKENS into LOGITS */
     RT_FN_COUNT
 };
@@ -151,14 +164,17 @@ enum RtFn {
 /* Tensors the runtime writes before or reads after a function; RtModel.io[k] is the index
  * of the tensor in RtModel.tensors, or -1 when the program has none. */
 enum RtIoSlot {
-    RT_IO_TOKENS,         /* i32 [batch, seq_len] */
-    RT_IO_TARGETS,        /* i32 [batch, seq_len], targets[b][t] = tokens[b][t+1] */
+    RT_IO_TOKENS,         /* i32 [micro_batch, seq_len] */
+    RT_IO_TARGETS,        /* i32 [micro_batch, seq_len], targets[b][t] = tokens[b][t+1] */
     RT_IO_STEP,           /* i32 []: the 0-based index of the step (RNG counters) */
     RT_IO_LR,             /* f32 []: the learning rate of the update */
     RT_IO_ADAM_T,         /* i32 []: Adam's 1-based step count */
     RT_IO_PRUNE_FRACTION, /* f32 []: the fraction pruned at a reset */
     RT_IO_SAMPLE_TOKENS,  /* i32 [1, seq_len]: the sequence of RT_FN_LOGITS */
     RT_IO_LOGITS,         /* f32 [seq_len, vocab]: its logits */
+    RT_IO_MICRO_STEP,     /* i32 []: the index of the micro-step in the run, step x k + j for
+                             micro-step j of the k = batch / micro_batch of a step (dropout's
+                             RNG counter: keyed on each sequence's index in the step) */
     RT_IO_COUNT
 };
 
@@ -170,7 +186,9 @@ typedef struct RtModel {
     const char *model_hash;  /* identity: the architecture and parameter set only; a checkpoint
                                 of another model is rejected */
     const char *config_json; /* Hugging Face config.json text, or NULL */
-    int vocab, batch, seq_len;
+    int vocab, batch, seq_len; /* batch: sequences per step (one optimizer update) */
+    int micro_batch;         /* sequences per micro-step: the rows of TOKENS and TARGETS, the
+                                unit the functions compute; batch is a multiple of it */
     int n_tensors;
     const RtTensorInfo *tensors;
     size_t pool_bytes[RT_POOL_COUNT];

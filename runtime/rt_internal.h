@@ -326,18 +326,27 @@ bool rt_schedule_check(const RtSchedule *s, const RtModel *m, RtError *e);
  * restart_warmup steps to the cosine's value at the ramp's end (relora-notes §1.5). */
 double rt_schedule_lr(const RtSchedule *s, int64_t step);
 RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step);
+/* Whether t holds a value once `done` steps of s have run: a tensor of one phase only
+ * (RT_T_PHASE_FULL, RT_T_PHASE_LORA) in that phase. The state after `done` steps is
+ * ReLoRA-phase state when s is a relora schedule and done > warm_start (or warm_start is
+ * 0); before that, full-rank state. */
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done);
 /* One line: every field of s. */
 void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n);
 /* Copies up to the tensor's size of src into the io tensor (no-op when the model has none). */
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes);
+/* Writes one micro-batch x, y [micro_batch, seq_len] into TOKENS and TARGETS. */
 void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y);
-/* Runs step `step` by the policy: writes the batch and the step's inputs, runs the switch
- * when due, train_* and norm_*, then, only when the loss and the norm are finite, update_*
- * and the reset when due. Returns enum RtStepResult. x, y: [batch, seq_len]. */
+/* Runs step `step` by the policy: writes the step's inputs, runs the switch when due,
+ * train_* once per micro-step (batch / micro_batch of them, each on its rows of x, y,
+ * gradients zeroed first when there are several) and norm_*, then, only when the loss and
+ * the norm are finite, update_* and the reset when due. Returns enum RtStepResult.
+ * x, y: [batch, seq_len]. */
 int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out);
 /* Initialises every parameter from ctx->seed (RT_FN_INIT at step 0). */
 void rt_init(RtCtx *ctx);
-/* The mean loss of one batch (nats/token); no state change. */
+/* The mean loss of one batch [batch, seq_len] (nats/token), micro-batch by micro-batch;
+ * no state change. */
 float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y);
 /* The next-token logits after position pos of x: [seq_len]; out: [vocab]. */
 void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out);

@@ -126,6 +126,16 @@ RtStepPlan rt_schedule_plan(const RtSchedule *s, int64_t step)
     return p;
 }
 
+bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done)
+{
+    bool lora = s->kind == RT_SCHED_RELORA && (done > s->warm_start || s->warm_start == 0);
+    if (t->flags & RT_T_PHASE_FULL)
+        return !lora;
+    if (t->flags & RT_T_PHASE_LORA)
+        return lora;
+    return true;
+}
+
 /* ---- running the functions ---- */
 
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes)
@@ -176,17 +186,35 @@ static float zero_fraction(const RtCtx *ctx)
 
 void rt_set_batch(RtCtx *ctx, const int32_t *x, const int32_t *y)
 {
-    size_t bytes = sizeof(int32_t) * (size_t)ctx->model->batch * (size_t)ctx->model->seq_len;
+    size_t bytes = sizeof(int32_t) * (size_t)ctx->model->micro_batch * (size_t)ctx->model->seq_len;
     rt_io_write(ctx, RT_IO_TOKENS, x, bytes);
     rt_io_write(ctx, RT_IO_TARGETS, y, bytes);
 }
 
+/* k: the micro-steps of a step. */
+static int64_t micro_steps(const RtModel *m)
+{
+    return m->batch / m->micro_batch;
+}
+
+/* Zeroes the gradients that hold a value in step `step`'s phase (the train functions of
+ * a step with several micro-steps add to them). */
+static void zero_grads(RtCtx *ctx, const RtSchedule *s, int64_t step)
+{
+    const RtModel *m = ctx->model;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const RtTensorInfo *t = &m->tensors[i];
+        if ((t->flags & RT_T_GRAD) && rt_tensor_is_live(t, s, step + 1))
+            memset(rt_tensor_data(ctx, i), 0, (size_t)rt_tensor_numel(t) * rt_dtype_size(t->dtype));
+    }
+}
+
 int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y, int64_t step, RtStepStats *out)
 {
+    const RtModel *m = ctx->model;
     RtStepPlan p = rt_schedule_plan(s, step);
     memset(out, 0, sizeof *out);
     out->lr = (float)p.lr;
-    rt_set_batch(ctx, x, y);
     io_i32(ctx, RT_IO_STEP, step);
     io_f32(ctx, RT_IO_LR, p.lr);
     io_i32(ctx, RT_IO_ADAM_T, p.adam_t);
@@ -196,7 +224,19 @@ int rt_step(RtCtx *ctx, const RtSchedule *s, const int32_t *x, const int32_t *y,
         out->events |= RT_EV_WARM_SWITCH;
     }
     int base_fn = p.lora ? RT_FN_TRAIN_LORA : RT_FN_TRAIN_FULL;
-    out->loss = run(ctx, base_fn);
+    /* micro-step j computes rows [j b, (j + 1) b) of the step's batch; its train function
+     * adds 1/k of its gradient to the zeroed ones, so that they end as the gradient of
+     * the mean over the batch; the step's loss is the mean of the micro-steps' means */
+    int64_t k = micro_steps(m), rows = (int64_t)m->micro_batch * m->seq_len;
+    if (k > 1)
+        zero_grads(ctx, s, step);
+    double loss = 0;
+    for (int64_t j = 0; j < k; j++) {
+        rt_set_batch(ctx, x + j * rows, y + j * rows);
+        io_i32(ctx, RT_IO_MICRO_STEP, step * k + j);
+        loss += run(ctx, base_fn);
+    }
+    out->loss = (float)(loss / (double)k);
     out->grad_norm = run(ctx, base_fn + 1);
     if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
         out->events |= RT_EV_DIVERGED;
@@ -219,8 +259,13 @@ void rt_init(RtCtx *ctx)
 
 float rt_eval_loss(RtCtx *ctx, const int32_t *x, const int32_t *y)
 {
-    rt_set_batch(ctx, x, y);
-    return run(ctx, RT_FN_EVAL);
+    int64_t k = micro_steps(ctx->model), rows = (int64_t)ctx->model->micro_batch * ctx->model->seq_len;
+    double loss = 0;
+    for (int64_t j = 0; j < k; j++) {
+        rt_set_batch(ctx, x + j * rows, y + j * rows);
+        loss += run(ctx, RT_FN_EVAL);
+    }
+    return (float)(loss / (double)k);
 }
 
 void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out)

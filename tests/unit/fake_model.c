@@ -368,6 +368,7 @@ const RtModel FAKE_MODEL_SYMBOL = {
     .config_json = "{\"hidden_size\": 16, \"model_type\": \"fake-bigram\", \"vocab_size\": 256}\n",
     .vocab = V,
     .batch = FAKE_B,
+    .micro_batch = FAKE_B,
     .seq_len = FAKE_T,
     .n_tensors = FK_COUNT,
     .tensors = tensors,
@@ -389,5 +390,5 @@ const RtModel FAKE_MODEL_SYMBOL = {
            [RT_FN_RESET] = fake_reset, [RT_FN_EVAL] = fake_eval, [RT_FN_LOGITS] = fake_logits},
     .io = {[RT_IO_TOKENS] = FK_TOKENS, [RT_IO_TARGETS] = FK_TARGETS, [RT_IO_STEP] = FK_STEP,
            [RT_IO_LR] = FK_LR, [RT_IO_ADAM_T] = FK_ADAM_STEP, [RT_IO_PRUNE_FRACTION] = FK_PRUNE,
-           [RT_IO_SAMPLE_TOKENS] = FK_SAMPLE, [RT_IO_LOGITS] = FK_OUT_LOGITS},
+           [RT_IO_SAMPLE_TOKENS] = FK_SAMPLE, [RT_IO_LOGITS] = FK_OUT_LOGITS, [RT_IO_MICRO_STEP] = -1},
 };

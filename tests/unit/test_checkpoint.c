@@ -318,6 +318,52 @@ START_TEST(checkpoint_load_restores_state)
 }
 END_TEST
 
+/* A tensor of one phase (RT_T_PHASE_FULL / RT_T_PHASE_LORA) is saved and loaded only in
+ * that phase: the fake model with W's moments marked full-rank-only and A's ReLoRA-only
+ * (warm start 10: after 5 steps the state is full-rank, after 20 it is ReLoRA). A tensor
+ * the file does not hold keeps its bytes on load (in a compiled model they belong to
+ * the other phase's tensors). */
+START_TEST(checkpoint_saves_a_phase_tensor_only_in_its_phase)
+{
+    static RtTensorInfo t[FK_COUNT];
+    memcpy(t, fake_model.tensors, sizeof t);
+    t[FK_M_W].flags |= RT_T_PHASE_FULL;
+    t[FK_V_W].flags |= RT_T_PHASE_FULL;
+    t[FK_M_A].flags |= RT_T_PHASE_LORA;
+    t[FK_V_A].flags |= RT_T_PHASE_LORA;
+    RtModel m = fake_model;
+    m.tensors = t;
+    const int64_t steps[2] = {5, 20};
+    for (int k = 0; k < 2; k++) {
+        bool lora = steps[k] > FAKE_WARM;
+        RtCtx *a = fake_ctx(&m, 3);
+        ((float *)rt_tensor_data(a, FK_M_W))[0] = 1.5f;
+        ((float *)rt_tensor_data(a, FK_M_A))[0] = 2.5f;
+        save_ok(a, steps[k]);
+        RtStFile f;
+        RtError e = {0};
+        ck_assert_msg(rt_st_open(&f, file_in("trainer.safetensors"), &e), "%s", e.msg);
+        ck_assert(!rt_st_find(&f, t[FK_M_W].name) == lora);
+        ck_assert(!rt_st_find(&f, t[FK_V_W].name) == lora);
+        ck_assert(!rt_st_find(&f, t[FK_M_A].name) == !lora);
+        ck_assert(!rt_st_find(&f, t[FK_V_A].name) == !lora);
+        ck_assert_ptr_nonnull(rt_st_find(&f, t[FK_M_EMBED].name));
+        rt_st_close(&f);
+        RtCtx *b = fake_ctx(&m, 1);
+        ((float *)rt_tensor_data(b, FK_M_W))[0] = -7.0f;
+        ((float *)rt_tensor_data(b, FK_M_A))[0] = -7.0f;
+        int64_t step;
+        uint64_t seed;
+        ck_assert_msg(rt_checkpoint_load(b, dir, &step, &seed, NULL, &e), "%s", e.msg);
+        ck_assert_int_eq(step, steps[k]);
+        ck_assert(((float *)rt_tensor_data(b, FK_M_W))[0] == (lora ? -7.0f : 1.5f));
+        ck_assert(((float *)rt_tensor_data(b, FK_M_A))[0] == (lora ? 2.5f : -7.0f));
+        rt_ctx_destroy(a);
+        rt_ctx_destroy(b);
+    }
+}
+END_TEST
+
 static RtError load_error(const RtModel *m)
 {
     RtCtx *ctx = fake_ctx(m, 1);
@@ -725,6 +771,7 @@ Suite *checkpoint_suite(void)
     tcase_add_test(tc, st_open_refuses_fifo_without_blocking);
     tcase_add_test(tc, checkpoint_exports_merged_weight);
     tcase_add_test(tc, checkpoint_load_restores_state);
+    tcase_add_test(tc, checkpoint_saves_a_phase_tensor_only_in_its_phase);
     tcase_add_test(tc, checkpoint_rejects_truncated_file);
     tcase_add_test(tc, checkpoint_rejects_corrupted_header);
     tcase_add_test(tc, checkpoint_rejects_wrong_shape);

@@ -39,6 +39,7 @@ static void fx_init(Fx *x)
     diag_init(&x->d, &x->a);
     x->m = ir_module_new(&x->a, "cgtest");
     ir_attrs_set_int(&x->a, &x->m->attrs, "batch", 2);
+    ir_attrs_set_int(&x->a, &x->m->attrs, "train.micro_batch", 2);
     ir_attrs_set_int(&x->a, &x->m->attrs, "seq_len", 4);
     ir_attrs_set_int(&x->a, &x->m->attrs, "vocab", 16);
     tu_program_attrs(&x->a, x->m);
@@ -646,6 +647,7 @@ START_TEST(codegen_kernelized_graph_matches_kernel_interpreter)
     diag_init(&d, &a);
     IrModule *m = ir_module_new(&a, "g");
     ir_attrs_set_int(&a, &m->attrs, "batch", 2);
+    ir_attrs_set_int(&a, &m->attrs, "train.micro_batch", 2);
     ir_attrs_set_int(&a, &m->attrs, "seq_len", 8);
     ir_attrs_set_int(&a, &m->attrs, "vocab", 32);
     tu_program_attrs(&a, m);
@@ -938,8 +940,6 @@ START_TEST(codegen_train_step_matches_graph_interpreter)
     int bt = md->batch * md->seq_len;
     int32_t x[32], y[32];
     ck_assert_int_eq(bt, 32);
-    double *gx = ir_interp_global(it, ir_global_find(m, "tokens"));
-    double *gy = ir_interp_global(it, ir_global_find(m, "targets"));
     for (int s = 0; s < 12; s++) {
         for (int i = 0; i < bt; i++)
             x[i] = (int32_t)(rt_rng_u64(1, (uint64_t)s, (uint64_t)i) % 256);
@@ -947,12 +947,8 @@ START_TEST(codegen_train_step_matches_graph_interpreter)
             y[i] = i % md->seq_len == md->seq_len - 1 ? x[i] : x[i + 1];
         RtStepStats st;
         ck_assert_int_eq(rt_step(ctx, &md->schedule, x, y, s, &st), RT_STEP_OK);
-        for (int i = 0; i < bt; i++) {
-            gx[i] = x[i];
-            gy[i] = y[i];
-        }
         IrStepResult want;
-        ck_assert(ir_interp_train_step(it, m, &sched, s, &want));
+        ck_assert(ir_interp_train_step(it, m, &sched, x, y, s, &want));
         unsigned ev = (want.switched ? RT_EV_WARM_SWITCH : 0u) | (want.reset ? RT_EV_RESET : 0u);
         ck_assert_msg(fabs(st.loss - want.loss) <= 1e-5, "step %d: loss %.7f, interpreter %.7f", s, st.loss, want.loss);
         ck_assert_msg(fabs(st.grad_norm - want.grad_norm) <= 1e-4 * want.grad_norm, "step %d: grad norm %.7f, interpreter %.7f",
@@ -966,6 +962,145 @@ START_TEST(codegen_train_step_matches_graph_interpreter)
     rt_ctx_destroy(ctx);
     cg_jit_destroy(jit);
     arena_fini(&a);
+}
+END_TEST
+
+/* Gradient accumulation, compiled (f32): batch 4 as 1, 2 and 4 micro-steps of the same
+ * model, LoRA dropout 0.1, 10 steps crossing the switch (before step 3) and two merges
+ * (after 6 and 9), on the same batches. The losses (max over steps of |a - b| / |a|) and
+ * the parameters (per tensor max|a - b| / max|a|) agree within 1e-6: the masks are the
+ * same for every cut, and only the order of the gradient sums differs. */
+#define MICRO_SPEC                                                                                                  \
+    "model m {\n"                                                                                                   \
+    "  vocab = 256; dim = 32; layers = 2; heads = 4; kv_heads = 2; context = 16\n"                                 \
+    "  block(x) {\n"                                                                                                \
+    "    h = x + attention(rmsnorm(x), rope = 10000)\n"                                                            \
+    "    return h + swiglu(rmsnorm(h), hidden = 48)\n"                                                             \
+    "  }\n"                                                                                                         \
+    "}\n"                                                                                                           \
+    "adapter lora { rank = 4; alpha = 8; dropout = 0.1; targets = [\"attention.*\", \"swiglu.*\"] }\n"             \
+    "train {\n"                                                                                                     \
+    "  batch = 4; micro_batch = %d; recompute = %s; seq_len = 16; steps = 100; seed = 5\n"                         \
+    "  optimizer = adamw(lr = 3e-3, weight_decay = 0.01)\n"                                                         \
+    "  schedule = relora(warmup = 2, warm_start = 3, reset_every = 3, restart_warmup = 1, prune = 0.5,\n"          \
+    "                    reset = random)\n"                                                                         \
+    "}\n"
+
+/* Compiles each spec (the same model and batch), runs `steps` steps of the runtime's step
+ * policy on the same batches, and measures each variant against the first: worst_loss[v]
+ * the largest |a - b| / |a| over the steps' losses, worst_param[v] the largest
+ * max|a - b| / max|a| over the parameter tensors. *events gets the first's events. */
+static void run_variants(const char *const *specs, int n, int steps, double *worst_loss, double *worst_param,
+                         unsigned *events)
+{
+    TuModel t[4];
+    CgJit *jit[4];
+    RtCtx *ctx[4];
+    const RtModel *md[4];
+    ck_assert_int_le(n, 4);
+    for (int v = 0; v < n; v++) {
+        tu_build(&t[v], specs[v], NULL, 0);
+        KProgram *p = k_program_build(&t[v].a, &t[v].d, t[v].m);
+        ck_assert_ptr_nonnull(p);
+        jit[v] = cg_jit_create(p, NULL, rt_syms, (int)(sizeof rt_syms / sizeof rt_syms[0]), &t[v].d);
+        ck_assert_ptr_nonnull(jit[v]);
+        md[v] = (const RtModel *)cg_jit_lookup(jit[v], "relorac_model");
+        RtError e = {0};
+        ck_assert_msg(rt_ctx_create(&ctx[v], md[v], 2, 11, &e), "%s", e.msg);
+        ck_assert_msg(rt_model_validate_program(md[v], &e), "%s", e.msg);
+        ck_assert_int_eq(md[v]->batch, md[0]->batch);
+        rt_init(ctx[v]);
+        worst_loss[v] = worst_param[v] = 0;
+    }
+    int64_t bt = (int64_t)md[0]->batch * md[0]->seq_len;
+    int32_t *x = malloc(sizeof *x * (size_t)bt), *y = malloc(sizeof *y * (size_t)bt);
+    *events = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        for (int64_t i = 0; i < bt; i++) {
+            x[i] = (int32_t)(rt_rng_u64(3, (uint64_t)s, (uint64_t)i) % (uint64_t)md[0]->vocab);
+            y[i] = (int32_t)(rt_rng_u64(4, (uint64_t)s, (uint64_t)i) % (uint64_t)md[0]->vocab);
+        }
+        float loss[4];
+        for (int v = 0; v < n; v++) {
+            RtStepStats st;
+            ck_assert_int_eq(rt_step(ctx[v], &md[v]->schedule, x, y, s, &st), RT_STEP_OK);
+            loss[v] = st.loss;
+            if (v == 0)
+                *events |= st.events;
+        }
+        for (int v = 1; v < n; v++)
+            worst_loss[v] = fmax(worst_loss[v], fabs((double)loss[v] - loss[0]) / fabs((double)loss[0]));
+    }
+    free(x);
+    free(y);
+    for (int i = 0; i < md[0]->n_tensors; i++) {
+        const RtTensorInfo *ti = &md[0]->tensors[i];
+        if ((ti->pool != RT_POOL_PARAMS && ti->pool != RT_POOL_FROZEN) || ti->dtype != RT_F32)
+            continue;
+        const float *ref = rt_tensor_data(ctx[0], i);
+        int64_t m = rt_tensor_numel(ti);
+        double scale = 0;
+        for (int64_t j = 0; j < m; j++)
+            scale = fmax(scale, fabs(ref[j]));
+        for (int v = 1; v < n; v++) {
+            ck_assert_str_eq(md[v]->tensors[i].name, ti->name);
+            const float *got = rt_tensor_data(ctx[v], i);
+            for (int64_t j = 0; j < m; j++)
+                worst_param[v] = fmax(worst_param[v], fabs((double)got[j] - ref[j]) / fmax(scale, 1e-30));
+        }
+    }
+    for (int v = 0; v < n; v++) {
+        rt_ctx_destroy(ctx[v]);
+        cg_jit_destroy(jit[v]);
+        tu_fini(&t[v]);
+    }
+}
+
+START_TEST(codegen_micro_batches_give_the_batch_result)
+{
+    const int micro[3] = {4, 2, 1};
+    char text[3][2048];
+    const char *specs[3];
+    for (int v = 0; v < 3; v++) {
+        snprintf(text[v], sizeof text[v], MICRO_SPEC, micro[v], "none");
+        specs[v] = text[v];
+    }
+    double worst_loss[3], worst_param[3];
+    unsigned events;
+    run_variants(specs, 3, 10, worst_loss, worst_param, &events);
+    ck_assert_uint_eq(events, RT_EV_WARM_SWITCH | RT_EV_RESET);
+    for (int v = 1; v < 3; v++) {
+        printf("compiled: micro-batches of %d (x%d) against the batch of 4, 10 steps, dropout 0.1: loss %.3g, "
+               "parameters %.3g\n",
+               micro[v], 4 / micro[v], worst_loss[v], worst_param[v]);
+        ck_assert_double_le(worst_loss[v], 1e-6);
+        ck_assert_double_le(worst_param[v], 1e-6);
+    }
+}
+END_TEST
+
+/* Recomputation, compiled (f32): selective and full against none on MICRO_SPEC (one
+ * micro-step, dropout 0.1), 10 steps across the switch and two merges. They run the same
+ * kernels on the same values, grouped and ordered differently: equal within 1e-6. */
+START_TEST(codegen_recompute_levels_train_alike)
+{
+    static const char *const levels[3] = {"none", "selective", "full"};
+    char text[3][2048];
+    const char *specs[3];
+    for (int v = 0; v < 3; v++) {
+        snprintf(text[v], sizeof text[v], MICRO_SPEC, 4, levels[v]);
+        specs[v] = text[v];
+    }
+    double worst_loss[3], worst_param[3];
+    unsigned events;
+    run_variants(specs, 3, 10, worst_loss, worst_param, &events);
+    ck_assert_uint_eq(events, RT_EV_WARM_SWITCH | RT_EV_RESET);
+    for (int v = 1; v < 3; v++) {
+        printf("compiled: recompute %s against none, 10 steps, dropout 0.1: loss %.3g, parameters %.3g\n", levels[v],
+               worst_loss[v], worst_param[v]);
+        ck_assert_double_le(worst_loss[v], 1e-6);
+        ck_assert_double_le(worst_param[v], 1e-6);
+    }
 }
 END_TEST
 
@@ -1037,6 +1172,8 @@ Suite *codegen_suite(void)
     TCase *e2e = tcase_create("pipeline");
     tcase_set_timeout(e2e, 600);
     tcase_add_test(e2e, codegen_train_step_matches_graph_interpreter);
+    tcase_add_test(e2e, codegen_micro_batches_give_the_batch_result);
+    tcase_add_test(e2e, codegen_recompute_levels_train_alike);
     suite_add_tcase(s, e2e);
     return s;
 }

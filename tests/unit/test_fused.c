@@ -83,6 +83,7 @@ static void pair_init(Pair *x)
     diag_init(&x->d, &x->a);
     x->m = ir_module_new(&x->a, "fused");
     ir_attrs_set_int(&x->a, &x->m->attrs, "batch", 1);
+    ir_attrs_set_int(&x->a, &x->m->attrs, "train.micro_batch", 1);
     ir_attrs_set_int(&x->a, &x->m->attrs, "seq_len", 1);
     ir_attrs_set_int(&x->a, &x->m->attrs, "vocab", 16);
     tu_program_attrs(&x->a, x->m);

@@ -198,7 +198,7 @@ static void check_attrs(const char *text, const char *const *want)
 START_TEST(lower_emits_every_setting_of_a_relora_spec)
 {
     static const char *const want[] = {
-        "vocab", "dim", "layers", "batch", "seq_len", "model_hash",
+        "vocab", "dim", "layers", "batch", "train.micro_batch", "train.recompute", "seq_len", "model_hash",
         "adapter.rank", "adapter.alpha", "adapter.dropout",
         "train.data_kind", "train.val_data_kind", "train.val_fraction", "train.steps", "train.clip",
         "train.precision", "train.seed", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
@@ -236,7 +236,7 @@ END_TEST
 START_TEST(lower_emits_only_the_settings_of_the_schedule_kind)
 {
     static const char *const want[] = {
-        "vocab", "dim", "layers", "batch", "seq_len", "model_hash",
+        "vocab", "dim", "layers", "batch", "train.micro_batch", "train.recompute", "seq_len", "model_hash",
         "train.data_kind", "train.val_data_kind", "train.val_fraction", "train.steps", "train.clip",
         "train.precision", "train.seed", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
         "train.out", "train.target", "train.data",

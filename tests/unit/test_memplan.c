@@ -387,6 +387,138 @@ START_TEST(memplan_pooled_kernels_compute_the_graph_results)
 }
 END_TEST
 
+/* ---- phases ---- */
+
+/* LORA with a 3-step full-rank warm start, a merge every 2 steps after it. */
+static const char *const LORA_WARM =
+    TU_LLAMA_MODEL
+    "adapter lora {\n"
+    "  rank = 4; alpha = 8; dropout = 0.1\n"
+    "  targets = [\"attention.q\", \"attention.k\", \"attention.v\", \"attention.o\", \"swiglu.gate\", "
+    "\"swiglu.up\", \"swiglu.down\"]\n"
+    "  trainable = [\"embedding\", \"norms\", \"head\"]\n"
+    "}\n"
+    "train { batch = 2; seq_len = 6; steps = 100\n"
+    "  schedule = relora(warmup = 1, warm_start = 3, reset_every = 2, restart_warmup = 1, prune = 0.5) }\n";
+
+/* The phase a global should be planned in, from what it is: the gradient or a moment of
+ * an adapted (class frozen) W holds a value only in the full-rank phase, those of an
+ * adapter factor only in the ReLoRA phase. */
+static int expected_phase(const IrModule *m, const IrGlobal *g)
+{
+    const char *of = ir_attrs_str(&g->attrs, "grad_of", ir_attrs_str(&g->attrs, "moment_of", NULL));
+    const IrGlobal *p = of ? ir_global_find(m, of) : NULL;
+    if (!p)
+        return K_PHASE_ALL;
+    if (p->cls == IR_CLASS_FROZEN)
+        return K_PHASE_FULL;
+    return (p->flags & IR_G_ADAPTER) ? K_PHASE_LORA : K_PHASE_ALL;
+}
+
+static void set_scalar(double *g, double v) { g[0] = v; }
+
+/* One step of the step policy (docs/ir.md) in the pooled kernels; returns the loss. */
+static double pooled_step(KInterp *ki, const Pooled *pl, const IrModule *m, const IrSchedule *s, int64_t step)
+{
+    IrStepPlan p = ir_schedule_plan(s, step);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "step")), (double)step);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "lr")), p.lr);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "adam_t")), (double)p.adam_t);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "prune_fraction")), s->prune);
+    set_scalar(pooled_global(ki, pl, ir_global_find(m, "micro_step")), (double)step); /* one micro-step */
+    if (p.switch_before)
+        pooled_run(ki, pl, "switch");
+    double loss = pooled_run(ki, pl, p.lora ? "train_lora" : "train_full");
+    pooled_run(ki, pl, p.lora ? "norm_lora" : "norm_full");
+    pooled_run(ki, pl, p.lora ? "update_lora" : "update_full");
+    if (p.reset_after)
+        pooled_run(ki, pl, "relora_reset");
+    return loss;
+}
+
+/* Planned phase-aware, the gradients and moments of the adapted W (full-rank phase) and
+ * of the adapters (ReLoRA phase) share bytes; the program needs the larger phase, no
+ * more; and the pooled kernels, run by the step policy across the switch and two
+ * merges, still compute what the graph interpreter does for every global live at each
+ * step's end. */
+START_TEST(memplan_phases_share_bytes_and_compute_the_graph_results)
+{
+    TuModel l;
+    build(&l, LORA_WARM);
+    IrModule *m = l.m;
+    KProgram *p = k_program_build(&l.a, &l.d, m);
+    ck_assert_ptr_nonnull(p);
+    KPlanOptions one = {.no_phases = true};
+    k_program_plan(p, &one);
+    int64_t one_layout = total(p->pool_bytes);
+    KPlan *plan = k_program_plan(p, NULL);
+    int n_full = 0, n_lora = 0, shared = 0;
+    for (int i = 0; i < m->n_globals; i++) {
+        const KBuf *b = &p->bufs[p->global_buf[i]];
+        int want = expected_phase(m, m->globals[i]);
+        ck_assert_msg(b->phase == want, "%s: planned in phase %d, expected %d", b->name, b->phase, want);
+        n_full += want == K_PHASE_FULL;
+        n_lora += want == K_PHASE_LORA;
+        ck_assert_int_eq(b->cls, want == K_PHASE_ALL ? m->globals[i]->cls : IR_CLASS_SCRATCH);
+    }
+    for (int i = 0; i < m->n_globals; i++)
+        for (int j = 0; j < m->n_globals; j++) {
+            const KBuf *x = &p->bufs[p->global_buf[i]], *y = &p->bufs[p->global_buf[j]];
+            if (x->phase == K_PHASE_FULL && y->phase == K_PHASE_LORA && bytes_overlap(x, y))
+                shared++;
+        }
+    int64_t t_full = total(plan->phase_bytes[K_PHASE_FULL]), t_lora = total(plan->phase_bytes[K_PHASE_LORA]);
+    printf("phases: %d full-rank-only and %d ReLoRA-only globals, %d pairs sharing bytes; full-rank phase %lld, "
+           "ReLoRA phase %lld, program %lld bytes (one layout for both phases: %lld)\n",
+           n_full, n_lora, shared, (long long)t_full, (long long)t_lora, (long long)total(p->pool_bytes),
+           (long long)one_layout);
+    ck_assert_int_eq(n_full, 3 * 14); /* 14 adapted W: gradient, two moments */
+    ck_assert_int_eq(n_lora, 3 * 28); /* 28 factors */
+    ck_assert_int_gt(shared, 0);
+    ck_assert(plan->has_phase[K_PHASE_FULL] && plan->has_phase[K_PHASE_LORA]);
+    ck_assert_int_eq(total(p->pool_bytes), t_full > t_lora ? t_full : t_lora);
+    ck_assert_int_gt(one_layout, total(p->pool_bytes));
+
+    Pooled pl;
+    pooled_program(&pl, p);
+    IrSchedule sched;
+    ck_assert(ir_schedule_from_module(m, &sched, &l.d));
+    IrInterp *gi = ir_interp_create(m, 42);
+    KInterp *ki = k_interp_create(pl.q, 42);
+    ir_interp_run(gi, ir_func_find(m, "init"));
+    pooled_run(ki, &pl, "init");
+    IrGlobal *tok = ir_global_find(m, "tokens"), *tgt = ir_global_find(m, "targets");
+    double worst = 0;
+    int compared = 0;
+    for (int64_t s = 0; s < 8; s++) {
+        int32_t x[64], y[64];
+        tu_step_tokens(m, x, y, 64, (uint64_t)s);
+        tu_fill_tokens(m, pooled_global(ki, &pl, tok), pooled_global(ki, &pl, tgt), (uint64_t)s);
+        IrStepResult want;
+        ck_assert(ir_interp_train_step(gi, m, &sched, x, y, s, &want));
+        double got = pooled_step(ki, &pl, m, &sched, s);
+        worst = fmax(worst, diff(want.loss, got));
+        bool lora_state = s + 1 > sched.warm_start;
+        for (int i = 0; i < m->n_globals; i++) {
+            const IrGlobal *g = m->globals[i];
+            int ph = p->bufs[p->global_buf[i]].phase;
+            if ((ph == K_PHASE_FULL && lora_state) || (ph == K_PHASE_LORA && !lora_state))
+                continue;
+            const double *a = ir_interp_global(gi, g), *b = pooled_global(ki, &pl, g);
+            for (int64_t j = 0; j < ir_type_numel(g->type); j++)
+                worst = fmax(worst, diff(a[j], b[j]));
+            compared++;
+        }
+    }
+    printf("phases: pooled kernels vs graph over 8 steps (switch before step 3, merges after 5 and 7): %d "
+           "global comparisons, largest difference %.3g\n", compared, worst);
+    ck_assert_double_le(worst, 1e-12);
+    k_interp_destroy(ki);
+    ir_interp_destroy(gi);
+    tu_fini(&l);
+}
+END_TEST
+
 /* ---- sizes ---- */
 
 static void class_line(const char *what, const int64_t *b)
@@ -618,7 +750,7 @@ START_TEST(memplan_pass_records_the_plans_pool_bytes)
         if (c != IR_CLASS_ACTIVATION && c != IR_CLASS_SCRATCH)
             ck_assert_int_eq(recorded[c], sum[c]);
     int64_t again[IR_CLASS_COUNT];
-    ck_assert(pass_memplan_compute(&l.a, &l.d, l.m, again));
+    ck_assert(pass_memplan_compute(&l.a, &l.d, l.m, NULL, again, NULL));
     ck_assert_mem_eq(again, recorded, sizeof again);
     tu_fini(&l);
 
@@ -636,6 +768,7 @@ Suite *memplan_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, memplan_live_buffers_never_share_bytes);
     tcase_add_test(tc, memplan_pooled_kernels_compute_the_graph_results);
+    tcase_add_test(tc, memplan_phases_share_bytes_and_compute_the_graph_results);
     tcase_add_test(tc, memplan_is_smaller_than_the_sequential_layout);
     tcase_add_test(tc, memplan_frozen_weights_need_no_gradient_or_optimizer_memory);
     tcase_add_test(tc, memplan_relora_phase_against_full_rank);

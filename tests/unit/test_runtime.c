@@ -529,7 +529,7 @@ static float noop(RtCtx *c)
 static RtModel small_model(void)
 {
     RtModel m = {.abi_version = RT_ABI_VERSION, .name = "small", .model_hash = "h", .vocab = 4,
-                 .batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
+                 .batch = 1, .micro_batch = 1, .seq_len = 2, .n_tensors = T_COUNT, .tensors = two_tensors,
                  .pool_bytes = {[RT_POOL_PARAMS] = 56, [RT_POOL_FROZEN] = 48, [RT_POOL_SCRATCH] = 64},
                  .schedule = {.kind = RT_SCHED_COSINE, .steps = 10, .warmup = 2, .lr = 1e-3,
                               .relora_lr = 1e-3, .min_lr_ratio = 0.1},
@@ -537,7 +537,7 @@ static RtModel small_model(void)
                         [RT_FN_UPDATE_FULL] = noop, [RT_FN_EVAL] = noop, [RT_FN_LOGITS] = noop},
                  .io = {[RT_IO_TOKENS] = T_TOKENS, [RT_IO_TARGETS] = T_TARGETS, [RT_IO_STEP] = -1,
                         [RT_IO_LR] = T_LR, [RT_IO_ADAM_T] = T_ADAM_T, [RT_IO_PRUNE_FRACTION] = -1,
-                        [RT_IO_SAMPLE_TOKENS] = T_SAMPLE, [RT_IO_LOGITS] = T_LOGITS}};
+                        [RT_IO_SAMPLE_TOKENS] = T_SAMPLE, [RT_IO_LOGITS] = T_LOGITS, [RT_IO_MICRO_STEP] = -1}};
     return m;
 }
 

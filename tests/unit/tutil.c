@@ -99,6 +99,20 @@ void tu_fill_tokens(const IrModule *m, double *tok, double *tgt, uint64_t salt)
     }
 }
 
+int64_t tu_step_tokens(const IrModule *m, int32_t *x, int32_t *y, int64_t cap, uint64_t salt)
+{
+    const IrGlobal *g = ir_global_find(m, "tokens");
+    ck_assert_msg(g != NULL, "no global @tokens");
+    int64_t micro = g->type.dim[0], batch = ir_attrs_int(&m->attrs, "batch", micro);
+    int64_t vocab = ir_attrs_int(&m->attrs, "vocab", 0), n = ir_type_numel(g->type) / micro * batch;
+    ck_assert_int_le(n, cap);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = (int32_t)(ir_rng_u64(7, salt, (uint64_t)i) % (uint64_t)vocab);
+        y[i] = (int32_t)(ir_rng_u64(7, salt + 1, (uint64_t)i) % (uint64_t)vocab);
+    }
+    return n;
+}
+
 void tu_set_tokens(IrInterp *it, const IrModule *m, uint64_t salt)
 {
     const IrGlobal *tok = ir_global_find(m, "tokens"), *tgt = ir_global_find(m, "targets");

@@ -56,6 +56,10 @@ IrFunc *tu_func(const TuModel *t, const char *name);
 /* Deterministic tokens and targets in [0, vocab) (the module's "vocab"), as many as
  * @tokens holds: ir_rng_u64(7, salt, i) for tokens, stream salt + 1 for targets. */
 void tu_fill_tokens(const IrModule *m, double *tok, double *tgt, uint64_t salt);
+/* The same numbers as the int32 batch of one step, [batch, seq_len] (module attr batch:
+ * micro-batches of @tokens' rows, tu_fill_tokens's numbers for the first); returns its
+ * size, at most cap. For ir_interp_train_step. */
+int64_t tu_step_tokens(const IrModule *m, int32_t *x, int32_t *y, int64_t cap, uint64_t salt);
 /* The same into the interpreter's @tokens and @targets. */
 void tu_set_tokens(IrInterp *it, const IrModule *m, uint64_t salt);
 /* Moves every param and frozen global by U(-0.05, 0.05) (stream 5, by global id and
