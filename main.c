@@ -48,8 +48,11 @@ typedef struct SpecArgs {
     const char *passes; /* --passes a,b,c */
     const char *out;    /* build -o FILE */
     const char *cpu;    /* build --cpu NAME */
+    const char *arch;   /* build --arch sm_80,sm_90 */
+    const char *nvrtc;  /* build --nvrtc PATH */
     char target_define[64]; /* build --target T, as -D train.target=T */
     bool is_kernels;    /* dump-ir --kernels */
+    const char *device; /* dump-ir --device TARGET: the device code of that backend */
     bool no_plan;       /* check --no-plan */
     bool is_verbose;    /* build -v */
     const char *runtime_dir; /* build --runtime-dir DIR */
@@ -113,6 +116,13 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             a->no_plan = true;
         } else if (!strcmp(s, "--kernels") && strstr(allow, "kernels")) {
             a->is_kernels = true;
+        } else if (!strncmp(s, "--device", 8) && (s[8] == '\0' || s[8] == '=') && strstr(allow, "kernels")) {
+            bool missing = false;
+            a->device = option_value("--device", argc, argv, &i, &missing);
+            if (!a->device) {
+                fprintf(stderr, "relorac %s: --device needs a target (cuda)\n", cmd);
+                return false;
+            }
         } else if (strstr(allow, "after") && (!strncmp(s, "--after", 7) || !strncmp(s, "--passes", 8))) {
             bool missing = false;
             const char *v = option_value("--after", argc, argv, &i, &missing);
@@ -134,6 +144,20 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
             /* the same check as the spec's own train.target (cpu | cuda) */
             snprintf(a->target_define, sizeof a->target_define, "train.target=%s", v);
             a->defines[a->n_defines++] = a->target_define;
+        } else if (strstr(allow, "output") && (!strncmp(s, "--arch", 6) || !strncmp(s, "--nvrtc", 7)) &&
+                   (s[s[2] == 'a' ? 6 : 7] == '\0' || s[s[2] == 'a' ? 6 : 7] == '=')) {
+            bool missing = false;
+            bool is_arch = s[2] == 'a';
+            const char *v = option_value(is_arch ? "--arch" : "--nvrtc", argc, argv, &i, &missing);
+            if (!v) {
+                fprintf(stderr, "relorac %s: %s needs a value (see relorac %s --help)\n", cmd,
+                        is_arch ? "--arch" : "--nvrtc", cmd);
+                return false;
+            }
+            if (is_arch)
+                a->arch = v;
+            else
+                a->nvrtc = v;
         } else if (strstr(allow, "output") && (!strcmp(s, "-o") || !strncmp(s, "--cpu", 5))) {
             bool missing = false;
             const char *v = !strcmp(s, "-o") ? (i + 1 < argc ? argv[++i] : NULL)
@@ -408,7 +432,7 @@ static void help_dump_ir(FILE *out)
     int n;
     const Pass *const *list = pass_list(&n);
     fprintf(out,
-            "usage: relorac dump-ir SPEC [--after PASS|all] [--passes a,b,...] [--kernels]\n"
+            "usage: relorac dump-ir SPEC [--after PASS|all] [--passes a,b,...] [--kernels] [--device cuda]\n"
             "                            [-D key=value]... [--model NAME]\n"
             "\n"
             "Prints the IR of a spec: as lowered (no option), after a pass of the pipeline\n"
@@ -424,6 +448,7 @@ static void help_dump_ir(FILE *out)
             "  --after PASS   print the module after PASS (all: after every pass)\n"
             "  --passes LIST  run only these passes (comma-separated, pipeline order)\n"
             "  --kernels      print the loop-level kernels of every function\n"
+            "  --device cuda  print the device code (CUDA C) of every kernel\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n");
 }
@@ -488,18 +513,29 @@ static int run_dump_ir(const SpecArgs *args, Arena *arena, Diags *diags)
     PassOptions po = {.verify_each = true, .dump_after = args->after, .dump = stdout};
     if (args->passes && !split_passes(arena, args->passes, (const char ***)&po.only, &po.n_only))
         return EXIT_USAGE;
-    bool run = args->after || args->passes || args->is_kernels;
+    const CgBackend *be = NULL;
+    if (args->device) {
+        be = cg_backend_find(args->device);
+        if (!be || !be->emit_device_source) {
+            fprintf(stderr, "relorac dump-ir: --device %s: no backend with device code of that name (cuda)\n",
+                    args->device);
+            return EXIT_USAGE;
+        }
+    }
+    bool run = args->after || args->passes || args->is_kernels || be;
     IrModule *m = compile_spec(arena, diags, args, &po, run);
     if (!m)
         return diags->n_errors ? EXIT_DIAG : EXIT_USAGE;
-    if (args->is_kernels) {
+    if (args->is_kernels || be) {
         Diags kd;
         diag_init(&kd, arena);
         KProgram *p = k_program_build(arena, &kd, m);
+        bool ok = p && (!be || be->emit_device_source(p, NULL, stdout, &kd));
         diag_print(&kd, stderr, false);
-        if (!p)
+        if (!ok)
             return EXIT_DIAG;
-        k_print(p, stdout);
+        if (args->is_kernels)
+            k_print(p, stdout);
     } else if (!run) {
         ir_print(m, stdout);
     }
@@ -531,17 +567,21 @@ static int run_opt(const SpecArgs *args, Arena *arena, Diags *diags)
 static void help_build(FILE *out)
 {
     fprintf(out,
-            "usage: relorac build SPEC -o BIN [-D key=value]... [--model NAME] [--target cpu] [--cpu NAME]\n"
+            "usage: relorac build SPEC -o BIN [-D key=value]... [--model NAME] [--target cpu|cuda]\n"
+            "                     [--cpu NAME] [--arch sm_80,sm_90] [--nvrtc PATH]\n"
             "\n"
             "Compiles the spec into a standalone training binary: the passes, the kernels\n"
-            "(LLVM, optimised for the host CPU or --cpu), linked with the runtime and BLAS.\n"
-            "Run BIN --help for the trainer's options; its defaults come from the spec.\n"
+            "(cpu: LLVM loops optimised for the host CPU or --cpu, OpenBLAS; cuda: CUDA C\n"
+            "compiled by NVRTC into the binary for each --arch, cuBLAS), linked with the\n"
+            "runtime. Run BIN --help for the trainer's options; its defaults come from the spec.\n"
             "\n"
             "options:\n"
             "  -o BIN         the executable to write\n"
-            "  --target T     cpu (the default; same as -D train.target=T); cuda is not\n"
-            "                 available yet\n"
+            "  --target T     cpu or cuda (same as -D train.target=T; default: the spec's)\n"
             "  --cpu NAME     target CPU (e.g. skylake-avx512); default: this machine's\n"
+            "  --arch LIST    cuda: GPU architectures, comma-separated (default sm_80,sm_90)\n"
+            "  --nvrtc PATH   cuda: the libnvrtc to compile with (default: RELORAC_NVRTC,\n"
+            "                 else libnvrtc.so.13/.12 from the loader's path or /usr/local/cuda)\n"
             "  -D key=value   override a field (see relorac check --help)\n"
             "  --model NAME   the model (default: the last one declared)\n"
             "  --runtime-dir DIR\n"
@@ -625,16 +665,41 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
         fprintf(stderr, "relorac build: internal error: the module has no train.target attribute\n");
         return EXIT_DIAG;
     }
-    if (strcmp(target, "cuda") == 0) {
-        fprintf(stderr, "relorac build: target = cuda is not available yet (no CUDA backend in this "
-                        "version); use target = cpu\n");
+    const CgBackend *be = cg_backend_find(target);
+    if (!be || !be->build_executable) {
+        fprintf(stderr, "relorac build: target = %s is not available yet (no backend for it in this version)\n",
+                target);
         return EXIT_DIAG;
+    }
+    /* the CUDA layer's archive (librelorac_rt_cuda.a) lies next to the runtime's */
+    const char *slash = strrchr(runtime, '/');
+    const char *cuda_lib = arena_sprintf(arena, "%.*slibrelorac_rt_cuda.a", slash ? (int)(slash - runtime + 1) : 0,
+                                         runtime);
+    CgOptions co = {.cpu = args->cpu,
+                    .runtime_lib = runtime,
+                    .runtime_cuda_lib = access(cuda_lib, R_OK) == 0 ? cuda_lib : NULL,
+                    .nvrtc = args->nvrtc ? args->nvrtc : getenv("RELORAC_NVRTC")};
+    if (args->arch) { /* "sm_80,sm_90" */
+        int n = 0;
+        const char **archs = ARENA_ARRAY(arena, const char *, strlen(args->arch) + 1);
+        for (const char *s = args->arch; *s;) {
+            const char *e = strchr(s, ',');
+            size_t len = e ? (size_t)(e - s) : strlen(s);
+            if (len)
+                archs[n++] = arena_strndup(arena, s, len);
+            s += len + (e ? 1 : 0);
+        }
+        if (n == 0) {
+            fprintf(stderr, "relorac build: --arch needs architectures such as sm_80,sm_90\n");
+            return EXIT_USAGE;
+        }
+        co.archs = archs;
+        co.n_archs = n;
     }
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
-    CgOptions co = {.cpu = args->cpu, .runtime_lib = runtime};
-    bool ok = p && cg_build_executable(p, &co, args->out, &cd);
+    bool ok = p && be->build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;
 }

@@ -1,7 +1,10 @@
-/* cg.h: the LLVM backend's public API. It turns a kernel program (ir/kernel.h) into one
- * native object that defines `const RtModel relorac_model` (runtime/rt.h) and links it with
- * the runtime library into a standalone training binary; it can also dump the LLVM IR and
- * JIT-compile the module in-process (tests). No LLVM type appears here. */
+/* cg.h: code generation. A backend turns a kernel program (ir/kernel.h) into a standalone
+ * training binary: one native object that defines `const RtModel relorac_model`
+ * (runtime/rt.h), linked with the runtime library. Backends are a table (CgBackend), one
+ * per train.target, picked by name; the driver never names one. Each backend is files of
+ * its own: cpu is llvm_kernels.c (host loops, BLAS), cuda is cuda_*.c (CUDA C), nvrtc.c
+ * and llvm_cuda.c (host launches); both share the LLVM host module (llvm_host.c,
+ * llvm_module.c). No LLVM or CUDA type appears here. */
 #ifndef RELORAC_CG_H
 #define RELORAC_CG_H
 
@@ -23,7 +26,32 @@ typedef struct CgOptions {
     bool keep_object;        /* keep OUT.o next to the executable */
     int64_t serial_below;    /* loop kernels with fewer elements run without rt_parallel_for;
                                 0: 16384 */
+    /* cuda */
+    const char *const *archs;     /* GPU architectures ("sm_80"); NULL: sm_80 and sm_90 */
+    int n_archs;
+    const char *nvrtc;            /* libnvrtc to load; NULL: the usual names */
+    const char *runtime_cuda_lib; /* librelorac_rt_cuda.a; NULL: the build tree's */
 } CgOptions;
+
+/* A backend: one value of train.target. */
+typedef struct CgBackend {
+    const char *name;    /* "cpu", "cuda" */
+    const char *summary; /* one line for --help */
+    /* p -> the executable out_path (the host object linked with the runtime). False after
+     * diagnostics. */
+    bool (*build_executable)(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d);
+    /* The host module as LLVM text (optimised unless opt->no_opt). */
+    bool (*emit_host_ir)(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d);
+    /* The device code as source text (CUDA C), or NULL when the backend has none. */
+    bool (*emit_device_source)(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d);
+} CgBackend;
+
+/* The backend of that name, or NULL. */
+const CgBackend *cg_backend_find(const char *name);
+/* Every backend, in the order --help lists them; *n gets the count. */
+const CgBackend *const *cg_backend_list(int *n);
+
+/* ---- the CPU backend's entry points (also used by tests) ---- */
 
 /* Emits, optimises, verifies and compiles p into an object and links it with the runtime
  * (the object also defines main(), which calls rt_main). False after diagnostics. */

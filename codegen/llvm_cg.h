@@ -1,6 +1,8 @@
-/* llvm_cg.h: state shared by the LLVM emitter's files: llvm_kernels.c (loop kernels),
- * llvm_host.c (per-function host code and the RtModel table) and llvm_module.c (types,
- * target machine, passes, object, link, JIT). Internal to codegen/. */
+/* llvm_cg.h: state shared by the LLVM host module's files: llvm_host.c (per-function host
+ * code and the RtModel table, for every target), llvm_module.c (types, target machine,
+ * passes, object, link, JIT), and one file per target that says what a kernel becomes in
+ * the host function: llvm_kernels.c (CPU: loop kernels in LLVM, BLAS, runtime calls) and
+ * llvm_cuda.c (CUDA: launches of NVRTC-compiled kernels, cuBLAS). Internal to codegen/. */
 #ifndef RELORAC_LLVM_CG_H
 #define RELORAC_LLVM_CG_H
 
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 
 #include "cg.h"
+#include "layout.h"
 #include "rt.h"
 
 /* Internal bug: print the call site and abort, in every build type. */
@@ -22,14 +25,43 @@
         }                                                                                      \
     } while (0)
 
-/* A buffer's place at run time: pools[pool] + offset bytes. */
-typedef struct CgBufLoc {
-    int pool;       /* enum RtPool */
-    int64_t offset; /* bytes from the pool base */
-    int64_t bytes;
-} CgBufLoc;
+typedef struct CgCtx CgCtx;
 
-typedef struct CgCtx {
+/* One host function being emitted: float relorac_fn_<func>(RtCtx *ctx). */
+typedef struct CgFn {
+    LLVMValueRef fn, ctx;
+    LLVMValueRef pools[RT_POOL_COUNT]; /* ctx->pools[], loaded at entry */
+    LLVMValueRef seed;                 /* ctx->seed */
+    int step_buf;                      /* the buffer of @step (i32[]), or -1 */
+    LLVMValueRef step;                 /* the target's, e.g. @step loaded at entry (CPU) */
+} CgFn;
+
+/* What a target makes of kernels in the host module. The host code around them (one
+ * function per KFunc, the model table, main) is the same for every target (llvm_host.c). */
+typedef struct CgTarget {
+    const char *name;
+    /* Before any host function: the runtime declarations the target calls, device code.
+     * False after diagnostics. */
+    bool (*prepare)(CgCtx *c);
+    /* At the entry of host function h (optional). */
+    void (*begin)(CgCtx *c, CgFn *h);
+    /* Kernel k of f, at the builder's position. Bad kernels are diagnostics. */
+    void (*kernel)(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k);
+    /* The f32 value of element 0 of buffer buf (a function's returned scalar). */
+    LLVMValueRef (*ret)(CgCtx *c, CgFn *h, int buf);
+    /* RtModel.device and device_code (i8* constants); NULL: both null (the host). */
+    void (*device)(CgCtx *c, LLVMValueRef out[2]);
+    /* An archive linked before the runtime's (the target's runtime layer), or NULL. */
+    const char *(*archive)(const CgOptions *opt);
+    /* Linker arguments after the runtime archive (NULL-terminated). */
+    const char *const *libs;
+} CgTarget;
+
+extern const CgTarget cg_target_cpu;  /* llvm_kernels.c */
+extern const CgTarget cg_target_cuda; /* llvm_cuda.c */
+
+struct CgCtx {
+    const CgTarget *target;
     const KProgram *p;
     const CgOptions *opt;
     Diags *d;
@@ -52,8 +84,9 @@ typedef struct CgCtx {
     int64_t pool_bytes[RT_POOL_COUNT];
     /* per KFunc: the host function */
     LLVMValueRef *host_fn;
+    void *target_state; /* the target's own (arena) */
     bool failed;
-} CgCtx;
+};
 
 /* llvm_module.c */
 LLVMValueRef cg_intrinsic(CgCtx *c, const char *name, LLVMTypeRef ty, LLVMTypeRef *fty);
@@ -62,21 +95,31 @@ LLVMValueRef cg_const_i32(CgCtx *c, int32_t v);
 LLVMValueRef cg_const_f32(CgCtx *c, double v);
 /* A private constant C string; returns i8*. */
 LLVMValueRef cg_const_str(CgCtx *c, const char *s);
-
-/* llvm_kernels.c: defines the rt_parallel_for callback of a K_LOOP kernel and returns it.
- * args_ty gets the struct its `args` points to: {buffer pointers (i8*) in the order of
- * bufs, i64 seed, i64 step}; bufs and n_bufs the buffer ids (arena). serial is set when
- * rows must not run in parallel (a store whose address ignores the row). */
-LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
-                            int **bufs, int *n_bufs, bool *serial);
-
-/* llvm_kernels.c: a call of a fused kernel's runtime routine (K_ATTENTION, K_HEAD_LOSS:
- * runtime/rt_fused.h) at the builder's position, given the host function's ctx and loaded
- * pool bases. A buffer of the wrong dtype is a diagnostic. */
-void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools);
+/* A private constant byte array; returns i8*. */
+LLVMValueRef cg_const_bytes(CgCtx *c, const void *data, size_t n, const char *name);
+/* Declares `ret name(params...)` and sets *ty_out to its type. */
+LLVMValueRef cg_declare(CgCtx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n,
+                        LLVMTypeRef *ty_out);
+/* i8* to buffer buf: h->pools[pool] + offset (a device address on a device target). */
+LLVMValueRef cg_buf_ptr(CgCtx *c, const CgFn *h, int buf);
+/* p cast to elem*. */
+LLVMValueRef cg_typed(CgCtx *c, LLVMValueRef p, LLVMTypeRef elem);
+/* A kernel's name for messages. */
+const char *cg_kernel_name(const Kernel *k);
+/* The rows of a loop kernel: the product of its outer extents. */
+int64_t cg_kernel_rows(const Kernel *k);
 
 /* llvm_host.c: the host function of every KFunc and the RtModel table; with_main adds
  * main(). */
 void cg_host_emit(CgCtx *c, bool with_main);
+
+/* llvm_module.c: the module of p for target t, verified and optimised for the host CPU,
+ * written as an object (with main() when with_main) or as LLVM text, or linked into an
+ * executable. False after diagnostics. */
+bool cg_module_object(const CgTarget *t, const KProgram *p, const CgOptions *opt, const char *obj_path,
+                      bool with_main, Diags *d);
+bool cg_module_text(const CgTarget *t, const KProgram *p, const CgOptions *opt, FILE *out, Diags *d);
+bool cg_module_executable(const CgTarget *t, const KProgram *p, const CgOptions *opt, const char *out_path,
+                          Diags *d);
 
 #endif

@@ -9,170 +9,18 @@
 #include "llvm_cg.h"
 #include "rt_ops.h"
 
-/* ---- buffers ---- */
+/* ---- host functions ---- */
 
-/* i8* to buffer `buf` given the loaded pool bases. */
-static LLVMValueRef buf_ptr(CgCtx *c, LLVMValueRef *pools, int buf)
-{
-    const CgBufLoc *l = &c->loc[buf];
-    LLVMValueRef off = cg_const_i64(c, l->offset);
-    return LLVMBuildInBoundsGEP2(c->b, c->t_i8, pools[l->pool], &off, 1, "");
-}
-
-static LLVMValueRef typed(CgCtx *c, LLVMValueRef p, LLVMTypeRef elem)
-{
-    return LLVMBuildBitCast(c->b, p, LLVMPointerType(elem, 0), "");
-}
-
-static void load_pools(CgCtx *c, LLVMValueRef ctx, LLVMValueRef *pools, LLVMValueRef *seed)
+static void load_pools(CgCtx *c, CgFn *h)
 {
     LLVMTypeRef arr = LLVMArrayType(c->t_p8, RT_POOL_COUNT);
-    LLVMValueRef base = LLVMBuildStructGEP2(c->b, c->t_ctx, ctx, 1, "");
+    LLVMValueRef base = LLVMBuildStructGEP2(c->b, c->t_ctx, h->ctx, 1, "");
     for (int i = 0; i < RT_POOL_COUNT; i++) {
         LLVMValueRef idx[2] = {cg_const_i32(c, 0), cg_const_i32(c, i)};
         LLVMValueRef pp = LLVMBuildInBoundsGEP2(c->b, arr, base, idx, 2, "");
-        pools[i] = LLVMBuildLoad2(c->b, c->t_p8, pp, "pool");
+        h->pools[i] = LLVMBuildLoad2(c->b, c->t_p8, pp, "pool");
     }
-    if (seed)
-        *seed = LLVMBuildLoad2(c->b, c->t_i64, LLVMBuildStructGEP2(c->b, c->t_ctx, ctx, 2, ""),
-                               "seed");
-}
-
-static const char *kname(const Kernel *k)
-{
-    return k->name ? k->name : "?";
-}
-
-static bool check_buf(CgCtx *c, const Kernel *k, int buf, const char *what, bool f32)
-{
-    if (buf < 0 || buf >= c->p->n_bufs) {
-        diag_error(c->d, k->loc, "kernel %s: %s buffer %d does not exist", kname(k), what, buf);
-        return false;
-    }
-    if (f32 && c->p->bufs[buf].dtype != IR_F32) {
-        diag_error(c->d, k->loc, "kernel %s: the LLVM backend needs an f32 %s buffer (got %s)",
-                   kname(k), what, ir_dtype_name(c->p->bufs[buf].dtype));
-        return false;
-    }
-    return true;
-}
-
-/* ---- kernels in host functions ---- */
-
-static int64_t kernel_rows(const Kernel *k)
-{
-    int64_t rows = 1;
-    for (int i = 0; i < k->n_outer; i++)
-        rows *= k->outer[i];
-    return rows;
-}
-
-static void emit_loop_call(CgCtx *c, const KFunc *f, const Kernel *k, LLVMValueRef ctx,
-                           LLVMValueRef *pools, LLVMValueRef seed, LLVMValueRef step)
-{
-    for (int i = 0; i < k->n_code; i++) {
-        const KInstr *in = &k->code[i];
-        if ((in->op == KI_LOAD || in->op == KI_LOAD_I || in->op == KI_STORE ||
-             in->op == KI_STORE_ADD) &&
-            !check_buf(c, k, in->buf, "loop", false))
-            return;
-    }
-    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
-    LLVMTypeRef st;
-    int *bufs, nb;
-    bool serial;
-    LLVMValueRef fn = cg_kernel_emit(c, f, k, &st, &bufs, &nb, &serial);
-    LLVMPositionBuilderAtEnd(c->b, here);
-
-    LLVMValueRef args = LLVMBuildAlloca(c->b, st, "args");
-    for (int i = 0; i < nb; i++)
-        LLVMBuildStore(c->b, buf_ptr(c, pools, bufs[i]),
-                       LLVMBuildStructGEP2(c->b, st, args, (unsigned)i, ""));
-    LLVMBuildStore(c->b, seed, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb, ""));
-    LLVMBuildStore(c->b, step, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb + 1, ""));
-    LLVMValueRef argp = LLVMBuildBitCast(c->b, args, c->t_p8, "");
-    int64_t rows = kernel_rows(k);
-    int64_t below = c->opt->serial_below > 0 ? c->opt->serial_below : 16384;
-    if (serial || rows < 2 || rows * k->inner * k->n_phases < below) {
-        LLVMValueRef a[3] = {argp, cg_const_i64(c, 0), cg_const_i64(c, rows)};
-        LLVMBuildCall2(c->b, c->t_kernel_fn, fn, a, 3, "");
-    } else {
-        LLVMValueRef a[4] = {ctx, cg_const_i64(c, rows), fn, argp};
-        LLVMBuildCall2(c->b, c->t_parallel_for, c->f_parallel_for, a, 4, "");
-    }
-}
-
-static void emit_gemm(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools)
-{
-    const KGemm *g = &k->gemm;
-    if (!check_buf(c, k, g->a, "A", true) || !check_buf(c, k, g->b, "B", true) ||
-        !check_buf(c, k, g->c, "C", true))
-        return;
-    LLVMValueRef off_a = cg_const_i64(c, g->off_a), off_b = cg_const_i64(c, g->off_b),
-                 off_c = cg_const_i64(c, g->off_c);
-    LLVMValueRef pa = LLVMBuildInBoundsGEP2(c->b, c->t_f32,
-                                            typed(c, buf_ptr(c, pools, g->a), c->t_f32), &off_a, 1, "");
-    LLVMValueRef pb = LLVMBuildInBoundsGEP2(c->b, c->t_f32,
-                                            typed(c, buf_ptr(c, pools, g->b), c->t_f32), &off_b, 1, "");
-    LLVMValueRef pc = LLVMBuildInBoundsGEP2(c->b, c->t_f32,
-                                            typed(c, buf_ptr(c, pools, g->c), c->t_f32), &off_c, 1, "");
-    LLVMValueRef a[18] = {ctx,
-                          cg_const_i32(c, g->trans_a),
-                          cg_const_i32(c, g->trans_b),
-                          cg_const_i64(c, g->m),
-                          cg_const_i64(c, g->n),
-                          cg_const_i64(c, g->k),
-                          cg_const_f32(c, g->alpha),
-                          pa,
-                          cg_const_i64(c, g->lda),
-                          cg_const_i64(c, g->stride_a),
-                          pb,
-                          cg_const_i64(c, g->ldb),
-                          cg_const_i64(c, g->stride_b),
-                          cg_const_f32(c, g->beta),
-                          pc,
-                          cg_const_i64(c, g->ldc),
-                          cg_const_i64(c, g->stride_c),
-                          cg_const_i64(c, g->batch > 0 ? g->batch : 1)};
-    LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
-}
-
-/* K_CALL: call_bufs = {x, step i32[], fraction f32[]}; both scalars are read from their
- * buffers, as the kernel interpreter does. */
-static void emit_call(CgCtx *c, const Kernel *k, LLVMValueRef *pools, LLVMValueRef seed)
-{
-    if (k->n_call_bufs < 3 || !check_buf(c, k, k->call_bufs[0], "call", true) ||
-        !check_buf(c, k, k->call_bufs[1], "step", false) || !check_buf(c, k, k->call_bufs[2], "fraction", true))
-        return;
-    if (c->p->bufs[k->call_bufs[1]].dtype != IR_I32) {
-        diag_error(c->d, k->loc, "kernel %s: the step buffer must be i32", kname(k));
-        return;
-    }
-    LLVMValueRef sp = typed(c, buf_ptr(c, pools, k->call_bufs[1]), c->t_i32);
-    LLVMValueRef step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, sp, "step"), c->t_i64, "");
-    LLVMValueRef fp = typed(c, buf_ptr(c, pools, k->call_bufs[2]), c->t_f32);
-    LLVMValueRef frac = LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->t_f32, fp, "fraction"), c->t_f64, "");
-    const KBuf *kb = &c->p->bufs[k->call_bufs[0]];
-    LLVMValueRef x = typed(c, buf_ptr(c, pools, k->call_bufs[0]), c->t_f32);
-    switch (k->call) {
-    case KC_PRUNE_MAGNITUDE: {
-        LLVMValueRef a[3] = {x, cg_const_i64(c, kb->numel), frac};
-        LLVMBuildCall2(c->b, c->t_prune_mag, c->f_prune_mag, a, 3, "");
-        return;
-    }
-    case KC_PRUNE_RANDOM: {
-        if (!ir_attrs_get(&k->call_attrs, "stream")) {
-            diag_error(c->d, k->loc, "kernel %s: missing integer attribute 'stream'", kname(k));
-            return;
-        }
-        int64_t stream = ir_attrs_int(&k->call_attrs, "stream", 0);
-        LLVMValueRef a[6] = {x, cg_const_i64(c, kb->numel), frac, seed, cg_const_i64(c, stream), step};
-        LLVMBuildCall2(c->b, c->t_prune_rand, c->f_prune_rand, a, 6, "");
-        return;
-    }
-    case KC_COUNT: break;
-    }
-    diag_error(c->d, k->loc, "kernel %s: unknown runtime call %d", kname(k), (int)k->call);
+    h->seed = LLVMBuildLoad2(c->b, c->t_i64, LLVMBuildStructGEP2(c->b, c->t_ctx, h->ctx, 2, ""), "seed");
 }
 
 /* The buffer of global `name`, or -1. */
@@ -182,52 +30,25 @@ static int global_buf(const CgCtx *c, const char *name)
     return g && c->p->global_buf ? c->p->global_buf[g->id] : -1;
 }
 
-/* float relorac_fn_<name>(RtCtx *ctx): runs the KFunc's kernels in order; the step of the
- * RNG counters is the @step global as the runtime wrote it. Returns the function's ret
- * value (loss, gradient norm), 0 when it has none. */
+/* float relorac_fn_<name>(RtCtx *ctx): runs the KFunc's kernels in order, each as the
+ * target makes it; the step of the RNG counters is the @step global as the runtime wrote
+ * it. Returns the function's ret value (loss, gradient norm), 0 when it has none. */
 static LLVMValueRef emit_host_fn(CgCtx *c, const KFunc *f)
 {
-    LLVMValueRef fn = LLVMAddFunction(c->mod, arena_sprintf(c->a, "relorac_fn_%s", f->name),
-                                      c->t_host_fn);
-    LLVMValueRef ctx = LLVMGetParam(fn, 0);
-    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->llc, fn, "entry"));
-    LLVMValueRef pools[RT_POOL_COUNT], seed;
-    load_pools(c, ctx, pools, &seed);
-    LLVMValueRef step = cg_const_i64(c, 0);
+    CgFn h;
+    memset(&h, 0, sizeof h);
+    h.fn = LLVMAddFunction(c->mod, arena_sprintf(c->a, "relorac_fn_%s", f->name), c->t_host_fn);
+    h.ctx = LLVMGetParam(h.fn, 0);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->llc, h.fn, "entry"));
+    load_pools(c, &h);
     int sb = global_buf(c, "step");
-    if (sb >= 0 && c->p->bufs[sb].dtype == IR_I32)
-        step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, typed(c, buf_ptr(c, pools, sb), c->t_i32), "step"),
-                             c->t_i64, "");
-    for (int i = 0; i < f->n_kernels; i++) {
-        const Kernel *k = f->kernels[i];
-        switch (k->kind) {
-        case K_LOOP: emit_loop_call(c, f, k, ctx, pools, seed, step); break;
-        case K_GEMM: emit_gemm(c, k, ctx, pools); break;
-        case K_CALL: emit_call(c, k, pools, seed); break;
-        case K_ATTENTION:
-        case K_HEAD_LOSS: cg_fused_emit(c, k, ctx, pools); break;
-        }
-    }
-    LLVMValueRef ret = cg_const_f32(c, 0.0);
-    if (f->ret_buf >= 0) {
-        const KBuf *rb = &c->p->bufs[f->ret_buf];
-        LLVMValueRef p = buf_ptr(c, pools, f->ret_buf);
-        if (rb->dtype == IR_F32)
-            ret = LLVMBuildLoad2(c->b, c->t_f32, typed(c, p, c->t_f32), "ret");
-        else if (rb->dtype == IR_I32)
-            ret = LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->t_i32, typed(c, p, c->t_i32), ""),
-                                  c->t_f32, "ret");
-        else
-            ret = LLVMBuildBitCast(
-                c->b,
-                LLVMBuildShl(c->b,
-                             LLVMBuildZExt(c->b, LLVMBuildLoad2(c->b, c->t_i16, typed(c, p, c->t_i16), ""),
-                                           c->t_i32, ""),
-                             cg_const_i32(c, 16), ""),
-                c->t_f32, "ret");
-    }
-    LLVMBuildRet(c->b, ret);
-    return fn;
+    h.step_buf = sb >= 0 && c->p->bufs[sb].dtype == IR_I32 ? sb : -1;
+    if (c->target->begin)
+        c->target->begin(c, &h);
+    for (int i = 0; i < f->n_kernels; i++)
+        c->target->kernel(c, &h, f, f->kernels[i]);
+    LLVMBuildRet(c->b, f->ret_buf >= 0 ? c->target->ret(c, &h, f->ret_buf) : cg_const_f32(c, 0.0));
+    return h.fn;
 }
 
 /* ---- entry points ---- */
@@ -296,6 +117,7 @@ static const char *const fn_funcs[RT_FN_COUNT] = {
     [RT_FN_RESET] = "relora_reset",
     [RT_FN_EVAL] = "eval",
     [RT_FN_LOGITS] = "logits",
+    [RT_FN_REFRESH] = "refresh",
 };
 
 static LLVMValueRef tensor_row(CgCtx *c, LLVMTypeRef t_info, const char *name, const char *hf, IrType ty,
@@ -527,6 +349,12 @@ static void emit_model(CgCtx *c)
     field(&f, emit_schedule(c));
     field(&f, LLVMConstArray(t_pfn, fns, RT_FN_COUNT));
     field(&f, LLVMConstArray(c->t_i32, ios, RT_IO_COUNT));
+    /* the device layer and its code: the target's, NULL on the host */
+    LLVMValueRef dev[2] = {LLVMConstNull(c->t_p8), LLVMConstNull(c->t_p8)};
+    if (c->target->device)
+        c->target->device(c, dev);
+    field(&f, dev[0]);
+    field(&f, dev[1]);
     LLVMValueRef model = named_struct(c, "RtModel", &f);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(model), "relorac_model");
     LLVMSetInitializer(gv, model);

@@ -1,4 +1,6 @@
-/* Loop kernels (K_LOOP) as LLVM functions. Each kernel becomes the rt_parallel_for callback
+/* The CPU target (cg_target_cpu): every kernel runs on the host. Loop kernels (K_LOOP)
+ * become LLVM functions, GEMMs rt_sgemm_strided calls (OpenBLAS), K_CALL and the fused
+ * kernels calls into the runtime. Each loop kernel becomes the rt_parallel_for callback
  *   void <func>.<kernel>(i8 *args, i64 begin, i64 end)
  * which loads its buffer pointers from `args` and calls <func>.<kernel>.body, whose pointer
  * parameters carry `noalias` when no other buffer of the kernel overlaps them; O3 inlines
@@ -25,21 +27,6 @@ typedef struct KEmit {
     LLVMValueRef *red_acc; /* per reduction instruction: the accumulator phi */
 } KEmit;
 
-static bool is_reduce(KInstrOp op)
-{
-    return op == KI_REDUCE_SUM || op == KI_REDUCE_MAX;
-}
-
-static bool is_store(KInstrOp op)
-{
-    return op == KI_STORE || op == KI_STORE_ADD;
-}
-
-static bool is_buf_op(KInstrOp op)
-{
-    return op == KI_LOAD || op == KI_LOAD_I || is_store(op);
-}
-
 static LLVMTypeRef elem_type(CgCtx *c, IrDType t)
 {
     switch (t) {
@@ -53,7 +40,7 @@ static LLVMTypeRef elem_type(CgCtx *c, IrDType t)
 
 static unsigned elem_size(IrDType t)
 {
-    return t == IR_BF16 ? 2 : 4;
+    return (unsigned)ir_dtype_bytes(t);
 }
 
 /* ---- value coercions: instructions are i64 (ints), f32 (floats) or i1 (bools) ---- */
@@ -224,31 +211,25 @@ static void emit_instr(KEmit *e, int i);
  * computed (a forward reference) is computed here. */
 static LLVMValueRef val(KEmit *e, int i)
 {
-    CG_ASSERT(i >= 0 && i < e->k->n_code && !is_store(e->k->code[i].op));
+    CG_ASSERT(i >= 0 && i < e->k->n_code && !k_instr_is_store(e->k->code[i].op));
     if (!e->val[i]) {
-        CG_ASSERT(!is_reduce(e->k->code[i].op)); /* a reduction is visible in later phases only */
+        CG_ASSERT(!k_instr_is_reduce(e->k->code[i].op)); /* a reduction is visible in later phases only */
         emit_instr(e, i);
     }
     return e->val[i];
 }
 
-static LLVMValueRef fbin(KEmit *e, const KInstr *in,
-                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
-                                            const char *))
+/* Operand j of in, coerced to the type kinstr.def gives it ('?': as computed). */
+static LLVMValueRef operand(KEmit *e, const KInstr *in, int j)
 {
-    return fn(e->c->b, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-}
-
-static LLVMValueRef ibin(KEmit *e, const KInstr *in,
-                         LLVMValueRef (*fn)(LLVMBuilderRef, LLVMValueRef, LLVMValueRef,
-                                            const char *))
-{
-    return fn(e->c->b, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
-}
-
-static LLVMValueRef icmp(KEmit *e, const KInstr *in, LLVMIntPredicate p)
-{
-    return LLVMBuildICmp(e->c->b, p, as_i64(e, val(e, in->a)), as_i64(e, val(e, in->b)), "");
+    const int ids[3] = {in->a, in->b, in->c};
+    LLVMValueRef v = val(e, ids[j]);
+    switch (k_instr_info[in->op].operands[j]) {
+    case 'I': return as_i64(e, v);
+    case 'F': return as_f32(e, v);
+    case 'B': return as_bool(e, v);
+    default: return v;
+    }
 }
 
 static void emit_instr(KEmit *e, int i)
@@ -256,6 +237,11 @@ static void emit_instr(KEmit *e, int i)
     CgCtx *c = e->c;
     LLVMBuilderRef b = c->b;
     const KInstr *in = &e->k->code[i];
+    /* the operands, as the instruction table types them */
+    LLVMValueRef x[3] = {NULL, NULL, NULL};
+    int n_ops = (int)strlen(k_instr_info[in->op].operands);
+    for (int j = 0; j < n_ops; j++)
+        x[j] = operand(e, in, j);
     LLVMValueRef v = NULL;
     switch (in->op) {
     case KI_OUTER_INDEX:
@@ -264,87 +250,69 @@ static void emit_instr(KEmit *e, int i)
         break;
     case KI_INNER_INDEX: CG_ASSERT(e->inner); v = e->inner; break;
     case KI_ICONST: v = cg_const_i64(c, in->ival); break;
-    case KI_IADD: v = ibin(e, in, LLVMBuildNSWAdd); break;
-    case KI_ISUB: v = ibin(e, in, LLVMBuildNSWSub); break;
-    case KI_IMUL: v = ibin(e, in, LLVMBuildNSWMul); break;
-    case KI_IDIV: v = ibin(e, in, LLVMBuildUDiv); break; /* operands >= 0 */
-    case KI_IREM: v = ibin(e, in, LLVMBuildURem); break;
-    case KI_IMIN: {
-        LLVMValueRef x = as_i64(e, val(e, in->a)), y = as_i64(e, val(e, in->b));
-        v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x, y, ""), x, y, "");
-        break;
-    }
-    case KI_ILT: v = icmp(e, in, LLVMIntSLT); break;
-    case KI_ILE: v = icmp(e, in, LLVMIntSLE); break;
-    case KI_IEQ: v = icmp(e, in, LLVMIntEQ); break;
-    case KI_LOAD_I: v = as_i64(e, load_elem(e, in->buf, val(e, in->a))); break;
-    case KI_ITOF: v = as_f32(e, val(e, in->a)); break;
+    case KI_IADD: v = LLVMBuildNSWAdd(b, x[0], x[1], ""); break;
+    case KI_ISUB: v = LLVMBuildNSWSub(b, x[0], x[1], ""); break;
+    case KI_IMUL: v = LLVMBuildNSWMul(b, x[0], x[1], ""); break;
+    case KI_IDIV: v = LLVMBuildUDiv(b, x[0], x[1], ""); break; /* operands >= 0 */
+    case KI_IREM: v = LLVMBuildURem(b, x[0], x[1], ""); break;
+    case KI_IMIN: v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, x[0], x[1], ""), x[0], x[1], ""); break;
+    case KI_ILT: v = LLVMBuildICmp(b, LLVMIntSLT, x[0], x[1], ""); break;
+    case KI_ILE: v = LLVMBuildICmp(b, LLVMIntSLE, x[0], x[1], ""); break;
+    case KI_IEQ: v = LLVMBuildICmp(b, LLVMIntEQ, x[0], x[1], ""); break;
+    case KI_LOAD_I: v = as_i64(e, load_elem(e, in->buf, x[0])); break;
+    case KI_ITOF: v = x[0]; break;
     case KI_CONST: v = cg_const_f32(c, in->fval); break;
     case KI_SCALAR_ARG:
         CG_ASSERT(in->sarg == KS_STEP);
         v = e->step; /* i64; consumers convert (a float use sees (float)step) */
         break;
-    case KI_LOAD: v = as_f32(e, load_elem(e, in->buf, val(e, in->a))); break;
-    case KI_ADD: v = fbin(e, in, LLVMBuildFAdd); break;
-    case KI_SUB: v = fbin(e, in, LLVMBuildFSub); break;
-    case KI_MUL: v = fbin(e, in, LLVMBuildFMul); break;
-    case KI_DIV: v = fbin(e, in, LLVMBuildFDiv); break;
-    case KI_MAX:
-        v = call2(e, "llvm.maxnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
-        break;
-    case KI_MIN:
-        v = call2(e, "llvm.minnum", as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)));
-        break;
-    case KI_NEG: v = LLVMBuildFNeg(b, as_f32(e, val(e, in->a)), ""); break;
-    case KI_EXP: v = call1(e, "llvm.exp", as_f32(e, val(e, in->a))); break;
-    case KI_LOG: v = call1(e, "llvm.log", as_f32(e, val(e, in->a))); break;
-    case KI_SQRT: v = call1(e, "llvm.sqrt", as_f32(e, val(e, in->a))); break;
-    case KI_COS: v = call1(e, "llvm.cos", as_f32(e, val(e, in->a))); break;
-    case KI_SIN: v = call1(e, "llvm.sin", as_f32(e, val(e, in->a))); break;
-    case KI_ABS: v = call1(e, "llvm.fabs", as_f32(e, val(e, in->a))); break;
-    case KI_TANH: {
-        LLVMValueRef x = as_f32(e, val(e, in->a));
-        v = LLVMBuildCall2(b, c->t_tanhf, c->f_tanhf, &x, 1, "");
-        break;
-    }
-    case KI_FLT:
-        v = LLVMBuildFCmp(b, LLVMRealOLT, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-        break;
-    case KI_FLE:
-        v = LLVMBuildFCmp(b, LLVMRealOLE, as_f32(e, val(e, in->a)), as_f32(e, val(e, in->b)), "");
-        break;
+    case KI_LOAD: v = as_f32(e, load_elem(e, in->buf, x[0])); break;
+    case KI_ADD: v = LLVMBuildFAdd(b, x[0], x[1], ""); break;
+    case KI_SUB: v = LLVMBuildFSub(b, x[0], x[1], ""); break;
+    case KI_MUL: v = LLVMBuildFMul(b, x[0], x[1], ""); break;
+    case KI_DIV: v = LLVMBuildFDiv(b, x[0], x[1], ""); break;
+    case KI_MAX: v = call2(e, "llvm.maxnum", x[0], x[1]); break;
+    case KI_MIN: v = call2(e, "llvm.minnum", x[0], x[1]); break;
+    case KI_NEG: v = LLVMBuildFNeg(b, x[0], ""); break;
+    case KI_EXP: v = call1(e, "llvm.exp", x[0]); break;
+    case KI_LOG: v = call1(e, "llvm.log", x[0]); break;
+    case KI_SQRT: v = call1(e, "llvm.sqrt", x[0]); break;
+    case KI_COS: v = call1(e, "llvm.cos", x[0]); break;
+    case KI_SIN: v = call1(e, "llvm.sin", x[0]); break;
+    case KI_ABS: v = call1(e, "llvm.fabs", x[0]); break;
+    case KI_TANH: v = LLVMBuildCall2(b, c->t_tanhf, c->f_tanhf, &x[0], 1, ""); break;
+    case KI_FLT: v = LLVMBuildFCmp(b, LLVMRealOLT, x[0], x[1], ""); break;
+    case KI_FLE: v = LLVMBuildFCmp(b, LLVMRealOLE, x[0], x[1], ""); break;
     case KI_SELECT: {
-        /* a ? b : c (operand order of the kernel interpreter) */
-        LLVMValueRef cond = as_bool(e, val(e, in->a));
-        LLVMValueRef x = val(e, in->b), y = val(e, in->c);
-        if (LLVMTypeOf(x) == c->t_f32 || LLVMTypeOf(y) == c->t_f32) {
-            x = as_f32(e, x);
+        /* a ? b : c (operand order of the kernel interpreter); both float, or both int */
+        LLVMValueRef y = x[1], z = x[2];
+        if (LLVMTypeOf(y) == c->t_f32 || LLVMTypeOf(z) == c->t_f32) {
             y = as_f32(e, y);
+            z = as_f32(e, z);
         } else {
-            x = as_i64(e, x);
             y = as_i64(e, y);
+            z = as_i64(e, z);
         }
-        v = LLVMBuildSelect(b, cond, x, y, "");
+        v = LLVMBuildSelect(b, x[0], y, z, "");
         break;
     }
-    case KI_RNG_UNIFORM: v = rng_uniform(e, (uint64_t)in->ival, val(e, in->a)); break;
+    case KI_RNG_UNIFORM: v = rng_uniform(e, (uint64_t)in->ival, x[0]); break;
     case KI_RNG_NORMAL: {
-        LLVMValueRef args[3] = {e->seed, LLVMConstInt(c->t_i64, (uint64_t)in->ival, 0),
-                                as_i64(e, val(e, in->a))};
+        LLVMValueRef args[3] = {e->seed, LLVMConstInt(c->t_i64, (uint64_t)in->ival, 0), x[0]};
         v = LLVMBuildCall2(b, c->t_rng_normal, c->f_rng_normal, args, 3, "");
         break;
     }
     case KI_REDUCE_SUM:
         CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
-        v = LLVMBuildFAdd(b, e->red_acc[i], as_f32(e, val(e, in->a)), "");
+        v = LLVMBuildFAdd(b, e->red_acc[i], x[0], "");
         break;
     case KI_REDUCE_MAX:
         CG_ASSERT(e->red_acc[i] && in->phase == e->cur_phase);
-        v = call2(e, "llvm.maxnum", e->red_acc[i], as_f32(e, val(e, in->a)));
+        v = call2(e, "llvm.maxnum", e->red_acc[i], x[0]);
         break;
     case KI_STORE:
     case KI_STORE_ADD:
-        store_elem(e, in->buf, val(e, in->a), val(e, in->b), in->op == KI_STORE_ADD);
+        store_elem(e, in->buf, x[0], x[1], in->op == KI_STORE_ADD);
         return;
     case KI_COUNT: CG_ASSERT(0);
     }
@@ -383,14 +351,6 @@ static bool depends_on_row(const Kernel *k, int i, char *memo)
         dep = true;
     memo[i] = dep ? 2 : 1;
     return dep;
-}
-
-static int64_t kernel_rows(const Kernel *k)
-{
-    int64_t rows = 1;
-    for (int i = 0; i < k->n_outer; i++)
-        rows *= k->outer[i];
-    return rows;
 }
 
 /* The body: loops over rows [begin, end) and the phases. */
@@ -432,7 +392,7 @@ static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRe
         LLVMValueRef j = LLVMBuildPhi(b, c->t_i64, "j");
         bool has_red = false;
         for (int i = 0; i < k->n_code; i++)
-            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+            if (k->code[i].phase == ph && k_instr_is_reduce(k->code[i].op)) {
                 e->red_acc[i] = LLVMBuildPhi(b, c->t_f32, "acc");
                 has_red = true;
             }
@@ -451,7 +411,7 @@ static void emit_body(KEmit *e, LLVMValueRef fn, LLVMValueRef begin, LLVMValueRe
         LLVMAddIncoming(j, &zero, &pre, 1);
         LLVMAddIncoming(j, &j1, &last, 1);
         for (int i = 0; i < k->n_code; i++)
-            if (k->code[i].phase == ph && is_reduce(k->code[i].op)) {
+            if (k->code[i].phase == ph && k_instr_is_reduce(k->code[i].op)) {
                 LLVMValueRef init = cg_const_f32(c, k->code[i].op == KI_REDUCE_SUM ? 0.0 : -INFINITY);
                 LLVMAddIncoming(e->red_acc[i], &init, &pre, 1);
                 LLVMAddIncoming(e->red_acc[i], &e->val[i], &last, 1);
@@ -481,8 +441,12 @@ static bool overlaps(const CgBufLoc *x, const CgBufLoc *y)
            y->offset < x->offset + x->bytes;
 }
 
-LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
-                            int **bufs_out, int *n_bufs_out, bool *serial)
+/* Defines the rt_parallel_for callback of a K_LOOP kernel and returns it. args_ty gets the
+ * struct its `args` points to: {buffer pointers (i8*) in the order of bufs, i64 seed, i64
+ * step}; bufs and n_bufs the buffer ids (arena). serial is set when rows must not run in
+ * parallel (a store whose address ignores the row). */
+static LLVMValueRef kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeRef *args_ty,
+                                int **bufs_out, int *n_bufs_out, bool *serial)
 {
     CG_ASSERT(k->kind == K_LOOP && k->n_phases >= 1 && k->inner >= 1 && k->n_outer >= 0 &&
               k->n_outer <= 3);
@@ -495,7 +459,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
     *serial = false;
     for (int i = 0; i < k->n_code; i++) {
         const KInstr *in = &k->code[i];
-        if (!is_buf_op(in->op))
+        if (!k_instr_has_buf(in->op))
             continue;
         CG_ASSERT(in->buf >= 0 && in->buf < p->n_bufs);
         int j = 0;
@@ -503,7 +467,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
             j++;
         if (j == nb)
             bufs[nb++] = in->buf;
-        if (is_store(in->op) && kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
+        if (k_instr_is_store(in->op) && cg_kernel_rows(k) > 1 && !depends_on_row(k, in->a, memo))
             *serial = true;
     }
 
@@ -575,7 +539,7 @@ LLVMValueRef cg_kernel_emit(CgCtx *c, const KFunc *f, const Kernel *k, LLVMTypeR
 
 /* (T *) to buffer buf, or a null pointer for -1; false after a diagnostic when the buffer
  * does not exist or is not of dtype dt. */
-static bool fused_buf(CgCtx *c, const Kernel *k, LLVMValueRef *pools, int buf, IrDType dt, const char *what,
+static bool fused_buf(CgCtx *c, const Kernel *k, const CgFn *h, int buf, IrDType dt, const char *what,
                       LLVMValueRef *out)
 {
     LLVMTypeRef pt = dt == IR_I32 ? c->t_pi32 : c->t_pf32;
@@ -588,21 +552,20 @@ static bool fused_buf(CgCtx *c, const Kernel *k, LLVMValueRef *pools, int buf, I
                    ir_dtype_name(dt), what);
         return false;
     }
-    LLVMValueRef off = cg_const_i64(c, c->loc[buf].offset);
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->t_i8, pools[c->loc[buf].pool], &off, 1, "");
-    *out = LLVMBuildBitCast(c->b, p, pt, what);
+    *out = LLVMBuildBitCast(c->b, cg_buf_ptr(c, h, buf), pt, what);
     return true;
 }
 
-void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *pools)
+static void fused_emit(CgCtx *c, const CgFn *fn, const Kernel *k)
 {
+    LLVMValueRef ctx = fn->ctx;
     if (k->kind == K_ATTENTION) {
         const KAttention *a = &k->attn;
         const int ids[9] = {a->q, a->k, a->v, a->y, a->lse, a->dy, a->dq, a->dk, a->dv};
         static const char *const what[9] = {"q", "k", "v", "y", "lse", "dy", "dq", "dk", "dv"};
         LLVMValueRef ptr[9];
         for (int i = 0; i < 9; i++)
-            if (!fused_buf(c, k, pools, ids[i], IR_F32, what[i], &ptr[i]))
+            if (!fused_buf(c, k, fn, ids[i], IR_F32, what[i], &ptr[i]))
                 return;
         LLVMValueRef args[19] = {ctx,
                                  cg_const_i64(c, a->batch),
@@ -629,15 +592,231 @@ void cg_fused_emit(CgCtx *c, const Kernel *k, LLVMValueRef ctx, LLVMValueRef *po
     CG_ASSERT(k->kind == K_HEAD_LOSS);
     const KHeadLoss *h = &k->head;
     LLVMValueRef x, w, t, loss, dx, dw, dloss, work;
-    if (!fused_buf(c, k, pools, h->x, IR_F32, "x", &x) || !fused_buf(c, k, pools, h->w, IR_F32, "w", &w) ||
-        !fused_buf(c, k, pools, h->targets, IR_I32, "targets", &t) ||
-        !fused_buf(c, k, pools, h->loss, IR_F32, "loss", &loss) || !fused_buf(c, k, pools, h->dx, IR_F32, "dx", &dx) ||
-        !fused_buf(c, k, pools, h->dw, IR_F32, "dw", &dw) ||
-        !fused_buf(c, k, pools, h->dloss, IR_F32, "dloss", &dloss) ||
-        !fused_buf(c, k, pools, h->work, IR_F32, "work", &work))
+    if (!fused_buf(c, k, fn, h->x, IR_F32, "x", &x) || !fused_buf(c, k, fn, h->w, IR_F32, "w", &w) ||
+        !fused_buf(c, k, fn, h->targets, IR_I32, "targets", &t) ||
+        !fused_buf(c, k, fn, h->loss, IR_F32, "loss", &loss) || !fused_buf(c, k, fn, h->dx, IR_F32, "dx", &dx) ||
+        !fused_buf(c, k, fn, h->dw, IR_F32, "dw", &dw) ||
+        !fused_buf(c, k, fn, h->dloss, IR_F32, "dloss", &dloss) ||
+        !fused_buf(c, k, fn, h->work, IR_F32, "work", &work))
         return;
     LLVMValueRef args[14] = {ctx,  cg_const_i64(c, h->rows), cg_const_i64(c, h->dim), cg_const_i64(c, h->vocab),
                              cg_const_i64(c, h->chunk), x, w, t, loss, dx, dw, dloss, cg_const_f32(c, h->grad_scale),
                              work};
     LLVMBuildCall2(c->b, c->t_head_loss, c->f_head_loss, args, 14, "");
 }
+
+/* ---- kernels in host functions ---- */
+
+static bool check_buf(CgCtx *c, const Kernel *k, int buf, const char *what, bool f32)
+{
+    if (buf < 0 || buf >= c->p->n_bufs) {
+        diag_error(c->d, k->loc, "kernel %s: %s buffer %d does not exist", cg_kernel_name(k), what, buf);
+        return false;
+    }
+    if (f32 && c->p->bufs[buf].dtype != IR_F32) {
+        diag_error(c->d, k->loc, "kernel %s: the LLVM backend needs an f32 %s buffer (got %s)", cg_kernel_name(k),
+                   what, ir_dtype_name(c->p->bufs[buf].dtype));
+        return false;
+    }
+    return true;
+}
+
+static void emit_loop_call(CgCtx *c, const CgFn *h, const KFunc *f, const Kernel *k)
+{
+    for (int i = 0; i < k->n_code; i++) {
+        const KInstr *in = &k->code[i];
+        if (k_instr_has_buf(in->op) && !check_buf(c, k, in->buf, "loop", false))
+            return;
+    }
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMTypeRef st;
+    int *bufs, nb;
+    bool serial;
+    LLVMValueRef fn = kernel_emit(c, f, k, &st, &bufs, &nb, &serial);
+    LLVMPositionBuilderAtEnd(c->b, here);
+
+    LLVMValueRef args = LLVMBuildAlloca(c->b, st, "args");
+    for (int i = 0; i < nb; i++)
+        LLVMBuildStore(c->b, cg_buf_ptr(c, h, bufs[i]), LLVMBuildStructGEP2(c->b, st, args, (unsigned)i, ""));
+    LLVMBuildStore(c->b, h->seed, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb, ""));
+    LLVMBuildStore(c->b, h->step, LLVMBuildStructGEP2(c->b, st, args, (unsigned)nb + 1, ""));
+    LLVMValueRef argp = LLVMBuildBitCast(c->b, args, c->t_p8, "");
+    int64_t rows = cg_kernel_rows(k);
+    int64_t below = c->opt->serial_below > 0 ? c->opt->serial_below : 16384;
+    if (serial || rows < 2 || rows * k->inner * k->n_phases < below) {
+        LLVMValueRef a[3] = {argp, cg_const_i64(c, 0), cg_const_i64(c, rows)};
+        LLVMBuildCall2(c->b, c->t_kernel_fn, fn, a, 3, "");
+    } else {
+        LLVMValueRef a[4] = {h->ctx, cg_const_i64(c, rows), fn, argp};
+        LLVMBuildCall2(c->b, c->t_parallel_for, c->f_parallel_for, a, 4, "");
+    }
+}
+
+/* f32 *: buffer buf + off elements */
+static LLVMValueRef f32_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
+{
+    LLVMValueRef o = cg_const_i64(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->t_f32, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_f32), &o, 1, "");
+}
+
+static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    const KGemm *g = &k->gemm;
+    if (!check_buf(c, k, g->a, "A", true) || !check_buf(c, k, g->b, "B", true) || !check_buf(c, k, g->c, "C", true))
+        return;
+    LLVMValueRef a[18] = {h->ctx,
+                          cg_const_i32(c, g->trans_a),
+                          cg_const_i32(c, g->trans_b),
+                          cg_const_i64(c, g->m),
+                          cg_const_i64(c, g->n),
+                          cg_const_i64(c, g->k),
+                          cg_const_f32(c, g->alpha),
+                          f32_at(c, h, g->a, g->off_a),
+                          cg_const_i64(c, g->lda),
+                          cg_const_i64(c, g->stride_a),
+                          f32_at(c, h, g->b, g->off_b),
+                          cg_const_i64(c, g->ldb),
+                          cg_const_i64(c, g->stride_b),
+                          cg_const_f32(c, g->beta),
+                          f32_at(c, h, g->c, g->off_c),
+                          cg_const_i64(c, g->ldc),
+                          cg_const_i64(c, g->stride_c),
+                          cg_const_i64(c, g->batch > 0 ? g->batch : 1)};
+    LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
+}
+
+/* K_CALL: call_bufs = {x, step i32[], fraction f32[]}; both scalars are read from their
+ * buffers, as the kernel interpreter does. */
+static void emit_call(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    if (k->n_call_bufs < 3 || !check_buf(c, k, k->call_bufs[0], "call", true) ||
+        !check_buf(c, k, k->call_bufs[1], "step", false) || !check_buf(c, k, k->call_bufs[2], "fraction", true))
+        return;
+    if (c->p->bufs[k->call_bufs[1]].dtype != IR_I32) {
+        diag_error(c->d, k->loc, "kernel %s: the step buffer must be i32", cg_kernel_name(k));
+        return;
+    }
+    LLVMValueRef sp = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[1]), c->t_i32);
+    LLVMValueRef step = LLVMBuildSExt(c->b, LLVMBuildLoad2(c->b, c->t_i32, sp, "step"), c->t_i64, "");
+    LLVMValueRef fp = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[2]), c->t_f32);
+    LLVMValueRef frac = LLVMBuildFPExt(c->b, LLVMBuildLoad2(c->b, c->t_f32, fp, "fraction"), c->t_f64, "");
+    const KBuf *kb = &c->p->bufs[k->call_bufs[0]];
+    LLVMValueRef x = cg_typed(c, cg_buf_ptr(c, h, k->call_bufs[0]), c->t_f32);
+    switch (k->call) {
+    case KC_PRUNE_MAGNITUDE: {
+        LLVMValueRef a[3] = {x, cg_const_i64(c, kb->numel), frac};
+        LLVMBuildCall2(c->b, c->t_prune_mag, c->f_prune_mag, a, 3, "");
+        return;
+    }
+    case KC_PRUNE_RANDOM: {
+        if (!ir_attrs_get(&k->call_attrs, "stream")) {
+            diag_error(c->d, k->loc, "kernel %s: missing integer attribute 'stream'", cg_kernel_name(k));
+            return;
+        }
+        int64_t stream = ir_attrs_int(&k->call_attrs, "stream", 0);
+        LLVMValueRef a[6] = {x, cg_const_i64(c, kb->numel), frac, h->seed, cg_const_i64(c, stream), step};
+        LLVMBuildCall2(c->b, c->t_prune_rand, c->f_prune_rand, a, 6, "");
+        return;
+    }
+    case KC_COUNT: break;
+    }
+    diag_error(c->d, k->loc, "kernel %s: unknown runtime call %d", cg_kernel_name(k), (int)k->call);
+}
+
+/* ---- the target ---- */
+
+/* The runtime routines the CPU host code calls (runtime/rt.h, rt_ops.h, rt_fused.h). */
+static bool cpu_prepare(CgCtx *c)
+{
+    LLVMTypeRef pf[4] = {c->t_pctx, c->t_i64, LLVMPointerType(c->t_kernel_fn, 0), c->t_p8};
+    c->f_parallel_for = cg_declare(c, "rt_parallel_for", c->t_void, pf, 4, &c->t_parallel_for);
+    LLVMTypeRef sg[18] = {c->t_pctx, c->t_i32,  c->t_i32, c->t_i64,  c->t_i64, c->t_i64,
+                          c->t_f32,  c->t_pf32, c->t_i64, c->t_i64,  c->t_pf32, c->t_i64,
+                          c->t_i64,  c->t_f32,  c->t_pf32, c->t_i64, c->t_i64, c->t_i64};
+    c->f_sgemm = cg_declare(c, "rt_sgemm_strided", c->t_void, sg, 18, &c->t_sgemm);
+    LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
+    c->f_rng_normal = cg_declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
+    LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};
+    c->f_prune_mag = cg_declare(c, "rt_prune_magnitude", c->t_i64, pm, 3, &c->t_prune_mag);
+    LLVMTypeRef pr[6] = {c->t_pf32, c->t_i64, c->t_f64, c->t_i64, c->t_i64, c->t_i64};
+    c->f_prune_rand = cg_declare(c, "rt_prune_random", c->t_i64, pr, 6, &c->t_prune_rand);
+    c->f_tanhf = cg_declare(c, "tanhf", c->t_f32, &c->t_f32, 1, &c->t_tanhf);
+    LLVMTypeRef at[19] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,
+                          c->t_i64,  c->t_i32,  c->t_f32,  c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32,
+                          c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32};
+    c->f_attn_fwd = cg_declare(c, "rt_attention_forward", c->t_void, at, 15, &c->t_attn_fwd);
+    c->f_attn_bwd = cg_declare(c, "rt_attention_backward", c->t_void, at, 19, &c->t_attn_bwd);
+    LLVMTypeRef hl[14] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_pf32, c->t_pf32,
+                          c->t_pi32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_f32,  c->t_pf32};
+    c->f_head_loss = cg_declare(c, "rt_head_loss", c->t_void, hl, 14, &c->t_head_loss);
+    return true;
+}
+
+/* @step, read once at the function's entry (0 when the program has none). */
+static void cpu_begin(CgCtx *c, CgFn *h)
+{
+    h->step = cg_const_i64(c, 0);
+    if (h->step_buf >= 0)
+        h->step = LLVMBuildSExt(
+            c->b, LLVMBuildLoad2(c->b, c->t_i32, cg_typed(c, cg_buf_ptr(c, h, h->step_buf), c->t_i32), "step"),
+            c->t_i64, "");
+}
+
+static void cpu_kernel(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k)
+{
+    switch (k->kind) {
+    case K_LOOP: emit_loop_call(c, h, f, k); break;
+    case K_GEMM: emit_gemm(c, h, k); break;
+    case K_CALL: emit_call(c, h, k); break;
+    case K_ATTENTION:
+    case K_HEAD_LOSS: fused_emit(c, h, k); break;
+    }
+}
+
+static LLVMValueRef cpu_ret(CgCtx *c, CgFn *h, int buf)
+{
+    const KBuf *rb = &c->p->bufs[buf];
+    LLVMValueRef p = cg_buf_ptr(c, h, buf);
+    if (rb->dtype == IR_F32)
+        return LLVMBuildLoad2(c->b, c->t_f32, cg_typed(c, p, c->t_f32), "ret");
+    if (rb->dtype == IR_I32)
+        return LLVMBuildSIToFP(c->b, LLVMBuildLoad2(c->b, c->t_i32, cg_typed(c, p, c->t_i32), ""), c->t_f32, "ret");
+    LLVMValueRef bits = LLVMBuildZExt(c->b, LLVMBuildLoad2(c->b, c->t_i16, cg_typed(c, p, c->t_i16), ""), c->t_i32, "");
+    return LLVMBuildBitCast(c->b, LLVMBuildShl(c->b, bits, cg_const_i32(c, 16), ""), c->t_f32, "ret");
+}
+
+static const char *const cpu_libs[] = {
+    "-lpthread",
+    "-ldl", /* the runtime loads its GEMM library at start-up (runtime/gemm.c) */
+#if defined(__x86_64__) && defined(__linux__)
+    "-lmvec", /* vectorised exp/log/sin/cos (llvm_module.c use_libmvec) */
+#endif
+    "-lm",
+    NULL,
+};
+
+const CgTarget cg_target_cpu = {
+    .name = "cpu",
+    .prepare = cpu_prepare,
+    .begin = cpu_begin,
+    .kernel = cpu_kernel,
+    .ret = cpu_ret,
+    .libs = cpu_libs,
+};
+
+static bool cpu_build_executable(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d)
+{
+    return cg_module_executable(&cg_target_cpu, p, opt, out_path, d);
+}
+
+static bool cpu_emit_host_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d)
+{
+    return cg_module_text(&cg_target_cpu, p, opt, out, d);
+}
+
+const CgBackend cg_backend_cpu = {
+    .name = "cpu",
+    .summary = "the host CPU: LLVM loops at O3, OpenBLAS GEMMs, threads",
+    .build_executable = cpu_build_executable,
+    .emit_host_ir = cpu_emit_host_ir,
+};

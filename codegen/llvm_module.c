@@ -1,5 +1,5 @@
 /* The LLVM module of a kernel program and what is done with it: types and runtime
- * declarations, the pool layout (memory class -> runtime pool, one table), the target
+ * declarations, the pool layout (layout.c), the target
  * machine for the host CPU (or --cpu), the new pass manager at default<O3>, verification in
  * ReturnStatus mode, object emission, linking with the runtime library through the system
  * `cc`, and MCJIT for tests. Each LLVM handle is owned by one struct and disposed there. */
@@ -26,21 +26,6 @@
 #ifndef RELORAC_RUNTIME_LINK_ARGS
 #define RELORAC_RUNTIME_LINK_ARGS ""
 #endif
-
-/* Memory class -> runtime pool (rt.h). Classes sharing a pool are laid out one after the
- * other in class order, each at a 64-byte boundary. */
-static const int class_pool[IR_CLASS_COUNT] = {
-    [IR_CLASS_PARAM] = RT_POOL_PARAMS,         [IR_CLASS_FROZEN] = RT_POOL_FROZEN,
-    [IR_CLASS_GRAD] = RT_POOL_SCRATCH,         [IR_CLASS_OPTIM] = RT_POOL_OPTIM,
-    [IR_CLASS_DATA] = RT_POOL_SCRATCH,         [IR_CLASS_STATE] = RT_POOL_OPTIM,
-    [IR_CLASS_ACTIVATION] = RT_POOL_ACTIVATIONS, [IR_CLASS_SCRATCH] = RT_POOL_SCRATCH,
-};
-
-int cg_class_pool(IrMemClass c)
-{
-    CG_ASSERT(c >= 0 && c < IR_CLASS_COUNT);
-    return class_pool[c];
-}
 
 /* ---- small helpers shared with the other files ---- */
 
@@ -71,6 +56,42 @@ LLVMValueRef cg_const_str(CgCtx *c, const char *s)
     return LLVMConstBitCast(gv, c->t_p8);
 }
 
+LLVMValueRef cg_const_bytes(CgCtx *c, const void *data, size_t n, const char *name)
+{
+    LLVMValueRef init = LLVMConstStringInContext(c->llc, data, (unsigned)n, 1);
+    LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, 1);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    LLVMSetAlignment(gv, 16);
+    return LLVMConstBitCast(gv, c->t_p8);
+}
+
+LLVMValueRef cg_buf_ptr(CgCtx *c, const CgFn *h, int buf)
+{
+    const CgBufLoc *l = &c->loc[buf];
+    LLVMValueRef off = cg_const_i64(c, l->offset);
+    return LLVMBuildInBoundsGEP2(c->b, c->t_i8, h->pools[l->pool], &off, 1, "");
+}
+
+LLVMValueRef cg_typed(CgCtx *c, LLVMValueRef p, LLVMTypeRef elem)
+{
+    return LLVMBuildBitCast(c->b, p, LLVMPointerType(elem, 0), "");
+}
+
+const char *cg_kernel_name(const Kernel *k)
+{
+    return k->name ? k->name : "?";
+}
+
+int64_t cg_kernel_rows(const Kernel *k)
+{
+    int64_t rows = 1;
+    for (int i = 0; i < k->n_outer; i++)
+        rows *= k->outer[i];
+    return rows;
+}
+
 LLVMValueRef cg_intrinsic(CgCtx *c, const char *name, LLVMTypeRef ty, LLVMTypeRef *fty)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -79,8 +100,8 @@ LLVMValueRef cg_intrinsic(CgCtx *c, const char *name, LLVMTypeRef ty, LLVMTypeRe
     return LLVMGetIntrinsicDeclaration(c->mod, id, &ty, 1);
 }
 
-static LLVMValueRef declare(CgCtx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
-                            unsigned n, LLVMTypeRef *ty_out)
+LLVMValueRef cg_declare(CgCtx *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n,
+                        LLVMTypeRef *ty_out)
 {
     *ty_out = LLVMFunctionType(ret, params, n, 0);
     return LLVMAddFunction(c->mod, name, *ty_out);
@@ -90,31 +111,11 @@ static LLVMValueRef declare(CgCtx *c, const char *name, LLVMTypeRef ret, LLVMTyp
 
 static void layout(CgCtx *c)
 {
-    const KProgram *p = c->p;
-    int64_t base[IR_CLASS_COUNT];
-    memset(c->pool_bytes, 0, sizeof c->pool_bytes);
-    for (int cl = 0; cl < IR_CLASS_COUNT; cl++) {
-        int64_t *pb = &c->pool_bytes[class_pool[cl]];
-        *pb = (*pb + 63) / 64 * 64;
-        base[cl] = *pb;
-        *pb += p->pool_bytes[cl];
-    }
-    c->loc = ARENA_ARRAY(c->a, CgBufLoc, p->n_bufs + 1);
-    for (int i = 0; i < p->n_bufs; i++) {
-        const KBuf *kb = &p->bufs[i];
-        CG_ASSERT(kb->cls >= 0 && kb->cls < IR_CLASS_COUNT);
-        c->loc[i].pool = class_pool[kb->cls];
-        c->loc[i].offset = base[kb->cls] + kb->offset;
-        c->loc[i].bytes = kb->numel * (kb->dtype == IR_BF16 ? 2 : 4);
-        if (kb->offset < 0 || kb->offset + c->loc[i].bytes > p->pool_bytes[kb->cls]) {
-            diag_error(c->d, srcloc_none(),
-                       "buffer %s: bytes [%lld, %lld) lie outside its %s pool of %lld bytes",
-                       kb->name ? kb->name : "?", (long long)kb->offset,
-                       (long long)(kb->offset + c->loc[i].bytes), ir_class_name(kb->cls),
-                       (long long)p->pool_bytes[kb->cls]);
-            c->failed = true;
-        }
-    }
+    CgLayout l;
+    if (!cg_layout(c->p, c->d, &l))
+        c->failed = true;
+    c->loc = l.loc;
+    memcpy(c->pool_bytes, l.pool_bytes, sizeof c->pool_bytes);
 }
 
 /* LLVM's own diagnostics: errors become ours; warnings and remarks (a loop whose reductions
@@ -131,9 +132,10 @@ static void on_llvm_diag(LLVMDiagnosticInfoRef info, void *ctx)
     LLVMDisposeMessage(msg);
 }
 
-static void ctx_init(CgCtx *c, const KProgram *p, const CgOptions *opt, Diags *d)
+static void ctx_init(CgCtx *c, const CgTarget *t, const KProgram *p, const CgOptions *opt, Diags *d)
 {
     memset(c, 0, sizeof *c);
+    c->target = t;
     c->p = p;
     c->opt = opt;
     c->d = d;
@@ -155,38 +157,16 @@ static void ctx_init(CgCtx *c, const KProgram *p, const CgOptions *opt, Diags *d
     c->t_pf32 = LLVMPointerType(c->t_f32, 0);
     c->t_pi32 = LLVMPointerType(c->t_i32, 0);
     /* struct RtCtx { const RtModel *model; void *pools[N]; uint64_t seed; int n_threads;
-     *                RtThreadPool *threads; void *user; } */
+     *                RtThreadPool *threads; void *user; void *device; RtMirror *mirror; } */
     c->t_ctx = LLVMStructCreateNamed(x, "RtCtx");
-    LLVMTypeRef fc[6] = {c->t_p8, LLVMArrayType(c->t_p8, RT_POOL_COUNT), c->t_i64, c->t_i32,
-                         c->t_p8, c->t_p8};
-    LLVMStructSetBody(c->t_ctx, fc, 6, 0);
+    LLVMTypeRef fc[8] = {c->t_p8, LLVMArrayType(c->t_p8, RT_POOL_COUNT), c->t_i64, c->t_i32,
+                         c->t_p8, c->t_p8, c->t_p8, c->t_p8};
+    LLVMStructSetBody(c->t_ctx, fc, 8, 0);
     c->t_pctx = LLVMPointerType(c->t_ctx, 0);
     LLVMTypeRef kp[3] = {c->t_p8, c->t_i64, c->t_i64};
     c->t_kernel_fn = LLVMFunctionType(c->t_void, kp, 3, 0);
     c->t_host_fn = LLVMFunctionType(c->t_f32, &c->t_pctx, 1, 0);
 
-    LLVMTypeRef pf[4] = {c->t_pctx, c->t_i64, LLVMPointerType(c->t_kernel_fn, 0), c->t_p8};
-    c->f_parallel_for = declare(c, "rt_parallel_for", c->t_void, pf, 4, &c->t_parallel_for);
-    LLVMTypeRef sg[18] = {c->t_pctx, c->t_i32,  c->t_i32, c->t_i64,  c->t_i64, c->t_i64,
-                          c->t_f32,  c->t_pf32, c->t_i64, c->t_i64,  c->t_pf32, c->t_i64,
-                          c->t_i64,  c->t_f32,  c->t_pf32, c->t_i64, c->t_i64, c->t_i64};
-    c->f_sgemm = declare(c, "rt_sgemm_strided", c->t_void, sg, 18, &c->t_sgemm);
-    LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
-    c->f_rng_normal = declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
-    LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};
-    c->f_prune_mag = declare(c, "rt_prune_magnitude", c->t_i64, pm, 3, &c->t_prune_mag);
-    LLVMTypeRef pr[6] = {c->t_pf32, c->t_i64, c->t_f64, c->t_i64, c->t_i64, c->t_i64};
-    c->f_prune_rand = declare(c, "rt_prune_random", c->t_i64, pr, 6, &c->t_prune_rand);
-    c->f_tanhf = declare(c, "tanhf", c->t_f32, &c->t_f32, 1, &c->t_tanhf);
-    /* runtime/rt_fused.h */
-    LLVMTypeRef at[19] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,
-                          c->t_i64,  c->t_i32,  c->t_f32,  c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32,
-                          c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32};
-    c->f_attn_fwd = declare(c, "rt_attention_forward", c->t_void, at, 15, &c->t_attn_fwd);
-    c->f_attn_bwd = declare(c, "rt_attention_backward", c->t_void, at, 19, &c->t_attn_bwd);
-    LLVMTypeRef hl[14] = {c->t_pctx, c->t_i64,  c->t_i64,  c->t_i64,  c->t_i64,  c->t_pf32, c->t_pf32,
-                          c->t_pi32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_pf32, c->t_f32,  c->t_pf32};
-    c->f_head_loss = declare(c, "rt_head_loss", c->t_void, hl, 14, &c->t_head_loss);
     layout(c);
 }
 
@@ -314,6 +294,8 @@ static bool module_build(CgCtx *c, LLVMTargetMachineRef tm, bool with_main)
     LLVMSetModuleDataLayout(c->mod, td);
     LLVMDisposeTargetData(td);
     int errors = c->d->n_errors;
+    if (!c->target->prepare(c) || c->d->n_errors > errors)
+        return false;
     cg_host_emit(c, with_main);
     if (c->d->n_errors > errors)
         return false;
@@ -353,7 +335,7 @@ static const CgOptions *opts_or_default(const CgOptions *opt, CgOptions *tmp)
     return tmp;
 }
 
-bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d)
+bool cg_module_text(const CgTarget *t, const KProgram *p, const CgOptions *opt, FILE *out, Diags *d)
 {
     CgOptions dflt;
     opt = opts_or_default(opt, &dflt);
@@ -361,7 +343,7 @@ bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *
     if (!tm)
         return false;
     CgCtx c;
-    ctx_init(&c, p, opt, d);
+    ctx_init(&c, t, p, opt, d);
     bool ok = module_build(&c, tm, false);
     if (ok) {
         char *text = LLVMPrintModuleToString(c.mod);
@@ -373,14 +355,16 @@ bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *
     return ok;
 }
 
-static bool emit_object(const KProgram *p, const CgOptions *opt, const char *obj_path, bool with_main,
-                        Diags *d)
+bool cg_module_object(const CgTarget *t, const KProgram *p, const CgOptions *opt, const char *obj_path,
+                      bool with_main, Diags *d)
 {
+    CgOptions dflt;
+    opt = opts_or_default(opt, &dflt);
     LLVMTargetMachineRef tm = target_machine_create(opt, d);
     if (!tm)
         return false;
     CgCtx c;
-    ctx_init(&c, p, opt, d);
+    ctx_init(&c, t, p, opt, d);
     bool ok = module_build(&c, tm, with_main);
     if (ok) {
         char *err = NULL;
@@ -397,10 +381,14 @@ static bool emit_object(const KProgram *p, const CgOptions *opt, const char *obj
     return ok;
 }
 
+bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d)
+{
+    return cg_module_text(&cg_target_cpu, p, opt, out, d);
+}
+
 bool cg_emit_object(const KProgram *p, const CgOptions *opt, const char *obj_path, Diags *d)
 {
-    CgOptions dflt;
-    return emit_object(p, opts_or_default(opt, &dflt), obj_path, false, d);
+    return cg_module_object(&cg_target_cpu, p, opt, obj_path, false, d);
 }
 
 /* Splits space-separated args into argv (arena copies). */
@@ -447,33 +435,38 @@ static bool run_cmd(const char *const *argv, Diags *d)
     return true;
 }
 
-bool cg_build_executable(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d)
+bool cg_module_executable(const CgTarget *t, const KProgram *p, const CgOptions *opt, const char *out_path,
+                          Diags *d)
 {
     CgOptions dflt;
     opt = opts_or_default(opt, &dflt);
     const char *obj = arena_sprintf(p->arena, "%s.o", out_path);
-    if (!emit_object(p, opt, obj, true, d))
+    if (!cg_module_object(t, p, opt, obj, true, d))
         return false;
-    const char *argv[64];
+    const char *argv[80];
     int n = 0;
     argv[n++] = opt->cc ? opt->cc : "cc";
     argv[n++] = "-o";
     argv[n++] = out_path;
     argv[n++] = obj;
+    const char *archive = t->archive ? t->archive(opt) : NULL;
+    if (archive)
+        argv[n++] = archive;
     argv[n++] = opt->runtime_lib ? opt->runtime_lib : RELORAC_RUNTIME_LIB;
     n += split_args(p->arena, RELORAC_RUNTIME_LINK_ARGS, argv + n, 16);
     n += split_args(p->arena, opt->link_args, argv + n, 32);
-    argv[n++] = "-lpthread";
-    argv[n++] = "-ldl"; /* the runtime loads its GEMM library at start-up (runtime/gemm.c) */
-#if defined(__x86_64__) && defined(__linux__)
-    argv[n++] = "-lmvec"; /* vectorised exp/log/sin/cos (use_libmvec) */
-#endif
-    argv[n++] = "-lm";
+    for (int i = 0; t->libs && t->libs[i] && n < 78; i++)
+        argv[n++] = t->libs[i];
     argv[n] = NULL;
     bool ok = run_cmd(argv, d);
     if (!opt->keep_object)
         unlink(obj);
     return ok;
+}
+
+bool cg_build_executable(const KProgram *p, const CgOptions *opt, const char *out_path, Diags *d)
+{
+    return cg_module_executable(&cg_target_cpu, p, opt, out_path, d);
 }
 
 /* ---- JIT ---- */
@@ -497,7 +490,7 @@ CgJit *cg_jit_create(const KProgram *p, const CgOptions *opt, const CgSymbol *sy
     dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
 #endif
     CgCtx c;
-    ctx_init(&c, p, opt, d);
+    ctx_init(&c, &cg_target_cpu, p, opt, d);
     bool ok = module_build(&c, tm, false);
     LLVMDisposeTargetMachine(tm);
     if (!ok) {

@@ -66,6 +66,26 @@ const char *ir_dtype_name(IrDType d)
     return "?";
 }
 
+int ir_dtype_bytes(IrDType d)
+{
+    return d == IR_BF16 ? 2 : 4;
+}
+
+double ir_dtype_store(IrDType d, double v)
+{
+    if (d != IR_BF16)
+        return v;
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu))
+        u = (u >> 16 | 0x40u) << 16; /* NaN stays a quiet NaN */
+    else
+        u = (u + 0x7FFFu + (u >> 16 & 1u)) >> 16 << 16;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 const char *ir_type_str(Arena *a, IrType t)
 {
     if (t.rank < 0)

@@ -32,6 +32,12 @@ IrType ir_type_scalar(IrDType dtype);
 int64_t ir_type_numel(IrType t);
 bool ir_type_eq(IrType a, IrType b);
 const char *ir_dtype_name(IrDType d); /* "f32", "bf16", "i32" */
+/* Bytes of one element in memory: f32 and i32 4, bf16 2 (the upper half of an f32).
+ * The one statement of it: the buffer planner, the emitters and the model table use it. */
+int ir_dtype_bytes(IrDType d);
+/* v as stored in an element of dtype d: bf16 rounds to nearest even through f32 (as
+ * rt_f32_to_bf16); f32 and i32 keep v (the reference executors compute in f64). */
+double ir_dtype_store(IrDType d, double v);
 /* "f32[8,128,256]" (arena string), for messages. */
 const char *ir_type_str(Arena *a, IrType t);
 

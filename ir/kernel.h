@@ -4,7 +4,8 @@
  * buffers. A loop kernel is a parallel loop over `outer` rows with, inside each row,
  * `n_phases` sequential loops over `inner` columns; scalar SSA instructions compute
  * loads, math, per-row reductions (usable in later phases) and stores. GEMMs stay
- * GEMMs (BLAS/cuBLAS) and a few operations are runtime calls.
+ * GEMMs (BLAS/cuBLAS) and a few operations are runtime calls. The instructions, their
+ * value types and their C forms are one table, ir/kinstr.def.
  *
  *   rmsnorm x[N,C], w[C] -> y[N,C] as one loop kernel, outer = N, inner = C:
  *     %0 = outer_index 0            (phase -1: once per row)
@@ -37,31 +38,32 @@ typedef struct KBuf {
                                (set by the plan); K_PHASE_ALL for values */
 } KBuf;
 
+/* The instructions (ir/kinstr.def states each one's types and semantics). */
 typedef enum {
-    /* integer (i64) values: indices and offsets */
-    KI_OUTER_INDEX, /* index along outer axis `axis` */
-    KI_INNER_INDEX, /* the column index of the enclosing phase loop */
-    KI_ICONST,      /* ival */
-    KI_IADD, KI_ISUB, KI_IMUL, KI_IDIV, KI_IREM, KI_IMIN, /* a op b (floor semantics: operands >= 0) */
-    KI_ILT, KI_ILE, KI_IEQ, /* comparisons -> bool */
-    KI_LOAD_I,      /* (i64) buf[a] of an i32 buffer */
-    KI_ITOF,        /* (float) a */
-    /* float values (f32 in compiled code, f64 in the kernel interpreter) */
-    KI_CONST,       /* fval */
-    KI_SCALAR_ARG,  /* a host-provided scalar: sarg selects (KS_*) */
-    KI_LOAD,        /* buf[a] */
-    KI_ADD, KI_SUB, KI_MUL, KI_DIV, KI_MAX, KI_MIN,
-    KI_NEG, KI_EXP, KI_LOG, KI_SQRT, KI_TANH, KI_COS, KI_SIN, KI_ABS,
-    KI_FLT, KI_FLE,     /* a < b, a <= b (floats) -> bool */
-    KI_SELECT,          /* c ? a : b (c a bool, a and b both float or both int) */
-    KI_RNG_UNIFORM,     /* uniform(rng(seed, ival = stream, a = counter)) in [0,1) */
-    KI_RNG_NORMAL,      /* normal(rng(seed, ival = stream, a = counter)) */
-    KI_REDUCE_SUM,      /* sum of a over the phase's columns; usable in later phases */
-    KI_REDUCE_MAX,      /* max of a over the phase's columns */
-    KI_STORE,           /* buf[a] = b (an int value into i32 buffers, a float into float ones) */
-    KI_STORE_ADD,       /* buf[a] += b */
+#define KINSTR(id, name, result, operands, cexpr, doc) KI_##id,
+#include "kinstr.def"
+#undef KINSTR
     KI_COUNT
 } KInstrOp;
+
+/* What kinstr.def says of an instruction. */
+typedef struct KInstrInfo {
+    const char *name;     /* "iadd" */
+    char result;          /* 'I' int, 'F' float, 'B' bool, '?' the type of b and c, '-' none */
+    const char *operands; /* one letter per operand a, b, c: 'I', 'F', 'B', '?' */
+    const char *cexpr;    /* C expression over $a $b $c, or "" */
+    const char *doc;
+} KInstrInfo;
+
+extern const KInstrInfo k_instr_info[KI_COUNT];
+
+static inline bool k_instr_is_store(KInstrOp op) { return op == KI_STORE || op == KI_STORE_ADD; }
+static inline bool k_instr_is_reduce(KInstrOp op) { return op == KI_REDUCE_SUM || op == KI_REDUCE_MAX; }
+/* Reads or writes KInstr.buf. */
+static inline bool k_instr_has_buf(KInstrOp op)
+{
+    return op == KI_LOAD || op == KI_LOAD_I || k_instr_is_store(op);
+}
 
 /* Host scalars a loop kernel may read (KI_SCALAR_ARG). */
 typedef enum { KS_STEP, KS_COUNT } KScalarArg;
@@ -147,6 +149,10 @@ typedef struct KHeadLoss {
     int dloss;                /* f32[] holding dloss, or -1: dloss = grad_scale */
     double grad_scale;
     int work;                 /* scratch f32[chunk * V + chunk] */
+    /* precision bf16 (kprecision.c): bf16 copies of x and w for the GEMMs, and bf16 [chunk, V]
+     * for the gradient rows the dx and dw GEMMs read; -1 otherwise (the interpreter and the
+     * CPU backend ignore them) */
+    int x16, w16, work16;
 } KHeadLoss;
 
 typedef struct Kernel {
@@ -173,6 +179,15 @@ typedef struct Kernel {
     IrAttrs call_attrs;      /* the graph node's attributes (fraction, mode, stream, schedule...) */
 } Kernel;
 
+/* The rows of a loop kernel: the product of its outer extents (1 without any). */
+static inline int64_t k_loop_rows(const Kernel *k)
+{
+    int64_t rows = 1;
+    for (int i = 0; i < k->n_outer; i++)
+        rows *= k->outer[i];
+    return rows;
+}
+
 /* One graph function as kernels, in execution order. */
 typedef struct KFunc {
     const char *name;        /* the graph function's name */
@@ -194,8 +209,13 @@ typedef struct KProgram {
 
 /* Turns every function of m into kernels. Uses the fusion groups (IrNode.group) and
  * memory plan (node attrs) when the passes set them; otherwise one kernel per node and
- * a buffer per value. False after diagnostics (an op the backends cannot run). */
+ * a buffer per value. Applies the precision policy (k_program_precision) and plans.
+ * False after diagnostics (an op the backends cannot run). */
 KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m);
+/* The precision policy of the module's train.precision (ir/kprecision.c states it): for
+ * bf16, bf16 copies of GEMM operands, persistent copies of the frozen W refreshed at
+ * init, switch, relora_reset and in a new function @refresh. Before planning. */
+void k_program_precision(KProgram *p);
 KFunc *k_program_func(const KProgram *p, const char *name);
 
 /* ---- buffer planning (ir/kplan.c) ----

@@ -1107,6 +1107,7 @@ static void head_loss_kernel(KB *kb, const IrNode *n, const IrNode *g)
     h->grad_scale = g && !grad_only ? ir_attrs_float(&g->in[0]->attrs, "value", 1.0) : 1.0;
     const char *nm = arena_sprintf(kb->a, "%s.v%d.chunk", kb->f->name, n->id);
     h->work = buf_new(kb, nm, IR_F32, h->chunk * h->vocab + h->chunk, IR_CLASS_SCRATCH);
+    h->x16 = h->w16 = h->work16 = -1; /* the precision policy's, when bf16 */
 }
 
 /* A linear_cross_entropy_grad whose dloss is a constant (autodiff's seed: the loss is
@@ -1438,6 +1439,7 @@ KProgram *k_program_build(Arena *a, Diags *d, const IrModule *m)
         p->funcs[p->n_funcs++] = build_func(&kb, m->funcs[i]);
     if (!kb.ok)
         return NULL;
+    k_program_precision(p);
     k_program_plan(p, NULL);
     return p;
 }

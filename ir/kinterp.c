@@ -13,22 +13,15 @@ struct KInterp {
     double **bufs;
 };
 
-static const char *const instr_names[KI_COUNT] = {
-    [KI_OUTER_INDEX] = "outer_index", [KI_INNER_INDEX] = "inner_index", [KI_ICONST] = "iconst",
-    [KI_IADD] = "iadd", [KI_ISUB] = "isub", [KI_IMUL] = "imul", [KI_IDIV] = "idiv", [KI_IREM] = "irem",
-    [KI_IMIN] = "imin", [KI_ILT] = "ilt", [KI_ILE] = "ile", [KI_IEQ] = "ieq", [KI_LOAD_I] = "load_i",
-    [KI_ITOF] = "itof", [KI_CONST] = "const", [KI_SCALAR_ARG] = "scalar_arg", [KI_LOAD] = "load",
-    [KI_ADD] = "add", [KI_SUB] = "sub", [KI_MUL] = "mul", [KI_DIV] = "div", [KI_MAX] = "max", [KI_MIN] = "min",
-    [KI_NEG] = "neg", [KI_EXP] = "exp", [KI_LOG] = "log", [KI_SQRT] = "sqrt", [KI_TANH] = "tanh",
-    [KI_COS] = "cos", [KI_SIN] = "sin", [KI_ABS] = "abs", [KI_FLT] = "flt", [KI_FLE] = "fle",
-    [KI_SELECT] = "select", [KI_RNG_UNIFORM] = "rng_uniform", [KI_RNG_NORMAL] = "rng_normal",
-    [KI_REDUCE_SUM] = "reduce_sum", [KI_REDUCE_MAX] = "reduce_max", [KI_STORE] = "store",
-    [KI_STORE_ADD] = "store_add",
+const KInstrInfo k_instr_info[KI_COUNT] = {
+#define KINSTR(id, name, result, operands, cexpr, doc) [KI_##id] = {name, result[0], operands, cexpr, doc},
+#include "kinstr.def"
+#undef KINSTR
 };
 
 const char *k_instr_name(KInstrOp op)
 {
-    return (unsigned)op < KI_COUNT && instr_names[op] ? instr_names[op] : "?";
+    return (unsigned)op < KI_COUNT ? k_instr_info[op].name : "?";
 }
 
 KInterp *k_interp_create(const KProgram *p, uint64_t seed)
@@ -117,11 +110,11 @@ static void run_instrs(KInterp *it, const Kernel *k, double *v, int phase, const
         case KI_REDUCE_MAX: red[i] = a > red[i] ? a : red[i]; continue;
         case KI_STORE:
             bounds(it, in->buf, ia, k);
-            it->bufs[in->buf][ia] = b;
+            it->bufs[in->buf][ia] = ir_dtype_store(it->p->bufs[in->buf].dtype, b);
             continue;
         case KI_STORE_ADD:
             bounds(it, in->buf, ia, k);
-            it->bufs[in->buf][ia] += b;
+            it->bufs[in->buf][ia] = ir_dtype_store(it->p->bufs[in->buf].dtype, it->bufs[in->buf][ia] + b);
             continue;
         case KI_COUNT: break;
         }

@@ -13,7 +13,7 @@
 
 static int64_t aligned_bytes(const KBuf *b)
 {
-    int64_t bytes = b->numel * 4; /* f32, bf16 (stored as f32 words) and i32: 4 bytes */
+    int64_t bytes = b->numel * ir_dtype_bytes(b->dtype);
     return (bytes + ALIGN - 1) / ALIGN * ALIGN;
 }
 
@@ -58,8 +58,8 @@ static void kernel_bufs(const Kernel *k, void (*touch)(void *ctx, int buf), void
     }
     case K_HEAD_LOSS: {
         const KHeadLoss *h = &k->head;
-        const int bufs[8] = {h->x, h->w, h->targets, h->loss, h->dx, h->dw, h->dloss, h->work};
-        for (int i = 0; i < 8; i++)
+        const int bufs[11] = {h->x, h->w, h->targets, h->loss, h->dx, h->dw, h->dloss, h->work, h->x16, h->w16, h->work16};
+        for (int i = 0; i < 11; i++)
             if (bufs[i] >= 0)
                 touch(ctx, bufs[i]);
         break;
@@ -141,6 +141,13 @@ static void classify(KProgram *p, bool has[K_PHASE_COUNT])
     free(mask);
 }
 
+/* A buffer that is no global but lives for the whole run: the persistent bf16 copy of a
+ * frozen W (kprecision.c gives it the frozen class), derived, never checkpointed. */
+static bool is_derived_state(const KBuf *b)
+{
+    return !b->global && b->cls == IR_CLASS_FROZEN;
+}
+
 /* ---- liveness ---- */
 
 typedef struct {
@@ -175,7 +182,7 @@ static KLive *liveness(Arena *a, const KProgram *p, bool phased)
     KLive *live = ARENA_ARRAY(a, KLive, p->n_bufs + 1);
     for (int i = 0; i < p->n_bufs; i++) {
         const KBuf *b = &p->bufs[i];
-        live[i].func = b->global ? K_LIVE_ALWAYS : K_LIVE_NEVER;
+        live[i].func = b->global || is_derived_state(b) ? K_LIVE_ALWAYS : K_LIVE_NEVER;
         live[i].phase = b->global && phased ? b->phase : K_PHASE_ALL;
         live[i].first = live[i].last = -1;
     }
@@ -276,6 +283,7 @@ static int plan_in_place(const KProgram *p, const KLive *live, int *in_place_of,
                     if ((k->code[l].op != KI_LOAD && k->code[l].op != KI_LOAD_I) || x == y || given[x] ||
                         live[x].func != fi || live[x].last != ki || live[x].first >= ki || x == f->ret_buf ||
                         p->bufs[x].cls != p->bufs[y].cls || p->bufs[x].numel != p->bufs[y].numel ||
+                        p->bufs[x].dtype != p->bufs[y].dtype ||
                         !in_place_ok(k, x, y))
                         continue;
                     in_place_of[y] = x;
@@ -391,12 +399,12 @@ static int64_t lower_bound(const KProgram *p, const Slot *slots, int n, int64_t 
     return pinned + best;
 }
 
-/* The pool a buffer lives in: a global's class, or scratch for what is planned by
- * liveness (values; globals of one phase when phased). */
+/* The pool a buffer lives in: a global's class, frozen for a derived copy, or scratch for
+ * what is planned by liveness (values; globals of one phase when phased). */
 static IrMemClass pool_of(const KBuf *b, bool phased)
 {
     if (!b->global)
-        return IR_CLASS_SCRATCH;
+        return is_derived_state(b) ? IR_CLASS_FROZEN : IR_CLASS_SCRATCH;
     return phased && b->phase != K_PHASE_ALL ? IR_CLASS_SCRATCH : b->global->cls;
 }
 
@@ -433,7 +441,7 @@ KPlan *k_program_plan(KProgram *p, const KPlanOptions *o)
                 continue;
             b->offset = base;
             base += aligned_bytes(b);
-            if (!b->global)
+            if (!b->global && c == IR_CLASS_SCRATCH)
                 pinned_values += aligned_bytes(b);
         }
         /* each phase's own globals above them, in id order, the two phases over the same bytes */
@@ -503,9 +511,12 @@ KPlan *k_program_plan(KProgram *p, const KPlanOptions *o)
             }
         }
     }
-    /* each phase's globals: the common ones and its own */
+    /* each phase's globals: the common ones and its own; derived copies in both */
     for (int i = 0; i < p->n_bufs; i++) {
         const KBuf *b = &p->bufs[i];
+        if (is_derived_state(b))
+            for (int ph = K_PHASE_FULL; ph < K_PHASE_COUNT; ph++)
+                plan->phase_bytes[ph][IR_CLASS_FROZEN] += aligned_bytes(b);
         if (!b->global)
             continue;
         for (int ph = K_PHASE_FULL; ph < K_PHASE_COUNT; ph++)

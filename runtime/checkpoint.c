@@ -138,7 +138,7 @@ void rt_export_merged(const RtCtx *ctx, int i, float *out)
 {
     const RtTensorInfo *tt = ctx->model->tensors;
     const RtTensorInfo *w = &tt[i];
-    to_f32(rt_tensor_data(ctx, i), w->dtype, rt_tensor_numel(w), out);
+    to_f32(rt_tensor_host(ctx, i), w->dtype, rt_tensor_numel(w), out);
     if (w->lora_a < 0)
         return;
     const RtTensorInfo *a = &tt[w->lora_a], *b = &tt[w->lora_b];
@@ -146,8 +146,8 @@ void rt_export_merged(const RtCtx *ctx, int i, float *out)
     float *af = malloc((size_t)rt_tensor_numel(a) * sizeof *af);
     float *bf = malloc((size_t)rt_tensor_numel(b) * sizeof *bf);
     if (af && bf) {
-        to_f32(rt_tensor_data(ctx, w->lora_a), a->dtype, rt_tensor_numel(a), af);
-        to_f32(rt_tensor_data(ctx, w->lora_b), b->dtype, rt_tensor_numel(b), bf);
+        to_f32(rt_tensor_host(ctx, w->lora_a), a->dtype, rt_tensor_numel(a), af);
+        to_f32(rt_tensor_host(ctx, w->lora_b), b->dtype, rt_tensor_numel(b), bf);
         /* out [rows, cols] += scale * B [rows, r] @ A [r, cols] */
         rt_sgemm(NULL, 0, 0, rows, cols, r, w->lora_scale, bf, r, af, cols, 1.0f, out, cols);
     }
@@ -340,9 +340,10 @@ bool rt_checkpoint_save(const RtCtx *ctx, const char *dir, int64_t step, const R
     bool ok = model_t && train_t && new_dir, made = false, committed = false;
     int n_model = 0, n_train = 0;
     const RtSchedule *sched = run ? &run->schedule : &m->schedule;
+    rt_ctx_pull(ctx, sched, step); /* a device's tensors, into their host copies */
     for (int i = 0; ok && i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
-        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_data(ctx, i), NULL, NULL, 0};
+        RtStEntry en = {t->name, t->dtype, t->rank, {0}, rt_tensor_host(ctx, i), NULL, NULL, 0};
         memcpy(en.shape, t->shape, sizeof en.shape);
         if (rt_tensor_is_persistent(t) && rt_tensor_is_live(t, sched, step))
             train_t[n_train++] = en;
@@ -571,7 +572,8 @@ static bool check_tensors(const RtModel *m, const RtStFile *f, const RtSchedule 
             ok = rt_err(e, RT_ERR_MISSING, "%s: tensor '%s' is missing", f->path, t->name);
             break;
         }
-        bool same = s->dtype == t->dtype && s->rank == t->rank;
+        /* f32 and bf16 convert into each other (another precision of the same model) */
+        bool same = (s->dtype == t->dtype || (s->dtype != RT_I32 && t->dtype != RT_I32)) && s->rank == t->rank;
         for (int d = 0; same && d < t->rank; d++)
             same = s->shape[d] == t->shape[d];
         if (!same) {
@@ -657,9 +659,28 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
     }
     ok = ok && check_tensors(m, &f, &run->schedule, *step, e);
     /* straight into the pools: no second copy of the state in memory */
-    for (int i = 0; ok && i < m->n_tensors; i++)
-        if (is_saved(&m->tensors[i], &run->schedule, *step))
-            ok = rt_st_read(&f, rt_st_find(&f, m->tensors[i].name), rt_tensor_data(ctx, i), e);
+    /* straight into the pools (a device's: their host copies); a tensor stored in the
+     * other float dtype goes through one buffer and is converted */
+    void *conv = NULL;
+    for (int i = 0; ok && i < m->n_tensors; i++) {
+        const RtTensorInfo *t = &m->tensors[i];
+        if (!is_saved(t, &run->schedule, *step))
+            continue;
+        const RtStTensor *s = rt_st_find(&f, t->name);
+        if (s->dtype == t->dtype) {
+            ok = rt_st_read(&f, s, rt_tensor_host(ctx, i), e);
+            continue;
+        }
+        free(conv);
+        conv = malloc(s->nbytes ? s->nbytes : 1);
+        if (!conv)
+            ok = rt_err(e, RT_ERR_NOMEM, "out of memory converting '%s'", t->name);
+        else if ((ok = rt_st_read(&f, s, conv, e)))
+            rt_dtype_convert(rt_tensor_host(ctx, i), t->dtype, conv, s->dtype, rt_tensor_numel(t));
+    }
+    free(conv);
     rt_st_close(&f);
+    if (ok)
+        rt_ctx_push(ctx, &run->schedule, *step); /* the host copies, onto a device */
     return ok;
 }

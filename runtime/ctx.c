@@ -1,6 +1,6 @@
 /* RtCtx: one aligned, zero-filled allocation per pool (carved by the compiler's offsets),
- * the thread pool and the GEMM engine; first of all, the check that this CPU can run the
- * generated code. */
+ * in host memory or through the model's device layer, the thread pool and the GEMM engine;
+ * first of all, the check that this CPU can run the generated code. */
 #include "rt_internal.h"
 
 #include <stdlib.h>
@@ -31,7 +31,13 @@ bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, 
         return rt_err(e, RT_ERR_NOMEM, "out of memory");
     ctx->model = m;
     ctx->seed = seed;
-    for (int p = 0; p < RT_POOL_COUNT; p++) {
+    if (m->device) {
+        if (!m->device->open(ctx, e) || !rt_mirror_create(ctx, e)) {
+            rt_ctx_destroy(ctx);
+            return false;
+        }
+    }
+    for (int p = 0; p < RT_POOL_COUNT && !m->device; p++) {
         size_t bytes = (m->pool_bytes[p] + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
         if (bytes == 0)
             continue;
@@ -70,7 +76,13 @@ void rt_ctx_destroy(RtCtx *ctx)
         return;
     rt_gemm_destroy(ctx->gemm);
     rt_threads_destroy(ctx->threads);
-    for (int p = 0; p < RT_POOL_COUNT; p++)
-        free(ctx->pools[p]);
+    if (ctx->model->device) {
+        rt_mirror_destroy(ctx);
+        if (ctx->device)
+            ctx->model->device->close(ctx);
+    } else {
+        for (int p = 0; p < RT_POOL_COUNT; p++)
+            free(ctx->pools[p]);
+    }
     free(ctx);
 }

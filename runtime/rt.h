@@ -13,10 +13,11 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 4
+#define RT_ABI_VERSION 5
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
- * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it. */
+ * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it, in host
+ * memory or, for a model with a device layer (RtModel.device), in device memory. */
 enum RtPool {
     RT_POOL_PARAMS,      /* trainable weights (full-rank and adapter factors); checkpointed */
     RT_POOL_FROZEN,      /* frozen base weights W of adapted linears; checkpointed */
@@ -158,6 +159,9 @@ enum RtFn {
     RT_FN_EVAL,        /* @eval: returns the mean loss of the micro-batch in TOKENS/TARGETS;
                           changes no state */
     RT_FN_LOGITS,      /* @logits: logits of the sequence in SAMPLE_TOKENS into LOGITS */
+    RT_FN_REFRESH,     /* @refresh: the copies derived from the checkpointed tensors (precision
+                          bf16: the bf16 copies of frozen weights); run after a checkpoint
+                          load, absent when the program derives none */
     RT_FN_COUNT
 };
 
@@ -196,6 +200,13 @@ typedef struct RtModel {
     RtSchedule schedule;     /* the default schedule (the spec's) */
     RtFnPtr fn[RT_FN_COUNT]; /* NULL where the program has no such function */
     int io[RT_IO_COUNT];     /* tensor index or -1 */
+    /* NULL: the pools are host memory and the functions run on the host. Otherwise the
+     * runtime layer the pools live on (runtime/cuda.c's rt_cuda_device): it opens the
+     * device and allocates the pools when the context is created, and every host access
+     * to a tensor is a copy through it. device_code is that layer's own data (the CUDA
+     * kernels' images), NULL without a device. */
+    const struct RtDeviceOps *device;
+    const void *device_code;
 } RtModel;
 
 typedef struct RtThreadPool RtThreadPool;
@@ -209,10 +220,13 @@ struct RtCtx {
     int n_threads;              /* workers in rt_parallel_for, including the caller */
     RtThreadPool *threads;      /* persistent workers; NULL when n_threads == 1 */
     void *user;                 /* free for the model's or a test's use; the runtime ignores it */
+    void *device;               /* the device layer's state (RtModel.device); NULL on the host */
+    struct RtMirror *mirror;    /* host copies of the checkpointed tensors of a device context */
     struct RtGemm *gemm;        /* the runtime's GEMM kernels and packing buffers (gemm.c) */
 };
 
-/* Address of tensor i of ctx->model. */
+/* Address of tensor i of ctx->model: a device address when the model has a device (host
+ * code then reads and writes it only through the runtime, runtime/device.c). */
 static inline void *rt_tensor_data(const RtCtx *ctx, int i)
 {
     const RtTensorInfo *t = &ctx->model->tensors[i];

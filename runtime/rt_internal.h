@@ -26,6 +26,7 @@ enum RtErrCode {
     RT_ERR_OTHER_MODEL, /* checkpoint written by another model (model_hash) */
     RT_ERR_MODEL,       /* the RtModel table itself is inconsistent (a compiler bug) */
     RT_ERR_NOMEM,
+    RT_ERR_DEVICE,      /* no device, no driver, an unsupported device or a device failure */
     RT_ERR_NONFINITE, /* a tensor to be saved holds NaN or infinity */
     RT_ERR_CPU,         /* the program needs instructions this CPU lacks */
     RT_ERR_GEMM         /* no usable GEMM library */
@@ -53,6 +54,44 @@ bool rt_ctx_create(RtCtx **out, const RtModel *m, int n_threads, uint64_t seed, 
 void rt_ctx_destroy(RtCtx *ctx);
 /* A tensor is checkpointed when it lives in PARAMS, FROZEN or OPTIM, or is flagged STATE. */
 bool rt_tensor_is_persistent(const RtTensorInfo *t);
+
+/* ---- device.c: host access to tensors, wherever the pools live ---- */
+/* A device layer (RtModel.device). Addresses are as in ctx->pools. */
+typedef struct RtDeviceOps {
+    const char *name; /* "cuda" */
+    /* Opens the device, allocates ctx->pools (zero-filled, m->pool_bytes each) in its
+     * memory and sets ctx->device; false with RT_ERR_DEVICE (or RT_ERR_NOMEM) otherwise. */
+    bool (*open)(RtCtx *ctx, RtError *e);
+    void (*close)(RtCtx *ctx);
+    /* Host -> device and device -> host copies of n bytes, ordered after all work the
+     * functions have started; read returns when the bytes are on the host. A device
+     * failure is reported on stderr once and turns later results into NaN. */
+    void (*write)(RtCtx *ctx, void *dst, const void *src, size_t n);
+    void (*read)(RtCtx *ctx, void *dst, const void *src, size_t n);
+    /* Zeroes n bytes at dst in stream order; NULL: a write of zeros. */
+    void (*zero)(RtCtx *ctx, void *dst, size_t n);
+} RtDeviceOps;
+
+/* Copies min(bytes, the tensor's size) from src into tensor i, or out of it into dst. */
+void rt_tensor_write(RtCtx *ctx, int i, const void *src, size_t bytes);
+void rt_tensor_read(RtCtx *ctx, int i, void *dst, size_t bytes);
+/* Zeroes tensor i. */
+void rt_tensor_zero(RtCtx *ctx, int i);
+/* The host copy of checkpointed tensor i (rt_tensor_is_persistent): the tensor itself on
+ * the host; on a device, its mirror, current after rt_ctx_pull and sent by rt_ctx_push. */
+void *rt_tensor_host(const RtCtx *ctx, int i);
+/* Device -> mirror and mirror -> device, every checkpointed tensor that holds a value after
+ * `done` steps of s (rt_tensor_is_live: a tensor of the other phase shares its bytes with
+ * live ones, and pushing it would overwrite them); no-ops on the host. rt_ctx_push then
+ * runs RT_FN_REFRESH when the model has one (the copies derived from the loaded tensors). */
+void rt_ctx_pull(const RtCtx *ctx, const RtSchedule *s, int64_t done);
+void rt_ctx_push(RtCtx *ctx, const RtSchedule *s, int64_t done);
+/* Creates and frees the mirror of a device context (rt_ctx_create, rt_ctx_destroy). */
+bool rt_mirror_create(RtCtx *ctx, RtError *e);
+void rt_mirror_destroy(RtCtx *ctx);
+/* n values of dtype `from` at src as dtype `to` at dst: f32 <-> bf16 (round to nearest
+ * even), or a copy when the dtypes agree. False for i32 against a float type. */
+bool rt_dtype_convert(void *dst, int to, const void *src, int from, int64_t n);
 
 /* ---- cpu.c ---- */
 /* This CPU's instruction sets, under LLVM's x86 target-feature names ("avx2", "avx512f",

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *rt_fn_name(int fn)
@@ -24,6 +25,7 @@ const char *rt_fn_name(int fn)
         [RT_FN_RESET] = "relora_reset",
         [RT_FN_EVAL] = "eval",
         [RT_FN_LOGITS] = "logits",
+        [RT_FN_REFRESH] = "refresh",
     };
     return fn >= 0 && fn < RT_FN_COUNT && names[fn] ? names[fn] : "?";
 }
@@ -141,10 +143,8 @@ bool rt_tensor_is_live(const RtTensorInfo *t, const RtSchedule *s, int64_t done)
 void rt_io_write(RtCtx *ctx, int io, const void *src, size_t bytes)
 {
     int i = ctx->model->io[io];
-    if (i < 0)
-        return;
-    size_t have = rt_tensor_numel(&ctx->model->tensors[i]) * rt_dtype_size(ctx->model->tensors[i].dtype);
-    memcpy(rt_tensor_data(ctx, i), src, bytes < have ? bytes : have);
+    if (i >= 0)
+        rt_tensor_write(ctx, i, src, bytes);
 }
 
 static void io_i32(RtCtx *ctx, int io, int64_t v)
@@ -167,7 +167,7 @@ static float run(RtCtx *ctx, int fn)
 
 /* The fraction of the adapters' Adam moments that are zero (after a reset: the pruned
  * entries, and any that were zero already). */
-static float zero_fraction(const RtCtx *ctx)
+static float zero_fraction(RtCtx *ctx)
 {
     const RtModel *m = ctx->model;
     int64_t zero = 0, total = 0;
@@ -175,11 +175,17 @@ static float zero_fraction(const RtCtx *ctx)
         const RtTensorInfo *t = &m->tensors[i];
         if (!(t->flags & RT_T_MOMENT) || !(t->flags & (RT_T_ADAPTER_A | RT_T_ADAPTER_B)) || t->dtype != RT_F32)
             continue;
-        const float *v = rt_tensor_data(ctx, i);
         int64_t n = rt_tensor_numel(t);
+        float *v = m->device ? malloc(sizeof *v * (size_t)n) : rt_tensor_data(ctx, i);
+        if (!v)
+            continue;
+        if (m->device)
+            rt_tensor_read(ctx, i, v, sizeof *v * (size_t)n);
         for (int64_t j = 0; j < n; j++)
             zero += v[j] == 0.0f;
         total += n;
+        if (m->device)
+            free(v);
     }
     return total > 0 ? (float)((double)zero / (double)total) : 0.0f;
 }
@@ -205,7 +211,7 @@ static void zero_grads(RtCtx *ctx, const RtSchedule *s, int64_t step)
     for (int i = 0; i < m->n_tensors; i++) {
         const RtTensorInfo *t = &m->tensors[i];
         if ((t->flags & RT_T_GRAD) && rt_tensor_is_live(t, s, step + 1))
-            memset(rt_tensor_data(ctx, i), 0, (size_t)rt_tensor_numel(t) * rt_dtype_size(t->dtype));
+            rt_tensor_zero(ctx, i);
     }
 }
 
@@ -278,7 +284,11 @@ void rt_logits(RtCtx *ctx, const int32_t *x, int64_t pos, float *out)
         memset(out, 0, sizeof(float) * (size_t)m->vocab);
         return;
     }
-    memcpy(out, (const float *)rt_tensor_data(ctx, li) + pos * m->vocab, sizeof(float) * (size_t)m->vocab);
+    size_t row = sizeof(float) * (size_t)m->vocab;
+    if (m->device)
+        m->device->read(ctx, out, (const char *)rt_tensor_data(ctx, li) + (size_t)pos * row, row);
+    else
+        memcpy(out, (const float *)rt_tensor_data(ctx, li) + pos * m->vocab, row);
 }
 
 void rt_schedule_describe(const RtSchedule *s, char *buf, size_t n)

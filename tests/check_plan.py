@@ -40,9 +40,10 @@ for name in ['tiny', 'parallel', 'gpt2-small', 'llama-60m']:
     k = subprocess.run([relorac, 'dump-ir', spec, '--kernels'], capture_output=True, text=True, check=True).stdout
     extent = {}
     n_bufs = 0
-    for m in re.finditer(r'^  b\d+ \S+ \w+\[(\d+)\] (\w+)\+(\d+)$', k, re.M):
-        numel, cls, off = int(m.group(1)), m.group(2), int(m.group(3))
-        end = off + (numel * 4 + 63) // 64 * 64
+    for m in re.finditer(r'^  b\d+ \S+ (\w+)\[(\d+)\] (\w+)\+(\d+)$', k, re.M):
+        size = 2 if m.group(1) == 'bf16' else 4
+        numel, cls, off = int(m.group(2)), m.group(3), int(m.group(4))
+        end = off + (numel * size + 63) // 64 * 64
         extent[cls] = max(extent.get(cls, 0), end)
         n_bufs += 1
     expect(n_bufs > 0, f'{name}: dump-ir --kernels lists buffers')

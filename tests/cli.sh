@@ -38,7 +38,7 @@ expect 1 'must be >= 1' "$r" check "$root/examples/tiny.relora" -D train.batch=0
 expect 0 'lora_merge' "$r" dump-ir "$root/examples/tiny.relora" -D model.layers=1 --after relora
 expect 2 'unknown pass' "$r" dump-ir "$root/examples/tiny.relora" --after nopass
 expect 0 '^kfunc @train_lora' "$r" dump-ir "$root/examples/tiny.relora" -D model.layers=1 --kernels
-expect 1 'not available yet' "$r" build "$root/examples/tiny.relora" -o "$tmp/t" --target cuda
+expect 2 'needs NVRTC' "$r" build "$root/examples/tiny.relora" -o "$tmp/t" --target cuda --nvrtc "$tmp/no-libnvrtc.so"
 expect 1 "must be one of cpu or cuda" "$r" build "$root/examples/tiny.relora" -o "$tmp/t" --target gpu
 expect 2 'no output' "$r" build "$root/examples/tiny.relora"
 # the text form goes through opt unchanged when no pass changes it

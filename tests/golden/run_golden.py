@@ -5,6 +5,7 @@ with the expected sibling file. The sibling's suffix picks the mode:
   X.relora + X.out        `relorac check X.relora [args]`, stdout, exit 0
   X.relora + X.err        `relorac check X.relora [args]`, stderr, exit 1
   X.relora + X.ir         `relorac dump-ir X.relora [args]`, stdout, exit 0
+  X.relora + X.cu         `relorac dump-ir X.relora --device cuda [args]` (CUDA C), stdout, exit 0
   X.relora + X.P.ir       `relorac dump-ir X.relora --after P [args]`, stdout, exit 0
   X.ir     + X.P.ir       `relorac opt X.ir --passes P`, stdout, exit 0
 
@@ -34,6 +35,8 @@ def cases(folder):
                 yield name, sib, ['check', name], 0 if rest == 'out' else 1, rest == 'err'
             elif rest == 'ir' and ext == '.relora':
                 yield name, sib, ['dump-ir', name], 0, False
+            elif rest == 'cu' and ext == '.relora':
+                yield name, sib, ['dump-ir', name, '--device', 'cuda'], 0, False
             elif rest.endswith('.ir') and rest.count('.') == 1:
                 p = rest[:-3]
                 if ext == '.relora':
