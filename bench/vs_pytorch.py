@@ -157,6 +157,34 @@ def summary(res):
     return "\n".join(out)
 
 
+def render(res, args):
+    """Prints the Markdown section (and appends it to --append)."""
+    specs = res["specs"]
+    sg = res["sgemm"]
+    t0 = next((t for s in specs for t in s["torch"].values()), {})
+    md = [f"### relorac vs PyTorch, {res['date']}", ""]
+    if args.label:
+        md += [f"**{args.label}**", ""]
+    md += [f"- CPU: {res['cpu']}, {res['cores']} logical CPUs; threads {res['threads']} everywhere",
+           f"- load average (1, 5, 15 min): {res['loadavg_start']} at the start, {res.get('loadavg_end', 'not reached: interrupted run')} at the end",
+           f"- commit {res['commit']}; PyTorch {t0.get('torch', '?')} from PyPI; "
+           f"{res.get('phase_steps', '?')} steps per phase, median after {res.get('skip', '?')} warm-up steps "
+           f"(+{res.get('compile_skip', '?')} for torch.compile)",
+           f"- command: `{' '.join(['bench/vs_pytorch.py'] + res['argv'][1:])}`",
+           f"- sgemm 2048³, {res['threads']} threads, GFLOP/s: relorac engine "
+           f"{sg['relorac']['square2048']['gflops']:.0f}, OpenBLAS {sg['openblas']['gflops']:.0f} "
+           f"({sg['openblas'].get('core', '?')}), PyTorch torch.mm {sg['torch']['gflops']:.0f}; "
+           f"% of sgemm below is against the best, {sg['best']:.0f}",
+           "- GFLOP/s counts the GEMM FLOPs of `relorac check` (full-rank or ReLoRA formula) for "
+           "every row of a phase; \"relorac ÷ this\" > 1 means relorac is faster",
+           "", table(res), "", summary(res), ""]
+    text = "\n".join(md)
+    print(text)
+    if args.append:
+        with open(args.append, "a") as f:
+            f.write("\n" + text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("specs", nargs="*", default=DEFAULT_SPECS,
@@ -178,7 +206,12 @@ def main():
     ap.add_argument("--max-wait", type=float, default=900, help="seconds to wait for that at most")
     ap.add_argument("--label", default="", help="a note printed under the heading")
     ap.add_argument("--append", metavar="FILE", help="also append the Markdown section to FILE")
+    ap.add_argument("--from-json", metavar="FILE", help="only print the section of a saved (maybe partial) run")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            render(json.load(f), args)
+        return
     os.chdir(ROOT)
     args.build = os.path.abspath(args.build)
     args.relorac = os.path.join(args.build, "relorac")
@@ -198,47 +231,33 @@ def main():
 
     res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "cpu": run.cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
-           "loadavg_start": run.loadavg(), "argv": sys.argv,
+           "loadavg_start": run.loadavg(), "argv": sys.argv, "phase_steps": args.phase_steps,
+           "skip": args.skip, "compile_skip": args.compile_skip,
            "commit": run.sh(["git", "rev-parse", "--short", "HEAD"]).strip() + (
                "-dirty" if run.sh(["git", "status", "--porcelain", "--untracked-files=no"]).strip() else "")}
     specs = [run.bench_spec(args, p) for p in args.specs]
     res["sgemm"] = sgemm_all(args, specs, args.torch_python)
+    res["specs"] = []
+
+    def save():  # after every measurement, so that an interrupted run keeps what it measured
+        with open(os.path.join(args.build, "bench", "vs_pytorch.json"), "w") as f:
+            json.dump(res, f, indent=1)
+
     for s in specs:
         s["W"] = args.phase_steps
         print(f"# {s['name']}: relorac", file=sys.stderr)
         s["relorac"] = run.retried(args, run.run_relorac, args, s)
         s["torch"] = {}
+        res["specs"].append(s)
+        save()
         for key, _, mode, compiled, _ in modes:
             print(f"# {s['name']}: {key}", file=sys.stderr)
             s["torch"][key] = run.retried(args, run_torch, args, s, mode, compiled)
-    res["specs"] = specs
+            save()
     res["loadavg_end"] = run.loadavg()
-    with open(os.path.join(args.build, "bench", "vs_pytorch.json"), "w") as f:
-        json.dump(res, f, indent=1)
+    save()
 
-    sg = res["sgemm"]
-    t0 = next((t for s in specs for t in s["torch"].values()), {})
-    md = [f"### relorac vs PyTorch, {res['date']}", ""]
-    if args.label:
-        md += [f"**{args.label}**", ""]
-    md += [f"- CPU: {res['cpu']}, {res['cores']} logical CPUs; threads {args.threads} everywhere",
-           f"- load average (1, 5, 15 min): {res['loadavg_start']} at the start, {res['loadavg_end']} at the end",
-           f"- commit {res['commit']}; PyTorch {t0.get('torch', '?')} from PyPI; "
-           f"{args.phase_steps} steps per phase, median after {args.skip} warm-up steps "
-           f"(+{args.compile_skip} for torch.compile)",
-           f"- command: `{' '.join(['bench/vs_pytorch.py'] + sys.argv[1:])}`",
-           f"- sgemm 2048³, {args.threads} threads, GFLOP/s: relorac engine "
-           f"{sg['relorac']['square2048']['gflops']:.0f}, OpenBLAS {sg['openblas']['gflops']:.0f} "
-           f"({sg['openblas'].get('core', '?')}), PyTorch torch.mm {sg['torch']['gflops']:.0f}; "
-           f"% of sgemm below is against the best, {sg['best']:.0f}",
-           "- GFLOP/s counts the GEMM FLOPs of `relorac check` (full-rank or ReLoRA formula) for "
-           "every row of a phase; \"relorac ÷ this\" > 1 means relorac is faster",
-           "", table(res), "", summary(res), ""]
-    text = "\n".join(md)
-    print(text)
-    if args.append:
-        with open(args.append, "a") as f:
-            f.write("\n" + text)
+    render(res, args)
 
 
 if __name__ == "__main__":
