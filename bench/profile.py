@@ -43,10 +43,14 @@ def category(dso, sym):
     m = re.search(r"_k\d+_([a-z_]+)$", sym)
     if m:
         return m.group(1)
+    if "libblis" in dso:
+        return "gemm:ukr"  # BLIS's micro-kernel (its symbols are stripped)
     if "openblas" in dso or "blas" in dso:
         if re.search(r"sgemm|_kernel|copy|beta|gemm", sym):
             return "gemm"
         return "blas-wait"  # blas_thread_server, sched_yield wrappers, ...
+    if re.search(r"\] (pack|transpose8|pack_shared|compute_part|blis_gemm|gemm_one)$", sym):
+        return "gemm:pack+loops"
     if sym in ("worker_main", "rt_parallel_for", "run_part") or "pthread" in sym:
         return "pool"
     if "[k]" in sym or "kernel" in dso:

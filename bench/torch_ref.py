@@ -5,16 +5,26 @@
 #   full: every parameter trains;   lora: the 7 block linears are frozen W (requires_grad=False)
 #   plus A [r,in] (kaiming) / B [out,r] (zeros) adapters, y = x W^T + s·(x A^T) B^T, s = alpha/r,
 #   as PEFT / the ReLoRA reference code do; embedding, norms and head train at full rank.
-# Runs under Debian's python3-torch: /usr/bin/python3 bench/torch_ref.py --mode full ...
+#   peft: the same LoRA, but made by PEFT (get_peft_model on plain nn.Linear layers), which is
+#   what users run; embedding, norms and head are made trainable again after PEFT froze them.
+# --compile wraps the model in torch.compile (inductor); the first steps then include the
+# compilation, which the caller's warm-up skip must cover.
+# Runs under any torch >= 1.13 (--compile needs 2.x, --mode peft needs peft):
+#   python3 bench/torch_ref.py --mode full ...
 # Prints one JSON object: per-step seconds (perf_counter around fwd+bwd+clip+step) and losses.
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+# bench/profile.py would shadow the standard library's profile module, which torch.compile
+# imports (through cProfile): keep this script's folder off the import path.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 class Linear(torch.nn.Module):
@@ -38,6 +48,13 @@ class Linear(torch.nn.Module):
         return y
 
 
+def plain_linear(n_in, n_out, std, rank=0, alpha=1.0):
+    """torch.nn.Linear without bias, W ~ N(0, std): what PEFT wraps (the adapter is its own)."""
+    m = torch.nn.Linear(n_in, n_out, bias=False)
+    torch.nn.init.normal_(m.weight, std=std)
+    return m
+
+
 class RMSNorm(torch.nn.Module):
     def __init__(self, dim, eps):
         super().__init__()
@@ -59,9 +76,10 @@ class Block(torch.nn.Module):
         d, hid, std, r, al = a.dim, a.hidden, a.init_std, a.rank, a.alpha
         self.heads, self.hd = a.heads, a.dim // a.heads
         self.rms1, self.rms2 = RMSNorm(d, a.eps), RMSNorm(d, a.eps)
-        self.q, self.k, self.v, self.o = (Linear(d, d, std, r, al) for _ in range(4))
-        self.gate, self.up = Linear(d, hid, std, r, al), Linear(d, hid, std, r, al)
-        self.down = Linear(hid, d, std, r, al)
+        lin = plain_linear if a.mode == "peft" else Linear
+        self.q, self.k, self.v, self.o = (lin(d, d, std, r, al) for _ in range(4))
+        self.gate, self.up = lin(d, hid, std, r, al), lin(d, hid, std, r, al)
+        self.down = lin(hid, d, std, r, al)
 
     def forward(self, x, cos, sin, mask):
         B, T, C = x.shape
@@ -106,7 +124,8 @@ class Model(torch.nn.Module):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["full", "lora"], required=True)
+    p.add_argument("--mode", choices=["full", "lora", "peft"], required=True)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
     p.add_argument("--data", default="data/kjv.txt")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
@@ -120,14 +139,26 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--clip", type=float, default=1.0)
     a = p.parse_args()
-    if a.mode == "full":
-        a.rank = 0
+    rank = a.rank
+    if a.mode in ("full", "peft"):
+        a.rank = 0  # peft: the Model has plain layers; PEFT adds the adapters below
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)
     model = Model(a)
+    if a.mode == "peft":
+        import peft
+
+        cfg = peft.LoraConfig(r=rank, lora_alpha=a.alpha, lora_dropout=0.0, bias="none",
+                              target_modules=["q", "k", "v", "o", "gate", "up", "down"])
+        model = peft.get_peft_model(model, cfg)
+        for name, q in model.named_parameters():
+            if "lora_" not in name and (name.endswith("embedding") or name.endswith("head")
+                                        or ".rms" in name or "norm." in name):
+                q.requires_grad_(True)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    run = torch.compile(model) if a.compile else model
     with open(a.data, "rb") as f:
         data = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).long()
     g = torch.Generator().manual_seed(0)
@@ -138,7 +169,7 @@ def main():
         x = torch.stack([data[o:o + T] for o in off.tolist()])
         y = torch.stack([data[o + 1:o + T + 1] for o in off.tolist()])
         t0 = time.perf_counter()
-        loss = model(x, y)
+        loss = run(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if a.clip > 0:
@@ -146,7 +177,7 @@ def main():
         opt.step()
         times.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    json.dump({"mode": a.mode, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    json.dump({"mode": a.mode, "compile": a.compile, "torch": torch.__version__, "threads": torch.get_num_threads(),
                "batch": B, "seq_len": T, "trainable": sum(q.numel() for q in params),
                "total": sum(q.numel() for q in model.parameters()),
                "step_s": times, "loss": losses}, sys.stdout)
