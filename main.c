@@ -24,6 +24,7 @@
 #include "pm.h"
 #include "report.h"
 #include "rt_internal.h" /* rt_mem_limits: what the trainer will allow */
+#include "sweep_run.h"
 
 enum { EXIT_OK = 0, EXIT_DIAG = 1, EXIT_USAGE = 2 };
 
@@ -54,9 +55,34 @@ typedef struct SpecArgs {
     bool is_kernels;    /* dump-ir --kernels */
     const char *device; /* dump-ir --device TARGET: the device code of that backend */
     bool no_plan;       /* check --no-plan */
+    const char **grids; /* sweep --grid key=[...] */
+    int n_grids;
+    int jobs, threads;  /* sweep --jobs N --threads N (0: not given) */
+    bool is_list;       /* sweep --list */
     bool is_verbose;    /* build -v */
     const char *runtime_dir; /* build --runtime-dir DIR */
 } SpecArgs;
+
+/* Is s the long option name, alone or as name=VALUE? */
+static bool is_option(const char *s, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(s, name, n) && (s[n] == '\0' || s[n] == '=');
+}
+
+/* A positive integer option value (at most max); false after a message. */
+static bool positive_option(const char *cmd, const char *name, const char *v, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || n < 1 || n > max) {
+        fprintf(stderr, "relorac %s: %s needs a whole number from 1 to %d (got '%s')\n", cmd, name, max, v ? v : "");
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
 
 /* The value of option `name` at argv[*i] (`--name V` or `--name=V`), or NULL when
  * argv[*i] is another option. Sets *missing when the value is absent. */
@@ -78,7 +104,8 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
     const char *what = strstr(allow, "plot") ? "run directory" : "spec file";
     memset(a, 0, sizeof *a);
     a->defines = calloc((size_t)argc + 1, sizeof *a->defines);
-    if (!a->defines) {
+    a->grids = calloc((size_t)argc + 1, sizeof *a->grids);
+    if (!a->defines || !a->grids) {
         fprintf(stderr, "relorac: out of memory\n");
         return false;
     }
@@ -108,6 +135,27 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 return false;
             }
             a->sweep = val;
+        } else if (strstr(allow, "runner") && (is_option(s, "--grid") || is_option(s, "--jobs") ||
+                                                is_option(s, "--threads") || is_option(s, "--out"))) {
+            /* sweep: --grid key=[v1, v2], --jobs N, --threads N, --out DIR */
+            const char *name = is_option(s, "--grid")      ? "--grid"
+                               : is_option(s, "--jobs")    ? "--jobs"
+                               : is_option(s, "--threads") ? "--threads"
+                                                           : "--out";
+            bool missing = false;
+            const char *v = option_value(name, argc, argv, &i, &missing);
+            if (!v) {
+                fprintf(stderr, "relorac %s: %s needs a value (see relorac %s --help)\n", cmd, name, cmd);
+                return false;
+            }
+            if (!strcmp(name, "--grid"))
+                a->grids[a->n_grids++] = v;
+            else if (!strcmp(name, "--out"))
+                a->out = v;
+            else if (!positive_option(cmd, name, v, 1024, !strcmp(name, "--jobs") ? &a->jobs : &a->threads))
+                return false;
+        } else if (!strcmp(s, "--list") && strstr(allow, "runner")) {
+            a->is_list = true;
         } else if (!strcmp(s, "--json") && strstr(allow, "json")) {
             a->is_json = true;
         } else if (!strcmp(s, "--train") && !strstr(allow, "plot")) {
@@ -228,16 +276,32 @@ static void help_check(FILE *out)
 static void help_sweep(FILE *out)
 {
     fprintf(out,
-            "usage: relorac sweep SPEC [--sweep NAME] [-D key=value]... [--model NAME]\n"
+            "usage: relorac sweep SPEC [--sweep NAME] [--grid key=[v1, v2, ...]]... [-D key=value]...\n"
+            "                          [--jobs N] [--threads N] [--out DIR] [--list] [--model NAME]\n"
             "\n"
-            "Expands the spec's sweeps into their grid of variants, checks each and lists\n"
-            "them with their parameter counts.\n"
+            "Expands the spec's sweeps into their variants (named variants crossed with grids,\n"
+            "docs/language.md section 6), builds one training binary per distinct compiled\n"
+            "model (variants that differ only in run-time settings share one), trains every\n"
+            "variant and writes DIR/results.csv, DIR/results.md and DIR/val_loss.svg (the\n"
+            "validation loss of every variant against tokens seen, drawn by gnuplot).\n"
+            "Ctrl-C stops the running variants at a checkpoint; the same command again skips\n"
+            "the finished variants and resumes the others. A variant that fails is recorded\n"
+            "with its message and the others go on.\n"
             "\n"
             "options:\n"
             "  --sweep NAME   only this sweep (default: all)\n"
-            "  -D key=value   override a field in every variant\n"
+            "  --grid K=[..]  add a grid axis to every sweep (or form a sweep named 'grid'\n"
+            "                 when the spec has none), e.g. --grid 'train.optimizer.lr=[1e-3, 2e-3]'\n"
+            "  -D key=value   override a field in every variant (applied last)\n"
+            "  --jobs N       variants (and builds) run at a time (default: 1)\n"
+            "  --threads N    threads in all, divided among the jobs (default: all CPUs)\n"
+            "  --out DIR      where builds, runs and results go (default: out/sweep-<SPEC name>)\n"
+            "  --list         only list and check the variants and their builds\n"
             "  --model NAME   the model (default: the last one declared)\n"
-            "  -h, --help     show this help\n");
+            "  -h, --help     show this help\n"
+            "\n"
+            "exit status: 0 every variant finished, 1 the spec has errors or a variant failed,\n"
+            "2 usage or I/O error, 130/143 stopped by SIGINT/SIGTERM\n");
 }
 
 /* Reads the spec file; prints and returns NULL on an I/O error. */
@@ -396,35 +460,52 @@ static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
     return EXIT_OK;
 }
 
+/* The default --out of a sweep: out/sweep-<the spec's file name without .relora>. */
+static const char *sweep_default_out(Arena *a, const char *spec_path)
+{
+    const char *base = strrchr(spec_path, '/') ? strrchr(spec_path, '/') + 1 : spec_path;
+    size_t n = strlen(base);
+    if (n > 7 && !strcmp(base + n - 7, ".relora"))
+        n -= 7;
+    return arena_sprintf(a, "out/sweep-%.*s", (int)n, base);
+}
+
+static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from);
+
 static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
 {
     size_t len;
     char *text = read_spec(arena, args->path, &len);
     if (!text)
         return EXIT_USAGE;
-    FeOptions opt = {.model_name = args->model, .defines = args->defines, .n_defines = args->n_defines};
+    FeOptions opt = {.model_name = args->model,
+                     .defines = args->defines,
+                     .n_defines = args->n_defines,
+                     .is_training = !args->is_list};
+    FeSweepOptions so = {.sweep_name = args->sweep, .grids = args->grids, .n_grids = args->n_grids};
     FeVariant *vars;
     int n;
-    bool ok = fe_sweep_expand(arena, diags, args->path, text, len, &opt, args->sweep, &vars, &n);
+    bool ok = fe_sweep_expand(arena, diags, args->path, text, len, &opt, &so, &vars, &n);
     diag_print(diags, stderr, false);
     if (!ok)
         return EXIT_DIAG;
-    if (n == 0)
+    if (n == 0) {
         printf("no sweeps in %s\n", args->path);
-    int rc = EXIT_OK;
-    for (int i = 0; i < n; i++) {
-        if (!vars[i].spec) {
-            printf("%-40s error\n", vars[i].name);
-            rc = EXIT_DIAG;
-            continue;
-        }
-        FeReport r;
-        fe_report_compute(arena, vars[i].spec, &r);
-        printf("%-40s params %13lld  relora trainable %13lld  flops/token %15lld\n", vars[i].name, (long long)r.total,
-               (long long)(r.has_relora ? r.trainable_relora : r.total),
-               (long long)(r.has_relora ? r.flops_relora : r.flops_full));
+        return EXIT_OK;
     }
-    return rc;
+    const char *runtime_from = NULL, *runtime = NULL;
+    if (!args->is_list && !(runtime = runtime_archive(arena, NULL, &runtime_from)))
+        return EXIT_USAGE;
+    SweepRunOptions ro = {.spec_path = args->path,
+                          .runtime_lib = runtime,
+                          .out_dir = args->out ? args->out : sweep_default_out(arena, args->path),
+                          .jobs = args->jobs > 0 ? args->jobs : 1,
+                          .threads = args->threads,
+                          .is_list = args->is_list,
+                          .is_tty = isatty(fileno(stdout)),
+                          .out = stdout,
+                          .err = stderr};
+    return sweep_run(arena, vars, n, &ro);
 }
 
 static void help_dump_ir(FILE *out)
@@ -773,7 +854,8 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"check", "check a spec; report parameters, FLOPs and memory", "model json plan", help_check, run_check},
-    {"sweep", "list and check the variants of the spec's sweeps", "model sweep", help_sweep, run_sweep},
+    {"sweep", "build and train every variant of the spec's sweeps; tables and a plot", "model sweep runner",
+     help_sweep, run_sweep},
     {"build", "compile a spec into a standalone training binary", "model output", help_build, run_build},
     {"dump-ir", "print the IR of a spec, as lowered or after a pass", "model after kernels", help_dump_ir,
      run_dump_ir},
@@ -815,6 +897,7 @@ static int run_command(const Command *c, int argc, char **argv)
         arena_fini(&arena);
     }
     free(args.defines);
+    free(args.grids);
     return rc;
 }
 

@@ -65,21 +65,22 @@ typedef enum {
     AST_STMT_ASSIGN,     /* path = expr               */
     AST_STMT_DEF,        /* name(params) { stmts }    */
     AST_STMT_RETURN,     /* return expr               */
+    AST_STMT_VARIANT,    /* variant name { stmts }  (only in a sweep) */
 } AstStmtKind;
 
 typedef struct AstStmt AstStmt;
 struct AstStmt {
     AstStmtKind kind;
-    SrcLoc loc;          /* ASSIGN: the path; DEF: the name; RETURN: the keyword */
+    SrcLoc loc;          /* ASSIGN: the path; DEF, VARIANT: the name; RETURN: the keyword */
     AstPath path;        /* ASSIGN */
     AstExpr *value;      /* ASSIGN, RETURN */
-    const char *name;    /* DEF */
+    const char *name;    /* DEF, VARIANT */
     const char **params; /* DEF */
     SrcLoc *param_locs;
     int n_params;
-    AstStmt **body;      /* DEF */
+    AstStmt **body;      /* DEF, VARIANT */
     int n_body;
-    SrcLoc close_loc;    /* DEF: the closing '}' */
+    SrcLoc close_loc;    /* DEF, VARIANT: the closing '}' */
 };
 
 typedef enum { AST_ITEM_MODEL, AST_ITEM_ADAPTER, AST_ITEM_TRAIN, AST_ITEM_SWEEP } AstItemKind;

@@ -48,6 +48,8 @@ bool fe_parse_buffer(FeCtx *ctx, const char *name, const char *text, size_t len)
  * statements with full paths (`train.steps`). Their SrcLocs name "<command line>",
  * line i+1 being defines[i]. */
 bool fe_parse_overrides(FeCtx *ctx, const char *const *defines, int n, AstVec *out);
+/* The same, with the SrcLocs naming `source` ("<--grid>") instead. */
+bool fe_parse_overrides_as(FeCtx *ctx, const char *source, const char *const *defines, int n, AstVec *out);
 
 typedef struct FeOptions {
     const char *model_name;     /* NULL: the last model declared */
@@ -73,17 +75,36 @@ const Spec *fe_load_spec_buffer(Arena *a, Diags *d, const char *name, const char
 /* Reads a whole file into the arena; NULL (and errno set) on failure. */
 char *fe_read_file(Arena *a, const char *path, size_t *len);
 
-/* One expanded variant of a sweep: its name and its spec (NULL when it failed). */
+/* One expanded variant of a sweep: its name, the values it takes on the grid axes,
+ * and its spec (NULL when it failed to check). */
 typedef struct FeVariant {
-    const char *name;           /* "width_rank/dim=128,rank=4" */
+    const char *name;           /* "width_rank/dim=128,rank=4", "cmp/relora,lr=2e-3", "cmp/full" */
+    const char *sweep;          /* the sweep's name */
+    const char *variant;        /* the named variant, or NULL */
+    const char **keys;          /* per axis, the key's shortest suffix that no other axis of this
+                                   variant ends with: "dim", "optimizer.lr" next to "schedule.lr" */
+    const char **paths;         /* per axis, the whole key: "model.dim", "train.optimizer.lr" */
+    const char **values;        /* per axis, this variant's value as written: "128", "[\"*\"]" */
+    int n_axes;
     const Spec *spec;
     int n_errors;
+    const char *error;          /* spec == NULL: the first error, "file:line:col: message" */
 } FeVariant;
 
-/* Expands every sweep of the file (or only sweep_name) into its grid of variants,
- * each checked with the sweep's assignments applied after opt->defines. Diagnostics
- * of failing variants go to d. Returns false when the file itself has errors. */
+typedef struct FeSweepOptions {
+    const char *sweep_name;     /* NULL: every sweep */
+    const char *const *grids;   /* --grid texts, "train.optimizer.lr=[1e-3, 2e-3]" */
+    int n_grids;
+} FeSweepOptions;
+
+/* Expands the sweeps of the file (every one, or so->sweep_name) into their variants:
+ * for each named variant (or once, when the sweep names none), every point of the
+ * grid of its axes and the sweep's; a --grid adds an axis to each sweep (or forms a
+ * sweep named "grid" when the file declares none). Each point is checked with its
+ * overrides applied and opt->defines after them. Diagnostics of failing variants go
+ * to d, and the variant keeps its first error. Returns false when the file itself
+ * has errors (or a --grid is malformed, or there is no sweep so->sweep_name). */
 bool fe_sweep_expand(Arena *a, Diags *d, const char *name, const char *text, size_t len, const FeOptions *opt,
-                     const char *sweep_name, FeVariant **out, int *n_out);
+                     const FeSweepOptions *so, FeVariant **out, int *n_out);
 
 #endif

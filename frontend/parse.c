@@ -58,6 +58,11 @@ bool fe_parse_buffer(FeCtx *ctx, const char *name, const char *text, size_t len)
 
 bool fe_parse_overrides(FeCtx *ctx, const char *const *defines, int n, AstVec *out)
 {
+    return fe_parse_overrides_as(ctx, "<command line>", defines, n, out);
+}
+
+bool fe_parse_overrides_as(FeCtx *ctx, const char *source, const char *const *defines, int n, AstVec *out)
+{
     *out = (AstVec){0};
     if (n <= 0)
         return true;
@@ -75,7 +80,7 @@ bool fe_parse_overrides(FeCtx *ctx, const char *const *defines, int n, AstVec *o
         *p++ = '\n';
     }
     ctx->stmts = (AstVec){0};
-    bool ok = run_parser(ctx, "<command line>", text, len, START_OVERRIDES);
+    bool ok = run_parser(ctx, source, text, len, START_OVERRIDES);
     *out = ctx->stmts;
     return ok;
 }

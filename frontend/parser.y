@@ -97,6 +97,7 @@ static void path_append(FeCtx *c, AstPath *p, const char *part, SrcLoc loc)
 
 %token START_FILE START_OVERRIDES
 %token MODEL "'model'" ADAPTER "'adapter'" TRAIN "'train'" SWEEP "'sweep'" RETURN "'return'"
+%token VARIANT "'variant'"
 %token SEP "newline"
 %token <str> IDENT "identifier"
 %token <str> STRING "string"
@@ -104,8 +105,8 @@ static void path_append(FeCtx *c, AstPath *p, const char *part, SrcLoc loc)
 %token <b> BOOL "'true' or 'false'"
 
 %type <item> item
-%type <vec> body stmts items args arglist params
-%type <stmt> stmt
+%type <vec> body stmts sweep_body sweep_stmts items args arglist params
+%type <stmt> stmt sweep_stmt
 %type <expr> expr primary
 %type <arg> arg
 %type <path> path
@@ -131,7 +132,7 @@ file
     ;
 
 /* item = "model" IDENT [":" IDENT] "{" body "}" | "adapter" IDENT "{" body "}"
- *      | "train" "{" body "}" | "sweep" IDENT "{" body "}" */
+ *      | "train" "{" body "}" | "sweep" IDENT "{" sweep_body "}" */
 item
     : MODEL IDENT '{' body '}' {
           $$ = item_new(ctx, AST_ITEM_MODEL, @1, $4);
@@ -155,9 +156,32 @@ item
           $$->name = $2; $$->name_loc = L(ctx, @2);
       }
     | TRAIN '{' body '}' { $$ = item_new(ctx, AST_ITEM_TRAIN, @1, $3); }
-    | SWEEP IDENT '{' body '}' {
+    | SWEEP IDENT '{' sweep_body '}' {
           $$ = item_new(ctx, AST_ITEM_SWEEP, @1, $4);
           $$->name = $2; $$->name_loc = L(ctx, @2);
+      }
+    ;
+
+/* A sweep's body is a body whose statements may also be named variants (§6):
+ * sweep_stmt = stmt | "variant" IDENT "{" body "}" */
+sweep_body
+    : opt_seps { $$ = (AstVec){0}; }
+    | opt_seps sweep_stmts opt_seps { $$ = $2; }
+    ;
+
+sweep_stmts
+    : sweep_stmt { $$ = (AstVec){0}; if ($1) fe_vec_push(ctx->arena, &$$, $1); }
+    | sweep_stmts seps sweep_stmt { $$ = $1; if ($3) fe_vec_push(ctx->arena, &$$, $3); }
+    ;
+
+sweep_stmt
+    : stmt
+    | VARIANT IDENT '{' body '}' {
+          $$ = stmt_new(ctx, AST_STMT_VARIANT, L(ctx, @2));
+          $$->name = $2;
+          $$->body = (AstStmt **)$4.data;
+          $$->n_body = $4.n;
+          $$->close_loc = L(ctx, @5);
       }
     ;
 
