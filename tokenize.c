@@ -390,7 +390,9 @@ static int run(const Args *a)
             ok = encode(tok, texts[i], lens[i], &val_ids, &e);
         if (!ok && !strstr(e.msg, a->inputs[i])) {
             char msg[sizeof e.msg];
-            snprintf(msg, sizeof msg, "%s: %s", a->inputs[i], e.msg);
+            /* a long message loses its tail, never its file name */
+            if (snprintf(msg, sizeof msg, "%s: %s", a->inputs[i], e.msg) >= (int)sizeof msg)
+                msg[sizeof msg - 1] = '\0';
             memcpy(e.msg, msg, sizeof e.msg);
         }
     }
