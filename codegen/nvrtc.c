@@ -55,10 +55,12 @@ static bool nvrtc_open(Nvrtc *n, const char *lib, char *why, size_t cap)
     memset(n, 0, sizeof *n);
     static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so",
                                         "/usr/local/cuda/lib64/libnvrtc.so"};
+    /* RTLD_NODELETE: NVRTC brings libstdc++, whose exception pool must outlive dlclose
+     * (unloaded, it reads as a leak to LeakSanitizer and is reloaded for every build) */
     if (lib)
-        n->lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        n->lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     for (size_t i = 0; !lib && !n->lib && i < sizeof names / sizeof *names; i++)
-        n->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        n->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!n->lib) {
         snprintf(why, cap, "%s", dlerror());
         return false;

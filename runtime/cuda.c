@@ -170,7 +170,9 @@ static bool load_sym(void *lib, const char *name, void *slot)
 
 static bool api_load(Api *a, RtError *e)
 {
-    a->cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE here and for cuBLAS: C++ inside them keeps allocations (libstdc++'s
+     * exception pool) that must outlive a dlclose on a failed start-up */
+    a->cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!a->cuda)
         return rt_err(e, RT_ERR_DEVICE,
                       "no CUDA driver found (libcuda.so.1: %s): this trainer was built for target = cuda and needs "
@@ -222,7 +224,7 @@ static bool blas_load(Api *a, RtError *e)
 {
     static const char *const names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
     for (size_t i = 0; !a->cublas && i < sizeof names / sizeof *names; i++)
-        a->cublas = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        a->cublas = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!a->cublas)
         return rt_err(e, RT_ERR_DEVICE, "cuBLAS cannot be loaded (libcublas.so.13 or .12: %s): install the CUDA "
                       "runtime libraries or add their folder to LD_LIBRARY_PATH", dlerror());

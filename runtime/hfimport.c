@@ -221,6 +221,8 @@ static bool source_open(Source *s, const char *dir, RtError *e)
     }
     free(index);
     free(single);
+    if (!ok)
+        source_fini(s); /* a failed open holds nothing */
     return ok;
 }
 

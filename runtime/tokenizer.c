@@ -3,6 +3,7 @@
  * loaded here with dlopen) or a Hugging Face tokenizer.json (BPE, tok_hf.c). Loading at run
  * time keeps every trainer that is not asked to tokenize free of SentencePiece and of the
  * C++ runtime: they are needed only when a SentencePiece model is opened. */
+#define _GNU_SOURCE /* dlinfo: the executable's library search path */
 #include "rt_internal.h"
 
 #include <dlfcn.h>
@@ -38,12 +39,44 @@ struct RtTokenizer {
 
 /* Opens librelorac_spm (the executable's run path names relorac's runtime folder: relorac
  * build links trainers with -rpath to it) and checks its functions. */
+/* name from the directories of the executable's own search path (its RUNPATH first). A
+ * plain dlopen searches the RUNPATH of the object that calls it, and a sanitizer that
+ * intercepts dlopen becomes that caller: then only this finds the library. NULL if absent. */
+static void *open_from_exe_path(const char *name)
+{
+    void *self = dlopen(NULL, RTLD_NOW);
+    Dl_serinfo size;
+    if (!self || dlinfo(self, RTLD_DI_SERINFOSIZE, &size) != 0)
+        return NULL;
+    Dl_serinfo *info = malloc(size.dls_size);
+    void *lib = NULL;
+    if (info) {
+        info->dls_size = size.dls_size;
+        info->dls_cnt = size.dls_cnt;
+        if (dlinfo(self, RTLD_DI_SERINFO, info) == 0)
+            for (unsigned i = 0; !lib && i < info->dls_cnt; i++) {
+                char path[4096];
+                int n = snprintf(path, sizeof path, "%s/%s", info->dls_serpath[i].dls_name, name);
+                if (n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0)
+                    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            }
+        free(info);
+    }
+    return lib;
+}
+
 static bool spm_open(SpmApi *a, const char *why, RtError *e)
 {
     memset(a, 0, sizeof *a);
     a->lib = dlopen(SPM_LIB, RTLD_NOW | RTLD_LOCAL);
+    char first[512] = ""; /* the plain dlopen's reason, which the fallback would overwrite */
     if (!a->lib) {
-        const char *msg = dlerror();
+        const char *why_not = dlerror();
+        snprintf(first, sizeof first, "%s", why_not ? why_not : "");
+        a->lib = open_from_exe_path(SPM_LIB);
+    }
+    if (!a->lib) {
+        const char *msg = first[0] ? first : NULL;
         return rt_err(e, RT_ERR_MISSING,
                       "%s needs SentencePiece, which is not available: %s; install libsentencepiece-dev and "
                       "rebuild relorac (scripts/setup.sh does), which then builds %s next to the runtime library",

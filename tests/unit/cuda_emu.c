@@ -44,6 +44,14 @@ static struct {
     int failed;
 } E;
 
+/* The launch state lives as long as the shared object: freed when the test unloads it. */
+__attribute__((destructor)) static void emu_fini(void)
+{
+    free(E.smem);
+    free(E.t);
+    free(E.stacks);
+}
+
 static void fail(const char *what)
 {
     if (!E.failed)
