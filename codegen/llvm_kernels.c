@@ -816,7 +816,7 @@ static bool cpu_emit_host_ir(const KProgram *p, const CgOptions *opt, FILE *out,
 
 const CgBackend cg_backend_cpu = {
     .name = "cpu",
-    .summary = "the host CPU: LLVM loops at O3, OpenBLAS GEMMs, threads",
+    .summary = "the host CPU: LLVM loops at O3, GEMMs on BLIS's kernels (else OpenBLAS), threads",
     .build_executable = cpu_build_executable,
     .emit_host_ir = cpu_emit_host_ir,
 };
