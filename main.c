@@ -309,7 +309,7 @@ static void help_sweep(FILE *out)
 static char *read_spec(Arena *a, const char *path, size_t *len)
 {
     const char *why = NULL;
-    char *text = fe_read_file(a, path, len, &why);
+    char *text = fe_read_file(a, path, FE_SPEC_MAX, len, &why);
     if (!text)
         fprintf(stderr, "relorac: cannot read '%s': %s\n", path, why);
     return text;

@@ -18,6 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The longest metrics log read (bytes): about three million steps' lines. */
+#define PLOT_LOG_MAX ((size_t)1 << 30)
+
 /* ---- reading ---- */
 
 typedef struct Reader {
@@ -280,7 +283,7 @@ static char *read_all(Arena *a, const char *path, size_t *len, FILE *err)
      * without a writer reads as empty instead of blocking, and a device is refused (it
      * used to block forever, or read /dev/zero until memory ran out) */
     const char *why = NULL;
-    char *text = fe_read_file(a, path, len, &why);
+    char *text = fe_read_file(a, path, PLOT_LOG_MAX, len, &why);
     if (!text)
         fprintf(err, "relorac plot: cannot open %s: %s\n", path, why);
     return text;
