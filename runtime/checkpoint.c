@@ -694,6 +694,11 @@ bool rt_checkpoint_load(RtCtx *ctx, const char *dir, int64_t *step, uint64_t *se
             ok = !want_run;
             run->schedule = m->schedule;
         }
+        /* a run saves at most at its horizon: a step past it (an edited file) would
+         * resume as "nothing to do" with the rest of the metadata unchecked */
+        if (ok && (*step < 0 || *step > run->schedule.steps))
+            ok = rt_err(e, RT_ERR_FORMAT, "%s: metadata step %" PRId64 " is outside the schedule it records, "
+                        "0..%" PRId64 " steps", f.path, *step, (int64_t)run->schedule.steps);
     }
     ok = ok && check_tensors(m, &f, &run->schedule, *step, e);
     /* straight into the pools: no second copy of the state in memory */

@@ -563,6 +563,16 @@ START_TEST(checkpoint_rejects_invalid_schedule_metadata)
     ck_assert_msg(rt_checkpoint_load(ctx, dir, &step, &seed, &back, &e), "%s", e.msg);
     ck_assert(back.schedule.lr == 0.1 + 0.2);
     ck_assert_int_eq(back.schedule.kind, fake_model.schedule.kind);
+    /* a step past the recorded horizon (a file edited by hand) is refused: it used to
+     * resume as "nothing to do"; the horizon itself is a valid last checkpoint */
+    run.schedule.steps = 40;
+    ck_assert_msg(rt_checkpoint_save(ctx, dir, 40, &run, NULL, &e), "%s", e.msg);
+    ck_assert_msg(rt_checkpoint_load(ctx, dir, &step, &seed, &back, &e), "%s", e.msg);
+    ck_assert_int_eq(step, 40);
+    ck_assert_msg(rt_checkpoint_save(ctx, dir, 41, &run, NULL, &e), "%s", e.msg);
+    ck_assert(!rt_checkpoint_load(ctx, dir, &step, &seed, &back, &e));
+    ck_assert_int_eq(e.code, RT_ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "metadata step 41 is outside the schedule it records, 0..40 steps"), "%s", e.msg);
     rt_ctx_destroy(ctx);
 }
 END_TEST
