@@ -85,10 +85,12 @@ typedef struct OptSpec {
     const char *dflt; /* where the default comes from (docs); --help prints the value itself
                        * and this text only when there is no value */
     const char *help;
-    unsigned open;    /* OPEN_LO, OPEN_HI: that end of [lo, hi] is excluded (OPT_REAL) */
+    unsigned flags;   /* OPEN_LO, OPEN_HI: that end of [lo, hi] is excluded (OPT_REAL);
+                       * PERCENT: P% is also accepted, as P/100 (OPT_REAL fractions, as
+                       * the spec's field accepts it); SCHEDULE: a setting of the schedule */
 } OptSpec;
 
-enum { OPEN_LO = 1, OPEN_HI = 2 };
+enum { OPEN_LO = 1, OPEN_HI = 2, PERCENT = 4, SCHEDULE = 8 };
 
 #define OFF(field) offsetof(Options, field)
 #define NO_MAX HUGE_VAL /* no upper bound (beyond the type's) */
@@ -101,15 +103,15 @@ static const OptSpec opts[] = {
     {"--val-data", "PATH", OPT_PATH, 0, 0, OFF(val_data), "spec `train.val_data`, else the last `val_fraction` of --data", "validation data", 0},
     {"--data-kind", "text|tokens|nanogpt", OPT_CHOICE, 0, 0, OFF(data_kind), "spec `train.data`", "text: each byte is a token; tokens: an llm.c .bin file (uint16 or uint32 tokens, by its header); nanogpt: a headerless uint16 .bin file", 0},
     {"--steps", "N", OPT_INT, 0, NO_MAX, OFF(steps), "the schedule's horizon (--total-steps)", "stop after step N of the schedule", 0},
-    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there", 0},
-    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0", 0},
-    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA", 0},
-    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges", 0},
-    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge", 0},
-    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase", OPEN_LO},
-    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase", OPEN_LO},
-    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak", 0},
-    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge", OPEN_HI},
+    {"--total-steps", "N", OPT_INT, 1, NO_MAX, OFF(total_steps), "spec `train.steps`", "the schedule's horizon: the cosine ends there", SCHEDULE},
+    {"--warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warmup), "spec `schedule.warmup`", "steps of linear warmup from 0", SCHEDULE},
+    {"--warm-start", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(warm_start), "spec `schedule.warm_start`", "relora: full-rank steps before the switch to ReLoRA", SCHEDULE},
+    {"--reset-every", "N|P%", OPT_AMOUNT, 1, NO_MAX, OFF(reset_every), "spec `schedule.reset_every`", "relora: steps between merges", SCHEDULE},
+    {"--restart-warmup", "N|P%", OPT_AMOUNT, 0, NO_MAX, OFF(restart_warmup), "spec `schedule.restart_warmup`", "relora: steps of the LR ramp after the switch and each merge", SCHEDULE},
+    {"--lr", "X", OPT_REAL, 0, NO_MAX, OFF(lr), "spec `optimizer.lr`", "peak learning rate of the full-rank phase", OPEN_LO | SCHEDULE},
+    {"--relora-lr", "X", OPT_REAL, 0, NO_MAX, OFF(relora_lr), "spec `schedule.lr`", "relora: peak learning rate of the ReLoRA phase", OPEN_LO | SCHEDULE},
+    {"--min-lr-ratio", "X", OPT_REAL, 0, 1, OFF(min_lr_ratio), "spec `schedule.min_lr_ratio`", "the cosine's floor, a fraction of the peak", SCHEDULE},
+    {"--prune", "X", OPT_REAL, 0, 1, OFF(prune), "spec `schedule.prune`", "relora: fraction of the adapters' Adam moments zeroed at a merge", OPEN_HI | PERCENT | SCHEDULE},
     {"--out", "DIR", OPT_PATH, 0, 0, OFF(out), "spec `train.checkpoint_dir`", "checkpoint directory (--resume DIR alone continues in DIR)", 0},
     {"--resume", "DIR", OPT_PATH, 0, 0, OFF(resume), "none", "continue from the checkpoint in DIR", 0},
     {"--init-from", "DIR", OPT_PATH, 0, 0, OFF(init_from), "spec `train.init_from`, else none", "start a fresh run (step 0, fresh optimizer state) from the weights of the Hugging Face or relorac checkpoint in DIR, checked against the model", 0},
@@ -245,15 +247,18 @@ static void describe_kind(const OptSpec *s, char *buf, size_t cap)
     case OPT_REAL: {
         const char *what = s->kind == OPT_REAL ? "number" : "integer";
         if (isinf(s->hi))
-            snprintf(buf, cap, "%s %s %.15g", what, s->open & OPEN_LO ? ">" : "≥", s->lo);
-        else if (s->open)
-            snprintf(buf, cap, "%s in %s%.15g, %.15g%s", what, s->open & OPEN_LO ? "(" : "[", s->lo,
-                     s->hi, s->open & OPEN_HI ? ")" : "]");
+            snprintf(buf, cap, "%s %s %.15g", what, s->flags & OPEN_LO ? ">" : "≥", s->lo);
+        else if (s->flags & (OPEN_LO | OPEN_HI))
+            snprintf(buf, cap, "%s in %s%.15g, %.15g%s", what, s->flags & OPEN_LO ? "(" : "[", s->lo,
+                     s->hi, s->flags & OPEN_HI ? ")" : "]");
         else
             snprintf(buf, cap, "%s in %.15g..%.15g", what, s->lo, s->hi);
         if (s->kind == OPT_AMOUNT) {
             size_t n = strlen(buf);
             snprintf(buf + n, cap - n, ", or P%% of --total-steps");
+        } else if (s->flags & PERCENT) {
+            size_t n = strlen(buf);
+            snprintf(buf + n, cap - n, ", or P%% (P/100)");
         }
         break;
     }
@@ -465,8 +470,18 @@ static bool set_option(Trainer *tr, const OptSpec *s, const char *val)
     }
     case OPT_REAL: {
         double v;
-        if (!parse_real(val, &v) || v < s->lo || v > s->hi || (s->open & OPEN_LO && v == s->lo) ||
-            (s->open & OPEN_HI && v == s->hi))
+        size_t len = strlen(val);
+        bool pct = s->flags & PERCENT && len > 1 && len < 64 && val[len - 1] == '%';
+        char num[64];
+        if (pct) {
+            memcpy(num, val, len - 1);
+            num[len - 1] = '\0';
+        }
+        bool ok = parse_real(pct ? num : val, &v);
+        if (ok && pct)
+            v /= 100.0;
+        if (!ok || v < s->lo || v > s->hi || (s->flags & OPEN_LO && v == s->lo) ||
+            (s->flags & OPEN_HI && v == s->hi))
             return usage_error(tr, "bad value '%s' for %s: expected a %s", val, s->name, range);
         *(double *)p = v;
         return true;
@@ -1292,8 +1307,22 @@ static void diverged(Trainer *tr, int64_t step, int res, const RtStepStats *st, 
  * A resumed run cannot move the horizon: its schedule is the checkpoint's. */
 static bool check_run_schedule(Trainer *tr, RtError *e)
 {
-    if (!rt_schedule_check(&tr->sched, tr->m, e))
-        return false;
+    if (!rt_schedule_check(&tr->sched, tr->m, e)) {
+        /* the rule names the schedule's field; say where its values came from */
+        char given[256] = "", v[64];
+        size_t n = 0;
+        for (int i = 0; i < N_OPTS && n < sizeof given; i++)
+            if (tr->o.given[i] && opts[i].flags & SCHEDULE &&
+                format_value(&opts[i], &tr->o, v, sizeof v))
+                n += (size_t)snprintf(given + n, sizeof given - n, "%s%s %s", n ? ", " : "", opts[i].name, v);
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        e->code = RT_OK; /* rt_err keeps the first message: this one replaces it */
+        if (tr->o.resume)
+            return rt_err(e, RT_ERR_USAGE, "the checkpoint's schedule: %s", msg);
+        return rt_err(e, RT_ERR_USAGE, "%s%s%s (see --help)", msg, n ? "; from " : " (the spec's schedule)",
+                      given);
+    }
     if (!opt_given(&tr->o, "--steps"))
         tr->o.steps = tr->sched.steps;
     if (tr->o.steps <= tr->sched.steps)

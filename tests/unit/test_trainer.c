@@ -301,7 +301,10 @@ START_TEST(trainer_parses_numbers_strictly)
         {"--temperature", "-0.5", "expected a number in 0..1000000"},
         {"--data-kind", "bytes", "expected one of text|tokens"},
         /* the ranges --help states are the ones the schedule check applies */
-        {"--prune", "1", "bad value '1' for --prune: expected a number in [0, 1)"},
+        {"--prune", "1", "bad value '1' for --prune: expected a number in [0, 1), or P% (P/100)"},
+        {"--prune", "100%", "bad value '100%' for --prune"},
+        {"--prune", "%", "bad value '%' for --prune"},
+        {"--prune", "99 %", "bad value '99 %' for --prune"},
         {"--lr", "0", "bad value '0' for --lr: expected a number > 0"},
         {"--relora-lr", "0", "bad value '0' for --relora-lr: expected a number > 0"},
         {"--out", "", "--out needs a non-empty value"},
@@ -318,6 +321,11 @@ START_TEST(trainer_parses_numbers_strictly)
     Run *r = RUN("--seed=18446744073709551615", "--steps", "9223372036854775807",
                  "--temperature", "2.5e-1", "--threads=0", "--help");
     ck_assert_msg(r->rc == 0, "%s", r->err);
+    free(r);
+    /* --prune takes the spec's percent form too: 99% is 0.99 in the resolved schedule */
+    r = RUN("--data", data_path, "--out", in_dir("pct"), "--steps", "1", "--prune", "99%");
+    ck_assert_msg(r->rc == 0, "%s", r->err);
+    ck_assert_msg(strstr(r->out, ", prune 0.99\n"), "%s", r->out);
     free(r);
 }
 END_TEST
@@ -923,7 +931,8 @@ START_TEST(trainer_usage_errors_create_nothing)
     /* the fake model's schedule has 60 steps: warmup 60 is out of [0, 60) */
     r = RUN("--data", data_path, "--out", in_dir("bad"), "--warmup", "60", "--quiet");
     ck_assert_int_eq(r->rc, 2);
-    ck_assert_msg(strstr(r->err, "warmup must be in [0, steps) = [0, 60) (got 60)"), "%s", r->err);
+    ck_assert_msg(strstr(r->err, "warmup must be in [0, steps) = [0, 60) (got 60); from --warmup 60 (see --help)"),
+                  "%s", r->err);
     ck_assert_msg(stat(in_dir("bad"), &st) != 0, "a bad schedule created %s", in_dir("bad"));
     free(r);
     r = RUN("--data", data_path, "--out", in_dir("far"), "--steps", "61", "--quiet");
