@@ -184,7 +184,7 @@ for line in open("exp.out"):
     m = re.match(r"(\S+) +build \w+ +params +(\d+) +relora trainable +(\d+)", line)
     if m:
         rows[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-assert len(rows) == 94, len(rows)
+assert len(rows) == 96, len(rows)
 seen = set()
 for size in ("s0", "s1", "s2", "s3"):
     c = "c" + size[1]

@@ -6,9 +6,10 @@ writes (docs/results/README.md shows its output).
 
 Prints Markdown: the learning-rate grids (validation loss of each short run, the
 chosen rate in bold), then per model size and method the final validation loss of
-each seed, their mean, bits per byte and perplexity, and the gaps between methods in
-percent of the validation loss and of the perplexity (of the seed means). Only the
-Python standard library is used.
+each seed, their mean, bits per byte and perplexity, the gaps between methods in
+percent of the validation loss and of the perplexity (of the seed means), and the
+differences within each seed (a seed fixes the batches, the validation sample and the
+shared initialisation). Only the Python standard library is used.
 """
 import csv
 import math
@@ -108,6 +109,25 @@ def main(path):
         for a, b in (("relora", "full"), ("relora", "lora"), ("lora", "full"), ("control", "full")):
             gl, gp = gap(size, a, b)
             cells += [fmt(gl, "+.2f"), fmt(gp, "+.2f")]
+        out.append(f"| {size} | " + " | ".join(cells) + " |")
+
+    # -- paired by seed: a seed fixes the batches, the validation sample and the
+    # initialisation of every shape the methods share, so the difference within a seed
+    # leaves out what the seeds' spread mostly measures
+    per_seed = {}  # (size, method) -> {seed: val_loss}
+    for (size, method), rs in main_rows.items():
+        per_seed[(size, method)] = {r.get("train.seed", "?"): fnum(r["val_loss"]) for r in rs if r["status"] == "done"}
+    out.append("")
+    out.append("### Gaps within each seed (nats per byte; positive: the first is worse)\n")
+    out.append("| size | relora − full | relora − lora | lora − full | control − full | relora − control |")
+    out.append("|---|---|---|---|---|---|")
+    for size in sizes:
+        cells = []
+        for a, b in (("relora", "full"), ("relora", "lora"), ("lora", "full"), ("control", "full"),
+                     ("relora", "control")):
+            sa, sb = per_seed.get((size, a), {}), per_seed.get((size, b), {})
+            common = sorted(set(sa) & set(sb))
+            cells.append(", ".join(f"{k}: {sa[k] - sb[k]:+.4f}" for k in common) or "–")
         out.append(f"| {size} | " + " | ".join(cells) + " |")
     print("\n".join(out))
 
