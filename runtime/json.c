@@ -123,20 +123,21 @@ static int jhex(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static bool jhex4(JsonParser *p, unsigned *out)
+/* Four hex digits at *sp into *out (*sp moves past them); NULL or the problem. */
+static const char *jhex4(const char **sp, const char *end, unsigned *out)
 {
-    if (p->end - p->s < 4)
-        return jfail(p, "short \\u escape");
+    if (end - *sp < 4)
+        return "short \\u escape";
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = jhex(p->s[i]);
+        int h = jhex((*sp)[i]);
         if (h < 0)
-            return jfail(p, "bad \\u escape");
+            return "bad \\u escape";
         v = v * 16 + (unsigned)h;
     }
-    p->s += 4;
+    *sp += 4;
     *out = v;
-    return true;
+    return NULL;
 }
 
 static void jutf8(RtBuf *b, unsigned cp)
@@ -153,34 +154,31 @@ static void jutf8(RtBuf *b, unsigned cp)
     rt_buf_add(b, u, n);
 }
 
-/* A string (p->s at its opening quote) into a malloc'd NUL-terminated buffer. */
-static bool jstring(JsonParser *p, char **out, size_t *len)
+const char *rt_json_string_body(const char **sp, const char *end, RtBuf *b)
 {
-    p->s++;
-    RtBuf b = {0};
-    rt_buf_add(&b, "", 0);
+    const char *s = *sp, *why = NULL;
     for (;;) {
-        const char *run = p->s;
-        while (p->s < p->end && *p->s != '"' && *p->s != '\\' && (unsigned char)*p->s >= 0x20)
-            p->s++;
-        rt_buf_add(&b, run, (size_t)(p->s - run));
-        if (p->s >= p->end) {
-            rt_buf_fini(&b);
-            return jfail(p, "unterminated string");
+        const char *run = s;
+        while (s < end && *s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+            s++;
+        rt_buf_add(b, run, (size_t)(s - run));
+        if (s >= end) {
+            why = "unterminated string";
+            break;
         }
-        char c = *p->s++;
+        char c = *s++;
         if (c == '"')
             break;
         if (c != '\\') {
-            p->s--;
-            rt_buf_fini(&b);
-            return jfail(p, "control character in a string");
+            s--;
+            why = "control character in a string";
+            break;
         }
-        if (p->s >= p->end) {
-            rt_buf_fini(&b);
-            return jfail(p, "unterminated escape");
+        if (s >= end) {
+            why = "unterminated escape";
+            break;
         }
-        char esc = *p->s++, ch = 0;
+        char esc = *s++, ch = 0;
         unsigned cp, lo;
         switch (esc) {
         case '"': ch = '"'; break;
@@ -192,34 +190,49 @@ static bool jstring(JsonParser *p, char **out, size_t *len)
         case 'r': ch = '\r'; break;
         case 't': ch = '\t'; break;
         case 'u':
-            if (!jhex4(p, &cp)) {
-                rt_buf_fini(&b);
-                return false;
-            }
+            if ((why = jhex4(&s, end, &cp)))
+                break;
             if (cp >= 0xD800 && cp < 0xDC00) {
-                if (p->end - p->s < 2 || p->s[0] != '\\' || p->s[1] != 'u') {
-                    rt_buf_fini(&b);
-                    return jfail(p, "lone surrogate in a string");
+                if (end - s < 2 || s[0] != '\\' || s[1] != 'u') {
+                    why = "lone surrogate in a string";
+                    break;
                 }
-                p->s += 2;
-                if (!jhex4(p, &lo) || lo < 0xDC00 || lo >= 0xE000) {
-                    rt_buf_fini(&b);
-                    return jfail(p, "bad surrogate pair in a string");
+                s += 2;
+                if (jhex4(&s, end, &lo) || lo < 0xDC00 || lo >= 0xE000) {
+                    why = "bad surrogate pair in a string";
+                    break;
                 }
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             } else if (cp >= 0xDC00 && cp < 0xE000) {
-                rt_buf_fini(&b);
-                return jfail(p, "lone surrogate in a string");
+                why = "lone surrogate in a string";
+                break;
             }
             if (cp == 0) {
-                rt_buf_fini(&b);
-                return jfail(p, "\\u0000 in a string");
+                why = "\\u0000 in a string";
+                break;
             }
-            jutf8(&b, cp);
+            jutf8(b, cp);
             continue;
-        default: rt_buf_fini(&b); return jfail(p, "bad escape in a string");
+        default: why = "bad escape in a string"; break;
         }
-        rt_buf_add(&b, &ch, 1);
+        if (why)
+            break;
+        rt_buf_add(b, &ch, 1);
+    }
+    *sp = s;
+    return why;
+}
+
+/* A string (p->s at its opening quote) into a malloc'd NUL-terminated buffer. */
+static bool jstring(JsonParser *p, char **out, size_t *len)
+{
+    p->s++;
+    RtBuf b = {0};
+    rt_buf_add(&b, "", 0);
+    const char *why = rt_json_string_body(&p->s, p->end, &b);
+    if (why) {
+        rt_buf_fini(&b);
+        return jfail(p, why);
     }
     if (b.oom) {
         rt_buf_fini(&b);

@@ -279,6 +279,12 @@ const RtJson *rt_json_path(const RtJson *obj, const char *path);
 bool rt_json_equal(const RtJson *a, const RtJson *b);
 /* v as compact JSON text (numbers with %.17g), for messages. */
 void rt_json_write(RtBuf *b, const RtJson *v);
+/* The body of a JSON string whose opening quote is just before *sp (RFC 8259 section 7:
+ * escapes, surrogate pairs as UTF-8, no control characters, \u0000 refused), appended to
+ * b; *sp moves past the closing quote. Returns NULL, or the problem ("bad escape in a
+ * string") with *sp where it was found. The one string decoder of the JSON reader and of
+ * the safetensors header parser. */
+const char *rt_json_string_body(const char **sp, const char *end, RtBuf *b);
 
 /* ---- safetensors.c ---- */
 typedef struct RtStMeta {

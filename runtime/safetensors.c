@@ -213,59 +213,6 @@ static bool peek(Parser *p, char c)
     return p->s < p->end && *p->s == c;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool read_hex4(Parser *p, unsigned *out)
-{
-    if (p->end - p->s < 4)
-        return fail(p, "short \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(p->s[i]);
-        if (h < 0)
-            return fail(p, "bad \\u escape");
-        v = v * 16 + (unsigned)h;
-    }
-    p->s += 4;
-    *out = v;
-    return true;
-}
-
-static void put_utf8(RtBuf *b, unsigned cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | cp >> 6);
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | cp >> 12);
-        u[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | cp >> 18);
-        u[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    rt_buf_add(b, u, n);
-}
-
 /* A JSON string; *out is malloc'd and NUL-terminated. */
 static bool parse_string(Parser *p, char **out)
 {
@@ -273,66 +220,10 @@ static bool parse_string(Parser *p, char **out)
         return false;
     RtBuf b = {0};
     rt_buf_add(&b, "", 0);
-    for (;;) {
-        if (p->s >= p->end) {
-            rt_buf_fini(&b);
-            return fail(p, "unterminated string");
-        }
-        unsigned char c = (unsigned char)*p->s++;
-        if (c == '"')
-            break;
-        if (c < 0x20) {
-            rt_buf_fini(&b);
-            return fail(p, "control character in string");
-        }
-        if (c != '\\') {
-            rt_buf_add(&b, &c, 1);
-            continue;
-        }
-        if (p->s >= p->end) {
-            rt_buf_fini(&b);
-            return fail(p, "unterminated escape");
-        }
-        char esc = *p->s++, ch;
-        unsigned cp, lo;
-        switch (esc) {
-        case '"': ch = '"'; break;
-        case '\\': ch = '\\'; break;
-        case '/': ch = '/'; break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u':
-            if (!read_hex4(p, &cp)) {
-                rt_buf_fini(&b);
-                return false;
-            }
-            if (cp >= 0xD800 && cp < 0xDC00) {
-                if (p->end - p->s < 2 || p->s[0] != '\\' || p->s[1] != 'u') {
-                    rt_buf_fini(&b);
-                    return fail(p, "lone surrogate in string");
-                }
-                p->s += 2;
-                if (!read_hex4(p, &lo) || lo < 0xDC00 || lo >= 0xE000) {
-                    rt_buf_fini(&b);
-                    return fail(p, "bad surrogate pair in string");
-                }
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp < 0xE000) {
-                rt_buf_fini(&b);
-                return fail(p, "lone surrogate in string");
-            }
-            if (cp == 0) {
-                rt_buf_fini(&b);
-                return fail(p, "NUL in string");
-            }
-            put_utf8(&b, cp);
-            continue;
-        default: rt_buf_fini(&b); return fail(p, "bad escape in string");
-        }
-        rt_buf_add(&b, &ch, 1);
+    const char *why = rt_json_string_body(&p->s, p->end, &b);
+    if (why) {
+        rt_buf_fini(&b);
+        return fail(p, why);
     }
     if (b.oom) {
         rt_buf_fini(&b);
