@@ -115,6 +115,7 @@ static IrModule *build(Arena *a, Diags *d, const Shape *s, bool fused)
 static const CgSymbol rt_syms[] = {
     {"rt_parallel_for", (CgFnPtr)rt_parallel_for},
     {"rt_sgemm_strided", (CgFnPtr)rt_sgemm_strided},
+    {"rt_sgemm_pair", (CgFnPtr)rt_sgemm_pair},
     {"rt_rng_normal", (CgFnPtr)rt_rng_normal},
     {"rt_prune_magnitude", (CgFnPtr)rt_prune_magnitude},
     {"rt_prune_random", (CgFnPtr)rt_prune_random},

@@ -62,9 +62,9 @@ bool cg_emit_object(const KProgram *p, const CgOptions *opt, const char *obj_pat
 bool cg_emit_llvm_ir(const KProgram *p, const CgOptions *opt, FILE *out, Diags *d);
 
 /* In-process compilation (MCJIT) of the same module, for tests. The module references the
- * runtime symbols rt_parallel_for, rt_sgemm_strided, rt_rng_normal, rt_prune_magnitude,
- * rt_prune_random, rt_attention_forward, rt_attention_backward, rt_head_loss and libm;
- * syms maps those the process does not export. */
+ * runtime symbols rt_parallel_for, rt_sgemm_strided, rt_sgemm_pair, rt_rng_normal,
+ * rt_prune_magnitude, rt_prune_random, rt_attention_forward, rt_attention_backward,
+ * rt_head_loss and libm; syms maps those the process does not export. */
 typedef void (*CgFnPtr)(void);
 typedef struct CgSymbol {
     const char *name;

@@ -685,6 +685,72 @@ static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
     LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
 }
 
+/* Whether GEMM y, run right after GEMM x, joins it in one rt_sgemm_pair call, and how:
+ * *cat_k 0 when they share A and write adjacent column ranges of one C (kernelize's
+ * split_concat_gemm, trans_b: a [W; A]^T), 1 when y adds a second inner range into x's C
+ * with beta 1 (its non-trans case: a [W; A] with a = [dy | dz]). y must not read x's C. */
+static bool gemm_pair(const Kernel *x, const Kernel *y, int *cat_k)
+{
+    if (!x || !y || x->kind != K_GEMM || y->kind != K_GEMM)
+        return false;
+    const KGemm *p = &x->gemm, *q = &y->gemm;
+    if (p->trans_a || q->trans_a || p->trans_b != q->trans_b || p->batch > 1 || q->batch > 1 ||
+        p->m != q->m || p->alpha != q->alpha || p->c != q->c || p->ldc != q->ldc ||
+        q->a == p->c || q->b == p->c || p->a < 0 || q->a < 0)
+        return false;
+    if (p->a == q->a && p->off_a == q->off_a && p->lda == q->lda && p->k == q->k &&
+        p->beta == q->beta && q->off_c == p->off_c + p->n) {
+        *cat_k = 0;
+        return true;
+    }
+    if (p->n == q->n && p->off_c == q->off_c && q->beta == 1.0) {
+        *cat_k = 1;
+        return true;
+    }
+    return false;
+}
+
+/* Whether GEMM kernel i of f is the second of a pair: pairs are taken greedily from the
+ * first GEMM of a run of pairable ones, so it is when an odd number of links precede it. */
+static bool paired_with_prev(const KFunc *f, int i)
+{
+    int links = 0, cat_k;
+    while (i > 0 && gemm_pair(f->kernels[i - 1], f->kernels[i], &cat_k)) {
+        links++;
+        i--;
+    }
+    return links % 2 == 1;
+}
+
+static void emit_gemm_pair(CgCtx *c, const CgFn *h, const Kernel *x, const Kernel *y, int cat_k)
+{
+    const KGemm *p = &x->gemm, *q = &y->gemm;
+    if (!check_buf(c, x, p->a, "A", true) || !check_buf(c, x, p->b, "B", true) ||
+        !check_buf(c, x, p->c, "C", true) || !check_buf(c, y, q->a, "A", true) ||
+        !check_buf(c, y, q->b, "B", true))
+        return;
+    LLVMValueRef a[19] = {h->ctx,
+                          cg_const_i32(c, cat_k),
+                          cg_const_i32(c, p->trans_b),
+                          cg_const_i64(c, p->m),
+                          cg_const_i64(c, p->n),
+                          cg_const_i64(c, p->k),
+                          cg_const_i64(c, cat_k ? q->k : q->n),
+                          cg_const_f32(c, p->alpha),
+                          f32_at(c, h, p->a, p->off_a),
+                          cg_const_i64(c, p->lda),
+                          f32_at(c, h, q->a, q->off_a),
+                          cg_const_i64(c, q->lda),
+                          f32_at(c, h, p->b, p->off_b),
+                          cg_const_i64(c, p->ldb),
+                          f32_at(c, h, q->b, q->off_b),
+                          cg_const_i64(c, q->ldb),
+                          cg_const_f32(c, p->beta),
+                          f32_at(c, h, p->c, p->off_c),
+                          cg_const_i64(c, p->ldc)};
+    LLVMBuildCall2(c->b, c->t_sgemm_pair, c->f_sgemm_pair, a, 19, "");
+}
+
 /* K_CALL: call_bufs = {x, step i32[], fraction f32[]}; both scalars are read from their
  * buffers, as the kernel interpreter does. */
 static void emit_call(CgCtx *c, const CgFn *h, const Kernel *k)
@@ -734,6 +800,10 @@ static bool cpu_prepare(CgCtx *c)
                           c->t_f32,  c->t_pf32, c->t_i64, c->t_i64,  c->t_pf32, c->t_i64,
                           c->t_i64,  c->t_f32,  c->t_pf32, c->t_i64, c->t_i64, c->t_i64};
     c->f_sgemm = cg_declare(c, "rt_sgemm_strided", c->t_void, sg, 18, &c->t_sgemm);
+    LLVMTypeRef sp[19] = {c->t_pctx, c->t_i32, c->t_i32,  c->t_i64, c->t_i64,  c->t_i64, c->t_i64,
+                          c->t_f32,  c->t_pf32, c->t_i64, c->t_pf32, c->t_i64, c->t_pf32, c->t_i64,
+                          c->t_pf32, c->t_i64, c->t_f32,  c->t_pf32, c->t_i64};
+    c->f_sgemm_pair = cg_declare(c, "rt_sgemm_pair", c->t_void, sp, 19, &c->t_sgemm_pair);
     LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
     c->f_rng_normal = cg_declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
     LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};
@@ -766,7 +836,20 @@ static void cpu_kernel(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k)
 {
     switch (k->kind) {
     case K_LOOP: emit_loop_call(c, h, f, k); break;
-    case K_GEMM: emit_gemm(c, h, k); break;
+    case K_GEMM: {
+        /* two GEMMs of a fused LoRA linear run as one call (rt_sgemm_pair) */
+        int i = 0, cat_k;
+        while (i < f->n_kernels && f->kernels[i] != k)
+            i++;
+        const Kernel *next = i + 1 < f->n_kernels ? f->kernels[i + 1] : NULL;
+        if (i < f->n_kernels && paired_with_prev(f, i))
+            break; /* emitted with the one before */
+        if (gemm_pair(k, next, &cat_k))
+            emit_gemm_pair(c, h, k, next, cat_k);
+        else
+            emit_gemm(c, h, k);
+        break;
+    }
     case K_CALL: emit_call(c, h, k); break;
     case K_ATTENTION:
     case K_HEAD_LOSS: fused_emit(c, h, k); break;

@@ -64,6 +64,7 @@ struct RtGemm {
     int n_parts;
     Scratch *scratch; /* [n_parts] */
     atomic_flag busy;  /* rt_gemm_acquire */
+    bool trace;        /* RELORAC_GEMM_TRACE set: one line per GEMM to stderr (gemm_trace) */
     char desc[160];
     char note[384];
 };
@@ -357,6 +358,8 @@ bool rt_gemm_create_lib(RtGemm **out, int n_parts, const char *lib, RtError *e)
     if (!g)
         return rt_err(e, RT_ERR_NOMEM, "out of memory");
     atomic_flag_clear(&g->busy);
+    const char *trace = getenv("RELORAC_GEMM_TRACE");
+    g->trace = trace && *trace && strcmp(trace, "0") != 0;
     g->n_parts = n_parts > 0 ? n_parts : 1;
     g->scratch = calloc((size_t)g->n_parts, sizeof *g->scratch);
     if (!g->scratch) {
@@ -410,15 +413,27 @@ const char *rt_gemm_note(const RtGemm *g)
 
 /* ---- the BLIS loops ---- */
 
+/* An operand of the micro-kernel loops read from one or two matrices: element (r, p) (r
+ * along m' or n', p along k) at p[0] + r*sr[0] + p*sk[0], except rows r >= cut_r (when
+ * cut_r > 0), read at p[1] + (r - cut_r)*sr[1] + p*sk[1], or k-columns p >= cut_k (when
+ * cut_k > 0), read at p[1] + r*sr[1] + (p - cut_k)*sk[1]. Two sources along the rows put
+ * two GEMMs sharing the other operand into one (rt_gemm_run_pair). */
+typedef struct {
+    const float *p[2];
+    int64_t sr[2], sk[2];
+    int64_t cut_r, cut_k;
+} Src;
+
 /* The problem in micro-kernel terms: C'[m', n'] (+)= alpha X[m', k] Y[k, n'], element
- * (i, j) of C' at c + i*rs + j*cs, X(i, p) at x + i*xm + p*xk, Y(p, j) at y + p*yk + j*yn. */
+ * (i, j) of C' at c + i*rs + j*cs, X(i, p) and Y(j, p) read through their Src. With
+ * cut_k > 0 the k-slices end at cut_k, so no slice reads both sources. */
 typedef struct {
     const RtGemm *g;
-    int64_t m, n, k;
+    int64_t m, n, k, cut_k;
     float alpha, beta;
-    const float *x, *y;
+    Src xs, ys;
     float *c;
-    int64_t xm, xk, yk, yn, rs, cs;
+    int64_t rs, cs;
     bool split_m;      /* the parts split m' (Y pre-packed) rather than n' (X pre-packed) */
     int64_t s0, s1;    /* the pre-packed chunk of the other dimension */
     const float *pre;  /* its panels */
@@ -565,19 +580,62 @@ static void pack(float *dst, const float *src, int64_t sr, int64_t sk, int64_t r
     }
 }
 
-/* Floats the pre-packed panels of `len` rows of width R take over all of k. */
-static int64_t prepacked_floats(const RtGemm *g, int64_t len, int R, int64_t k)
+/* Width of the k-slice starting at p0 (of k, cut at cut_k when cut_k > 0). */
+static int64_t slice_kc(const RtGemm *g, int64_t k, int64_t cut_k, int64_t p0)
+{
+    return min64(g->kc, (cut_k > 0 && p0 < cut_k ? cut_k : k) - p0);
+}
+
+/* Floats the pre-packed panels of `len` rows of width R take over k-columns [0, k). */
+static int64_t prepacked_floats(const RtGemm *g, int64_t len, int R, int64_t k, int64_t cut_k)
 {
     int64_t total = 0;
-    for (int64_t p0 = 0; p0 < k; p0 += g->kc)
-        total += (len + R - 1) / R * panel_floats(R, min64(g->kc, k - p0));
+    for (int64_t p0 = 0, kc; p0 < k; p0 += kc) {
+        kc = slice_kc(g, k, cut_k, p0);
+        total += (len + R - 1) / R * panel_floats(R, kc);
+    }
     return total;
 }
 
 /* Where k-slice p0 of the pre-packed chunk starts. */
-static int64_t prepacked_offset(const RtGemm *g, int64_t len, int R, int64_t p0)
+static int64_t prepacked_offset(const RtGemm *g, int64_t len, int R, int64_t p0, int64_t cut_k)
 {
-    return prepacked_floats(g, len, R, p0);
+    return prepacked_floats(g, len, R, p0, cut_k);
+}
+
+/* pack() from a Src: rows [r0, r0 + rows) x k-columns [p0, p0 + kc), a slice on one side
+ * of cut_k. A panel straddling cut_r is copied element by element (one per GEMM). */
+static void pack_src(float *dst, const Src *s, int64_t r0, int64_t rows, int64_t p0, int64_t kc,
+                     int R, bool avx)
+{
+    if (s->cut_k > 0 && p0 >= s->cut_k) {
+        pack(dst, s->p[1], s->sr[1], s->sk[1], r0, rows, p0 - s->cut_k, kc, R, avx);
+        return;
+    }
+    if (s->cut_r <= 0 || r0 + rows <= s->cut_r) {
+        pack(dst, s->p[0], s->sr[0], s->sk[0], r0, rows, p0, kc, R, avx);
+        return;
+    }
+    if (r0 >= s->cut_r) {
+        pack(dst, s->p[1], s->sr[1], s->sk[1], r0 - s->cut_r, rows, p0, kc, R, avx);
+        return;
+    }
+    int64_t ps = panel_floats(R, kc);
+    for (int64_t q = 0; q * R < rows; q++) {
+        int64_t a = r0 + q * R, n = min64(R, rows - q * R);
+        float *d = dst + q * ps;
+        if (a + n <= s->cut_r)
+            pack(d, s->p[0], s->sr[0], s->sk[0], a, n, p0, kc, R, avx);
+        else if (a >= s->cut_r)
+            pack(d, s->p[1], s->sr[1], s->sk[1], a - s->cut_r, n, p0, kc, R, avx);
+        else
+            for (int64_t p = 0; p < kc; p++)
+                for (int64_t r = 0; r < R; r++) {
+                    int64_t i = a + r, h = i >= s->cut_r;
+                    d[p * R + r] = r >= n ? 0.0f
+                                          : s->p[h][(i - h * s->cut_r) * s->sr[h] + (p0 + p) * s->sk[h]];
+                }
+    }
 }
 
 /* Packs panels [begin, end) of the pre-packed chunk, for every k-slice. */
@@ -586,15 +644,15 @@ static void pack_shared(void *arg, int64_t begin, int64_t end)
     const Job *j = arg;
     const RtGemm *g = j->g;
     int R = j->split_m ? g->nr : g->mr;
-    const float *src = j->split_m ? j->y : j->x;
-    int64_t sr = j->split_m ? j->yn : j->xm, sk = j->split_m ? j->yk : j->xk;
+    const Src *src = j->split_m ? &j->ys : &j->xs;
     int64_t len = j->s1 - j->s0;
     float *pre = (float *)j->pre;
-    for (int64_t p0 = 0; p0 < j->k; p0 += g->kc) {
-        int64_t kc = min64(g->kc, j->k - p0), ps = panel_floats(R, kc);
-        float *base = pre + prepacked_offset(g, len, R, p0);
+    for (int64_t p0 = 0, kc; p0 < j->k; p0 += kc) {
+        kc = slice_kc(g, j->k, j->cut_k, p0);
+        int64_t ps = panel_floats(R, kc);
+        float *base = pre + prepacked_offset(g, len, R, p0, j->cut_k);
         for (int64_t q = begin; q < end; q++)
-            pack(base + q * ps, src, sr, sk, j->s0 + q * R, min64(R, len - q * R), p0, kc, R, g->avx);
+            pack_src(base + q * ps, src, j->s0 + q * R, min64(R, len - q * R), p0, kc, R, g->avx);
     }
 }
 
@@ -626,14 +684,14 @@ static void compute_part(const Job *j, int t)
     bli_auxinfo_set_is_b(1, &aux);
     for (int64_t b0 = lo; b0 < hi; b0 += block) {
         int64_t rows = min64(block, hi - b0);
-        for (int64_t p0 = 0; p0 < j->k; p0 += g->kc) {
-            int64_t kc = min64(g->kc, j->k - p0);
+        for (int64_t p0 = 0, kc; p0 < j->k; p0 += kc) {
+            kc = slice_kc(g, j->k, j->cut_k, p0);
             float beta = p0 == 0 ? j->beta : 1.0f;
-            const float *pre = j->pre + prepacked_offset(g, len, j->split_m ? NR : MR, p0);
+            const float *pre = j->pre + prepacked_offset(g, len, j->split_m ? NR : MR, p0, j->cut_k);
             if (j->split_m) {
                 /* own: X rows [b0, b0+rows) as MR panels; pre: Y columns as NR panels */
                 int64_t psa = panel_floats(MR, kc), psb = panel_floats(NR, kc);
-                pack(sc->own, j->x, j->xm, j->xk, b0, rows, p0, kc, MR, g->avx);
+                pack_src(sc->own, &j->xs, b0, rows, p0, kc, MR, g->avx);
                 bli_auxinfo_set_ps_a(psa, &aux);
                 bli_auxinfo_set_ps_b(psb, &aux);
                 for (int64_t jr = 0; jr < len; jr += NR) {
@@ -650,7 +708,7 @@ static void compute_part(const Job *j, int t)
                 /* own: Y columns [b0, b0+rows) as NR panels; pre: X rows as MR panels,
                  * walked in MC blocks so one block stays in L2 across the own panels */
                 int64_t psa = panel_floats(MR, kc), psb = panel_floats(NR, kc);
-                pack(sc->own, j->y, j->yn, j->yk, b0, rows, p0, kc, NR, g->avx);
+                pack_src(sc->own, &j->ys, b0, rows, p0, kc, NR, g->avx);
                 bli_auxinfo_set_ps_a(psa, &aux);
                 bli_auxinfo_set_ps_b(psb, &aux);
                 for (int64_t ic = 0; ic < len; ic += g->mc) {
@@ -696,15 +754,29 @@ static void oom(void)
     abort();
 }
 
-/* C'[m', n'] on `parts` parts of the pool (parts == 1: the calling thread alone), using
- * scratch[0..parts). */
-static void blis_gemm(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, int64_t m,
-                      int64_t n, int64_t k, float alpha, const float *x, int64_t xm, int64_t xk,
-                      const float *y, int64_t yk, int64_t yn, float beta, float *c, int64_t rs,
-                      int64_t cs)
+/* Floats part t packs of its own operand for one pre-packed chunk: compute_part's ranges. */
+static int64_t own_floats(const Job *j, int t)
 {
-    Job j = {g, m, n, k, alpha, beta, x, y, c, xm, xk, yk, yn, rs, cs, false, 0, 0, NULL,
-             scratch, parts};
+    const RtGemm *g = j->g;
+    int R = j->split_m ? g->mr : g->nr;
+    int64_t dim = j->split_m ? j->m : j->n, panels = (dim + R - 1) / R;
+    int64_t lo = panels * t / j->parts * R, hi = min64(panels * (t + 1) / j->parts * R, dim);
+    int64_t block = j->split_m ? g->mc : g->nc, total = 0;
+    for (int64_t b0 = lo; b0 < hi; b0 += block)
+        total += prepacked_floats(g, min64(block, hi - b0), R, j->k, j->cut_k);
+    return total;
+}
+
+/* C'[m', n'] on `parts` parts of the pool (parts == 1: the calling thread alone), using
+ * scratch[0..parts). Adds the floats it packs (padding included) to *packed_pre (the
+ * pre-packed operand) and *packed_own (the split operand, re-packed for every chunk). */
+static void blis_gemm(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, int64_t m,
+                      int64_t n, int64_t k, int64_t cut_k, float alpha, const Src *xs,
+                      const Src *ys, float beta, float *c, int64_t rs, int64_t cs,
+                      int64_t *packed_pre, int64_t *packed_own)
+{
+    Job j = {g, m, n, k, cut_k, alpha, beta, *xs, *ys, c, rs, cs, false, 0, 0, NULL, scratch,
+             parts};
     j.split_m = m > n;
     int R = j.split_m ? g->nr : g->mr; /* panel width of the pre-packed operand */
     int64_t other = j.split_m ? n : m;
@@ -724,9 +796,12 @@ static void blis_gemm(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, 
         j.s1 = min64(s0 + chunk, other);
         int64_t len = j.s1 - j.s0;
         if (!grow(&scratch[0].shared, &scratch[0].shared_cap,
-                  (size_t)prepacked_floats(g, len, R, k)))
+                  (size_t)prepacked_floats(g, len, R, k, cut_k)))
             oom();
         j.pre = scratch[0].shared;
+        *packed_pre += prepacked_floats(g, len, R, k, cut_k);
+        for (int t = 0; t < parts; t++)
+            *packed_own += own_floats(&j, t);
         int64_t panels = (len + R - 1) / R;
         if (parts > 1) {
             rt_parallel_for(ctx, panels, pack_shared, &j);
@@ -746,6 +821,30 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
             c[i * ldc + jj] = beta == 0.0f ? 0.0f : beta * c[i * ldc + jj];
 }
 
+/* RELORAC_GEMM_TRACE: one line per GEMM (per matrix of a batch) to stderr, the counts that
+ * do not depend on the machine's load: "relorac gemm: KIND m n k ta tb layout parts
+ * packed_pre packed_own" with layout "rows" (C = op(A) op(B), the parts split m when
+ * m > n) or "cols" (C^T = op(B)^T op(A)^T), packed counts in floats including padding. */
+static void gemm_trace(const RtGemm *g, const char *kind, int ta, int tb, int64_t m, int64_t n,
+                       int64_t k, bool rows, int parts, int64_t pre, int64_t own)
+{
+    (void)g;
+    fprintf(stderr, "relorac gemm: %s %lld %lld %lld %d %d %s %d %lld %lld\n", kind,
+            (long long)m, (long long)n, (long long)k, ta, tb, rows ? "rows" : "cols", parts,
+            (long long)pre, (long long)own);
+}
+
+/* The micro-kernel's MR side goes along m (row-stored tiles: C = op(A) op(B)) or along n
+ * (column-stored: C^T = op(B)^T op(A)^T); it prefers one. A side of 8 against MR = 32
+ * wastes three quarters of each tile (rank-8 adapters), so the other layout is taken when
+ * its padded tile area is clearly smaller. The choice depends on the shape alone. */
+static bool prefer_rows(const RtGemm *g, int64_t m, int64_t n)
+{
+    int64_t rows_area = round_up(m, g->mr) * round_up(n, g->nr);
+    int64_t cols_area = round_up(n, g->mr) * round_up(m, g->nr);
+    return g->c_rows ? 10 * rows_area <= 11 * cols_area : 10 * cols_area > 11 * rows_area;
+}
+
 /* One row-major GEMM on `parts` parts using scratch[0..parts). */
 static void gemm_one(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, int ta, int tb,
                      int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
@@ -757,17 +856,17 @@ static void gemm_one(RtCtx *ctx, const RtGemm *g, Scratch *scratch, int parts, i
     }
     /* op(A)(i, p) = a[i*am + p*ak], op(B)(p, j) = b[p*bk + j*bn] */
     int64_t am = ta ? 1 : lda, ak = ta ? lda : 1, bk = tb ? 1 : ldb, bn = tb ? ldb : 1;
-    /* The micro-kernel's MR side goes along m (row-stored tiles: C = op(A) op(B)) or along n
-     * (column-stored: C^T = op(B)^T op(A)^T); it prefers one. A side of 8 against MR = 32
-     * wastes three quarters of each tile (rank-8 adapters), so the other layout is taken when
-     * its padded tile area is clearly smaller. The choice depends on the shape alone. */
-    int64_t rows_area = round_up(m, g->mr) * round_up(n, g->nr);
-    int64_t cols_area = round_up(n, g->mr) * round_up(m, g->nr);
-    bool rows = g->c_rows ? 10 * rows_area <= 11 * cols_area : 10 * cols_area > 11 * rows_area;
+    bool rows = prefer_rows(g, m, n);
+    int64_t pre = 0, own = 0;
+    Src as = {{a, NULL}, {am, 0}, {ak, 0}, 0, 0}, bs = {{b, NULL}, {bn, 0}, {bk, 0}, 0, 0};
     if (rows) /* C = op(A) op(B) with row-stored tiles */
-        blis_gemm(ctx, g, scratch, parts, m, n, k, alpha, a, am, ak, b, bk, bn, beta, c, ldc, 1);
+        blis_gemm(ctx, g, scratch, parts, m, n, k, 0, alpha, &as, &bs, beta, c, ldc, 1, &pre,
+                  &own);
     else /* C^T = op(B)^T op(A)^T with column-stored tiles */
-        blis_gemm(ctx, g, scratch, parts, n, m, k, alpha, b, bn, bk, a, ak, am, beta, c, 1, ldc);
+        blis_gemm(ctx, g, scratch, parts, n, m, k, 0, alpha, &bs, &as, beta, c, 1, ldc, &pre,
+                  &own);
+    if (g->trace)
+        gemm_trace(g, "gemm", ta, tb, m, n, k, rows, parts, pre, own);
 }
 
 /* ---- the OpenBLAS fallback ---- */
@@ -871,6 +970,52 @@ void rt_gemm_run(RtCtx *ctx, RtGemm *g, int parts, int ta, int tb, int64_t m, in
     for (int64_t i = 0; i < batch; i++)
         gemm_one(ctx, g, g->scratch, parts, ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb,
                  ldb, beta, c + i * sc, ldc);
+}
+
+/* ---- two GEMMs as one (rt_sgemm_pair) ---- */
+
+/* See rt_internal.h. Either form is one blis_gemm over a Src with two sources: the shared
+ * operand is packed once (cat_k == 0: A, read once for both column ranges of C) and C is
+ * visited once per k-slice of both parts (cat_k == 1). Element (i, j) of C sees the same
+ * micro-kernel calls, k-slices in the same order, as under the two separate GEMMs
+ * (cat_k == 1: the second with beta 1), so the results equal theirs. */
+void rt_gemm_run_pair(RtCtx *ctx, RtGemm *g, int parts, int cat_k, int tb, int64_t m, int64_t n,
+                      int64_t k, int64_t len2, float alpha, const float *a, int64_t lda,
+                      const float *a2, int64_t lda2, const float *b, int64_t ldb, const float *b2,
+                      int64_t ldb2, float beta, float *c, int64_t ldc)
+{
+    if (parts > g->n_parts)
+        parts = g->n_parts;
+    if (parts < 1)
+        parts = 1;
+    if (g->kind != GEMM_BLIS || k <= 0 || len2 <= 0 || m <= 0 || n <= 0) {
+        rt_gemm_run(ctx, g, parts, 0, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0,
+                    1);
+        if (cat_k)
+            rt_gemm_run(ctx, g, parts, 0, tb, m, n, len2, alpha, a2, lda2, 0, b2, ldb2, 0, 1.0f,
+                        c, ldc, 0, 1);
+        else
+            rt_gemm_run(ctx, g, parts, 0, tb, m, len2, k, alpha, a, lda, 0, b2, ldb2, 0, beta,
+                        c + n, ldc, 0, 1);
+        return;
+    }
+    /* op(B1)(p, j) = b[p*bk + j*bn], op(B2) likewise with ldb2 */
+    int64_t bk = tb ? 1 : ldb, bn = tb ? ldb : 1, bk2 = tb ? 1 : ldb2, bn2 = tb ? ldb2 : 1;
+    int64_t nt = cat_k ? n : n + len2, kt = cat_k ? k + len2 : k, cut_k = cat_k ? k : 0;
+    Src as = {{a, a2}, {lda, lda2}, {1, 1}, 0, cut_k};
+    Src bs = {{b, b2}, {bn, bn2}, {bk, bk2}, cat_k ? 0 : n, cut_k};
+    if (!cat_k)
+        as.p[1] = NULL;
+    bool rows = prefer_rows(g, m, nt);
+    int64_t pre = 0, own = 0;
+    if (rows)
+        blis_gemm(ctx, g, g->scratch, parts, m, nt, kt, cut_k, alpha, &as, &bs, beta, c, ldc, 1,
+                  &pre, &own);
+    else
+        blis_gemm(ctx, g, g->scratch, parts, nt, m, kt, cut_k, alpha, &bs, &as, beta, c, 1, ldc,
+                  &pre, &own);
+    if (g->trace)
+        gemm_trace(g, cat_k ? "pair_k" : "pair_n", 0, tb, m, nt, kt, rows, parts, pre, own);
 }
 
 /* ---- the start-up report ---- */

@@ -295,6 +295,20 @@ void rt_sgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n
                       int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
                       int64_t stride_c, int64_t batch);
 
+/* Two GEMMs that share an operand or their C, as one (a fused LoRA linear; trans_a 0, no
+ * batch; op(X) = X^T when trans_b != 0):
+ *   cat_k == 0: C[m, 0:n] = alpha A op(B) + beta C and C[m, n:n+len2] = alpha A op(B2) +
+ *               beta C, A: [m, k] (packed once), op(B): [k, n], op(B2): [k, len2];
+ *               a2, lda2 unused.
+ *   cat_k == 1: C[m, n] = alpha (A op(B) + A2 op(B2)) + beta C, A: [m, k], A2: [m, len2],
+ *               op(B): [k, n], op(B2): [len2, n] (C visited once for both).
+ * Each element of C equals what the two rt_sgemm calls give (cat_k == 1: the second with
+ * beta 1), on any number of threads. */
+void rt_sgemm_pair(RtCtx *ctx, int cat_k, int trans_b, int64_t m, int64_t n, int64_t k,
+                   int64_t len2, float alpha, const float *a, int64_t lda, const float *a2,
+                   int64_t lda2, const float *b, int64_t ldb, const float *b2, int64_t ldb2,
+                   float beta, float *c, int64_t ldc);
+
 /* Counter-based RNG, bit-exact with the compiler's reference executor:
  *   splitmix64(x): x += 0x9E3779B97F4A7C15; x = (x ^ x>>30) * 0xBF58476D1CE4E5B9;
  *                  x = (x ^ x>>27) * 0x94D049BB133111EB; return x ^ x>>31

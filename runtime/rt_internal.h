@@ -161,6 +161,19 @@ void rt_gemm_release(RtGemm *g);
 void rt_gemm_run_alone(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                        const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb,
                        int64_t sb, float beta, float *c, int64_t ldc, int64_t sc, int64_t batch);
+/* Two row-major GEMMs sharing a shape, as one (trans_a 0, no batch; op(X) = X^T when tb):
+ *   cat_k == 0: C[:, 0:n] = alpha A op(B) + beta C[:, 0:n] and C[:, n:n+len2] = alpha A
+ *     op(B2) + beta C[:, n:n+len2]; A: [m, k]; op(B): [k, n]; op(B2): [k, len2]; a2 unused;
+ *     A is packed once (x [W; A]^T of a fused LoRA linear).
+ *   cat_k == 1: C = alpha (A op(B) + A2 op(B2)) + beta C = alpha [A | A2] [op(B); op(B2)]
+ *     + beta C; A: [m, k], A2: [m, len2], op(B): [k, n], op(B2): [len2, n]; the k-slices
+ *     of the first part, then of the second, so each element equals the result of the two
+ *     GEMMs run one after the other, the second with beta 1 (dy [W; A] of one).
+ * Falls back to two rt_gemm_run calls without BLIS or for empty parts. */
+void rt_gemm_run_pair(RtCtx *ctx, RtGemm *g, int parts, int cat_k, int tb, int64_t m, int64_t n,
+                      int64_t k, int64_t len2, float alpha, const float *a, int64_t lda,
+                      const float *a2, int64_t lda2, const float *b, int64_t ldb, const float *b2,
+                      int64_t ldb2, float beta, float *c, int64_t ldc);
 /* Start-up report: one line to out (when not NULL), "PROG: GEMM: <rt_gemm_describe>; CPU:
  * <brand>, <ISA>, N threads", and rt_gemm_note to err (when not NULL), so a library's poor
  * choice of kernels is never silent. ctx NULL (--help) probes the library. */

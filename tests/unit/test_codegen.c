@@ -171,6 +171,7 @@ static int flat(Kernel *k, int ph, int row_c)
 static const CgSymbol rt_syms[] = {
     {"rt_parallel_for", (CgFnPtr)rt_parallel_for},
     {"rt_sgemm_strided", (CgFnPtr)rt_sgemm_strided},
+    {"rt_sgemm_pair", (CgFnPtr)rt_sgemm_pair},
     {"rt_rng_normal", (CgFnPtr)rt_rng_normal},
     {"rt_prune_magnitude", (CgFnPtr)rt_prune_magnitude},
     {"rt_prune_random", (CgFnPtr)rt_prune_random},
@@ -483,6 +484,83 @@ START_TEST(codegen_gemm_calls_runtime_sgemm)
                 int o = t * M * N + i * N + j;
                 assert_close(c[o], 0.5 * s + c0[o], 1e-4, "c", o);
             }
+    run_stop(&r);
+    fx_fini(&x);
+}
+END_TEST
+
+/* The two GEMMs of a fused LoRA linear, as kernelize splits them, become one rt_sgemm_pair
+ * call each: y[M, O+R] = x [W; A]^T (two column ranges of one C) and
+ * dx[M, I] = dy W + dz A (the second with beta 1). Checked against sums computed here. */
+START_TEST(codegen_lora_gemm_pairs_become_one_call)
+{
+    enum { M = 9, I = 13, O = 11, R = 3 };
+    Fx x;
+    fx_init(&x);
+    int bx = buf_add(&x, "x", IR_F32, M * I, IR_CLASS_SCRATCH);
+    int bw = buf_add(&x, "w", IR_F32, O * I, IR_CLASS_PARAM);
+    int ba = buf_add(&x, "a", IR_F32, R * I, IR_CLASS_PARAM);
+    int by = buf_add(&x, "y", IR_F32, M * (O + R), IR_CLASS_ACTIVATION);
+    int bdy = buf_add(&x, "dy", IR_F32, M * O, IR_CLASS_SCRATCH);
+    int bdz = buf_add(&x, "dz", IR_F32, M * R, IR_CLASS_SCRATCH);
+    int bdx = buf_add(&x, "dx", IR_F32, M * I, IR_CLASS_ACTIVATION);
+    KFunc *f = func_add(&x, "lin");
+    Kernel *k[4];
+    k[0] = kernel_add(&x, f, K_GEMM, "k0_gemm_a");
+    k[0]->gemm = (KGemm){.trans_b = true, .m = M, .n = O, .k = I, .batch = 1, .a = bx, .b = bw,
+                         .c = by, .lda = I, .ldb = I, .ldc = O + R, .alpha = 1.0};
+    k[1] = kernel_add(&x, f, K_GEMM, "k0_gemm_b");
+    k[1]->gemm = (KGemm){.trans_b = true, .m = M, .n = R, .k = I, .batch = 1, .a = bx, .b = ba,
+                         .c = by, .off_c = O, .lda = I, .ldb = I, .ldc = O + R, .alpha = 1.0};
+    k[2] = kernel_add(&x, f, K_GEMM, "k1_gemm_a");
+    k[2]->gemm = (KGemm){.m = M, .n = I, .k = O, .batch = 1, .a = bdy, .b = bw, .c = bdx,
+                         .lda = O, .ldb = I, .ldc = I, .alpha = 1.0};
+    k[3] = kernel_add(&x, f, K_GEMM, "k1_gemm_b");
+    k[3]->gemm = (KGemm){.m = M, .n = I, .k = R, .batch = 1, .a = bdz, .b = ba, .c = bdx,
+                         .lda = R, .ldb = I, .ldc = I, .alpha = 1.0, .beta = 1.0};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    CgOptions opt = {.no_opt = true};
+    ck_assert(cg_emit_llvm_ir(x.p, &opt, fp, &x.d));
+    fclose(fp);
+    int pairs = 0, singles = 0;
+    for (const char *q = text; (q = strstr(q, "call void @rt_sgemm_")); q++) {
+        if (strncmp(q, "call void @rt_sgemm_pair(", 25) == 0)
+            pairs++;
+        else if (strncmp(q, "call void @rt_sgemm_strided(", 28) == 0)
+            singles++;
+    }
+    ck_assert_msg(pairs == 2 && singles == 0, "%d rt_sgemm_pair calls, %d rt_sgemm_strided", pairs, singles);
+    free(text);
+    Run r;
+    run_start(&x, &r, 2, 1);
+    float *xv = bufp(&x, &r, bx), *w = bufp(&x, &r, bw), *a = bufp(&x, &r, ba), *y = bufp(&x, &r, by);
+    float *dy = bufp(&x, &r, bdy), *dz = bufp(&x, &r, bdz), *dx = bufp(&x, &r, bdx);
+    fill(xv, M * I, 1);
+    fill(w, O * I, 2);
+    fill(a, R * I, 3);
+    fill(dy, M * O, 4);
+    fill(dz, M * R, 5);
+    fill(y, M * (O + R), 6);
+    fill(dx, M * I, 7);
+    call_fn(&x, &r, "lin", 0);
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < O + R; j++) {
+            double s = 0;
+            for (int p = 0; p < I; p++)
+                s += (double)xv[i * I + p] * (j < O ? w[j * I + p] : a[(j - O) * I + p]);
+            assert_close(y[i * (O + R) + j], s, 1e-4, "y", i * (O + R) + j);
+        }
+        for (int j = 0; j < I; j++) {
+            double s = 0;
+            for (int p = 0; p < O; p++)
+                s += (double)dy[i * O + p] * w[p * I + j];
+            for (int p = 0; p < R; p++)
+                s += (double)dz[i * R + p] * a[p * I + j];
+            assert_close(dx[i * I + j], s, 1e-4, "dx", i * I + j);
+        }
+    }
     run_stop(&r);
     fx_fini(&x);
 }
@@ -1193,6 +1271,7 @@ Suite *codegen_suite(void)
     tcase_add_test(tc, codegen_row_reductions_and_post_phase_match_reference);
     tcase_add_test(tc, codegen_results_do_not_depend_on_thread_count);
     tcase_add_test(tc, codegen_gemm_calls_runtime_sgemm);
+    tcase_add_test(tc, codegen_lora_gemm_pairs_become_one_call);
     tcase_add_test(tc, codegen_rng_kernel_is_bit_exact_with_runtime);
     tcase_add_test(tc, codegen_prune_magnitude_zeroes_exact_count_ties_by_index);
     tcase_add_test(tc, codegen_prune_random_matches_interpreter);

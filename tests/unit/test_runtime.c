@@ -293,6 +293,95 @@ START_TEST(sgemm_same_bits_for_any_thread_count)
 }
 END_TEST
 
+/* rt_sgemm_pair against a reference computed here in double: both forms, both op(B),
+ * shapes whose second part straddles a micro-tile (cat_k 0) or whose first part ends
+ * inside a k-slice (cat_k 1); and, bit for bit, the two rt_sgemm calls it replaces, on
+ * 1, 2 and 3 threads. Padding columns of C (ldc > width) are never written. */
+START_TEST(sgemm_pair_matches_naive_and_the_two_gemms)
+{
+    static const int shapes[][4] = {/* m, n, k, len2 */
+                                    {300, 50, 700, 13}, {97, 544, 96, 32}, {2, 7, 3, 5},
+                                    {64, 512, 520, 32}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int cat_k = 0; cat_k < 2; cat_k++)
+            for (int tb = 0; tb < 2; tb++) {
+                int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], l2 = shapes[si][3];
+                int w = cat_k ? n : n + l2, ldc = w + 3;
+                /* A: [m, k]; A2: [m, l2] (cat_k); op(B): [k, n]; op(B2): [k2, n2] */
+                int k2 = cat_k ? l2 : k, n2 = cat_k ? n : l2;
+                int lda = k + 2, lda2 = l2 + 1, ldb = (tb ? k : n) + 1, ldb2 = (tb ? k2 : n2) + 4;
+                size_t sa = (size_t)m * lda, sa2 = (size_t)m * lda2;
+                size_t sb = (size_t)(tb ? n : k) * ldb, sb2 = (size_t)(tb ? n2 : k2) * ldb2;
+                size_t sc = (size_t)m * ldc;
+                float *a = malloc(sizeof(float) * sa), *a2 = malloc(sizeof(float) * sa2);
+                float *b = malloc(sizeof(float) * sb), *b2 = malloc(sizeof(float) * sb2);
+                float *c0 = malloc(sizeof(float) * sc), *c = malloc(sizeof(float) * sc);
+                float *two = malloc(sizeof(float) * sc);
+                for (size_t i = 0; i < sa; i++)
+                    a[i] = rt_rng_normal(9, 1, i);
+                for (size_t i = 0; i < sa2; i++)
+                    a2[i] = rt_rng_normal(9, 2, i);
+                for (size_t i = 0; i < sb; i++)
+                    b[i] = rt_rng_normal(9, 3, i);
+                for (size_t i = 0; i < sb2; i++)
+                    b2[i] = rt_rng_normal(9, 4, i);
+                for (size_t i = 0; i < sc; i++)
+                    c0[i] = rt_rng_normal(9, 5, i);
+                const float alpha = 0.75f, beta = -0.5f;
+                for (int threads = 1; threads <= 3; threads++) {
+                    RtCtx ctx = {.model = &empty_model, .n_threads = threads};
+                    ctx.threads = threads > 1 ? rt_threads_create(threads - 1) : NULL;
+                    RtError e = {0};
+                    ck_assert_msg(rt_gemm_create(&ctx.gemm, threads, &e), "%s", e.msg);
+                    memcpy(c, c0, sizeof(float) * sc);
+                    rt_sgemm_pair(&ctx, cat_k, tb, m, n, k, l2, alpha, a, lda, a2, lda2, b, ldb,
+                                  b2, ldb2, beta, c, ldc);
+                    memcpy(two, c0, sizeof(float) * sc);
+                    rt_sgemm(&ctx, 0, tb, m, n, k, alpha, a, lda, b, ldb, beta, two, ldc);
+                    if (cat_k)
+                        rt_sgemm(&ctx, 0, tb, m, n, l2, alpha, a2, lda2, b2, ldb2, 1.0f, two,
+                                 ldc);
+                    else
+                        rt_sgemm(&ctx, 0, tb, m, l2, k, alpha, a, lda, b2, ldb2, beta, two + n,
+                                 ldc);
+                    ck_assert_msg(memcmp(c, two, sizeof(float) * sc) == 0,
+                                  "%dx%dx%d+%d cat_k %d tb %d, %d threads: not the two GEMMs' "
+                                  "bits", m, n, k, l2, cat_k, tb, threads);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < ldc; j++) {
+                            double want = c0[i * ldc + j];
+                            if (j < w) {
+                                bool second = !cat_k && j >= n;
+                                double s = 0;
+                                for (int p = 0; p < k; p++)
+                                    s += (double)a[i * lda + p] *
+                                         (second ? (tb ? b2[(j - n) * ldb2 + p] : b2[p * ldb2 + j - n])
+                                                 : (tb ? b[j * ldb + p] : b[p * ldb + j]));
+                                for (int p = 0; cat_k && p < l2; p++)
+                                    s += (double)a2[i * lda2 + p] *
+                                         (tb ? b2[j * ldb2 + p] : b2[p * ldb2 + j]);
+                                want = alpha * s + beta * want;
+                            }
+                            float got = c[i * ldc + j];
+                            ck_assert_msg(j < w ? fabs(got - want) <= 1e-4 * (1 + fabs(want))
+                                                : got == (float)want,
+                                          "%dx%dx%d+%d cat_k %d tb %d: C[%d][%d] = %g, want %g",
+                                          m, n, k, l2, cat_k, tb, i, j, (double)got, want);
+                        }
+                    rt_gemm_destroy(ctx.gemm);
+                    rt_threads_destroy(ctx.threads);
+                }
+                free(a);
+                free(a2);
+                free(b);
+                free(b2);
+                free(c0);
+                free(c);
+                free(two);
+            }
+}
+END_TEST
+
 START_TEST(sgemm_openblas_fallback_matches_naive_and_is_thread_independent)
 {
     /* the path taken without BLIS: OpenBLAS on fixed 64-row blocks */
@@ -699,6 +788,7 @@ Suite *runtime_suite(void)
     tcase_add_test(tc, sgemm_matches_naive_for_all_transposes);
     tcase_add_test(tc, sgemm_matches_naive_across_blocks);
     tcase_add_test(tc, sgemm_same_bits_for_any_thread_count);
+    tcase_add_test(tc, sgemm_pair_matches_naive_and_the_two_gemms);
     tcase_add_test(tc, sgemm_openblas_fallback_matches_naive_and_is_thread_independent);
     tcase_add_test(tc, cpu_check_names_missing_features);
     tcase_add_test(tc, cpu_detect_agrees_with_proc_cpuinfo);
