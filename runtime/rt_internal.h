@@ -70,6 +70,7 @@ bool rt_tensor_is_persistent(const RtTensorInfo *t);
 
 /* ---- device.c: host access to tensors, wherever the pools live ---- */
 /* A device layer (RtModel.device). Addresses are as in ctx->pools. */
+struct RtDist; /* dist.c */
 typedef struct RtDeviceOps {
     const char *name; /* "cuda" */
     /* Opens the device, allocates ctx->pools (zero-filled, m->pool_bytes each) in its
@@ -83,6 +84,11 @@ typedef struct RtDeviceOps {
     void (*read)(RtCtx *ctx, void *dst, const void *src, size_t n);
     /* Zeroes n bytes at dst in stream order; NULL: a write of zeros. */
     void (*zero)(RtCtx *ctx, void *dst, size_t n);
+    /* Data-parallel (NULL: the layer cannot): dist_open joins the devices of the job's
+     * ranks (a no-op for one rank); sum replaces each device span x[k] ([n[k]] f32) by its
+     * sum over the ranks, the same bits on every rank. */
+    bool (*dist_open)(RtCtx *ctx, struct RtDist *dist, RtError *e);
+    bool (*sum)(RtCtx *ctx, float *const *x, const int64_t *n, int count, RtError *e);
 } RtDeviceOps;
 
 /* Copies min(bytes, the tensor's size) from src into tensor i, or out of it into dst. */

@@ -247,7 +247,8 @@ static bool reduce_grads(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t 
             x[count] = rt_tensor_data(ctx, i);
             n[count++] = rt_tensor_numel(&m->tensors[i]);
         }
-    bool ok = rt_dist_sum_spans(dist, x, n, count, e);
+    /* on a device its layer sums (the CUDA layer: NCCL) */
+    bool ok = m->device ? m->device->sum(ctx, x, n, count, e) : rt_dist_sum_spans(dist, x, n, count, e);
     free(x);
     free(n);
     return ok;

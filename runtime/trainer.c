@@ -1325,7 +1325,7 @@ static void checksums(const Trainer *tr, int64_t done, uint64_t *sums)
         if (!rt_tensor_is_persistent(t) || !rt_tensor_is_live(t, &tr->sched, done))
             continue;
         size_t bytes = (size_t)rt_tensor_numel(t) * rt_dtype_size(t->dtype);
-        const unsigned char *p = rt_tensor_data(tr->ctx, i);
+        const unsigned char *p = rt_tensor_host(tr->ctx, i); /* a device's: pulled by the caller */
         uint64_t h = (uint64_t)bytes;
         size_t j = 0;
         for (; j + 8 <= bytes; j += 8) {
@@ -1377,7 +1377,7 @@ static void skew_for_test(Trainer *tr)
         return;
     for (int i = 0; i < tr->m->n_tensors; i++)
         if (tr->m->tensors[i].pool == RT_POOL_PARAMS) {
-            *(unsigned char *)rt_tensor_data(tr->ctx, i) ^= 1;
+            *(unsigned char *)rt_tensor_host(tr->ctx, i) ^= 1;
             return;
         }
 }
@@ -1422,11 +1422,10 @@ static bool dist_setup(Trainer *tr, RtError *e)
         tr->o.quiet = true;
     if (tr->dist) /* mpirun relays our output through a terminal of its own: plain lines */
         tr->tty = false;
-    if (tr->dist && m->device) {
+    if (tr->dist && m->device && N > 1 && (!m->device->dist_open || !m->device->sum)) {
         tr->shared_error = tr->agreed = true;
-        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun runs on the CPU target "
-                      "only; this trainer runs on %s: launch it without mpirun",
-                      m->device->name ? m->device->name : "a device");
+        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun needs a device layer that sums across "
+                      "ranks, and %s has none: launch one rank", m->device->name ? m->device->name : "this device");
     }
     for (int i = 0; tr->dist && i < m->n_tensors; i++)
         if ((m->tensors[i].flags & RT_T_GRAD) && m->tensors[i].dtype != RT_F32) {
@@ -1629,6 +1628,11 @@ static int train(Trainer *tr, RtError *e)
         }
         return 2;
     }
+    /* a device's own sum across the ranks (CUDA: NCCL), every rank there by now */
+    if (m->device && rt_dist_size(tr->dist) > 1 && !m->device->dist_open(tr->ctx, tr->dist, e)) {
+        tr->agreed = e->code == RT_ERR_DEVICE; /* each rank says its part */
+        return 2;
+    }
 
     size_t n_tok = (size_t)m->batch * (size_t)m->seq_len;
     int32_t *x = malloc(n_tok * sizeof *x), *y = malloc(n_tok * sizeof *y);
@@ -1726,6 +1730,8 @@ static int train(Trainer *tr, RtError *e)
                 rc = 2;
                 break;
             }
+            if (tr->dist)
+                rt_ctx_pull(tr->ctx, &tr->sched, done); /* a device's tensors, for the checksums */
             skew_for_test(tr);
             if (!check_ranks_equal(tr, done, e)) {
                 rc = 2;
