@@ -184,6 +184,8 @@ static LLVMValueRef emit_tensors(CgCtx *c, LLVMTypeRef t_info, int *n_out, int i
             flags |= RT_T_PARAM;
         if (g->flags & IR_G_TRAINABLE)
             flags |= RT_T_TRAINABLE;
+        if ((g->flags & IR_G_TRAINABLE) && (g->flags & IR_G_DECAY))
+            flags |= RT_T_DECAY;
         if (g->flags & IR_G_MOMENT)
             flags |= RT_T_MOMENT;
         if (g->cls == IR_CLASS_STATE)
@@ -422,6 +424,18 @@ static LLVMValueRef emit_schedule(CgCtx *c)
     return named_struct(c, "RtSchedule", &f);
 }
 
+/* RtOptim from the module attributes the optimizer pass read (0 where absent: a program
+ * without update functions). */
+static LLVMValueRef emit_optim(CgCtx *c)
+{
+    const IrAttrs *as = &c->p->m->attrs;
+    const char *keys[5] = {"optim.beta1", "optim.beta2", "optim.eps", "optim.weight_decay", "train.clip"};
+    Fields f = {0};
+    for (int i = 0; i < 5; i++)
+        field(&f, LLVMConstReal(c->t_f64, ir_attrs_float(as, keys[i], 0.0)));
+    return named_struct(c, "RtOptim", &f);
+}
+
 static void emit_model(CgCtx *c)
 {
     const IrModule *m = c->p->m;
@@ -474,6 +488,7 @@ static void emit_model(CgCtx *c)
         c->target->device(c, dev);
     field(&f, dev[0]);
     field(&f, dev[1]);
+    field(&f, emit_optim(c));
     LLVMValueRef model = named_struct(c, "RtModel", &f);
     LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(model), "relorac_model");
     LLVMSetInitializer(gv, model);

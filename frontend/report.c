@@ -643,6 +643,14 @@ void fe_report_print_json(FILE *out, const Spec *s, const FeReport *r)
             "\"relora_trainable\": %lld, \"relora_trainable_full_rank\": %lld, \"lora\": %lld},\n",
             (long long)r->total, (long long)r->total, (long long)r->frozen_relora, (long long)r->trainable_relora,
             (long long)r->trainable_base, (long long)r->lora);
+    /* data-parallel (docs/runtime.md "Several processes"): the f32 gradient bytes a step sums
+     * and the f32 Adam moments (m and v) of what trains, per phase; under --zero 1 each of N
+     * ranks keeps 1/N of the moments */
+    long long dp_relora = r->has_relora ? 4 * (long long)r->trainable_relora : 0;
+    fprintf(out,
+            "  \"data_parallel_bytes\": {\"gradients_full_rank\": %lld, \"gradients_relora\": %lld, "
+            "\"moments_full_rank\": %lld, \"moments_relora\": %lld},\n",
+            4 * (long long)r->total, dp_relora, 8 * (long long)r->total, 2 * dp_relora);
     fprintf(out,
             "  \"flops_per_token\": {\"seq_len\": %lld, \"matmul_params\": %lld, \"relora_frozen_matmul_params\": %lld, "
             "\"attention\": %lld, \"full_rank\": %lld, \"relora\": %lld},\n",

@@ -136,6 +136,13 @@ typedef struct Cuda {
     CuEvent slot_done[STAGE_SLOTS];
     int next_slot;
     bool failed; /* a device call failed: reported once, the rest is skipped */
+    /* NCCL (data-parallel under mpirun with N > 1 ranks; cuda_dist_open) */
+    void *nccl_dl;
+    void *nccl; /* ncclComm_t */
+    int (*nccl_all_reduce)(const void *, void *, size_t, int, int, void *, CuStream);
+    int (*nccl_group_start)(void), (*nccl_group_end)(void);
+    int (*nccl_destroy)(void *);
+    const char *(*nccl_error)(int);
 } Cuda;
 
 static Cuda *cu(const RtCtx *ctx) { return ctx->device; }
@@ -299,7 +306,16 @@ static bool cuda_open(RtCtx *ctx, RtError *e)
                "GPU; build with --target cpu to train on this machine");
         goto fail;
     }
-    DEV_CHECK(c->api.DeviceGet(&c->dev, 0), "cuDeviceGet");
+    /* under mpirun, rank L of this machine takes device L: NCCL needs one device per rank */
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    int local = lr && *lr ? atoi(lr) : 0;
+    if (local >= n_dev) {
+        rt_err(e, RT_ERR_DEVICE, "mpirun started more ranks on this machine than it has CUDA devices (%d): the rank "
+               "of local index %d has none; a CUDA trainer runs one rank per GPU, so a single-GPU machine runs one "
+               "rank", n_dev, local);
+        goto fail;
+    }
+    DEV_CHECK(c->api.DeviceGet(&c->dev, local), "cuDeviceGet");
     int major = 0, minor = 0;
     DEV_CHECK(c->api.DeviceGetAttribute(&major, X_ATTR_MAJOR, c->dev), "cuDeviceGetAttribute");
     DEV_CHECK(c->api.DeviceGetAttribute(&minor, X_ATTR_MINOR, c->dev), "cuDeviceGetAttribute");
@@ -387,6 +403,8 @@ static void cuda_close(RtCtx *ctx)
     Api *a = &c->api;
     if (c->stream)
         a->StreamSynchronize(c->stream);
+    if (c->nccl)
+        c->nccl_destroy(c->nccl);
     if (c->blas)
         a->BlasDestroy(c->blas);
     for (int s = 0; s < STAGE_SLOTS; s++)
@@ -460,7 +478,101 @@ static void cuda_zero(RtCtx *ctx, void *dst, size_t n)
         ok_or_fail(c, c->api.MemsetD8Async((CuPtr)(uintptr_t)dst, 0, n, c->stream), "cuMemsetD8Async");
 }
 
-const RtDeviceOps rt_cuda_device = {"cuda", cuda_open, cuda_close, cuda_write, cuda_read, cuda_zero};
+/* ---- data-parallel: NCCL ----
+ * Why NCCL's all-reduce and not the CPU path's fixed-order sum: the gradients live in device
+ * memory, and NCCL moves and adds them there over NVLink or the network without a host copy.
+ * Its algorithm (ring or tree, chosen by size and topology) fixes the order of the additions
+ * for a given machine, N and NCCL version; NCCL_ALGO and NCCL_PROTO pin it. NCCL is loaded
+ * with dlopen (libnccl.so.2, the system's or the CUDA toolkit's) only when N > 1, and
+ * ncclUniqueId (128 bytes, NCCL_UNIQUE_ID_BYTES) goes from rank 0 to the others over MPI. */
+
+enum { NCCL_ID_BYTES = 128, NCCL_FLOAT32 = 7, NCCL_SUM = 0 }; /* nccl.h: ncclFloat32, ncclSum */
+
+static bool nccl_fail(Cuda *c, int r, const char *call, RtError *e)
+{
+    return rt_err(e, RT_ERR_DEVICE, "NCCL: %s failed: %s (code %d)", call,
+                  c->nccl_error ? c->nccl_error(r) : "no message", r);
+}
+
+/* Loads NCCL's entry points into c (false with e filled). */
+static bool nccl_load(Cuda *c, int rank, int N, int (**get_id)(void *), int (**init_rank)(void **, int, const char *, int),
+                      RtError *e)
+{
+    const char *names[] = {"libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2", "/usr/local/cuda/lib/libnccl.so.2"};
+    for (size_t i = 0; i < sizeof names / sizeof *names && !c->nccl_dl; i++)
+        c->nccl_dl = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!c->nccl_dl)
+        return rt_err(e, RT_ERR_DEVICE, "rank %d: a CUDA trainer under mpirun with %d ranks sums gradients with NCCL, and "
+                      "libnccl.so.2 cannot be loaded (%s): install NCCL (Debian: libnccl2; or the CUDA toolkit's) or "
+                      "run one rank", rank, N, dlerror());
+    struct {
+        const char *name;
+        void *slot;
+    } syms[] = {{"ncclGetUniqueId", get_id},           {"ncclCommInitRank", init_rank},
+                {"ncclAllReduce", &c->nccl_all_reduce}, {"ncclGroupStart", &c->nccl_group_start},
+                {"ncclGroupEnd", &c->nccl_group_end},   {"ncclCommDestroy", &c->nccl_destroy},
+                {"ncclGetErrorString", &c->nccl_error}};
+    for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
+        void *f = dlsym(c->nccl_dl, syms[i].name);
+        if (!f)
+            return rt_err(e, RT_ERR_DEVICE, "rank %d: libnccl.so.2 lacks %s (NCCL 2.x is needed)", rank, syms[i].name);
+        memcpy(syms[i].slot, &f, sizeof f);
+    }
+    return true;
+}
+
+static bool cuda_dist_open(RtCtx *ctx, RtDist *dist, RtError *e)
+{
+    Cuda *c = cu(ctx);
+    int N = rt_dist_size(dist), rank = rt_dist_rank(dist);
+    if (N == 1)
+        return true;
+    int (*get_id)(void *) = NULL, (*init_rank)(void **, int, const char *, int) = NULL;
+    /* each rank sends [ready, id]: rank 0's id, and whether every rank loaded NCCL (and rank
+     * 0 made an id), so that no rank enters ncclCommInitRank to wait for one that failed */
+    char mine[1 + NCCL_ID_BYTES] = {0}, *all = malloc((size_t)N * sizeof mine);
+    if (!all)
+        return rt_err(e, RT_ERR_NOMEM, "out of memory");
+    bool loaded = nccl_load(c, rank, N, &get_id, &init_rank, e);
+    int r = 0;
+    if (loaded && rank == 0 && (r = get_id(mine + 1)) != 0)
+        loaded = nccl_fail(c, r, "ncclGetUniqueId", e);
+    mine[0] = loaded;
+    RtError ce = {0};
+    bool ok = rt_dist_allgather(dist, mine, all, sizeof mine, &ce);
+    if (!ok && loaded)
+        *e = ce;
+    for (int q = 0; ok && loaded && q < N; q++)
+        if (!all[(size_t)q * sizeof mine])
+            ok = rt_err(e, RT_ERR_DEVICE, "rank %d could not set up NCCL (its message is above)", q);
+    if (ok && loaded && (r = init_rank(&c->nccl, N, all + 1, rank)) != 0)
+        ok = nccl_fail(c, r, "ncclCommInitRank", e);
+    free(all);
+    return ok && loaded;
+}
+
+static bool cuda_sum(RtCtx *ctx, float *const *x, const int64_t *n, int count, RtError *e)
+{
+    Cuda *c = cu(ctx);
+    if (!c->nccl)
+        return true; /* one rank */
+    if (c->failed)
+        return rt_err(e, RT_ERR_DEVICE, "CUDA: an earlier device call failed");
+    int r = c->nccl_group_start();
+    for (int k = 0; r == 0 && k < count; k++)
+        r = c->nccl_all_reduce(x[k], x[k], (size_t)n[k], NCCL_FLOAT32, NCCL_SUM, c->nccl, c->stream);
+    int r2 = c->nccl_group_end();
+    if (r != 0 || r2 != 0)
+        return nccl_fail(c, r ? r : r2, "ncclAllReduce", e);
+    CuResult cr = c->api.StreamSynchronize(c->stream);
+    if (cr != 0)
+        return rt_err(e, RT_ERR_DEVICE, "CUDA: cuStreamSynchronize after the gradient sum failed: %s",
+                      cu_error(&c->api, cr));
+    return true;
+}
+
+const RtDeviceOps rt_cuda_device = {"cuda", cuda_open, cuda_close, cuda_write, cuda_read, cuda_zero, cuda_dist_open,
+                                    cuda_sum};
 
 /* ---- the generated code's entry points ---- */
 

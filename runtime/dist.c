@@ -47,6 +47,7 @@ struct RtDist {
     float *bucket, *recv;                 /* BUCKET floats each */
     int *scount, *sdispl, *rcount, *rdispl; /* [size] */
     uint64_t sent;                        /* payload bytes this rank has sent */
+    int zero;                             /* the ZeRO stage (rt_dist_set_zero) */
     char lib[MPI_MAX_LIB];
 };
 
@@ -174,6 +175,17 @@ const char *rt_dist_library(const RtDist *d)
     return d ? d->lib : "none";
 }
 
+void rt_dist_set_zero(RtDist *d, int stage)
+{
+    if (d)
+        d->zero = stage;
+}
+
+int rt_dist_zero(const RtDist *d)
+{
+    return d ? d->zero : 0;
+}
+
 uint64_t rt_dist_bytes_sent(const RtDist *d)
 {
     return d ? d->sent : 0;
@@ -247,6 +259,109 @@ bool rt_dist_sum_spans(RtDist *d, float *const *x, const int64_t *n, int count, 
             }
         }
         fill = 0;
+    }
+    return true;
+}
+
+/* ---- the sharded (ZeRO stage 1) exchanges: spans as one flat vector, rank c owning
+ * elements [c L / N, (c + 1) L / N) of its L ---- */
+
+void rt_dist_owned(const RtDist *d, int64_t total, int64_t *lo, int64_t *hi)
+{
+    int N = rt_dist_size(d), r = rt_dist_rank(d);
+    *lo = total * r / N;
+    *hi = total * (r + 1) / N;
+}
+
+/* Copies flat elements [from, from + len) of the spans to buf (to_buf) or back. */
+static void flat_copy(float *const *x, const int64_t *n, int count, int64_t from, int len, float *buf, bool to_buf)
+{
+    int64_t base = 0;
+    for (int k = 0; k < count && len > 0; k++) {
+        if (from >= base + n[k]) {
+            base += n[k];
+            continue;
+        }
+        int64_t at = from - base, take = n[k] - at < len ? n[k] - at : len;
+        if (to_buf)
+            memcpy(buf, x[k] + at, sizeof(float) * (size_t)take);
+        else
+            memcpy(x[k] + at, buf, sizeof(float) * (size_t)take);
+        buf += take;
+        from += take;
+        len -= (int)take;
+        base += n[k];
+    }
+}
+
+/* The counts and displacements, in a window [a, a + len) of the flat vector, of each
+ * rank's owned part. */
+static void window_parts(RtDist *d, int64_t total, int64_t a, int len)
+{
+    int N = d->size;
+    for (int c = 0; c < N; c++) {
+        int64_t lo = total * c / N, hi = total * (c + 1) / N;
+        int64_t s = lo > a ? lo : a, t = hi < a + len ? hi : a + len;
+        d->scount[c] = t > s ? (int)(t - s) : 0;
+        d->sdispl[c] = t > s ? (int)(s - a) : 0;
+    }
+}
+
+bool rt_dist_reduce_scatter_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e)
+{
+    if (!d || d->size == 1)
+        return true;
+    int N = d->size, r = d->rank;
+    int64_t total = 0;
+    for (int k = 0; k < count; k++)
+        total += n[k];
+    for (int64_t a = 0; a < total; a += BUCKET) {
+        int len = total - a < BUCKET ? (int)(total - a) : BUCKET;
+        flat_copy(x, n, count, a, len, d->bucket, true);
+        window_parts(d, total, a, len);
+        int mine = d->scount[r];
+        for (int q = 0; q < N; q++) {
+            d->rcount[q] = mine;
+            d->rdispl[q] = q * mine;
+        }
+        int rc = d->alltoallv(d->bucket, d->scount, d->sdispl, d->float_t, d->recv, d->rcount, d->rdispl,
+                              d->float_t, d->comm);
+        if (rc != MPI_OK)
+            return mpi_fail(d, rc, "MPI_Alltoallv", e);
+        float *acc = d->bucket + d->sdispl[r];
+        for (int i = 0; i < mine; i++) { /* rank order, as reduce_bucket */
+            float s = d->recv[i];
+            for (int q = 1; q < N; q++)
+                s += d->recv[(size_t)q * (size_t)mine + (size_t)i];
+            acc[i] = s;
+        }
+        if (mine > 0)
+            flat_copy(x, n, count, a + d->sdispl[r], mine, acc, false);
+        d->sent += sizeof(float) * (uint64_t)(len - mine);
+    }
+    return true;
+}
+
+bool rt_dist_allgather_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e)
+{
+    if (!d || d->size == 1)
+        return true;
+    int r = d->rank;
+    int64_t total = 0;
+    for (int k = 0; k < count; k++)
+        total += n[k];
+    for (int64_t a = 0; a < total; a += BUCKET) {
+        int len = total - a < BUCKET ? (int)(total - a) : BUCKET;
+        window_parts(d, total, a, len);
+        int mine = d->scount[r];
+        if (mine > 0)
+            flat_copy(x, n, count, a + d->sdispl[r], mine, d->bucket + d->sdispl[r], true);
+        int rc = d->allgatherv(MPI_IN_PLACE_, 0, d->float_t, d->bucket, d->scount, d->sdispl, d->float_t,
+                               d->comm);
+        if (rc != MPI_OK)
+            return mpi_fail(d, rc, "MPI_Allgatherv", e);
+        flat_copy(x, n, count, a, len, d->bucket, false);
+        d->sent += sizeof(float) * (uint64_t)mine * (uint64_t)(d->size - 1);
     }
     return true;
 }

@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define RT_ABI_VERSION 6
+#define RT_ABI_VERSION 7
 
 /* Memory pools. The memory-plan pass assigns every tensor a pool and a byte offset; the
  * runtime makes one 64-byte-aligned, zero-filled allocation per pool and carves it, in host
@@ -53,8 +53,9 @@ enum RtTensorFlag {
      * nor loads it in the other phase. Neither flag: it holds a value throughout. */
     RT_T_PHASE_FULL = 1u << 7,
     RT_T_PHASE_LORA = 1u << 8,
-    RT_T_GRAD = 1u << 9       /* a gradient: with micro-steps (batch > micro_batch) the train
+    RT_T_GRAD = 1u << 9,      /* a gradient: with micro-steps (batch > micro_batch) the train
                                  functions add to it, and the runtime zeroes it first */
+    RT_T_DECAY = 1u << 10     /* a trainable weight AdamW decays (RtOptim.weight_decay) */
 };
 
 /* One tensor of the model. Tensors live at pools[pool] + offset and are dense row-major. */
@@ -171,6 +172,19 @@ typedef struct RtSchedule {
     double warmup_pct, warm_start_pct, reset_every_pct, restart_warmup_pct;
 } RtSchedule;
 
+/* The optimizer the compiled update_* functions apply (passes/optimizer.c): per parameter
+ * p with gradient `<p>.grad` and moments `<p>.adam_m`, `<p>.adam_v`, with
+ * gscale = min(1, clip / (grad_norm + 1e-6)) (1 when clip is 0) and t = ADAM_T:
+ *   g = grad gscale; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2
+ *   p = p - lr wd p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ * with wd = weight_decay for tensors flagged RT_T_DECAY, else 0 (Loshchilov & Hutter,
+ * "Decoupled Weight Decay Regularization", 2019, Algorithm 2). The runtime's sharded
+ * update (runtime/zero.c) applies the same formula to one rank's slice. */
+typedef struct RtOptim {
+    double beta1, beta2, eps, weight_decay;
+    double clip; /* train.clip: the maximum global gradient norm; 0: no clipping */
+} RtOptim;
+
 typedef struct RtCtx RtCtx;
 
 /* The compiled functions, one per function of the program; the runtime's step policy
@@ -250,6 +264,7 @@ typedef struct RtModel {
      * kernels' images), NULL without a device. */
     const struct RtDeviceOps *device;
     const void *device_code;
+    RtOptim optim; /* the update functions' hyperparameters (all 0 without them) */
 } RtModel;
 
 typedef struct RtThreadPool RtThreadPool;

@@ -70,6 +70,7 @@ bool rt_tensor_is_persistent(const RtTensorInfo *t);
 
 /* ---- device.c: host access to tensors, wherever the pools live ---- */
 /* A device layer (RtModel.device). Addresses are as in ctx->pools. */
+struct RtDist; /* dist.c */
 typedef struct RtDeviceOps {
     const char *name; /* "cuda" */
     /* Opens the device, allocates ctx->pools (zero-filled, m->pool_bytes each) in its
@@ -83,6 +84,11 @@ typedef struct RtDeviceOps {
     void (*read)(RtCtx *ctx, void *dst, const void *src, size_t n);
     /* Zeroes n bytes at dst in stream order; NULL: a write of zeros. */
     void (*zero)(RtCtx *ctx, void *dst, size_t n);
+    /* Data-parallel (NULL: the layer cannot): dist_open joins the devices of the job's
+     * ranks (a no-op for one rank); sum replaces each device span x[k] ([n[k]] f32) by its
+     * sum over the ranks, the same bits on every rank. */
+    bool (*dist_open)(RtCtx *ctx, struct RtDist *dist, RtError *e);
+    bool (*sum)(RtCtx *ctx, float *const *x, const int64_t *n, int count, RtError *e);
 } RtDeviceOps;
 
 /* Copies min(bytes, the tensor's size) from src into tensor i, or out of it into dst. */
@@ -249,8 +255,42 @@ uint64_t rt_dist_bytes_sent(const RtDist *d);
  * 0, 1, ..., N-1 (the same bits on every rank, whatever MPI's algorithms). An MPI failure
  * (a lost rank) gives RT_ERR_IO. */
 bool rt_dist_sum_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e);
+/* ZeRO stage 1: the spans x[k] (n[k] floats each) as one flat vector of L = sum n[k]
+ * elements, rank r owning [r L / N, (r + 1) L / N) (rt_dist_owned). reduce_scatter leaves
+ * in the owned elements the sum over the ranks, added in rank order as rt_dist_sum_spans
+ * does (the same bits), and the other elements as they were; allgather copies every
+ * rank's owned elements to all ranks. Each sends (N-1)/N of the spans' bytes. */
+void rt_dist_owned(const RtDist *d, int64_t total, int64_t *lo, int64_t *hi);
+bool rt_dist_reduce_scatter_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e);
+bool rt_dist_allgather_spans(RtDist *d, float *const *x, const int64_t *n, int count, RtError *e);
+/* The ZeRO stage the steps run with (--zero): 0, every rank updates every parameter with
+ * the compiled update_*; 1, each rank keeps the optimizer state of its owned slice only
+ * (runtime/zero.c). Always 0 for NULL. */
+void rt_dist_set_zero(RtDist *d, int stage);
+int rt_dist_zero(const RtDist *d);
 /* all: [N][bytes] gets every rank's `mine`, in rank order. */
 bool rt_dist_allgather(RtDist *d, const void *mine, void *all, size_t bytes, RtError *e);
+
+/* ---- zero.c ---- */
+/* ZeRO stage 1 (--zero 1; the file's header): the gradients, parameters and moments of a
+ * step's phase as one flat vector, rank r of N owning rt_dist_owned's slice. */
+/* Whether m can run --zero 1: a host model with its AdamW hyperparameters (RtModel.optim)
+ * and, for every gradient `<p>.grad`, f32 p, p.adam_m, p.adam_v of its shape. */
+bool rt_zero_check(const RtModel *m, RtError *e);
+/* Reduce-scatters the gradients of step `step`'s phase (the owned slice gets the rank-order
+ * sum) and sets *norm to the global L2 norm of the summed gradient (the owned slices' sums
+ * of squares in double, added in rank order). */
+bool rt_zero_reduce(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t step, float *norm, RtError *e);
+/* AdamW (rt.h RtOptim) with step `step`'s rate and Adam t on the owned slice of the phase's
+ * parameters and moments, clipped by norm, then the parameters all-gathered. */
+bool rt_zero_update(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t step, float norm, RtError *e);
+/* All-gathers the phase's moments (each rank's owned slice to every rank): after it every
+ * rank holds the moments an unsharded run would (before a merge prunes them, and before a
+ * checkpoint). */
+bool rt_zero_gather_moments(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t step, RtError *e);
+/* The bytes of Adam moments (m and v, f32) rank `rank` of `ranks` keeps in step `step`'s
+ * phase under --zero 1. */
+int64_t rt_zero_moment_bytes(const RtModel *m, const RtSchedule *s, int64_t step, int ranks, int rank);
 
 /* ---- json.c ---- */
 typedef struct RtBuf {

@@ -247,7 +247,8 @@ static bool reduce_grads(RtCtx *ctx, RtDist *dist, const RtSchedule *s, int64_t 
             x[count] = rt_tensor_data(ctx, i);
             n[count++] = rt_tensor_numel(&m->tensors[i]);
         }
-    bool ok = rt_dist_sum_spans(dist, x, n, count, e);
+    /* on a device its layer sums (the CUDA layer: NCCL) */
+    bool ok = m->device ? m->device->sum(ctx, x, n, count, e) : rt_dist_sum_spans(dist, x, n, count, e);
     free(x);
     free(n);
     return ok;
@@ -300,16 +301,29 @@ int rt_step_dist(RtCtx *ctx, RtDist *dist, const RtSchedule *s, const int32_t *x
         io_i32(ctx, RT_IO_MICRO_STEP, step * k + j);
         loss += run(ctx, base_fn);
     }
-    if (rt_dist_size(dist) > 1 && (!reduce_grads(ctx, dist, s, step, e) || !sum_f64(dist, loss, &loss, e)))
+    /* ZeRO stage 1 (zero.c): a reduce-scatter, the norm of the slices, the runtime's AdamW
+     * on the owned slice and an all-gather in place of the sum, norm_* and update_* */
+    bool zero = rt_dist_size(dist) > 1 && rt_dist_zero(dist) == 1;
+    if (zero && (!rt_zero_reduce(ctx, dist, s, step, &out->grad_norm, e) || !sum_f64(dist, loss, &loss, e)))
+        return RT_STEP_COMM_FAILED;
+    if (!zero && rt_dist_size(dist) > 1 &&
+        (!reduce_grads(ctx, dist, s, step, e) || !sum_f64(dist, loss, &loss, e)))
         return RT_STEP_COMM_FAILED;
     out->loss = (float)(loss / (double)k);
-    out->grad_norm = run(ctx, base_fn + 1);
+    if (!zero)
+        out->grad_norm = run(ctx, base_fn + 1);
     if (!isfinite(out->loss) || !isfinite(out->grad_norm)) {
         out->events |= RT_EV_DIVERGED;
         return isfinite(out->loss) ? RT_STEP_NORM_NONFINITE : RT_STEP_LOSS_NONFINITE;
     }
-    run(ctx, base_fn + 2);
+    if (zero && !rt_zero_update(ctx, dist, s, step, out->grad_norm, e))
+        return RT_STEP_COMM_FAILED;
+    if (!zero)
+        run(ctx, base_fn + 2);
     if (p.reset_after) {
+        /* the prune selects over whole moments: under ZeRO, gather them first */
+        if (zero && !rt_zero_gather_moments(ctx, dist, s, step, e))
+            return RT_STEP_COMM_FAILED;
         run(ctx, RT_FN_RESET);
         out->events |= RT_EV_RESET;
         out->pruned_fraction = zero_fraction(ctx);

@@ -64,7 +64,7 @@ enum { OPT_MAX = 64 };
 
 typedef struct Options {
     const char *data, *val_data, *out, *resume, *log, *sample, *init_from, *tokenizer;
-    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads;
+    int64_t steps, eval_every, eval_batches, checkpoint_every, log_every, tokens, threads, zero;
     int64_t total_steps;                                  /* the schedule (RtSchedule) */
     Amount warmup, warm_start, reset_every, restart_warmup;
     double lr, relora_lr, min_lr_ratio, prune;
@@ -121,6 +121,7 @@ static const OptSpec opts[] = {
     {"--checkpoint-every", "N", OPT_INT, 0, NO_MAX, OFF(checkpoint_every), "spec `train.checkpoint_every`", "checkpoint every N steps; 0 = only at the end of the run", 0},
     {"--log-every", "N", OPT_INT, 1, NO_MAX, OFF(log_every), "10", "progress line every N steps when stdout is not a terminal", 0},
     {"--threads", "N", OPT_INT, 0, 1024, OFF(threads), "0", "worker threads; 0 = all online CPUs", 0},
+    {"--zero", "N", OPT_INT, 0, 1, OFF(zero), "0", "under mpirun: 1 = ZeRO stage 1, each rank applies AdamW to its 1/N of the trainable parameters and keeps only those moments current", 0},
     {"--seed", "N", OPT_U64, 0, 0, OFF(seed), "spec `train.seed`", "random seed (a resumed run keeps the checkpoint's)", 0},
     {"--log", "FILE", OPT_PATH, 0, 0, OFF(log), "DIR/metrics.jsonl", "metrics as JSON lines", 0},
     {"--sample", "TEXT", OPT_TEXT, 0, 0, OFF(sample), "none", "print TEXT and a continuation from the checkpoint in --resume or --out (or the initial model); token models take token ids, or text with a tokenizer", 0},
@@ -1160,6 +1161,10 @@ static bool log_metrics(Trainer *tr, int64_t step, const RtStepStats *st, double
     if (tr->dist) /* data-parallel: what the step's gradient and loss sums sent from here */
         rt_buf_printf(&b, ",\"ranks\":%d,\"reduced_bytes\":%" PRId64 ",\"sent_bytes\":%" PRIu64,
                       rt_dist_size(tr->dist), rt_grad_reduced_bytes(tr->m, &tr->sched, step), tr->step_sent);
+    if (rt_dist_zero(tr->dist) == 1) /* ZeRO: the moment bytes this rank updates, of all */
+        rt_buf_printf(&b, ",\"zero\":1,\"moment_bytes\":%" PRId64 ",\"moment_bytes_all\":%" PRId64,
+                      rt_zero_moment_bytes(tr->m, &tr->sched, step, rt_dist_size(tr->dist), tr->rank),
+                      rt_zero_moment_bytes(tr->m, &tr->sched, step, 1, 0));
     if (!isnan(val_loss)) {
         json_float(&b, "val_loss", val_loss);
         json_float(&b, "val_ppl", exp(val_loss));
@@ -1349,7 +1354,7 @@ static void checksums(const Trainer *tr, int64_t done, uint64_t *sums)
         if (!rt_tensor_is_persistent(t) || !rt_tensor_is_live(t, &tr->sched, done))
             continue;
         size_t bytes = (size_t)rt_tensor_numel(t) * rt_dtype_size(t->dtype);
-        const unsigned char *p = rt_tensor_data(tr->ctx, i);
+        const unsigned char *p = rt_tensor_host(tr->ctx, i); /* a device's: pulled by the caller */
         uint64_t h = (uint64_t)bytes;
         size_t j = 0;
         for (; j + 8 <= bytes; j += 8) {
@@ -1401,7 +1406,7 @@ static void skew_for_test(Trainer *tr)
         return;
     for (int i = 0; i < tr->m->n_tensors; i++)
         if (tr->m->tensors[i].pool == RT_POOL_PARAMS) {
-            *(unsigned char *)rt_tensor_data(tr->ctx, i) ^= 1;
+            *(unsigned char *)rt_tensor_host(tr->ctx, i) ^= 1;
             return;
         }
 }
@@ -1446,11 +1451,10 @@ static bool dist_setup(Trainer *tr, RtError *e)
         tr->o.quiet = true;
     if (tr->dist) /* mpirun relays our output through a terminal of its own: plain lines */
         tr->tty = false;
-    if (tr->dist && m->device) {
+    if (tr->dist && m->device && N > 1 && (!m->device->dist_open || !m->device->sum)) {
         tr->shared_error = tr->agreed = true;
-        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun runs on the CPU target "
-                      "only; this trainer runs on %s: launch it without mpirun",
-                      m->device->name ? m->device->name : "a device");
+        return rt_err(e, RT_ERR_USAGE, "data-parallel training under mpirun needs a device layer that sums across "
+                      "ranks, and %s has none: launch one rank", m->device->name ? m->device->name : "this device");
     }
     for (int i = 0; tr->dist && i < m->n_tensors; i++)
         if ((m->tensors[i].flags & RT_T_GRAD) && m->tensors[i].dtype != RT_F32) {
@@ -1458,6 +1462,16 @@ static bool dist_setup(Trainer *tr, RtError *e)
             return rt_err(e, RT_ERR_USAGE, "data-parallel training sums f32 gradients, and %s is %s",
                           m->tensors[i].name, rt_dtype_name(m->tensors[i].dtype));
         }
+    if (tr->o.zero == 1 && !tr->dist) {
+        tr->shared_error = tr->agreed = true;
+        return rt_err(e, RT_ERR_USAGE, "--zero 1 shards the optimizer state over the ranks of a data-parallel "
+                      "job: launch the trainer with mpirun -np N (N > 1)");
+    }
+    if (tr->o.zero == 1 && !rt_zero_check(m, e)) {
+        tr->shared_error = tr->agreed = true;
+        return false;
+    }
+    rt_dist_set_zero(tr->dist, (int)tr->o.zero);
     int64_t k = m->batch / m->micro_batch;
     if (k % N != 0) {
         tr->shared_error = tr->agreed = true;
@@ -1591,6 +1605,13 @@ static int setup(Trainer *tr, int64_t *start_out, RtError *e)
         report_line(tr, "data-parallel: %d ranks (%s), %" PRId64 " of the %" PRId64 " micro-steps "
                     "of each step per rank; gradients summed per step: %s in the full-rank phase, "
                     "%s in the ReLoRA phase", N, rt_dist_library(tr->dist), k / N, k, fb, lb);
+        if (rt_dist_zero(tr->dist) == 1) {
+            int64_t step = s->kind == RT_SCHED_RELORA ? s->warm_start : 0;
+            rt_mem_bytes(fb, sizeof fb, (uint64_t)rt_zero_moment_bytes(m, s, step, N, 0));
+            rt_mem_bytes(lb, sizeof lb, (uint64_t)rt_zero_moment_bytes(m, s, step, 1, 0));
+            report_line(tr, "ZeRO stage 1: rank 0 updates %s of the %s of Adam moments of the %s phase",
+                        fb, lb, s->kind == RT_SCHED_RELORA ? "ReLoRA" : "training");
+        }
     }
     return -1;
 }
@@ -1634,6 +1655,11 @@ static int train(Trainer *tr, RtError *e)
             tr->agreed = true;
             rt_err(e, RT_ERR_USAGE, "rank %d could not start (its message is above); stopped", failed);
         }
+        return 2;
+    }
+    /* a device's own sum across the ranks (CUDA: NCCL), every rank there by now */
+    if (m->device && rt_dist_size(tr->dist) > 1 && !m->device->dist_open(tr->ctx, tr->dist, e)) {
+        tr->agreed = e->code == RT_ERR_DEVICE; /* each rank says its part */
         return 2;
     }
 
@@ -1728,6 +1754,13 @@ static int train(Trainer *tr, RtError *e)
         }
         if (at_end || sig ||
             (tr->o.checkpoint_every > 0 && done % tr->o.checkpoint_every == 0)) {
+            /* ZeRO: every rank's moments whole again (checked equal, saved as unsharded) */
+            if (rt_dist_zero(tr->dist) == 1 && !rt_zero_gather_moments(tr->ctx, tr->dist, &tr->sched, step, e)) {
+                rc = 2;
+                break;
+            }
+            if (tr->dist)
+                rt_ctx_pull(tr->ctx, &tr->sched, done); /* a device's tensors, for the checksums */
             skew_for_test(tr);
             if (!check_ranks_equal(tr, done, e)) {
                 rc = 2;

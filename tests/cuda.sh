@@ -27,7 +27,7 @@ expect() { # WANT_RC PATTERN CMD...
     fi
 }
 
-small=(-D model.layers=1 -D train.batch=2 -D train.seq_len=16)
+small=(-D model.layers=1 -D train.batch=2 -D train.micro_batch=1 -D train.seq_len=16)
 printf 'In the beginning God created the heaven and the earth.\n%.0s' {1..40} >"$tmp/data.txt"
 if ! "$r" build "$root/examples/tiny.relora" "${small[@]}" --target cuda --arch sm_80 -o "$tmp/tc" \
     >"$tmp/build.log" 2>&1; then
@@ -48,6 +48,33 @@ expect 2 'unsupported GPU architecture sm_75 \(Fake GPU\): this trainer has kern
 # sm_86 runs sm_80 kernels: past the architecture, the fake driver fails the context
 expect 2 'cuDevicePrimaryCtxRetain failed|cuBLAS cannot be loaded' env LD_LIBRARY_PATH="$fake" FAKE_CUDA=sm86 "${run[@]}"
 [ ! -e "$tmp/ck/trainer.safetensors" ] || { echo "FAIL: a checkpoint was written"; failed=$((failed + 1)); }
+# under mpirun (2 ranks): each rank stops with the device's message; on a one-GPU machine the
+# second rank has no device of its own (NCCL needs one per rank). NCCL itself (loaded after
+# the device opens) cannot be reached with the fake driver.
+if command -v mpirun >/dev/null; then
+    mpi=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+        OMPI_MCA_btl_vader_single_copy_mechanism=none "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+        LD_LIBRARY_PATH="$fake")
+    # mpirun's own exit status is its business (Open MPI 4.1.4's mpirun has been seen to
+    # crash in its error-report relay after the ranks exited 2): any failure, with our message
+    expect_fail() { # PATTERN CMD...
+        local pat=$1
+        shift
+        "$@" >"$tmp/out" 2>&1
+        local rc=$?
+        if [ "$rc" -ne 0 ] && grep -Eq -- "$pat" "$tmp/out"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            echo "FAIL: $* (exit $rc; pattern '$pat')"
+            sed 's/^/    /' "$tmp/out" | head -20
+        fi
+    }
+    expect_fail 'rank 1: error: no CUDA device found' "${mpi[@]}" FAKE_CUDA=nodevice mpirun -np 2 "${run[@]}"
+    expect_fail 'more ranks on this machine than it has CUDA devices \(1\).*a single-GPU machine runs one rank' \
+        "${mpi[@]}" FAKE_CUDA=sm86 mpirun -np 2 "${run[@]}"
+    [ ! -e "$tmp/ck/trainer.safetensors" ] || { echo "FAIL: a checkpoint was written"; failed=$((failed + 1)); }
+fi
 # the CPU trainer of the same spec: no CUDA layer, no CUDA library
 expect 0 '' "$r" build "$root/examples/tiny.relora" "${small[@]}" --target cpu -o "$tmp/tcpu"
 if nm "$tmp/tcpu" | grep -q rt_cuda_ || ldd "$tmp/tcpu" | grep -Eq 'libcuda|libcublas'; then

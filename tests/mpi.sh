@@ -12,7 +12,10 @@
 #  - a rank count that does not divide the micro-steps is refused;
 #  - ranks that disagree fail the cross-rank check (fault injected on rank 1);
 #  - a killed rank stops the job, names the rank, leaves no checkpoint;
-#  - SIGTERM to mpirun writes one checkpoint; --resume continues it bit-identically.
+#  - SIGTERM to mpirun writes one checkpoint; --resume continues it bit-identically;
+#  - --zero 1 (tests/mpi/zero.relora): the losses of the compiled update within 1e-6, the
+#    final merge prunes the same moment entries as without it, each rank updates half the
+#    moment bytes (from the checkpoint's shapes), a resumed run is bit-identical.
 # Exit 77 (skipped) without mpirun.
 set -u
 RELORAC=$(realpath "$1")
@@ -97,6 +100,59 @@ if said != [full, relora]:
     sys.exit(1)
 print(f"bytes summed per step: full-rank phase {full}, ReLoRA phase {relora} ({100 * relora / full:.1f}%)")
 PY
+
+# ---- ZeRO stage 1 (tests/mpi/zero.relora: magnitude pruning, ends on a merge) ----
+if "$RELORAC" build "$SRC/tests/mpi/zero.relora" -o zero 2>zbuild.err; then ok; else bad "relorac build zero"; cat zbuild.err; fi
+runz() { "${MPIRUN[@]}" -np 2 ./zero --data data --threads 1 --quiet --checkpoint-every 0 --eval-every 6 "$@"; }
+runz --out z0 >z0.out 2>&1 && ok || { bad "2 ranks without ZeRO"; cat z0.out; }
+runz --out z1 --zero 1 >z1.out 2>&1 && ok || { bad "2 ranks with --zero 1"; cat z1.out; }
+# the same losses as the compiled update within 1e-6 (the tensors: the same tolerance as 2
+# ranks against one process)
+if $CMP z0 z1 --loss-tol 1e-6 >cmpz.out; then ok; else bad "--zero 1 against --zero 0"; fi
+cat cmpz.out
+# the merge pruned, and the same entries as without sharding; each rank's moments are half
+SRC_TESTS="$SRC/tests" python3 - z0 z1 <<'PY' && ok || bad "ZeRO: pruned entries or moment bytes"
+import json, os, struct, sys
+sys.path.insert(0, os.environ["SRC_TESTS"])
+from mpi_compare import read_st
+a = read_st(sys.argv[1] + "/latest/trainer.safetensors")
+b = read_st(sys.argv[2] + "/latest/trainer.safetensors")
+zeros = total = 0
+for k, (d, x) in a.items():
+    if not k.endswith((".lora_a.adam_v", ".lora_b.adam_v", ".lora_a.adam_m", ".lora_b.adam_m")):
+        continue
+    va = struct.unpack(f"<{len(x) // 4}f", x)
+    vb = struct.unpack(f"<{len(x) // 4}f", b[k][1])
+    za = [i for i, v in enumerate(va) if v == 0.0]
+    if za != [i for i, v in enumerate(vb) if v == 0.0]:
+        print(f"{k}: --zero 1 zeroed other entries than the unsharded run")
+        sys.exit(1)
+    zeros += len(za)
+    total += len(va)
+if zeros == 0:
+    print("the final merge pruned no moment entry")
+    sys.exit(1)
+print(f"pruned moment entries: {zeros} of {total}, the same positions with and without --zero 1")
+# optimizer memory: moments m and v of the trainable tensors of the ReLoRA phase
+lora = sum(len(x) for k, (d, x) in a.items() if k.endswith((".lora_a", ".lora_b")))
+rest = sum(len(x) for k, (d, x) in a.items()
+           if d == "F32" and ".adam_" not in k and not k.endswith((".lora_a", ".lora_b"))
+           and k + ".adam_m" in a and not (k.endswith(".weight") and k[:-7] + ".lora_a" in a))
+want_all = 2 * (lora + rest)
+last = [json.loads(l) for l in open(sys.argv[2] + "/metrics.jsonl")][-1]
+if last["moment_bytes_all"] != want_all or last["moment_bytes"] * 2 != want_all:
+    print(f"moment bytes {last['moment_bytes']} of {last['moment_bytes_all']}, want {want_all // 2} of {want_all}")
+    sys.exit(1)
+print(f"Adam moments per rank: {last['moment_bytes']} of {want_all} bytes (1/2)")
+PY
+"${MPIRUN[@]}" -np 2 ./zero --data data --threads 1 --quiet --out z1r --zero 1 --steps 6 --checkpoint-every 0 --eval-every 6 \
+    >z1r.out 2>&1 && "${MPIRUN[@]}" -np 2 ./zero --resume z1r --threads 1 --quiet --zero 1 --checkpoint-every 0 --eval-every 6 \
+    >>z1r.out 2>&1 && ok || { bad "--zero 1 resume"; cat z1r.out; }
+if $CMP z1 z1r --exact >cmpz2.out; then ok; else bad "--zero 1 resumed run differs"; fi
+cat cmpz2.out
+./zero --data data --threads 1 --quiet --out zsolo --zero 1 >zsolo.out 2>&1
+[ $? -eq 2 ] && ok || bad "--zero 1 without mpirun was accepted"
+has zero-solo zsolo.out "launch the trainer with mpirun"
 
 # ---- a rank count that does not divide the 4 micro-steps ----
 "${MPIRUN[@]}" -np 3 ./dp --data data --out three --threads 1 --quiet >three.out 2>&1

@@ -3,9 +3,10 @@
 the tensors of their trainer.safetensors. Reads safetensors with struct alone (no numpy), so
 the reference run's values come from its files, not from the trainer's own comparison.
 
-usage: mpi_compare.py REF RUN [--exact] [--tol T]
+usage: mpi_compare.py REF RUN [--exact] [--tol T] [--loss-tol L]
   default: max over steps of |a - b| / |a| for the loss and, per F32 tensor, max|a - b| /
            max|a| must be <= T (1e-5); prints the worst of each.
+  --loss-tol: the losses within L instead of T.
   --exact: the losses and every tensor's bytes must be identical."""
 import json
 import struct
@@ -45,7 +46,11 @@ def main():
     tol = 1e-5
     if "--tol" in args:
         tol = float(args[args.index("--tol") + 1])
-    ref, run = [a for a in args if not a.startswith("--") and a != str(tol)][:2]
+    loss_tol = tol
+    if "--loss-tol" in args:
+        loss_tol = float(args[args.index("--loss-tol") + 1])
+    values = [args[i + 1] for i, a in enumerate(args) if a in ("--tol", "--loss-tol")]
+    ref, run = [a for a in args if not a.startswith("--") and a not in values][:2]
     la, lb = losses(ref), losses(run)
     if sorted(la) != sorted(lb) or not la:
         print(f"FAIL: the runs logged different steps: {sorted(la)} vs {sorted(lb)}")
@@ -83,8 +88,8 @@ def main():
         return 0
     print(f"losses: worst |a-b|/|a| {worst_loss:.3g} over {len(la)} (training and validation); "
           f"tensors: worst max|d|/max|ref| {worst:.3g} ({worst_name}) over {n} tensors")
-    if worst_loss > tol or worst > tol:
-        print(f"FAIL: above the tolerance {tol:g}")
+    if worst_loss > loss_tol or worst > tol:
+        print(f"FAIL: above the tolerance {loss_tol:g} (losses) or {tol:g} (tensors)")
         return 1
     return 0
 

@@ -25,6 +25,9 @@
 #     Then checkpoints across targets: the CPU trainer's step-5 checkpoint resumes on CUDA,
 #     and a CUDA step-5 checkpoint resumes in the CPU trainer, each to step 10 within the
 #     fp32 tolerance of the uninterrupted CPU run.
+#  1b. tiny under mpirun -np 1 (when mpirun is there): a single-GPU machine can only run one
+#     rank, NCCL needing a GPU per rank (tests/cuda.sh checks that a second rank is refused
+#     with that reason); the same losses as 1.
 #  2. llama-350m, batch 32 x 512, bf16, each phase alone (tests/gpu/llama-350m-*.relora):
 #     tokens/s over the steps after the first two, MFU = tokens/s x the phase's FLOPs per
 #     token (relorac check) / 989e12, and peak device memory (nvidia-smi, the process).
@@ -175,6 +178,23 @@ if timeout 120 "$bundle/tiny_cuda" --data "$bundle/tiny.txt" --steps 5 --out "$t
     say "CUDA step-5 checkpoint resumed in the CPU trainer: $r"
 else
     fail "CUDA -> CPU checkpoint: $(tail -3 "$t.x2.log")"
+fi
+
+# ---- 1b. under mpirun: one rank (a single-GPU machine can only run one: NCCL needs one GPU
+# per rank, and the trainer refuses a second rank on the same GPU)
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+say ""
+say "== 1b. tiny under mpirun, 1 rank ($ngpu GPU here; a single-GPU machine can only run one rank)"
+if command -v mpirun >/dev/null; then
+    if timeout 120 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 1 "$bundle/tiny_cuda" \
+        --data "$bundle/tiny.txt" --steps 10 --out "$t/mpi1" --quiet >"$t.mpi1.log" 2>&1; then
+        r=$(compare "$t/mpi1/metrics.jsonl" "$bundle/ref/cpu10/metrics.jsonl" 2e-3) || fail "tiny cuda, mpirun -np 1: $r"
+        say "tiny cuda, mpirun -np 1: $r"
+    else
+        fail "tiny cuda did not train under mpirun -np 1: $(tail -3 "$t.mpi1.log")"
+    fi
+else
+    say "skipped: no mpirun on this machine (NCCL's sum over several GPUs needs a machine with 2 or more)"
 fi
 
 # ---- 2. llama-350m in relorac

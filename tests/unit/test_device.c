@@ -65,7 +65,7 @@ static void fd_read(RtCtx *ctx, void *dst, const void *src, size_t n)
     fake_dev.reads++;
 }
 
-static const RtDeviceOps fake_device_ops = {"fake", fd_open, fd_close, fd_write, fd_read, NULL};
+static const RtDeviceOps fake_device_ops = {"fake", fd_open, fd_close, fd_write, fd_read, NULL, NULL, NULL};
 
 static RtModel device_model(void)
 {
