@@ -659,11 +659,64 @@ static LLVMValueRef f32_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
     return LLVMBuildInBoundsGEP2(c->b, c->t_f32, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_f32), &o, 1, "");
 }
 
+/* i16 * (bf16 elements): buffer buf + off elements */
+static LLVMValueRef bf16_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
+{
+    LLVMValueRef o = cg_const_i64(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->t_i16, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_i16), &o, 1, "");
+}
+
+/* A GEMM with a bf16 operand (the precision policy's copies, ir/kprecision.c): rt_sbgemm_strided,
+ * bf16 products accumulated in f32; an f32 operand beside it is rounded as it is packed. */
+static void emit_sbgemm(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    const KGemm *g = &k->gemm;
+    bool a16 = c->p->bufs[g->a].dtype == IR_BF16, b16 = c->p->bufs[g->b].dtype == IR_BF16;
+    LLVMValueRef a[20] = {h->ctx,
+                          cg_const_i32(c, g->trans_a),
+                          cg_const_i32(c, g->trans_b),
+                          cg_const_i64(c, g->m),
+                          cg_const_i64(c, g->n),
+                          cg_const_i64(c, g->k),
+                          cg_const_f32(c, g->alpha),
+                          LLVMBuildBitCast(c->b, a16 ? bf16_at(c, h, g->a, g->off_a) : f32_at(c, h, g->a, g->off_a), c->t_p8, ""),
+                          cg_const_i32(c, a16),
+                          cg_const_i64(c, g->lda),
+                          cg_const_i64(c, g->stride_a),
+                          LLVMBuildBitCast(c->b, b16 ? bf16_at(c, h, g->b, g->off_b) : f32_at(c, h, g->b, g->off_b), c->t_p8, ""),
+                          cg_const_i32(c, b16),
+                          cg_const_i64(c, g->ldb),
+                          cg_const_i64(c, g->stride_b),
+                          cg_const_f32(c, g->beta),
+                          f32_at(c, h, g->c, g->off_c),
+                          cg_const_i64(c, g->ldc),
+                          cg_const_i64(c, g->stride_c),
+                          cg_const_i64(c, g->batch > 0 ? g->batch : 1)};
+    LLVMBuildCall2(c->b, c->t_sbgemm, c->f_sbgemm, a, 20, "");
+}
+
+static bool is_gemm_operand(CgCtx *c, const Kernel *k, int buf, const char *what)
+{
+    if (!check_buf(c, k, buf, what, false))
+        return false;
+    IrDType t = c->p->bufs[buf].dtype;
+    if (t != IR_F32 && t != IR_BF16) {
+        diag_error(c->d, k->loc, "kernel %s: a GEMM operand must be f32 or bf16 (%s is %s)", cg_kernel_name(k), what,
+                   ir_dtype_name(t));
+        return false;
+    }
+    return true;
+}
+
 static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
 {
     const KGemm *g = &k->gemm;
-    if (!check_buf(c, k, g->a, "A", true) || !check_buf(c, k, g->b, "B", true) || !check_buf(c, k, g->c, "C", true))
+    if (!is_gemm_operand(c, k, g->a, "A") || !is_gemm_operand(c, k, g->b, "B") || !check_buf(c, k, g->c, "C", true))
         return;
+    if (c->p->bufs[g->a].dtype == IR_BF16 || c->p->bufs[g->b].dtype == IR_BF16) {
+        emit_sbgemm(c, h, k);
+        return;
+    }
     LLVMValueRef a[18] = {h->ctx,
                           cg_const_i32(c, g->trans_a),
                           cg_const_i32(c, g->trans_b),
@@ -734,6 +787,10 @@ static bool cpu_prepare(CgCtx *c)
                           c->t_f32,  c->t_pf32, c->t_i64, c->t_i64,  c->t_pf32, c->t_i64,
                           c->t_i64,  c->t_f32,  c->t_pf32, c->t_i64, c->t_i64, c->t_i64};
     c->f_sgemm = cg_declare(c, "rt_sgemm_strided", c->t_void, sg, 18, &c->t_sgemm);
+    LLVMTypeRef sb[20] = {c->t_pctx, c->t_i32, c->t_i32,  c->t_i64, c->t_i64,  c->t_i64, c->t_f32,
+                          c->t_p8,   c->t_i32, c->t_i64,  c->t_i64, c->t_p8,   c->t_i32, c->t_i64,
+                          c->t_i64,  c->t_f32, c->t_pf32, c->t_i64, c->t_i64,  c->t_i64};
+    c->f_sbgemm = cg_declare(c, "rt_sbgemm_strided", c->t_void, sb, 20, &c->t_sbgemm);
     LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
     c->f_rng_normal = cg_declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
     LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};

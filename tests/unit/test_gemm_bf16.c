@@ -253,6 +253,23 @@ START_TEST(sbgemm_same_bits_for_any_thread_count)
 }
 END_TEST
 
+START_TEST(cpu_without_avx512bf16_refuses_a_bf16_trainer)
+{
+    /* codegen records +avx512bf16 among a bf16 trainer's required features; the start-up
+     * check (rt_cpu_check_features, ctx.c) names it on a CPU that lacks it */
+    RtCpu c;
+    rt_cpu_detect(&c);
+    int i = rt_cpu_feature_index("avx512bf16");
+    ck_assert_int_ge(i, 0);
+    c.has &= ~((uint64_t)1 << i);
+    RtError e = {0};
+    ck_assert(!rt_cpu_check_features(&c, "+avx512bf16", &e));
+    ck_assert_msg(strstr(e.msg, "avx512bf16") != NULL, "%s", e.msg);
+    c.has |= (uint64_t)1 << i;
+    ck_assert(rt_cpu_check_features(&c, "+avx512bf16", &e));
+}
+END_TEST
+
 Suite *gemm_bf16_suite(void)
 {
     Suite *s = suite_create("gemm_bf16");
@@ -261,6 +278,7 @@ Suite *gemm_bf16_suite(void)
     tcase_add_test(tc, sbgemm_matches_sums_over_bf16_rounded_operands);
     tcase_add_test(tc, sbgemm_beta_zero_ignores_nan_in_c_and_k_zero_scales);
     tcase_add_test(tc, sbgemm_same_bits_for_any_thread_count);
+    tcase_add_test(tc, cpu_without_avx512bf16_refuses_a_bf16_trainer);
     suite_add_tcase(s, tc);
     return s;
 }
