@@ -1,20 +1,20 @@
-/* rt_sbgemm_strided: GEMMs with bf16 operands and f32 accumulation (precision = bf16 on the
- * CPU target, docs/runtime.md "bf16 GEMMs"). Each operand is f32 or bf16 in memory; packing
- * writes bf16 pairs (an f32 element is rounded to nearest even there, as rt_f32_to_bf16),
- * and an AVX512-BF16 micro-kernel (vdpbf16ps) multiplies them into f32 accumulators.
+/* rt_sbgemm_strided: GEMMs with bf16 operands and f32 accumulation (precision = bf16 on
+ * the CPU target, docs/runtime.md "bf16 GEMMs"). Each operand is f32 or bf16 in memory;
+ * packing writes bf16 pairs (an f32 element is rounded to nearest even there, as
+ * rt_f32_to_bf16), and an AVX512-BF16 micro-kernel (vdpbf16ps) multiplies them into f32
+ * accumulators.
  *
- * Why our own kernel and not a library's: OpenBLAS 0.3.21's cblas_sbgemm takes bf16 arrays
- * only (a converted copy of every f32 operand first), runs its own threads beside the pool
- * and picks its kernels from the same core table that misreads this CPU (gemm.c); oneDNN
- * brings an OpenMP pool of its own. Neither keeps results independent of our thread count
- * by construction. The loops here are gemm.c's (BLIS's) shape, kept in a file of their own:
- * B is packed once per GEMM in NR-column panels, each part of the pool takes whole MR-row
- * panels of C (never a slice of k) and packs its own rows, and every element of C is the
- * same sequence of micro-kernel calls (k-slices in order, beta on the first) on any number
- * of threads. Without AVX512-BF16 a scalar kernel computes the same sums (each bf16 product
- * is exact in f32, so acc + a*b rounds once, as vdpbf16ps does, except that the instruction
- * flushes denormals); trainers built for bf16 refuse such CPUs at start-up (cpu.c), so the
- * scalar kernel serves tests and odd callers only. */
+ * Why our own kernel and not a library's: Debian 12's OpenBLAS 0.3.21 has no cblas_sbgemm
+ * (built without BUILD_BFLOAT16: `nm -D libopenblasp-r0.3.21.so` lists none), BLIS 0.9 has
+ * no bf16 GEMM, and oneDNN (libdnnl 2.6) brings an OpenMP pool of its own beside ours and
+ * may split the reduction dimension. The loops here are gemm.c's (BLIS's) shape, kept in a
+ * file of their own: B is packed once per GEMM in NR-column panels, each part of the pool
+ * takes whole MR-row panels of C (never a slice of k) and packs its own rows, and every
+ * element of C is the same sequence of micro-kernel calls (k-slices in order, beta on the
+ * first) on any number of threads. Without AVX512-BF16 a scalar kernel computes the same
+ * sums (each bf16 product is exact in f32, so acc + a*b rounds once, as vdpbf16ps does,
+ * except that the instruction flushes denormals); trainers built for bf16 refuse such CPUs
+ * at start-up (cpu.c), so the scalar kernel serves tests and odd callers only. */
 #include "rt_internal.h"
 
 #include <pthread.h>
