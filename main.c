@@ -313,7 +313,7 @@ static void help_sweep(FILE *out)
 static char *read_spec(Arena *a, const char *path, size_t *len)
 {
     const char *why = NULL;
-    char *text = fe_read_file(a, path, len, &why);
+    char *text = fe_read_file(a, path, FE_SPEC_MAX, len, &why);
     if (!text)
         fprintf(stderr, "relorac: cannot read '%s': %s\n", path, why);
     return text;
@@ -500,6 +500,7 @@ static const char *sweep_default_out(Arena *a, const char *spec_path)
 }
 
 static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from);
+static const char *runtime_run_path(Arena *a, const char *runtime);
 
 static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
 {
@@ -528,6 +529,7 @@ static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
         return EXIT_USAGE;
     SweepRunOptions ro = {.spec_path = args->path,
                           .runtime_lib = runtime,
+                          .link_args = runtime ? runtime_run_path(arena, runtime) : NULL,
                           .out_dir = args->out ? args->out : sweep_default_out(arena, args->path),
                           .jobs = args->jobs > 0 ? args->jobs : 1,
                           .threads = args->threads,
@@ -713,6 +715,17 @@ static void help_build(FILE *out)
  *  3. the installed one: <this executable's folder>/RELORAC_RUNTIME_REL_DIR (meson.build:
  *     the path from bindir to <libdir>/relorac), or that path when it is absolute.
  * NULL after a message naming the path it looked for. */
+/* The linker argument that gives a trainer the runtime's folder as its run path, where it
+ * finds librelorac_spm (--tokenizer with a SentencePiece model); NULL when the folder's
+ * name cannot be passed (no folder, a space in it). */
+static const char *runtime_run_path(Arena *a, const char *runtime)
+{
+    const char *slash = strrchr(runtime, '/');
+    if (!slash || strchr(runtime, ' '))
+        return NULL;
+    return arena_sprintf(a, "-Wl,-rpath,%.*s", (int)(slash - runtime), runtime);
+}
+
 static const char *runtime_archive(Arena *a, const char *dir_opt, const char **from)
 {
     const char *dir = dir_opt ? dir_opt : getenv("RELORAC_RUNTIME_DIR");
@@ -812,9 +825,7 @@ static int run_build(const SpecArgs *args, Arena *arena, Diags *diags)
     Diags cd;
     diag_init(&cd, arena);
     KProgram *p = k_program_build(arena, &cd, m);
-    /* the trainer finds librelorac_spm (--tokenizer with a SentencePiece model) in the runtime's folder */
-    if (slash && !strchr(runtime, ' '))
-        co.link_args = arena_sprintf(arena, "-Wl,-rpath,%.*s", (int)(slash - runtime), runtime);
+    co.link_args = runtime_run_path(arena, runtime);
     bool ok = p && be->build_executable(p, &co, args->out, &cd);
     diag_print(&cd, stderr, false);
     return ok ? EXIT_OK : EXIT_USAGE;

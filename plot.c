@@ -18,6 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The longest metrics log read (bytes): about three million steps' lines. */
+#define PLOT_LOG_MAX ((size_t)1 << 30)
+
 /* ---- reading ---- */
 
 typedef struct Reader {
@@ -280,7 +283,7 @@ static char *read_all(Arena *a, const char *path, size_t *len, FILE *err)
      * without a writer reads as empty instead of blocking, and a device is refused (it
      * used to block forever, or read /dev/zero until memory ran out) */
     const char *why = NULL;
-    char *text = fe_read_file(a, path, len, &why);
+    char *text = fe_read_file(a, path, PLOT_LOG_MAX, len, &why);
     if (!text)
         fprintf(err, "relorac plot: cannot open %s: %s\n", path, why);
     return text;
@@ -521,6 +524,17 @@ static int run_gnuplot(const char *script, FILE *err)
 int plot_draw(Arena *a, const PlotMetrics *m, const char *title, const char *out_path, const char *tmp_root,
               FILE *err)
 {
+    /* The output first: a folder that does not exist or cannot be written is our
+     * message, not gnuplot's "cannot open file; output not changed" after a script line. */
+    int ofd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    bool created = ofd >= 0;
+    if (ofd < 0 && errno == EEXIST)
+        ofd = open(out_path, O_WRONLY | O_CLOEXEC);
+    if (ofd < 0) {
+        fprintf(err, "relorac plot: cannot write %s: %s\n", out_path, strerror(errno));
+        return 2;
+    }
+    close(ofd);
     char *dir = arena_sprintf(a, "%s/relorac-plot-XXXXXX", tmp_root);
     if (!mkdtemp(dir)) {
         fprintf(err, "relorac plot: cannot make a temporary folder in %s: %s\n", tmp_root, strerror(errno));
@@ -558,5 +572,7 @@ int plot_draw(Arena *a, const PlotMetrics *m, const char *title, const char *out
         fprintf(err, "relorac plot: gnuplot wrote no %s\n", out_path);
         rc = 2;
     }
+    if (rc != 0 && created)
+        unlink(out_path);
     return rc;
 }

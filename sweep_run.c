@@ -742,7 +742,7 @@ static bool start_build(Sweep *sw, Build *b)
         KProgram *p = k_program_build(&b->arena, &d, b->m);
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.tmp", b->bin);
-        CgOptions co = {.runtime_lib = sw->o->runtime_lib};
+        CgOptions co = {.runtime_lib = sw->o->runtime_lib, .link_args = sw->o->link_args};
         bool ok = p && cg_build_executable(p, &co, tmp, &d);
         diag_print(&d, stderr, false);
         fflush(stderr);

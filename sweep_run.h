@@ -16,6 +16,7 @@ typedef struct SweepRunOptions {
     const char *spec_path;
     const char *out_dir;  /* builds/, runs/, results.csv, results.md, val_loss.svg */
     const char *runtime_lib; /* librelorac_rt.a the binaries link; NULL: the build tree's */
+    const char *link_args;   /* extra linker arguments (the runtime's run path); may be NULL */
     int jobs;             /* variants (or builds) at a time, >= 1 */
     int threads;          /* in all, divided among the jobs; 0: the online CPUs */
     bool is_list;         /* only list the variants, their builds and their state */

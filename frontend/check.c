@@ -207,7 +207,7 @@ const Spec *fe_load_spec(Arena *a, Diags *d, const char *path, const FeOptions *
 {
     size_t len;
     const char *why = NULL;
-    char *text = fe_read_file(a, path, &len, &why);
+    char *text = fe_read_file(a, path, FE_SPEC_MAX, &len, &why);
     if (!text) {
         diag_error(d, (SrcLoc){arena_strdup(a, path), 0, 0, 0}, "cannot read the file: %s", why);
         return NULL;

@@ -77,10 +77,14 @@ const Spec *fe_load_spec(Arena *a, Diags *d, const char *path, const FeOptions *
 const Spec *fe_load_spec_buffer(Arena *a, Diags *d, const char *name, const char *text, size_t len,
                                 const FeOptions *opt);
 
-/* Reads a whole file (a regular file or a pipe) into the arena; NULL on failure, with
- * *why saying why ("No such file or directory", "a character device, not a file"). A FIFO
- * without a writer reads as empty instead of blocking. */
-char *fe_read_file(Arena *a, const char *path, size_t *len, const char **why);
+/* Reads a whole file (a regular file or a pipe) of at most max bytes into the arena; NULL
+ * on failure, with *why saying why ("No such file or directory", "a character device, not
+ * a file", "longer than 16 MiB"). A FIFO without a writer reads as empty instead of
+ * blocking; a pipe that never ends (`yes | relorac check /dev/stdin`) stops at max. */
+char *fe_read_file(Arena *a, const char *path, size_t max, size_t *len, const char **why);
+
+/* The longest spec file read: a spec is text of a few kilobytes (bytes). */
+#define FE_SPEC_MAX ((size_t)16 << 20)
 
 /* One expanded variant of a sweep: its name, the values it takes on the grid axes,
  * and its spec (NULL when it failed to check). */

@@ -97,7 +97,7 @@ static const char *file_kind(mode_t mode)
                             : "not a regular file";
 }
 
-char *fe_read_file(Arena *a, const char *path, size_t *len, const char **why)
+char *fe_read_file(Arena *a, const char *path, size_t max, size_t *len, const char **why)
 {
     /* O_NONBLOCK: opening a FIFO that no process writes would wait forever; opened this
      * way, one without a writer reads as empty, and a pipe with one (`relorac check
@@ -137,6 +137,12 @@ char *fe_read_file(Arena *a, const char *path, size_t *len, const char **why)
         if (got == 0)
             break;
         n += (size_t)got;
+        if (n > max) {
+            *why = arena_sprintf(a, "longer than %zu %s", max >= (1u << 20) ? max >> 20 : max,
+                                 max >= (1u << 20) ? "MiB" : "bytes");
+            close(fd);
+            return NULL;
+        }
     }
     close(fd);
     *len = n;

@@ -181,6 +181,12 @@ void ck_sweep(Ck *ck, const AstItem *item)
                 n_points += grid_size(item->body, item->n_body, s);
         }
     }
+    if (item->n_body == 0) {
+        ck_err(ck, item->name_loc,
+               "sweep '%s' is empty: give it settings or variants (a variant with no settings, "
+               "variant base { }, trains the spec as written)",
+               item->name);
+    }
     if (n_variants == 0)
         n_points = grid_size(item->body, item->n_body, NULL);
     if (n_points > MAX_SWEEP_VARIANTS)

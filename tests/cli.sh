@@ -52,6 +52,8 @@ expect 1 "expected 'module'" timeout 20 "$r" opt "$tmp/fifo.relora" --passes dce
 expect 2 "cannot read '/dev/zero': a character device, not a file" timeout 20 "$r" check /dev/zero
 expect 2 "cannot read '$tmp': a directory, not a file" timeout 20 "$r" check "$tmp"
 expect 0 'total parameters: +857,216' sh -c 'cat "$1" | timeout 20 "$0" check /dev/stdin' "$r" "$root/examples/tiny.relora"
+# a pipe that never ends stops at the spec size limit (it used to be read until memory ran out)
+expect 2 "cannot read '/dev/stdin': longer than 16 MiB" sh -c 'yes | timeout 60 "$0" check /dev/stdin' "$r"
 expect 2 'unknown option' "$r" check "$root/examples/tiny.relora" --frob
 expect 0 'total parameters: +857,216' "$r" check "$root/examples/tiny.relora"
 expect 0 '"planned_bytes"' "$r" check "$root/examples/tiny.relora" --json

@@ -30,6 +30,8 @@ switches=$(grep -c '"warm_switch"' "$T/run/metrics.jsonl")
 
 expect png 0 "wrote $T/run/metrics.png (40 steps, 4 validations, $resets merges)" "$R" plot "$T/run"
 expect svg 0 "wrote $T/pic.svg" "$R" plot "$T/run/metrics.jsonl" -o "$T/pic.svg"
+# an output folder that does not exist: our message before gnuplot runs, and no file left
+expect no-out-dir 2 "relorac plot: cannot write $T/nowhere/pic.png: No such file or directory" "$R" plot "$T/run" -o "$T/nowhere/pic.png"
 python3 - "$T/run/metrics.png" "$T/pic.svg" <<'PY' && ok || bad "the pictures do not parse"
 import struct, sys
 import xml.etree.ElementTree as ET

@@ -62,6 +62,11 @@ expect_grep '^\[4/4\] t/short: failed: .*short.txt' run1.log "the short variant'
 n_builds=$(grep -c 'compiling' run1.log)
 [ "$n_builds" -eq 1 ] && ok || fail "one build for a, b and short: $n_builds compiled"
 [ "$(ls o/builds | wc -l)" -eq 1 ] && ok || fail "one build directory: $(ls o/builds)"
+# a swept trainer, like one from relorac build, has the runtime's folder as its run path
+# (where it finds librelorac_spm for a SentencePiece --tokenizer)
+if readelf -d o/builds/*/train | grep -Eq 'R(UN)?PATH.*\['"$(dirname "$(readlink -f "$r")")"; then ok; else
+    fail "the swept trainer's run path: $(readelf -d o/builds/*/train | grep -E 'R(UN)?PATH')"
+fi
 
 # the CSV: header, one row per variant; params and ReLoRA-phase trainable counted by
 # hand: embedding 256*16 + head 256*16 + final norm 16 + a layer (2 norms 32,
@@ -164,9 +169,9 @@ if [ -n "${RELORAC_SOURCE_ROOT:-}" ] && [ -f "$spec" ]; then
     expect_rc 0 $? "the experiment's sweeps check"
     python3 - <<'EOF' >py3.out 2>&1
 import re
-models = {"s0": (32, 2, 88), "s1": (64, 2, 172), "s2": (96, 3, 256),  # d, L, hidden
-          "c0": (20, 2, 64), "c1": (40, 2, 88), "c2": (48, 3, 144)}
-ranks = {"s0": 4, "s1": 8, "s2": 12}
+models = {"s0": (32, 2, 88), "s1": (64, 2, 172), "s2": (96, 3, 256), "s3": (128, 4, 344),  # d, L, hidden
+          "c0": (20, 2, 64), "c1": (40, 2, 88), "c2": (48, 3, 144), "c3": (64, 4, 160)}
+ranks = {"s0": 4, "s1": 8, "s2": 12, "s3": 16}
 V = 256
 def params(m):
     d, L, h = models[m]
@@ -179,9 +184,9 @@ for line in open("exp.out"):
     m = re.match(r"(\S+) +build \w+ +params +(\d+) +relora trainable +(\d+)", line)
     if m:
         rows[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-assert len(rows) == 67, len(rows)
+assert len(rows) == 94, len(rows)
 seen = set()
-for size in ("s0", "s1", "s2"):
+for size in ("s0", "s1", "s2", "s3"):
     c = "c" + size[1]
     want = relora_trainable(size, ranks[size])
     for name, (p, t) in rows.items():
@@ -196,7 +201,7 @@ for size in ("s0", "s1", "s2"):
         else:
             continue
         seen.add(method)
-assert len(seen) == 12, sorted(seen)
+assert len(seen) == 16, sorted(seen)
 print("ok")
 EOF
     expect_grep '^ok$' py3.out "the experiment's parameter counts and controls"
