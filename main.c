@@ -207,7 +207,8 @@ static bool parse_spec_args(const char *cmd, int argc, char **argv, SpecArgs *a,
                 a->arch = v;
             else
                 a->nvrtc = v;
-        } else if (strstr(allow, "output") && (!strcmp(s, "-o") || !strncmp(s, "--cpu", 5))) {
+        } else if ((strstr(allow, "output") && !strcmp(s, "-o")) ||
+                   ((strstr(allow, "output") || strstr(allow, "cpu")) && !strncmp(s, "--cpu", 5))) {
             bool missing = false;
             const char *v = !strcmp(s, "-o") ? (i + 1 < argc ? argv[++i] : NULL)
                                              : option_value("--cpu", argc, argv, &i, &missing);
@@ -255,6 +256,7 @@ static void help_check(FILE *out)
 {
     fprintf(out,
             "usage: relorac check SPEC [-D key=value]... [--model NAME] [--json] [--train]\n"
+            "                     [--cpu NAME]\n"
             "\n"
             "Checks a .relora spec and reports parameter counts per module and per training\n"
             "phase, FLOPs per token, a memory estimate, the memory plan per phase, and the\n"
@@ -268,6 +270,8 @@ static void help_check(FILE *out)
             "  --model NAME   the model to check (default: the last one declared)\n"
             "  --json         print the report as JSON\n"
             "  --train        check as for training: missing data files are errors\n"
+            "  --cpu NAME     check for a trainer built with --cpu NAME (precision = bf16 on\n"
+            "                 target = cpu needs AVX512-BF16); default: this machine's CPU\n"
             "  --no-plan      skip the passes and the memory plan (the planned-memory tables)\n"
             "  -h, --help     show this help\n"
             "\n"
@@ -437,6 +441,28 @@ static void warn_plan_memory(const Spec *spec, const FeReport *r)
     fprintf(stderr, "relorac: warning: the memory plan needs %s, more than a process may use on this machine: %s; its trainer will refuse to start here\n", need_s, avail);
 }
 
+/* LLVM's names of the x86 CPUs with AVX512-BF16 (vdpbf16ps), as --cpu takes them: the
+ * LLVM C API cannot list a named CPU's features. */
+static const char *const bf16_cpus[] = {"cooperlake",  "sapphirerapids", "emeraldrapids", "graniterapids",
+                                        "graniterapids-d", "diamondrapids", "znver4",   "znver5"};
+
+/* What the CPU a target = cpu trainer will run on offers the checker: --cpu NAME, else this
+ * machine's CPUID (the same detection the trainer makes at start-up, runtime/cpu.c). */
+static void target_cpu(FeOptions *opt, const char *cpu, Arena *a)
+{
+    opt->cpu_has_bf16 = false;
+    if (cpu && strcmp(cpu, "native") != 0) {
+        opt->cpu_name = arena_sprintf(a, "--cpu %s", cpu);
+        for (size_t i = 0; i < sizeof bf16_cpus / sizeof *bf16_cpus; i++)
+            opt->cpu_has_bf16 |= !strcmp(cpu, bf16_cpus[i]);
+        return;
+    }
+    RtCpu c;
+    rt_cpu_detect(&c);
+    opt->cpu_name = arena_sprintf(a, "this machine's %s", c.brand[0] ? c.brand : c.vendor[0] ? c.vendor : "CPU");
+    opt->cpu_has_bf16 = rt_cpu_has(&c, "avx512bf16");
+}
+
 static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
 {
     size_t len;
@@ -447,6 +473,7 @@ static int run_check(const SpecArgs *args, Arena *arena, Diags *diags)
                      .defines = args->defines,
                      .n_defines = args->n_defines,
                      .is_training = args->is_training};
+    target_cpu(&opt, args->cpu, arena);
     const Spec *spec = fe_load_spec_buffer(arena, diags, args->path, text, len, &opt);
     diag_print(diags, stderr, false);
     if (!spec)
@@ -485,6 +512,7 @@ static int run_sweep(const SpecArgs *args, Arena *arena, Diags *diags)
                      .defines = args->defines,
                      .n_defines = args->n_defines,
                      .is_training = !args->is_list};
+    target_cpu(&opt, NULL, arena);
     FeSweepOptions so = {.sweep_name = args->sweep, .grids = args->grids, .n_grids = args->n_grids};
     FeVariant *vars;
     int n;
@@ -578,6 +606,7 @@ static IrModule *compile_spec(Arena *arena, Diags *diags, const SpecArgs *args, 
                      .defines = args->defines,
                      .n_defines = args->n_defines,
                      .is_training = args->is_training};
+    target_cpu(&opt, args->cpu, arena);
     const Spec *spec = fe_load_spec_buffer(arena, diags, args->path, text, len, &opt);
     IrModule *m = spec ? fe_lower(arena, diags, spec) : NULL;
     if (m && run_passes) {
@@ -870,7 +899,7 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
-    {"check", "check a spec; report parameters, FLOPs and memory", "model json plan", help_check, run_check},
+    {"check", "check a spec; report parameters, FLOPs and memory", "model json plan cpu", help_check, run_check},
     {"sweep", "build and train every variant of the spec's sweeps; tables and a plot", "model sweep runner",
      help_sweep, run_sweep},
     {"build", "compile a spec into a standalone training binary", "model output", help_build, run_build},

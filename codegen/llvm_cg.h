@@ -75,8 +75,8 @@ struct CgCtx {
     LLVMTypeRef t_kernel_fn;       /* void (i8 *args, i64 begin, i64 end) */
     LLVMTypeRef t_host_fn;         /* float (RtCtx *): one KFunc (rt.h RtFnPtr) */
     /* runtime declarations and their types */
-    LLVMValueRef f_parallel_for, f_sgemm, f_rng_normal, f_prune_mag, f_prune_rand, f_tanhf;
-    LLVMTypeRef t_parallel_for, t_sgemm, t_rng_normal, t_prune_mag, t_prune_rand, t_tanhf;
+    LLVMValueRef f_parallel_for, f_sgemm, f_sbgemm, f_rng_normal, f_prune_mag, f_prune_rand, f_tanhf;
+    LLVMTypeRef t_parallel_for, t_sgemm, t_sbgemm, t_rng_normal, t_prune_mag, t_prune_rand, t_tanhf;
     LLVMValueRef f_sgemm_pair; /* rt_sgemm_pair: two GEMMs of a fused LoRA linear as one */
     LLVMTypeRef t_sgemm_pair;
     LLVMValueRef f_attn_fwd, f_attn_bwd, f_head_loss; /* runtime/rt_fused.h */

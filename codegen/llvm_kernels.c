@@ -659,11 +659,64 @@ static LLVMValueRef f32_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
     return LLVMBuildInBoundsGEP2(c->b, c->t_f32, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_f32), &o, 1, "");
 }
 
+/* i16 * (bf16 elements): buffer buf + off elements */
+static LLVMValueRef bf16_at(CgCtx *c, const CgFn *h, int buf, int64_t off)
+{
+    LLVMValueRef o = cg_const_i64(c, off);
+    return LLVMBuildInBoundsGEP2(c->b, c->t_i16, cg_typed(c, cg_buf_ptr(c, h, buf), c->t_i16), &o, 1, "");
+}
+
+/* A GEMM with a bf16 operand (the precision policy's copies, ir/kprecision.c): rt_sbgemm_strided,
+ * bf16 products accumulated in f32; an f32 operand beside it is rounded as it is packed. */
+static void emit_sbgemm(CgCtx *c, const CgFn *h, const Kernel *k)
+{
+    const KGemm *g = &k->gemm;
+    bool a16 = c->p->bufs[g->a].dtype == IR_BF16, b16 = c->p->bufs[g->b].dtype == IR_BF16;
+    LLVMValueRef a[20] = {h->ctx,
+                          cg_const_i32(c, g->trans_a),
+                          cg_const_i32(c, g->trans_b),
+                          cg_const_i64(c, g->m),
+                          cg_const_i64(c, g->n),
+                          cg_const_i64(c, g->k),
+                          cg_const_f32(c, g->alpha),
+                          LLVMBuildBitCast(c->b, a16 ? bf16_at(c, h, g->a, g->off_a) : f32_at(c, h, g->a, g->off_a), c->t_p8, ""),
+                          cg_const_i32(c, a16),
+                          cg_const_i64(c, g->lda),
+                          cg_const_i64(c, g->stride_a),
+                          LLVMBuildBitCast(c->b, b16 ? bf16_at(c, h, g->b, g->off_b) : f32_at(c, h, g->b, g->off_b), c->t_p8, ""),
+                          cg_const_i32(c, b16),
+                          cg_const_i64(c, g->ldb),
+                          cg_const_i64(c, g->stride_b),
+                          cg_const_f32(c, g->beta),
+                          f32_at(c, h, g->c, g->off_c),
+                          cg_const_i64(c, g->ldc),
+                          cg_const_i64(c, g->stride_c),
+                          cg_const_i64(c, g->batch > 0 ? g->batch : 1)};
+    LLVMBuildCall2(c->b, c->t_sbgemm, c->f_sbgemm, a, 20, "");
+}
+
+static bool is_gemm_operand(CgCtx *c, const Kernel *k, int buf, const char *what)
+{
+    if (!check_buf(c, k, buf, what, false))
+        return false;
+    IrDType t = c->p->bufs[buf].dtype;
+    if (t != IR_F32 && t != IR_BF16) {
+        diag_error(c->d, k->loc, "kernel %s: a GEMM operand must be f32 or bf16 (%s is %s)", cg_kernel_name(k), what,
+                   ir_dtype_name(t));
+        return false;
+    }
+    return true;
+}
+
 static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
 {
     const KGemm *g = &k->gemm;
-    if (!check_buf(c, k, g->a, "A", true) || !check_buf(c, k, g->b, "B", true) || !check_buf(c, k, g->c, "C", true))
+    if (!is_gemm_operand(c, k, g->a, "A") || !is_gemm_operand(c, k, g->b, "B") || !check_buf(c, k, g->c, "C", true))
         return;
+    if (c->p->bufs[g->a].dtype == IR_BF16 || c->p->bufs[g->b].dtype == IR_BF16) {
+        emit_sbgemm(c, h, k);
+        return;
+    }
     LLVMValueRef a[18] = {h->ctx,
                           cg_const_i32(c, g->trans_a),
                           cg_const_i32(c, g->trans_b),
@@ -685,13 +738,22 @@ static void emit_gemm(CgCtx *c, const CgFn *h, const Kernel *k)
     LLVMBuildCall2(c->b, c->t_sgemm, c->f_sgemm, a, 18, "");
 }
 
+/* Whether a GEMM's operands are all f32 (rt_sgemm_pair's; a bf16 operand goes to
+ * rt_sbgemm_strided alone). */
+static bool gemm_all_f32(const CgCtx *c, const Kernel *k)
+{
+    const KGemm *g = &k->gemm;
+    return g->a >= 0 && g->b >= 0 && c->p->bufs[g->a].dtype == IR_F32 && c->p->bufs[g->b].dtype == IR_F32 &&
+           c->p->bufs[g->c].dtype == IR_F32;
+}
+
 /* Whether GEMM y, run right after GEMM x, joins it in one rt_sgemm_pair call, and how:
  * *cat_k 0 when they share A and write adjacent column ranges of one C (kernelize's
  * split_concat_gemm, trans_b: a [W; A]^T), 1 when y adds a second inner range into x's C
  * with beta 1 (its non-trans case: a [W; A] with a = [dy | dz]). y must not read x's C. */
-static bool gemm_pair(const Kernel *x, const Kernel *y, int *cat_k)
+static bool gemm_pair(const CgCtx *c, const Kernel *x, const Kernel *y, int *cat_k)
 {
-    if (!x || !y || x->kind != K_GEMM || y->kind != K_GEMM)
+    if (!x || !y || x->kind != K_GEMM || y->kind != K_GEMM || !gemm_all_f32(c, x) || !gemm_all_f32(c, y))
         return false;
     const KGemm *p = &x->gemm, *q = &y->gemm;
     if (p->trans_a || q->trans_a || p->trans_b != q->trans_b || p->batch > 1 || q->batch > 1 ||
@@ -712,10 +774,10 @@ static bool gemm_pair(const Kernel *x, const Kernel *y, int *cat_k)
 
 /* Whether GEMM kernel i of f is the second of a pair: pairs are taken greedily from the
  * first GEMM of a run of pairable ones, so it is when an odd number of links precede it. */
-static bool paired_with_prev(const KFunc *f, int i)
+static bool paired_with_prev(const CgCtx *c, const KFunc *f, int i)
 {
     int links = 0, cat_k;
-    while (i > 0 && gemm_pair(f->kernels[i - 1], f->kernels[i], &cat_k)) {
+    while (i > 0 && gemm_pair(c, f->kernels[i - 1], f->kernels[i], &cat_k)) {
         links++;
         i--;
     }
@@ -804,6 +866,10 @@ static bool cpu_prepare(CgCtx *c)
                           c->t_f32,  c->t_pf32, c->t_i64, c->t_pf32, c->t_i64, c->t_pf32, c->t_i64,
                           c->t_pf32, c->t_i64, c->t_f32,  c->t_pf32, c->t_i64};
     c->f_sgemm_pair = cg_declare(c, "rt_sgemm_pair", c->t_void, sp, 19, &c->t_sgemm_pair);
+    LLVMTypeRef sb[20] = {c->t_pctx, c->t_i32, c->t_i32,  c->t_i64, c->t_i64,  c->t_i64, c->t_f32,
+                          c->t_p8,   c->t_i32, c->t_i64,  c->t_i64, c->t_p8,   c->t_i32, c->t_i64,
+                          c->t_i64,  c->t_f32, c->t_pf32, c->t_i64, c->t_i64,  c->t_i64};
+    c->f_sbgemm = cg_declare(c, "rt_sbgemm_strided", c->t_void, sb, 20, &c->t_sbgemm);
     LLVMTypeRef rn[3] = {c->t_i64, c->t_i64, c->t_i64};
     c->f_rng_normal = cg_declare(c, "rt_rng_normal", c->t_f32, rn, 3, &c->t_rng_normal);
     LLVMTypeRef pm[3] = {c->t_pf32, c->t_i64, c->t_f64};
@@ -842,9 +908,9 @@ static void cpu_kernel(CgCtx *c, CgFn *h, const KFunc *f, const Kernel *k)
         while (i < f->n_kernels && f->kernels[i] != k)
             i++;
         const Kernel *next = i + 1 < f->n_kernels ? f->kernels[i + 1] : NULL;
-        if (i < f->n_kernels && paired_with_prev(f, i))
+        if (i < f->n_kernels && paired_with_prev(c, f, i))
             break; /* emitted with the one before */
-        if (gemm_pair(k, next, &cat_k))
+        if (gemm_pair(c, k, next, &cat_k))
             emit_gemm_pair(c, h, k, next, cat_k);
         else
             emit_gemm(c, h, k);

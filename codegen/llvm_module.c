@@ -315,7 +315,12 @@ static bool module_build(CgCtx *c, LLVMTargetMachineRef tm, bool with_main)
     /* the instruction sets the object needs: the runtime checks them against CPUID before
      * any generated code runs (runtime/cpu.c, rt_cpu_check) */
     if (with_main) {
-        LLVMValueRef str = LLVMConstStringInContext(c->llc, features, (unsigned)strlen(features), 0);
+        /* bf16 GEMMs (rt_sbgemm_strided) need AVX512-BF16: a CPU without it is refused at
+         * start-up by name, also when --cpu left the feature string empty */
+        const char *req = features;
+        if (c->f_sbgemm && LLVMGetFirstUse(c->f_sbgemm) && !strstr(features, "+avx512bf16"))
+            req = arena_sprintf(c->a, "%s%s+avx512bf16", features, *features ? "," : "");
+        LLVMValueRef str = LLVMConstStringInContext(c->llc, req, (unsigned)strlen(req), 0);
         LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMTypeOf(str), "relorac_target_features");
         LLVMSetInitializer(gv, str);
         LLVMSetGlobalConstant(gv, 1);

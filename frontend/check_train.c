@@ -1,6 +1,6 @@
 /* check_train.c: the train section (§5) with its optimizer and schedule calls. The
  * fields and call arguments, their defaults and bounds come from fields.def; here
- * are the rules between them (seq_len <= context, bf16 needs cuda, the schedule's
+ * are the rules between them (seq_len <= context, bf16 on cpu needs AVX512-BF16, the schedule's
  * step counts against train.steps) and the size limit of one step. */
 #include <string.h>
 #include <sys/stat.h>
@@ -196,8 +196,13 @@ bool ck_train(Ck *ck, const AstItem *item, AstStmt *const *ovr, int n_ovr, Spec 
     }
     ok = check_optimizer(ck, &sec, spec, at) && ok;
     Entry *pe = ck_field(&sec, "precision");
-    if (t->precision == SPEC_BF16 && t->target == SPEC_TARGET_CPU) {
-        ck_err(ck, pe->stmt->value->loc, "precision = bf16 requires target = cuda (the target is cpu)");
+    /* §5 precision: bf16 GEMMs on the CPU run on AVX512-BF16 (runtime/gemm_bf16.c) */
+    if (t->precision == SPEC_BF16 && t->target == SPEC_TARGET_CPU && !(ck->opt && ck->opt->cpu_has_bf16)) {
+        const char *cpu = ck->opt && ck->opt->cpu_name ? ck->opt->cpu_name : "the target CPU";
+        ck_err(ck, pe->stmt->value->loc,
+               "precision = bf16 on target = cpu needs a CPU with AVX512-BF16 (avx512_bf16), which %s lacks; "
+               "use precision = fp32, target = cuda, or a --cpu that has it (cooperlake, sapphirerapids, znver4...)",
+               cpu);
         ok = false;
     }
     if (read[FIELD_TRAIN_STEPS] == FR_OK) {

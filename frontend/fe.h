@@ -56,6 +56,11 @@ typedef struct FeOptions {
     const char *const *defines; /* -D texts, "train.steps=100" */
     int n_defines;
     bool is_training;           /* missing data files are errors, not warnings */
+    /* The CPU a target = cpu trainer is built for, which precision = bf16 needs to have
+     * AVX512-BF16 (§5): its name for messages ("--cpu cooperlake", "this machine's ...";
+     * NULL: "the target CPU") and whether it has the feature (false when not known). */
+    const char *cpu_name;
+    bool cpu_has_bf16;
 } FeOptions;
 
 /* Checks a parsed file (plus override statements, full paths) into a Spec.

@@ -159,6 +159,10 @@ void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
      * dim per token); the [N, V] logits are never held whole. */
     int64_t global = 4 * m->dim;
     SpecRecompute level = s->train.recompute;
+    int64_t adapted_w = 0; /* elements of the adapted W: their bf16 copies persist */
+    for (int i = 0; r->has_relora && i < m->n_linears; i++)
+        if (m->linears[i]->is_adapted)
+            adapted_w += m->linears[i]->in * m->linears[i]->out * L;
     for (int ph = 0; ph < FE_N_PHASES; ph++) {
         if (ph == FE_PHASE_RELORA && !r->has_relora)
             continue;
@@ -172,12 +176,15 @@ void fe_report_compute(Arena *a, const Spec *s, FeReport *r)
         int64_t weights = ph == FE_PHASE_FULL ? r->total : r->total + r->lora;
         int64_t trainable = ph == FE_PHASE_FULL ? r->total : r->trainable_relora;
         for (int pr = 0; pr < FE_N_PRECS; pr++) {
-            int64_t bytes = pr == FE_PREC_FP32 ? 4 : 2;
+            /* the precision policy (ir/kprecision.c): every tensor f32; under bf16 each
+             * adapted W also keeps a bf16 copy for the whole run (the bf16 copies of the
+             * activations a GEMM reads are not counted, like other temporaries) */
+            bool bf16 = pr == FE_PREC_BF16;
             FeMemory *mm = &r->mem[ph][pr];
-            mm->weights = weights * bytes;
-            mm->grads = trainable * bytes;
-            mm->optimizer = 2 * trainable * bytes;
-            mm->activations = r->act_elems[ph] * bytes;
+            mm->weights = weights * 4 + (bf16 ? adapted_w * 2 : 0);
+            mm->grads = trainable * 4;
+            mm->optimizer = 2 * trainable * 4;
+            mm->activations = r->act_elems[ph] * 4;
             mm->total = mm->weights + mm->grads + mm->optimizer + mm->activations;
         }
     }

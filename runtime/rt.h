@@ -309,6 +309,18 @@ void rt_sgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n
                       float alpha, const float *a, int64_t lda, int64_t stride_a, const float *b,
                       int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
                       int64_t stride_c, int64_t batch);
+/* rt_sgemm_strided with bf16 operands and f32 accumulation (precision = bf16, gemm_bf16.c):
+ * a holds bf16 (uint16_t, the upper half of a binary32) elements when a_bf16 != 0, else f32
+ * elements that are rounded to bf16 (nearest even, as rt_f32_to_bf16) as they are packed;
+ * b likewise. Each product of two bf16 values is exact in f32; sums are f32 in k order (in
+ * slices of 512, pairs of k per instruction), C = alpha * sum + beta * C. Strides and
+ * leading dimensions in elements of each operand's own type. Runs on AVX512-BF16
+ * (vdpbf16ps) when the CPU has it, else on a scalar kernel with the same sums; the result
+ * does not depend on ctx->n_threads. */
+void rt_sbgemm_strided(RtCtx *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const void *a, int a_bf16, int64_t lda, int64_t stride_a,
+                       const void *b, int b_bf16, int64_t ldb, int64_t stride_b, float beta,
+                       float *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
 /* Two GEMMs that share an operand or their C, as one (a fused LoRA linear; trans_a 0, no
  * batch; op(X) = X^T when trans_b != 0):

@@ -184,6 +184,9 @@ void rt_gemm_run_pair(RtCtx *ctx, RtGemm *g, int parts, int cat_k, int tb, int64
  * <brand>, <ISA>, N threads", and rt_gemm_note to err (when not NULL), so a library's poor
  * choice of kernels is never silent. ctx NULL (--help) probes the library. */
 void rt_gemm_report(FILE *out, FILE *err, const char *prog, const RtCtx *ctx);
+/* ---- gemm_bf16.c ---- */
+/* Whether rt_sbgemm_strided runs on AVX512-BF16 here (else its scalar kernel). */
+bool rt_sbgemm_native(void);
 /* A row-major strided batch C_i = alpha op(A_i) op(B_i) + beta C_i (rt_sgemm_strided's
  * contract) on up to `parts` pool parts; results do not depend on parts. */
 void rt_gemm_run(RtCtx *ctx, RtGemm *g, int parts, int ta, int tb, int64_t m, int64_t n,

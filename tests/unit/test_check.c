@@ -388,7 +388,30 @@ START_TEST(check_reports_rule_violations)
     ck_assert_ptr_null(load(&f, t, NULL, 0, false));
     ck_assert(has_msg(&f.diags, DIAG_ERROR, "lora rank must be > 0 (got 0)"));
     ck_assert(has_msg(&f.diags, DIAG_ERROR, "seq_len must be <= the model context"));
-    ck_assert(has_msg(&f.diags, DIAG_ERROR, "bf16 requires target = cuda"));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "precision = bf16 on target = cpu needs a CPU with AVX512-BF16 "
+                                            "(avx512_bf16), which the target CPU lacks"));
+    arena_fini(&f.arena);
+}
+END_TEST
+
+START_TEST(check_bf16_on_cpu_follows_the_target_cpu)
+{
+    const char *t = MODEL_HEAD LLAMA_BLOCK "train { seq_len = 32; precision = bf16 }\n";
+    const char *t_cuda = MODEL_HEAD LLAMA_BLOCK "train { seq_len = 32; precision = bf16; target = cuda }\n";
+    const FeOptions with = {.cpu_name = "--cpu cooperlake", .cpu_has_bf16 = true};
+    const FeOptions without = {.cpu_name = "--cpu skylake-avx512", .cpu_has_bf16 = false};
+    Fx f;
+    arena_init(&f.arena);
+    diag_init(&f.diags, &f.arena);
+    ck_assert_ptr_nonnull(fe_load_spec_buffer(&f.arena, &f.diags, "t.relora", t, strlen(t), &with));
+    ck_assert_int_eq(f.diags.n_errors, 0);
+    ck_assert_ptr_null(fe_load_spec_buffer(&f.arena, &f.diags, "t.relora", t, strlen(t), &without));
+    ck_assert(has_msg(&f.diags, DIAG_ERROR, "which --cpu skylake-avx512 lacks"));
+    arena_fini(&f.arena);
+    /* the CPU does not matter for the cuda target */
+    arena_init(&f.arena);
+    diag_init(&f.diags, &f.arena);
+    ck_assert_ptr_nonnull(fe_load_spec_buffer(&f.arena, &f.diags, "t.relora", t_cuda, strlen(t_cuda), &without));
     arena_fini(&f.arena);
 }
 END_TEST
@@ -458,6 +481,7 @@ Suite *check_suite(void)
     tcase_add_test(tc, check_applies_overrides);
     tcase_add_test(tc, check_variants_inherit_and_override);
     tcase_add_test(tc, check_reports_rule_violations);
+    tcase_add_test(tc, check_bf16_on_cpu_follows_the_target_cpu);
     tcase_add_test(tc, check_missing_data_is_an_error_only_when_training);
     tcase_add_test(tc, check_suggests_names);
     tcase_add_test(tc, check_selects_model_by_name);

@@ -69,11 +69,16 @@ def arch(name, V, d, L, H, KV, T, B, rank, block, targets, trainable, tied=False
         act_full = B * T * (L * (per_layer - drop) + kept_head)
         act_rel = B * T * (L * (per_layer - drop + ax) + kept_head)
     mem = {}
-    for prec, by in (('fp32', 4), ('bf16', 2)):
-        fr = dict(weights=total * by, gradients=total * by, optimizer=2 * total * by, activations=act_full * by)
+    # the precision policy (docs/language.md 7.3): f32 everywhere; bf16 adds a bf16 copy of
+    # every adapted W (a ReLoRA run); activations' bf16 copies are not counted
+    copies = L * sum(i * o for _, i, o in adapted) if lora else 0
+    for prec, extra_w, act_by in (('fp32', 0, 4), ('bf16', 2 * copies, 4)):
+        by = 4
+        fr = dict(weights=total * by + extra_w, gradients=total * by, optimizer=2 * total * by,
+                  activations=act_full * act_by)
         fr['total'] = sum(fr.values())
-        rl = dict(weights=(total + lora) * by, gradients=(tr + lora) * by, optimizer=2 * (tr + lora) * by,
-                  activations=act_rel * by)
+        rl = dict(weights=(total + lora) * by + extra_w, gradients=(tr + lora) * by, optimizer=2 * (tr + lora) * by,
+                  activations=act_rel * act_by)
         rl['total'] = sum(rl.values())
         mem[prec] = {'full_rank': fr, 'relora': rl}
     return dict(total=total, lora=lora, relora_frozen=frozen, relora_trainable=tr + lora, matmul=mm,
