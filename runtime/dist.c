@@ -192,6 +192,30 @@ uint64_t rt_dist_bytes_sent(const RtDist *d)
 }
 
 /* Sums bucket[0, n) over the ranks in rank order (the file's header). */
+/* The bucket's chunks (d->scount, d->sdispl) exchanged so each rank receives its own
+ * chunk from every rank, summed in rank order ((g0 + g1) + g2) + ... into its place in
+ * the bucket: the fixed-order sum both the all-reduce and ZeRO's reduce-scatter use. */
+static bool scatter_sum(RtDist *d, RtError *e)
+{
+    int N = d->size, mine = d->scount[d->rank];
+    for (int q = 0; q < N; q++) {
+        d->rcount[q] = mine;
+        d->rdispl[q] = q * mine;
+    }
+    int rc = d->alltoallv(d->bucket, d->scount, d->sdispl, d->float_t, d->recv, d->rcount, d->rdispl,
+                          d->float_t, d->comm);
+    if (rc != MPI_OK)
+        return mpi_fail(d, rc, "MPI_Alltoallv", e);
+    float *acc = d->bucket + d->sdispl[d->rank];
+    for (int i = 0; i < mine; i++) {
+        float s = d->recv[i];
+        for (int q = 1; q < N; q++)
+            s += d->recv[(size_t)q * (size_t)mine + (size_t)i];
+        acc[i] = s;
+    }
+    return true;
+}
+
 static bool reduce_bucket(RtDist *d, int n, RtError *e)
 {
     int N = d->size, r = d->rank;
@@ -201,22 +225,9 @@ static bool reduce_bucket(RtDist *d, int n, RtError *e)
         d->sdispl[c] = lo;
     }
     int mine = d->scount[r];
-    for (int q = 0; q < N; q++) {
-        d->rcount[q] = mine;
-        d->rdispl[q] = q * mine;
-    }
-    int rc = d->alltoallv(d->bucket, d->scount, d->sdispl, d->float_t, d->recv, d->rcount, d->rdispl,
-                          d->float_t, d->comm);
-    if (rc != MPI_OK)
-        return mpi_fail(d, rc, "MPI_Alltoallv", e);
-    float *acc = d->bucket + d->sdispl[r];
-    for (int i = 0; i < mine; i++) { /* rank order: ((g0 + g1) + g2) + ... */
-        float s = d->recv[i];
-        for (int q = 1; q < N; q++)
-            s += d->recv[(size_t)q * (size_t)mine + (size_t)i];
-        acc[i] = s;
-    }
-    rc = d->allgatherv(MPI_IN_PLACE_, 0, d->float_t, d->bucket, d->scount, d->sdispl, d->float_t, d->comm);
+    if (!scatter_sum(d, e))
+        return false;
+    int rc = d->allgatherv(MPI_IN_PLACE_, 0, d->float_t, d->bucket, d->scount, d->sdispl, d->float_t, d->comm);
     if (rc != MPI_OK)
         return mpi_fail(d, rc, "MPI_Allgatherv", e);
     d->sent += sizeof(float) * ((uint64_t)(n - mine) + (uint64_t)mine * (uint64_t)(N - 1));
@@ -311,7 +322,7 @@ bool rt_dist_reduce_scatter_spans(RtDist *d, float *const *x, const int64_t *n, 
 {
     if (!d || d->size == 1)
         return true;
-    int N = d->size, r = d->rank;
+    int r = d->rank;
     int64_t total = 0;
     for (int k = 0; k < count; k++)
         total += n[k];
@@ -320,23 +331,10 @@ bool rt_dist_reduce_scatter_spans(RtDist *d, float *const *x, const int64_t *n, 
         flat_copy(x, n, count, a, len, d->bucket, true);
         window_parts(d, total, a, len);
         int mine = d->scount[r];
-        for (int q = 0; q < N; q++) {
-            d->rcount[q] = mine;
-            d->rdispl[q] = q * mine;
-        }
-        int rc = d->alltoallv(d->bucket, d->scount, d->sdispl, d->float_t, d->recv, d->rcount, d->rdispl,
-                              d->float_t, d->comm);
-        if (rc != MPI_OK)
-            return mpi_fail(d, rc, "MPI_Alltoallv", e);
-        float *acc = d->bucket + d->sdispl[r];
-        for (int i = 0; i < mine; i++) { /* rank order, as reduce_bucket */
-            float s = d->recv[i];
-            for (int q = 1; q < N; q++)
-                s += d->recv[(size_t)q * (size_t)mine + (size_t)i];
-            acc[i] = s;
-        }
+        if (!scatter_sum(d, e))
+            return false;
         if (mine > 0)
-            flat_copy(x, n, count, a + d->sdispl[r], mine, acc, false);
+            flat_copy(x, n, count, a + d->sdispl[r], mine, d->bucket + d->sdispl[r], false);
         d->sent += sizeof(float) * (uint64_t)(len - mine);
     }
     return true;
